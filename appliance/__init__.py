@@ -1,0 +1,74 @@
+"""Ahoy: the service that runs on the box.
+
+`create_app(settings)` builds the Flask application: the phone web app, the
+JSON API, the WebSocket hub (presence, rooms, chat, call signaling), the
+captive portal and the admin page. Nothing happens at import time.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask
+
+from .settings import Settings
+
+__version__ = "0.1.0"
+
+
+@dataclass
+class Box:
+    """Everything the blueprints share, kept in `app.extensions["ahoy"]`."""
+
+    settings: Settings
+    hub: Any
+    started: float = field(default_factory=time.time)
+    # Facts about the hotspot and config, updated by the watchers.
+    status: dict[str, Any] = field(default_factory=dict)
+
+
+def create_app(settings: Settings) -> Flask:
+    from . import api, client, ws
+    from .hub import Hub
+    from .ice import ice_servers
+    from .store import Store
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.db_path)
+
+    def ice_for(user_id: str) -> list[dict[str, Any]]:
+        return ice_servers(settings.stun_urls, settings.turn_urls, settings.turn_secret,
+                           user_id, int(time.time()), settings.turn_ttl_s)
+
+    day_ms = 24 * 3600 * 1000
+    hub = Hub(store, ice_servers=ice_for,
+              retention=(settings.retention_days * day_ms, settings.retention_messages))
+    app = Flask(__name__, static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = 8 * 1024 * 1024
+    box = Box(settings=settings, hub=hub)
+    app.extensions["ahoy"] = box
+    ws.install(app, hub, settings.extra_origins)
+    app.register_blueprint(api.blueprint)
+    app.register_blueprint(client.blueprint)
+
+    @app.after_request
+    def security_headers(response: Any) -> Any:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data: blob:;"
+            " media-src 'self' blob:; style-src 'self' 'unsafe-inline'; script-src 'self';"
+            " object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+        )
+        return response
+
+    return app
+
+
+def box_of(app: Flask) -> Box:
+    box: Box = app.extensions["ahoy"]
+    return box

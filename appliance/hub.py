@@ -1,0 +1,599 @@
+"""The hub: takes validated requests from connections and routes the results.
+
+It owns presence, rooms, calls and the message store, and serialises every
+change behind one lock, so sequence numbers, membership and call state never
+disagree. It never touches a socket: connections are `Peer` objects whose
+`send` only queues.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import protocol
+from .presence import Peer, Presence
+from .protocol import ProtocolError, Request
+from .rooms import DEFAULT_LIMIT, Room
+from .signaling import Calls, Event
+from .store import Store, StoredMessage, dm_conv, room_conv
+
+log = logging.getLogger(__name__)
+
+HISTORY_ON_JOIN = 100
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def new_id(prefix: str) -> str:
+    return prefix + secrets.token_urlsafe(9).replace("-", "x").replace("_", "y")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass
+class RateLimit:
+    """A token bucket per connection: `rate` frames a second, bursts of `burst`."""
+
+    rate: float = 20.0
+    burst: float = 60.0
+    strikes_allowed: int = 100
+
+    def new_state(self, now: int) -> list[float]:
+        return [self.burst, float(now), 0.0]
+
+
+@dataclass
+class Connection:
+    peer: Peer
+    bucket: list[float]  # tokens, last refill (ms), strikes
+    user_id: str | None = None
+
+
+IceProvider = Callable[[str], list[dict[str, Any]]]
+
+
+class Hub:
+    def __init__(
+        self,
+        store: Store,
+        clock: Callable[[], int] = _now_ms,
+        ice_servers: IceProvider = lambda user_id: [],
+        rate_limit: RateLimit | None = None,
+        calls: Calls | None = None,
+        retention: tuple[int, int] | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.ice_servers = ice_servers
+        self.rate_limit = rate_limit or RateLimit()
+        self.retention = retention  # (max age ms, max messages per conversation)
+        self.lock = threading.RLock()
+        self.presence = Presence()
+        self.calls = calls or Calls(lambda: new_id("c_"))
+        self.rooms: dict[str, Room] = {
+            r.id: Room.from_record(r) for r in store.load_rooms()
+        }
+        self._conns: dict[int, Connection] = {}
+        self.started = clock()
+        self.counters = {"messages": 0, "connections": 0, "errors": 0}
+        # Observers (LEDs, admin page) are told when online users or calls change.
+        self.on_change: list[Callable[[], None]] = []
+
+    # -- connection lifecycle ------------------------------------------------
+
+    def connect(self, peer: Peer) -> None:
+        with self.lock:
+            self._conns[id(peer)] = Connection(peer, self.rate_limit.new_state(self.clock()))
+            self.counters["connections"] += 1
+
+    def disconnect(self, peer: Peer) -> None:
+        """The connection is gone. A stale connection's close changes nothing."""
+        with self.lock:
+            self._conns.pop(id(peer), None)
+            user_id = self.presence.detach(peer)
+            if user_id is None:
+                return
+            busy_before = self.calls.busy_users()
+            self._deliver(self.calls.user_gone(user_id, self.clock()))
+            self._broadcast_presence(user_id, "offline")
+            self._after_calls_changed(busy_before, set())
+            self._touch_rooms_of(user_id)
+        self._notify()
+
+    def handle(self, peer: Peer, frame: str | bytes) -> None:
+        """Process one frame from `peer`; every problem becomes an error reply."""
+        ref: str | None = None
+        changed = False
+        with self.lock:
+            conn = self._conns.get(id(peer))
+            if conn is None:
+                return
+            try:
+                if not self._take_token(conn):
+                    return
+                request = protocol.parse_frame(frame)
+                ref = request.ref
+                changed = self._dispatch(conn, request)
+            except ProtocolError as e:
+                self.counters["errors"] += 1
+                peer.send(protocol.error(e.code, e.message, ref))
+            except Exception:  # one bad request must not take the box down
+                log.exception("request failed")
+                self.counters["errors"] += 1
+                peer.send(protocol.error(
+                    "internal", "Something went wrong on the box; please try again.", ref))
+        if changed:
+            self._notify()
+
+    def tick(self) -> None:
+        """Housekeeping, called about once a second: call timeouts and retention."""
+        with self.lock:
+            busy_before = self.calls.busy_users()
+            rooms_before = self._room_call_snapshot()
+            events = self.calls.tick(self.clock())
+            self._deliver(events)
+            self._after_calls_changed(busy_before, rooms_before)
+        if events:
+            self._notify()
+
+    def prune(self) -> int:
+        """Apply the retention policy; returns how many messages were deleted."""
+        if self.retention is None:
+            return 0
+        max_age, max_count = self.retention
+        with self.lock:
+            return self.store.prune(self.clock() - max_age, max_count)
+
+    def _take_token(self, conn: Connection) -> bool:
+        now = float(self.clock())
+        tokens, last, strikes = conn.bucket
+        tokens = min(self.rate_limit.burst, tokens + (now - last) / 1000 * self.rate_limit.rate)
+        if tokens >= 1:
+            conn.bucket[:] = [tokens - 1, now, max(0.0, strikes - 1)]
+            return True
+        strikes += 1
+        conn.bucket[:] = [tokens, now, strikes]
+        if strikes > self.rate_limit.strikes_allowed:
+            conn.peer.close(4008, "too many messages")
+        elif strikes == 1 or strikes % 20 == 0:
+            conn.peer.send(protocol.error(
+                "rate_limited", "You are sending too fast; slow down."))
+        return False
+
+    # -- dispatch ------------------------------------------------------------
+
+    def _dispatch(self, conn: Connection, req: Request) -> bool:
+        """Run one request; returns True when presence, rooms or calls changed."""
+        if req.type == "ping":
+            conn.peer.send(self._reply(req, {"type": "pong", "ts": self.clock()}))
+            return False
+        if req.type == "hello":
+            self._hello(conn, req)
+            return True
+        user = conn.user_id
+        if user is None or self.presence.user_of(conn.peer) != user:
+            raise ProtocolError("not_joined", "Say hello with your name first.")
+        handler = getattr(self, "_on_" + req.type)
+        busy_before = self.calls.busy_users()
+        rooms_before = self._room_call_snapshot()
+        handler(conn, user, req)
+        return self._after_calls_changed(busy_before, rooms_before) or req.type.startswith(
+            ("room_", "call_")
+        )
+
+    def _reply(self, req: Request, message: dict[str, Any]) -> dict[str, Any]:
+        if req.ref is not None:
+            message["ref"] = req.ref
+        return message
+
+    # -- presence ------------------------------------------------------------
+
+    def _hello(self, conn: Connection, req: Request) -> None:
+        if conn.user_id is not None:
+            raise ProtocolError("bad_request", "You already said hello on this connection.")
+        now = self.clock()
+        token: str | None = req.get("token")
+        raw_name: str | None = req.get("name")
+        name = protocol.clean_name(raw_name) if raw_name is not None else None
+        if token is not None:
+            record = self.store.user_by_token(hash_token(token))
+            if record is None:
+                raise ProtocolError(
+                    "bad_token", "This device is not known to the box any more; pick a name.")
+            user_id, current_name = record.id, record.name
+        else:
+            if name is None:
+                raise ProtocolError("bad_name", "Please enter a name.")
+            user_id, current_name = new_id("u_"), name
+        wanted = name or current_name
+        holder = self.presence.name_holder(wanted)
+        if holder is not None and holder != user_id:
+            raise ProtocolError(
+                "name_taken", f"Someone online is already called \"{wanted}\". Pick another name.")
+        if token is None:
+            token = secrets.token_urlsafe(32)
+            self.store.create_user(user_id, hash_token(token), wanted, now)
+        elif wanted != current_name:
+            self.store.rename_user(user_id, wanted)
+
+        was_online = self.presence.is_online(user_id)
+        replaced = self.presence.attach(user_id, wanted, conn.peer, now)
+        conn.user_id = user_id
+        if replaced is not None:
+            stale = self._conns.get(id(replaced))
+            if stale is not None:
+                stale.user_id = None
+            replaced.send(protocol.error(
+                "replaced", "You opened Ahoy somewhere else on this device; this copy is closed."))
+            replaced.close(4001, "replaced")
+
+        busy = self.calls.busy_users()
+        users = [
+            {"id": s.user_id, "name": s.name,
+             "status": "busy" if s.user_id in busy else "online"}
+            for s in self.presence.sessions() if s.user_id != user_id
+        ]
+        conn.peer.send(self._reply(req, {
+            "type": "welcome",
+            "protocol": protocol.PROTOCOL_VERSION,
+            "you": self._user_wire(user_id),
+            "token": token,
+            "users": users,
+            "rooms": [self._room_wire(r) for r in self.rooms.values()],
+            "ice_servers": self.ice_servers(user_id),
+            "limits": {"text": protocol.MAX_TEXT, "name": protocol.MAX_NAME,
+                       "room_members": protocol.MAX_ROOM_LIMIT,
+                       "call_members": protocol.MAX_CALL_MEMBERS},
+            "server_time": now,
+        }))
+        self._send_missed(conn.peer, user_id, req.get("since") or {})
+        self._deliver(self.calls.user_back(user_id))
+        if not was_online or wanted != current_name:
+            self._broadcast_presence(user_id, self._status(user_id))
+        self._touch_rooms_of(user_id)
+
+    def _send_missed(self, peer: Peer, user_id: str, since: dict[str, int]) -> None:
+        convs = [room_conv(r.id) for r in self.rooms.values() if user_id in r.members]
+        convs += self.store.dm_convs(user_id)
+        for conv in convs:
+            last = self.store.last_seq(conv)
+            seen = since.get(conv)
+            if seen is None:
+                if last == 0:
+                    continue
+                messages, more = self.store.before(conv, last + 1, HISTORY_ON_JOIN)
+                more = False
+            elif seen < last:
+                messages, more = self.store.after(conv, seen, HISTORY_ON_JOIN)
+            else:
+                continue
+            peer.send(self._history(conv, messages, more))
+
+    def _history(self, conv: str, messages: list[StoredMessage], more: bool) -> dict[str, Any]:
+        return {"type": "history", "conv": conv, "messages": [m.to_wire() for m in messages],
+                "more": more, "last_seq": self.store.last_seq(conv)}
+
+    def _status(self, user_id: str) -> str:
+        if not self.presence.is_online(user_id):
+            return "offline"
+        return "busy" if self.calls.is_busy(user_id) else "online"
+
+    def _user_wire(self, user_id: str) -> dict[str, Any]:
+        session = self.presence.session(user_id)
+        if session is not None:
+            name = session.name
+        else:
+            record = self.store.user(user_id)
+            name = record.name if record else "?"
+        return {"id": user_id, "name": name, "status": self._status(user_id)}
+
+    def _broadcast_presence(self, user_id: str, status: str) -> None:
+        user = self._user_wire(user_id)
+        user["status"] = status
+        for session in self.presence.sessions():
+            if session.user_id != user_id:
+                session.peer.send({"type": "presence", "user": user})
+
+    def _on_ice(self, conn: Connection, user: str, req: Request) -> None:
+        conn.peer.send(self._reply(req, {"type": "ice", "ice_servers": self.ice_servers(user)}))
+
+    # -- messages ------------------------------------------------------------
+
+    def _target_conv(self, user: str, req: Request, posting: bool) -> tuple[str, list[str]]:
+        """The conversation a send/typing targets and who else is in it."""
+        room_id = req.get("room")
+        if room_id is not None:
+            room = self._room(room_id)
+            if posting:
+                room.check_can_post(user)
+            else:
+                room.check_member(user)
+            return room_conv(room.id), [m for m in room.members if m != user]
+        to = req.get("to")
+        if to == user:
+            raise ProtocolError("bad_request", "You cannot send a message to yourself.")
+        if not self.presence.is_online(to) and self.store.user(to) is None:
+            raise ProtocolError("unknown_user", "There is no such person on this box.")
+        return dm_conv(user, to), [to]
+
+    def _on_send(self, conn: Connection, user: str, req: Request) -> None:
+        text = protocol.clean_text(req.get("text"))
+        conv, others = self._target_conv(user, req, posting=True)
+        session = self.presence.session(user)
+        assert session is not None
+        message, created = self.store.append(conv, req.get("id"), user, session.name, text,
+                                             self.clock())
+        # The ack goes out only now, after the commit.
+        conn.peer.send(self._reply(req, {"type": "ack", "id": message.id, "conv": message.conv,
+                                         "seq": message.seq, "ts": message.ts}))
+        if not created:
+            return
+        self.counters["messages"] += 1
+        wire = message.to_wire()
+        for other in others:
+            peer = self.presence.peer(other)
+            if peer is not None:
+                peer.send(wire)
+
+    def _check_conv_access(self, user: str, conv: str) -> None:
+        if conv.startswith("room:"):
+            self._room(conv[5:]).check_member(user)
+        elif user not in conv.split(":")[1:]:
+            raise ProtocolError("not_member", "That conversation is not yours.")
+
+    def _on_sync(self, conn: Connection, user: str, req: Request) -> None:
+        conv: str = req.get("conv")
+        self._check_conv_access(user, conv)
+        limit: int = req.get("limit", HISTORY_ON_JOIN)
+        before = req.get("before")
+        if before is not None:
+            messages, more = self.store.before(conv, before, limit)
+        else:
+            messages, more = self.store.after(conv, req.get("after", 0), limit)
+        conn.peer.send(self._reply(req, self._history(conv, messages, more)))
+
+    def _on_typing(self, conn: Connection, user: str, req: Request) -> None:
+        conv, others = self._target_conv(user, req, posting=False)
+        for other in others:
+            peer = self.presence.peer(other)
+            if peer is not None:
+                peer.send({"type": "typing", "conv": conv, "from": user})
+
+    def _on_read(self, conn: Connection, user: str, req: Request) -> None:
+        conv: str = req.get("conv")
+        self._check_conv_access(user, conv)
+        if conv.startswith("room:"):
+            others = [m for m in self._room(conv[5:]).members if m != user]
+        else:
+            others = [u for u in conv.split(":")[1:] if u != user]
+        for other in others:
+            peer = self.presence.peer(other)
+            if peer is not None:
+                peer.send({"type": "read", "conv": conv, "from": user, "seq": req.get("seq")})
+
+    # -- rooms ---------------------------------------------------------------
+
+    def _room(self, room_id: str) -> Room:
+        room = self.rooms.get(room_id)
+        if room is None:
+            raise ProtocolError("unknown_room", "That room does not exist (any more).")
+        return room
+
+    def _room_wire(self, room: Room) -> dict[str, Any]:
+        online = sum(1 for m in room.members if self.presence.is_online(m))
+        return room.to_wire(online, self.calls.room_call_wire(room.id))
+
+    def _broadcast_room(self, room: Room) -> None:
+        self._broadcast({"type": "room_update", "room": self._room_wire(room)})
+
+    def _broadcast(self, message: dict[str, Any]) -> None:
+        for session in self.presence.sessions():
+            session.peer.send(message)
+
+    def _touch_rooms_of(self, user_id: str) -> None:
+        """Online counts changed for the rooms this user is in."""
+        for room in self.rooms.values():
+            if user_id in room.members:
+                self._broadcast_room(room)
+
+    def _on_room_create(self, conn: Connection, user: str, req: Request) -> None:
+        now = self.clock()
+        room = Room(
+            id=new_id("r_"),
+            name=protocol.clean_room_name(req.get("name")),
+            description=protocol.clean_description(req.get("description", "")),
+            limit=req.get("limit", DEFAULT_LIMIT),
+            active=True,
+            ephemeral=req.get("ephemeral", False),
+            owner=user,
+            created=now,
+            members=[user],
+        )
+        self.store.save_room(room.record())
+        self.store.add_member(room.id, user, now)
+        self.rooms[room.id] = room
+        conn.peer.send(self._reply(req, {"type": "room", "room": self._room_wire(room)}))
+        self._broadcast_room(room)
+
+    def _on_room_join(self, conn: Connection, user: str, req: Request) -> None:
+        room = self._room(req.get("room"))
+        room.check_can_join(user)
+        if user not in room.members:
+            self.store.add_member(room.id, user, self.clock())
+            room.members.append(user)
+        conn.peer.send(self._reply(req, {"type": "room", "room": self._room_wire(room)}))
+        conv = room_conv(room.id)
+        last = self.store.last_seq(conv)
+        if last:
+            messages, _ = self.store.before(conv, last + 1, HISTORY_ON_JOIN)
+            conn.peer.send(self._history(conv, messages, False))
+        self._broadcast_room(room)
+
+    def _remove_member(self, room: Room, user: str) -> None:
+        self._deliver(self.calls.leave_room_call(user, room.id))
+        if user in room.members:
+            room.members.remove(user)
+            self.store.remove_member(room.id, user)
+
+    def _on_room_leave(self, conn: Connection, user: str, req: Request) -> None:
+        room = self._room(req.get("room"))
+        self._remove_member(room, user)
+        conn.peer.send(self._reply(req, {"type": "room", "room": self._room_wire(room)}))
+        self._broadcast_room(room)
+
+    def _on_room_update(self, conn: Connection, user: str, req: Request) -> None:
+        room = self._room(req.get("room"))
+        room.check_owner(user)
+        if req.get("name") is not None:
+            room.name = protocol.clean_room_name(req.get("name"))
+        if req.get("description") is not None:
+            room.description = protocol.clean_description(req.get("description"))
+        if req.get("limit") is not None:
+            room.limit = req.get("limit")
+        if req.get("active") is not None:
+            room.active = req.get("active")
+        self.store.save_room(room.record())
+        conn.peer.send(self._reply(req, {"type": "room", "room": self._room_wire(room)}))
+        self._broadcast_room(room)
+
+    def _on_room_kick(self, conn: Connection, user: str, req: Request) -> None:
+        room = self._room(req.get("room"))
+        room.check_owner(user)
+        target: str = req.get("user")
+        if target == user:
+            raise ProtocolError("bad_request", "Use 'room_leave' to leave your own room.")
+        if target not in room.members:
+            raise ProtocolError("unknown_user", "That person is not in this room.")
+        self.remove_from_room(room, target, by=user)
+        conn.peer.send(self._reply(req, {"type": "room", "room": self._room_wire(room)}))
+
+    def remove_from_room(self, room: Room, target: str, by: str) -> None:
+        self._remove_member(room, target)
+        peer = self.presence.peer(target)
+        if peer is not None:
+            peer.send({"type": "room_removed", "room": room.id, "by": by})
+        self._broadcast_room(room)
+
+    def _on_room_delete(self, conn: Connection, user: str, req: Request) -> None:
+        room = self._room(req.get("room"))
+        room.check_owner(user)
+        self.delete_room(room)
+        conn.peer.send(self._reply(req, {"type": "room_deleted", "room": room.id}))
+
+    def delete_room(self, room: Room) -> None:
+        self._deliver(self.calls.end_room_call(room.id))
+        self.store.delete_room(room.id, delete_messages=room.ephemeral)
+        del self.rooms[room.id]
+        self._broadcast({"type": "room_deleted", "room": room.id})
+
+    # -- calls ---------------------------------------------------------------
+
+    def _on_call_invite(self, conn: Connection, user: str, req: Request) -> None:
+        to: str = req.get("to")
+        if to != user and not self.presence.is_online(to):
+            if self.store.user(to) is None:
+                raise ProtocolError("unknown_user", "There is no such person on this box.")
+            raise ProtocolError("user_offline", "They are not online right now.")
+        _, events = self.calls.invite(user, to, req.get("media", "audio"), self.clock())
+        self._deliver(events, ref_for=(user, req))
+
+    def _on_call_accept(self, conn: Connection, user: str, req: Request) -> None:
+        self._deliver(self.calls.accept(user, req.get("call")), ref_for=(user, req))
+
+    def _on_call_reject(self, conn: Connection, user: str, req: Request) -> None:
+        self._deliver(self.calls.reject(user, req.get("call")), ref_for=(user, req))
+
+    def _on_call_cancel(self, conn: Connection, user: str, req: Request) -> None:
+        self._deliver(self.calls.cancel(user, req.get("call")), ref_for=(user, req))
+
+    def _on_call_hangup(self, conn: Connection, user: str, req: Request) -> None:
+        self._deliver(self.calls.hangup(user, req.get("call")), ref_for=(user, req))
+
+    def _on_call_join(self, conn: Connection, user: str, req: Request) -> None:
+        room = self._room(req.get("room"))
+        room.check_can_post(user)
+        online = [m for m in room.members if self.presence.is_online(m)]
+        _, events = self.calls.join_room(user, room.id, req.get("media", "video"), online,
+                                         self.clock())
+        self._deliver(events, ref_for=(user, req))
+
+    def _on_signal(self, conn: Connection, user: str, req: Request) -> None:
+        to: str = req.get("to")
+        self.calls.check_signal(user, req.get("call"), to)
+        peer = self.presence.peer(to)
+        if peer is not None:
+            peer.send({"type": "signal", "call": req.get("call"), "from": user,
+                       "data": req.get("data")})
+
+    # -- delivery ------------------------------------------------------------
+
+    def _deliver(self, events: list[Event], ref_for: tuple[str, Request] | None = None) -> None:
+        """Send call events; the first event for the requester carries its `ref`."""
+        pending_ref = ref_for
+        for user_id, message in events:
+            if pending_ref is not None and user_id == pending_ref[0]:
+                message = self._reply(pending_ref[1], dict(message))
+                pending_ref = None
+            peer = self.presence.peer(user_id)
+            if peer is not None:
+                peer.send(message)
+
+    def _room_call_snapshot(self) -> dict[str, tuple[str, ...]]:
+        return {
+            c.room: tuple(c.participants) for c in self.calls.active() if c.room is not None
+        }
+
+    def _after_calls_changed(
+        self, busy_before: set[str], rooms_before: dict[str, tuple[str, ...]] | set[str]
+    ) -> bool:
+        """Broadcast busy/free presence and room call participants that changed."""
+        busy_after = self.calls.busy_users()
+        changed = False
+        for user_id in busy_before ^ busy_after:
+            if self.presence.is_online(user_id):
+                self._broadcast_presence(user_id, self._status(user_id))
+            changed = True
+        if isinstance(rooms_before, dict):
+            rooms_after = self._room_call_snapshot()
+            for room_id in set(rooms_before) | set(rooms_after):
+                if rooms_before.get(room_id) != rooms_after.get(room_id):
+                    changed = True
+                    if room_id in self.rooms:
+                        self._broadcast_room(self.rooms[room_id])
+        return changed
+
+    def _notify(self) -> None:
+        for observer in list(self.on_change):
+            try:
+                observer()
+            except Exception:
+                log.exception("observer failed")
+
+    # -- for the admin page and /healthz -------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "users_online": len(self.presence),
+                "connections": len(self._conns),
+                "rooms": len(self.rooms),
+                "calls": len(self.calls.active()),
+                "messages_stored": self.store.message_count(),
+                "uptime_s": (self.clock() - self.started) // 1000,
+                "counters": dict(self.counters),
+            }
+
+    def public_rooms(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [self._room_wire(r) for r in self.rooms.values()]

@@ -1,0 +1,662 @@
+"""Status lights and the status button.
+
+The box has no screen, so two LEDs on the GPIO header (green and red), the
+Pi's onboard ACT LED and one push button are the whole local interface.
+
+Pure core, tested without hardware:
+
+* :func:`box_state` turns facts about the box into one :class:`BoxState`;
+* :data:`LOOKS` maps each state to a :class:`Look` (one :class:`Pattern` per
+  light), the single table that ``docs/admin.md`` documents;
+* :class:`ButtonGestures` and :func:`interpret_presses` turn press and release
+  times into :class:`ButtonAction` values.
+
+Drivers at the edge: :class:`StatusLights` (gpiozero ``LED`` objects plus the
+ACT LED in sysfs) and :class:`StatusButton` (a gpiozero ``Button``).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Protocol
+
+from gpiozero import LED, Button  # type: ignore[import-untyped]
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+DEFAULT_GREEN_PIN = 17
+DEFAULT_RED_PIN = 27
+DEFAULT_BUTTON_PIN = 22
+ACT_LED_PATH = Path("/sys/class/leds/ACT")
+
+
+# --------------------------------------------------------------------------
+# Box state
+
+
+class BoxState(Enum):
+    """What the box is doing, as the lights show it."""
+
+    BOOTING = "booting"
+    READY = "ready"
+    CLIENTS_CONNECTED = "clients_connected"
+    CALL_IN_PROGRESS = "call_in_progress"
+    CONFIG_ERROR = "config_error"
+    HOTSPOT_FAILED = "hotspot_failed"
+
+
+@dataclass(frozen=True)
+class BoxFacts:
+    """Facts the service knows; :func:`box_state` derives the state from them.
+
+    ``hotspot_up`` is None until the network watcher has first reported.
+    """
+
+    hotspot_up: bool | None = None
+    config_ok: bool = True
+    clients: int = 0
+    calls: int = 0
+
+
+def box_state(facts: BoxFacts) -> BoxState:
+    """The one state to show: faults win over activity, a call wins over clients.
+
+    A config error wins over a failed hotspot because a bad config file is the
+    likely cause of the failure and the thing the owner can fix.
+    """
+    if not facts.config_ok:
+        return BoxState.CONFIG_ERROR
+    if facts.hotspot_up is None:
+        return BoxState.BOOTING
+    if not facts.hotspot_up:
+        return BoxState.HOTSPOT_FAILED
+    if facts.calls > 0:
+        return BoxState.CALL_IN_PROGRESS
+    if facts.clients > 0:
+        return BoxState.CLIENTS_CONNECTED
+    return BoxState.READY
+
+
+# --------------------------------------------------------------------------
+# Light patterns
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A repeating light pattern.
+
+    ``steps`` is a cycle of (on seconds, off seconds); with no steps the light
+    is steady at ``steady``.
+    """
+
+    steps: tuple[tuple[float, float], ...] = ()
+    steady: bool = False
+
+    def __post_init__(self) -> None:
+        if any(on <= 0 or off <= 0 for on, off in self.steps):
+            raise ValueError("pattern steps need positive on and off times")
+
+    @property
+    def period(self) -> float:
+        """Length of one cycle in seconds (0 for a steady light)."""
+        return sum(on + off for on, off in self.steps)
+
+    def level_at(self, t: float) -> bool:
+        """Whether the light is on ``t`` seconds after the pattern started."""
+        if not self.steps:
+            return self.steady
+        t %= self.period
+        for on, off in self.steps:
+            if t < on:
+                return True
+            if t < on + off:
+                return False
+            t -= on + off
+        return False  # float rounding at the very end of the cycle
+
+    def next_change(self, t: float) -> float | None:
+        """The first time after ``t`` at which the light switches, or None."""
+        if not self.steps:
+            return None
+        cycle_start = t - t % self.period
+        edge = cycle_start
+        while True:
+            for on, off in self.steps:
+                for length in (on, off):
+                    edge += length
+                    if edge > t:
+                        return edge
+
+    def scaled(self, factor: float) -> Pattern:
+        """The same pattern running ``1 / factor`` times as fast."""
+        steps = tuple((on * factor, off * factor) for on, off in self.steps)
+        return Pattern(steps, self.steady)
+
+
+OFF = Pattern()
+SOLID = Pattern(steady=True)
+
+
+def blink(on: float, off: float) -> Pattern:
+    """A plain blink: on for ``on`` seconds, off for ``off`` seconds."""
+    return Pattern(((on, off),))
+
+
+@dataclass(frozen=True)
+class Look:
+    """What every light does at once."""
+
+    green: Pattern
+    red: Pattern
+    act: Pattern
+
+    def scaled(self, factor: float) -> Look:
+        """The same look running ``1 / factor`` times as fast."""
+        return Look(
+            self.green.scaled(factor),
+            self.red.scaled(factor),
+            self.act.scaled(factor),
+        )
+
+
+SLOW_BLINK = blink(1.0, 1.0)
+FAST_BLINK = blink(0.2, 0.2)
+# Solid with a short dark wink every 3 s: "on, and something is going on".
+WINK = blink(2.8, 0.2)
+# Two quick flashes then a pause, like a heartbeat.
+HEARTBEAT = Pattern(((0.15, 0.15), (0.15, 0.75)))
+TRIPLE_BLINK = Pattern(((0.2, 0.2), (0.2, 0.2), (0.2, 1.2)))
+
+# The one table of patterns; docs/admin.md ("Status lights and button")
+# shows it to owners. Keep every look distinct on the green+red pair and on
+# ACT alone, since a box may have no LEDs wired to the header.
+LOOKS: Mapping[BoxState, Look] = {
+    BoxState.BOOTING: Look(green=SLOW_BLINK, red=OFF, act=SLOW_BLINK),
+    BoxState.READY: Look(green=SOLID, red=OFF, act=SOLID),
+    BoxState.CLIENTS_CONNECTED: Look(green=WINK, red=OFF, act=WINK),
+    BoxState.CALL_IN_PROGRESS: Look(green=HEARTBEAT, red=OFF, act=HEARTBEAT),
+    BoxState.CONFIG_ERROR: Look(green=SOLID, red=SLOW_BLINK, act=TRIPLE_BLINK),
+    BoxState.HOTSPOT_FAILED: Look(green=OFF, red=FAST_BLINK, act=FAST_BLINK),
+}
+
+# Shown while the button is held long enough that letting go will act.
+RELEASE_TO_RESET_PASSWORD = Look(green=SOLID, red=SOLID, act=SOLID)
+RELEASE_TO_FACTORY_RESET = Look(
+    green=blink(0.1, 0.1), red=blink(0.1, 0.1), act=blink(0.1, 0.1)
+)
+# A short press first lights everything (a lamp test), then goes dark, then
+# replays the state pattern from its start so it is easy to read.
+LAMP_TEST = Look(green=SOLID, red=SOLID, act=SOLID)
+DARK = Look(green=OFF, red=OFF, act=OFF)
+SHOW_STATUS_PRELUDE: tuple[tuple[Look, float], ...] = ((LAMP_TEST, 1.0), (DARK, 0.5))
+
+
+# --------------------------------------------------------------------------
+# Lights
+
+
+class Light(Protocol):
+    """One light the driver can switch."""
+
+    def set(self, on: bool) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class GpioLight:
+    """An LED on a GPIO pin, through gpiozero."""
+
+    def __init__(self, pin: int | str, pin_factory: Any = None) -> None:
+        self._led = LED(pin, pin_factory=pin_factory)
+
+    def set(self, on: bool) -> None:
+        if on:
+            self._led.on()
+        else:
+            self._led.off()
+
+    def close(self) -> None:
+        self._led.close()
+
+
+class SysfsLight:
+    """A kernel LED such as the Pi's ACT LED; does nothing where it is absent.
+
+    Takes the LED from its kernel trigger (SD card activity) while the
+    service runs and hands it back on close.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._saved_trigger: str | None = None
+        self._max = "1"
+        self._level: bool | None = None
+        self._usable = (path / "brightness").exists()
+        if not self._usable:
+            return
+        try:
+            self._saved_trigger = _current_trigger((path / "trigger").read_text())
+            max_file = path / "max_brightness"
+            if max_file.exists():
+                self._max = max_file.read_text().strip() or "1"
+            (path / "trigger").write_text("none")
+        except OSError as exc:
+            log.info("ACT LED at %s not usable: %s", path, exc)
+            self._usable = False
+
+    def set(self, on: bool) -> None:
+        if not self._usable or on == self._level:
+            return
+        try:
+            (self._path / "brightness").write_text(self._max if on else "0")
+            self._level = on
+        except OSError as exc:
+            log.info("ACT LED at %s not usable: %s", self._path, exc)
+            self._usable = False
+
+    def close(self) -> None:
+        if not self._usable or not self._saved_trigger:
+            return
+        try:
+            (self._path / "trigger").write_text(self._saved_trigger)
+        except OSError as exc:
+            log.info("could not restore ACT LED trigger: %s", exc)
+
+
+def _current_trigger(text: str) -> str | None:
+    """The selected trigger in a sysfs ``trigger`` file ("none [mmc0] timer")."""
+    for word in text.split():
+        if word.startswith("[") and word.endswith("]"):
+            return word[1:-1]
+    return None
+
+
+class StatusLights:
+    """Drives the green, red and ACT LEDs from the box's facts.
+
+    One background thread plays the current :class:`Look`; it sleeps until
+    the next edge of any light or until something changes.
+    """
+
+    def __init__(
+        self,
+        green_pin: int | str = DEFAULT_GREEN_PIN,
+        red_pin: int | str = DEFAULT_RED_PIN,
+        act_path: Path | None = ACT_LED_PATH,
+        *,
+        looks: Mapping[BoxState, Look] = LOOKS,
+        prelude: Sequence[tuple[Look, float]] = SHOW_STATUS_PRELUDE,
+        hold_looks: Mapping[ButtonAction, Look] | None = None,
+        pin_factory: Any = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._looks = dict(looks)
+        self._prelude = tuple(prelude)
+        self._hold_looks = dict(
+            hold_looks
+            if hold_looks is not None
+            else {
+                ButtonAction.RESET_ADMIN_PASSWORD: RELEASE_TO_RESET_PASSWORD,
+                ButtonAction.FACTORY_RESET: RELEASE_TO_FACTORY_RESET,
+            }
+        )
+        self._clock = clock
+        self._lights: list[Light] = [
+            GpioLight(green_pin, pin_factory),
+            GpioLight(red_pin, pin_factory),
+        ]
+        self._lights.append(SysfsLight(act_path) if act_path else _NoLight())
+        self._facts = BoxFacts()
+        self._state = box_state(self._facts)
+        self._started = clock()
+        # Timed looks shown before the state pattern: (look, end time).
+        self._queued: list[tuple[Look, float]] = []
+        self._hold: tuple[Look, float] | None = None
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = False
+        self._thread = threading.Thread(
+            target=self._run, name="status-lights", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def state(self) -> BoxState:
+        """The state currently shown."""
+        return self._state
+
+    def set_facts(
+        self,
+        hotspot_up: bool | None,
+        config_ok: bool = True,
+        clients: int = 0,
+        calls: int = 0,
+    ) -> BoxState:
+        """Update what the box knows; the lights change only if the state does."""
+        facts = BoxFacts(hotspot_up, config_ok, clients, calls)
+        with self._lock:
+            self._facts = facts
+            state = box_state(facts)
+            if state != self._state:
+                self._state = state
+                self._started = self._clock()
+                self._wake.set()
+        return state
+
+    def show_status(self) -> None:
+        """Lamp test, a dark pause, then the state pattern from its start."""
+        with self._lock:
+            end = self._clock()
+            self._queued = []
+            for look, seconds in self._prelude:
+                end += seconds
+                self._queued.append((look, end))
+            self._started = end
+            self._wake.set()
+
+    def show_hold(self, action: ButtonAction | None) -> None:
+        """Show what letting go of the button would do now (None: nothing)."""
+        with self._lock:
+            look = self._hold_looks.get(action) if action else None
+            self._hold = (look, self._clock()) if look else None
+            if self._hold is None:
+                self._started = self._clock()
+            self._wake.set()
+
+    def close(self) -> None:
+        """Stop the pattern, turn the LEDs off and release the pins."""
+        with self._lock:
+            self._closed = True
+            self._wake.set()
+        self._thread.join(timeout=5)
+        for light in self._lights:
+            light.set(False)
+            light.close()
+
+    def _current(self, now: float) -> tuple[Look, float, float | None]:
+        """The look to show now, when it started and when it stops (if known)."""
+        if self._hold is not None:
+            return self._hold[0], self._hold[1], None
+        while self._queued and self._queued[0][1] <= now:
+            self._queued.pop(0)
+        if self._queued:
+            look, end = self._queued[0]
+            return look, now, end  # prelude looks are steady
+        return self._looks[self._state], self._started, None
+
+    def _run(self) -> None:
+        while True:
+            # Clear before reading so a change made meanwhile wakes us at once.
+            self._wake.clear()
+            with self._lock:
+                if self._closed:
+                    return
+                now = self._clock()
+                look, started, ends = self._current(now)
+                t = now - started
+                patterns = (look.green, look.red, look.act)
+                for light, pattern in zip(self._lights, patterns):
+                    light.set(pattern.level_at(t))
+                edges = [p.next_change(t) for p in patterns]
+                waits = [edge - t for edge in edges if edge is not None]
+                if ends is not None:
+                    waits.append(ends - now)
+            self._wake.wait(min(waits) if waits else None)
+
+
+class _NoLight:
+    def set(self, on: bool) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+# --------------------------------------------------------------------------
+# Button
+
+
+class ButtonAction(Enum):
+    """What a gesture on the status button asks for."""
+
+    SHOW_STATUS = "show_status"
+    RESET_ADMIN_PASSWORD = "reset_admin_password"
+    FACTORY_RESET = "factory_reset"
+    SHUTDOWN = "shutdown"
+
+
+@dataclass(frozen=True)
+class ButtonTimings:
+    """Gesture timings in seconds.
+
+    Holds act on release, so the lights can say what letting go will do and
+    a person can still back out. A hold longer than ``stuck_after`` does
+    nothing: a jammed button or a box lying on it must not wipe the box.
+    """
+
+    noise_under: float = 0.03
+    short_press_under: float = 1.0
+    double_press_gap: float = 0.6
+    reset_password_hold: float = 10.0
+    factory_reset_hold: float = 30.0
+    stuck_after: float = 60.0
+
+    def __post_init__(self) -> None:
+        ordered = (
+            self.noise_under,
+            self.short_press_under,
+            self.reset_password_hold,
+            self.factory_reset_hold,
+            self.stuck_after,
+        )
+        if list(ordered) != sorted(ordered) or self.double_press_gap <= 0:
+            raise ValueError(
+                "button timings must increase: noise < short < 10 s < 30 s"
+            )
+
+
+@dataclass
+class ButtonGestures:
+    """Pure gesture recogniser: feed it press and release times, get actions.
+
+    A short press waits ``double_press_gap`` for a second one before it counts
+    as SHOW_STATUS, so :meth:`poll` must be called at :meth:`next_deadline`.
+    """
+
+    timings: ButtonTimings = field(default_factory=ButtonTimings)
+    _pressed_at: float | None = field(default=None, init=False)
+    _pending_release: float | None = field(default=None, init=False)
+
+    def press(self, t: float) -> None:
+        """The button went down at ``t``."""
+        if self._pressed_at is None:
+            self._pressed_at = t
+
+    def release(self, t: float) -> ButtonAction | None:
+        """The button came up at ``t``; returns an action that is due now."""
+        if self._pressed_at is None:
+            return None
+        start, self._pressed_at = self._pressed_at, None
+        held = t - start
+        timings = self.timings
+        if held < timings.noise_under:
+            return None  # contact bounce, not a press
+        if held < timings.short_press_under:
+            if self._second_press(start):
+                self._pending_release = None
+                return ButtonAction.SHUTDOWN
+            self._pending_release = t
+            return None
+        self._pending_release = None
+        return self._hold_result(held)
+
+    def poll(self, t: float) -> ButtonAction | None:
+        """An action that became due by ``t`` without any edge (a lone short press)."""
+        pending = self._pending_release
+        if pending is None or t - pending < self.timings.double_press_gap:
+            return None
+        if self._pressed_at is not None and self._second_press(self._pressed_at):
+            return None  # the second press is still going on
+        self._pending_release = None
+        return ButtonAction.SHOW_STATUS
+
+    def hold_action(self, t: float) -> ButtonAction | None:
+        """What letting go at ``t`` would do, while the button is held."""
+        if self._pressed_at is None:
+            return None
+        return self._hold_result(t - self._pressed_at)
+
+    def next_deadline(self, t: float) -> float | None:
+        """When, after ``t``, :meth:`poll` or :meth:`hold_action` may change."""
+        times: list[float] = []
+        pressed = self._pressed_at
+        if self._pending_release is not None and not (
+            pressed is not None and self._second_press(pressed)
+        ):
+            times.append(self._pending_release + self.timings.double_press_gap)
+        if pressed is not None:
+            timings = self.timings
+            holds = (
+                timings.reset_password_hold,
+                timings.factory_reset_hold,
+                timings.stuck_after,
+            )
+            times.extend(pressed + hold for hold in holds if pressed + hold > t)
+        return min(times) if times else None
+
+    def _second_press(self, start: float) -> bool:
+        pending = self._pending_release
+        return pending is not None and start - pending <= self.timings.double_press_gap
+
+    def _hold_result(self, held: float) -> ButtonAction | None:
+        timings = self.timings
+        if held >= timings.stuck_after:
+            return None
+        if held >= timings.factory_reset_hold:
+            return ButtonAction.FACTORY_RESET
+        if held >= timings.reset_password_hold:
+            return ButtonAction.RESET_ADMIN_PASSWORD
+        return None
+
+
+def interpret_presses(
+    presses: Sequence[tuple[float, float]],
+    now: float,
+    timings: ButtonTimings | None = None,
+) -> list[ButtonAction]:
+    """The actions a sequence of (press time, release time) pairs asks for by ``now``."""
+    gestures = ButtonGestures(timings or ButtonTimings())
+    found: list[ButtonAction | None] = []
+    for pressed, released in presses:
+        found.append(gestures.poll(pressed))
+        gestures.press(pressed)
+        found.append(gestures.release(released))
+    found.append(gestures.poll(now))
+    return [action for action in found if action]
+
+
+class StatusButton:
+    """The status button: turns gestures into calls of the injected callbacks.
+
+    Callbacks run one at a time on the button's own thread, never on
+    gpiozero's event thread, so a slow one (a factory reset) blocks nothing.
+    ``on_hold`` is told what letting go would do while the button is held,
+    for feedback on the lights (:meth:`StatusLights.show_hold`).
+    """
+
+    def __init__(
+        self,
+        show_status: Callable[[], object],
+        reset_admin_password: Callable[[], object],
+        factory_reset: Callable[[], object],
+        shutdown: Callable[[], object],
+        *,
+        pin: int | str = DEFAULT_BUTTON_PIN,
+        on_hold: Callable[[ButtonAction | None], object] | None = None,
+        timings: ButtonTimings | None = None,
+        bounce_time: float | None = None,
+        pin_factory: Any = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._callbacks: dict[ButtonAction, Callable[[], object]] = {
+            ButtonAction.SHOW_STATUS: show_status,
+            ButtonAction.RESET_ADMIN_PASSWORD: reset_admin_password,
+            ButtonAction.FACTORY_RESET: factory_reset,
+            ButtonAction.SHUTDOWN: shutdown,
+        }
+        self._on_hold = on_hold
+        self._clock = clock
+        self._gestures = ButtonGestures(timings or ButtonTimings())
+        self._due: list[ButtonAction] = []
+        self._shown_hold: ButtonAction | None = None
+        self._closed = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(
+            target=self._run, name="status-button", daemon=True
+        )
+        self._thread.start()
+        self._button = Button(
+            pin, pull_up=True, bounce_time=bounce_time, pin_factory=pin_factory
+        )
+        self._button.when_pressed = self._pressed
+        self._button.when_released = self._released
+
+    def close(self) -> None:
+        """Stop listening and release the pin."""
+        self._button.close()
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(timeout=5)
+
+    def _pressed(self) -> None:
+        with self._cond:
+            self._gestures.press(self._clock())
+            self._cond.notify()
+
+    def _released(self) -> None:
+        with self._cond:
+            action = self._gestures.release(self._clock())
+            if action:
+                self._due.append(action)
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if self._closed:
+                    return
+                now = self._clock()
+                action = self._gestures.poll(now)
+                if action:
+                    self._due.append(action)
+                due, self._due = self._due, []
+                hold = self._gestures.hold_action(now)
+                hold_changed = hold != self._shown_hold
+                self._shown_hold = hold
+                if not due and not hold_changed:
+                    deadline = self._gestures.next_deadline(now)
+                    timeout = None if deadline is None else max(0.0, deadline - now)
+                    self._cond.wait(timeout)
+                    continue
+            if hold_changed and self._on_hold:
+                self._call(functools.partial(self._on_hold, hold))
+            for action in due:
+                self._call(self._callbacks[action])
+
+    @staticmethod
+    def _call(callback: Callable[[], object]) -> None:
+        try:
+            callback()
+        except Exception:
+            # A failing action must not stop the button from working.
+            log.exception("status button action failed")

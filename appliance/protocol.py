@@ -1,0 +1,271 @@
+"""The WebSocket protocol's schema: every client message type and its fields.
+
+`parse_frame` turns one text frame into a validated `Request`, or raises
+`ProtocolError` with a code and a sentence a person can read. docs/protocol.md
+describes the same schema for client authors; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+PROTOCOL_VERSION = 1
+MAX_FRAME_BYTES = 65536
+MAX_TEXT = 4000
+MAX_NAME = 32
+MAX_ROOM_NAME = 48
+MAX_DESCRIPTION = 200
+MIN_ROOM_LIMIT = 2
+MAX_ROOM_LIMIT = 200
+MAX_CALL_MEMBERS = 4
+MAX_SIGNAL_BYTES = 60000
+MAX_HISTORY = 500
+
+_MSG_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+_ENTITY_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_CONV = re.compile(r"(room:[A-Za-z0-9_-]{1,64}|dm:[A-Za-z0-9_-]{1,64}:[A-Za-z0-9_-]{1,64})")
+
+
+class ProtocolError(Exception):
+    """A request the box refuses; `code` is stable, `message` is for people."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Request:
+    type: str
+    fields: dict[str, Any]
+    ref: str | None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.fields.get(key, default)
+
+
+Check = Callable[[str, Any], Any]
+
+
+def _bad(field: str, what: str) -> ProtocolError:
+    return ProtocolError("bad_request", f"'{field}' {what}.")
+
+
+def text(min_len: int, max_len: int) -> Check:
+    def check(field: str, value: Any) -> str:
+        if not isinstance(value, str):
+            raise _bad(field, "must be text")
+        if not min_len <= len(value) <= max_len:
+            raise _bad(field, f"must be {min_len} to {max_len} characters")
+        return value
+
+    return check
+
+
+def integer(low: int, high: int) -> Check:
+    def check(field: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _bad(field, "must be a whole number")
+        if not low <= value <= high:
+            raise _bad(field, f"must be between {low} and {high}")
+        return value
+
+    return check
+
+
+def boolean(field: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _bad(field, "must be true or false")
+    return value
+
+
+def pattern(regex: re.Pattern[str], description: str) -> Check:
+    def check(field: str, value: Any) -> str:
+        if not isinstance(value, str) or not regex.fullmatch(value):
+            raise _bad(field, f"must be {description}")
+        return value
+
+    return check
+
+
+def choice(*options: str) -> Check:
+    def check(field: str, value: Any) -> str:
+        if value not in options:
+            raise _bad(field, "must be one of " + ", ".join(options))
+        return str(value)
+
+    return check
+
+
+def since_map(field: str, value: Any) -> dict[str, int]:
+    if not isinstance(value, dict) or len(value) > 2000:
+        raise _bad(field, "must be an object of at most 2000 conversations")
+    out: dict[str, int] = {}
+    for conv, seq in value.items():
+        if not _CONV.fullmatch(conv):
+            raise _bad(field, f"has an unknown conversation '{conv[:80]}'")
+        out[conv] = integer(0, 2**62)(f"{field}.{conv}", seq)
+    return out
+
+
+def json_object(max_bytes: int) -> Check:
+    def check(field: str, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise _bad(field, "must be an object")
+        if len(json.dumps(value, separators=(",", ":"))) > max_bytes:
+            raise _bad(field, f"must be at most {max_bytes} bytes")
+        return value
+
+    return check
+
+
+msg_id = pattern(_MSG_ID, "8 to 64 letters, digits, '-' or '_'")
+entity_id = pattern(_ENTITY_ID, "an id")
+conv_id = pattern(_CONV, "a conversation like 'room:<id>' or 'dm:<id>:<id>'")
+media = choice("audio", "video")
+seq = integer(0, 2**62)
+
+# type -> {field: (check, required)}; "room|to" style exclusivity is listed in TARGETED.
+SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
+    "hello": {
+        "name": (text(0, 200), False),
+        "token": (text(1, 128), False),
+        "since": (since_map, False),
+    },
+    "ping": {},
+    "ice": {},
+    "send": {
+        "id": (msg_id, True),
+        "room": (entity_id, False),
+        "to": (entity_id, False),
+        "text": (text(0, 100_000), True),
+    },
+    "sync": {
+        "conv": (conv_id, True),
+        "after": (seq, False),
+        "before": (integer(1, 2**62), False),
+        "limit": (integer(1, MAX_HISTORY), False),
+    },
+    "typing": {"room": (entity_id, False), "to": (entity_id, False)},
+    "read": {"conv": (conv_id, True), "seq": (seq, True)},
+    "room_create": {
+        "name": (text(0, 1000), True),
+        "description": (text(0, 10_000), False),
+        "limit": (integer(MIN_ROOM_LIMIT, MAX_ROOM_LIMIT), False),
+        "ephemeral": (boolean, False),
+    },
+    "room_join": {"room": (entity_id, True)},
+    "room_leave": {"room": (entity_id, True)},
+    "room_delete": {"room": (entity_id, True)},
+    "room_update": {
+        "room": (entity_id, True),
+        "name": (text(0, 1000), False),
+        "description": (text(0, 10_000), False),
+        "active": (boolean, False),
+        "limit": (integer(MIN_ROOM_LIMIT, MAX_ROOM_LIMIT), False),
+    },
+    "room_kick": {"room": (entity_id, True), "user": (entity_id, True)},
+    "call_invite": {"to": (entity_id, True), "media": (media, False)},
+    "call_join": {"room": (entity_id, True), "media": (media, False)},
+    "call_accept": {"call": (entity_id, True)},
+    "call_reject": {"call": (entity_id, True)},
+    "call_cancel": {"call": (entity_id, True)},
+    "call_hangup": {"call": (entity_id, True)},
+    "signal": {
+        "call": (entity_id, True),
+        "to": (entity_id, True),
+        "data": (json_object(MAX_SIGNAL_BYTES), True),
+    },
+}
+
+# Messages addressed to exactly one of a room or a user.
+TARGETED = {"send", "typing"}
+
+
+def parse_frame(frame: str | bytes) -> Request:
+    """Validate one WebSocket frame against the protocol."""
+    if isinstance(frame, bytes):
+        raise ProtocolError("bad_frame", "Binary frames are not supported; send JSON text.")
+    try:
+        data = json.loads(frame)
+    except (ValueError, RecursionError):
+        raise ProtocolError("bad_json", "The message is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("bad_json", "The message must be a JSON object.")
+    ref = data.get("ref")
+    if ref is not None and not (isinstance(ref, str) and len(ref) <= 64):
+        raise ProtocolError("bad_request", "'ref' must be text of at most 64 characters.")
+    kind = data.get("type")
+    if not isinstance(kind, str) or kind not in SCHEMA:
+        shown = kind[:40] if isinstance(kind, str) else kind
+        raise ProtocolError("unknown_type", f"Unknown message type {shown!r}.")
+    fields: dict[str, Any] = {}
+    for name, (check, required) in SCHEMA[kind].items():
+        if name in data and data[name] is not None:
+            fields[name] = check(name, data[name])
+        elif required:
+            raise _bad(name, "is required")
+    if kind in TARGETED and ("room" in fields) == ("to" in fields):
+        raise ProtocolError("bad_request", "Give exactly one of 'room' or 'to'.")
+    return Request(kind, fields, ref)
+
+
+def clean_name(raw: str) -> str:
+    """A display name trimmed and checked: 1 to 32 characters, no control characters."""
+    name = unicodedata.normalize("NFC", raw).strip()
+    if not name:
+        raise ProtocolError("bad_name", "Please enter a name.")
+    if len(name) > MAX_NAME:
+        raise ProtocolError("bad_name", f"Names can be at most {MAX_NAME} characters long.")
+    for ch in name:
+        # Zero-width joiners are part of emoji sequences; other format and
+        # control characters could hide or fake a name.
+        if unicodedata.category(ch).startswith("C") and ch != "\u200d":
+            raise ProtocolError("bad_name", "Names cannot contain control characters.")
+    return name
+
+
+def name_key(name: str) -> str:
+    """How names are compared for uniqueness: case and width folded."""
+    return unicodedata.normalize("NFKC", name).casefold()
+
+
+def clean_room_name(raw: str) -> str:
+    name = " ".join(raw.split())
+    if not 1 <= len(name) <= MAX_ROOM_NAME:
+        raise ProtocolError("bad_request", f"Room names must be 1 to {MAX_ROOM_NAME} characters.")
+    if any(unicodedata.category(ch) == "Cc" for ch in name):
+        raise ProtocolError("bad_request", "Room names cannot contain control characters.")
+    return name
+
+
+def clean_description(raw: str) -> str:
+    text_ = raw.strip()
+    if len(text_) > MAX_DESCRIPTION:
+        raise ProtocolError(
+            "bad_request", f"Descriptions can be at most {MAX_DESCRIPTION} characters."
+        )
+    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in text_):
+        raise ProtocolError("bad_request", "Descriptions cannot contain control characters.")
+    return text_
+
+
+def clean_text(raw: str) -> str:
+    if not raw.strip():
+        raise ProtocolError("bad_text", "Messages cannot be empty.")
+    if len(raw) > MAX_TEXT:
+        raise ProtocolError("bad_text", f"Messages can be at most {MAX_TEXT} characters long.")
+    return raw
+
+
+def error(code: str, message: str, ref: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "error", "code": code, "message": message}
+    if ref is not None:
+        out["ref"] = ref
+    return out

@@ -1,0 +1,119 @@
+"""Running the service: HTTP and HTTPS in one process, so presence is shared.
+
+Development uses Werkzeug's threaded server. On the box the service runs on
+gevent's WSGI server: every connection costs greenlets instead of OS threads
+(flask-sock needs two per connection plus Ahoy's writer), measured in
+docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import ssl
+import threading
+import time
+from typing import Any
+
+from flask import Flask
+
+from . import box_of
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+PRUNE_EVERY_S = 3600
+
+
+def ensure_tls(settings: Settings) -> tuple[str, str]:
+    """The server certificate and key, made on first start if the box has none."""
+    from provisioning.tls import ensure_certificates
+
+    paths = ensure_certificates(settings.tls_dir, settings.box_name, settings.dns_names,
+                                settings.ip_addresses)
+    custom_cert = settings.tls_dir / "custom.crt"
+    custom_key = settings.tls_dir / "custom.key"
+    if custom_cert.exists() and custom_key.exists():
+        return str(custom_cert), str(custom_key)
+    return str(paths.server_cert), str(paths.server_key)
+
+
+def housekeeping(app: Flask, stop: threading.Event) -> None:
+    """Call timeouts every second; message retention every hour."""
+    hub = box_of(app).hub
+    next_prune = 0.0
+    while not stop.wait(1.0):
+        try:
+            hub.tick()
+            if time.monotonic() >= next_prune:
+                removed = hub.prune()
+                if removed:
+                    log.info("retention removed %d old messages", removed)
+                next_prune = time.monotonic() + PRUNE_EVERY_S
+        except Exception:
+            log.exception("housekeeping failed")
+
+
+def urls(settings: Settings) -> tuple[str, str]:
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    return f"http://{host}:{settings.http_port}/", f"https://{host}:{settings.https_port}/"
+
+
+def serve_dev(app: Flask, settings: Settings, ready: Any = None) -> None:
+    from werkzeug.serving import make_server
+
+    cert, key = ensure_tls(settings)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    servers = [
+        make_server(settings.host, settings.http_port, app, threaded=True),
+        make_server(settings.host, settings.https_port, app, threaded=True, ssl_context=context),
+    ]
+    stop = threading.Event()
+    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
+    threads.append(threading.Thread(target=housekeeping, args=(app, stop), daemon=True))
+    for t in threads:
+        t.start()
+    http_url, https_url = urls(settings)
+    print(f"Ahoy is running (development mode, data in {settings.data_dir})", flush=True)
+    print(f"  chat:           {http_url}", flush=True)
+    print(f"  chat and calls: {https_url}  (self-signed: accept the warning once)", flush=True)
+    if ready is not None:
+        ready()
+
+    def shutdown(*_: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    stop.wait()
+    for s in servers:
+        s.shutdown()
+    box_of(app).hub.store.close()
+    print("Ahoy stopped.", flush=True)
+
+
+def serve_production(app: Flask, settings: Settings) -> None:
+    """gevent WSGI servers; the caller has monkey-patched the standard library."""
+    import gevent
+    from gevent.pywsgi import WSGIServer
+
+    cert, key = ensure_tls(settings)
+    http = WSGIServer((settings.host, settings.http_port), app, log=None)
+    https = WSGIServer((settings.host, settings.https_port), app, log=None,
+                       certfile=cert, keyfile=key)
+    http.start()
+    https.start()
+    stop = threading.Event()
+    threading.Thread(target=housekeeping, args=(app, stop), daemon=True).start()
+    http_url, https_url = urls(settings)
+    log.info("Ahoy is serving %s and %s", http_url, https_url)
+    print(f"Ahoy is serving {http_url} and {https_url}", flush=True)
+    done = gevent.event.Event()
+    gevent.signal_handler(signal.SIGTERM, done.set)
+    gevent.signal_handler(signal.SIGINT, done.set)
+    done.wait()
+    stop.set()
+    http.stop(timeout=2)
+    https.stop(timeout=2)
+    box_of(app).hub.store.close()

@@ -1,0 +1,53 @@
+"""How this service process runs: where its data lives, its ports and names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    dev: bool = False
+    host: str = "0.0.0.0"
+    http_port: int = 80
+    https_port: int = 443
+    box_name: str = "ahoy"
+    box_address: str = "10.42.0.1"
+    webclient_dir: Path = REPO_ROOT / "webclient"
+    # The Ahoy config file on the boot partition (None: the one in data_dir, if any).
+    box_config: Path | None = None
+    # Extra page origins allowed to open the WebSocket (besides the page's own).
+    extra_origins: frozenset[str] = frozenset()
+    # STUN/TURN on the box (coturn with use-auth-secret); empty in development.
+    stun_urls: tuple[str, ...] = ()
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str | None = None
+    turn_ttl_s: int = 6 * 3600
+    retention_days: int = 30
+    retention_messages: int = 10000
+    wifi_ssid: str | None = None
+    wifi_passphrase: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "ahoy.db"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.data_dir / "tls"
+
+    @property
+    def dns_names(self) -> list[str]:
+        names = ["ahoy.internal", f"{self.box_name}.local"]
+        if self.dev:
+            names.insert(0, "localhost")
+        return names
+
+    @property
+    def ip_addresses(self) -> list[str]:
+        return ["127.0.0.1", self.box_address] if self.dev else [self.box_address]

@@ -1,0 +1,308 @@
+"""The box's durable state in SQLite: identities, rooms, memberships and messages.
+
+Messages are acknowledged only after `append` returns, which is after the
+transaction commits. The database runs in WAL mode with `synchronous=FULL`, so
+a commit that returned survives both a killed process and a pulled plug.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    id TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    created INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rooms (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    max_members INTEGER NOT NULL,
+    active INTEGER NOT NULL,
+    ephemeral INTEGER NOT NULL,
+    owner TEXT NOT NULL,
+    created INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS members (
+    room_id TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+    user_id TEXT NOT NULL,
+    joined INTEGER NOT NULL,
+    PRIMARY KEY (room_id, user_id)
+);
+CREATE TABLE IF NOT EXISTS convs (
+    conv TEXT PRIMARY KEY,
+    last_seq INTEGER NOT NULL,
+    user_a TEXT,
+    user_b TEXT
+);
+CREATE INDEX IF NOT EXISTS convs_a ON convs(user_a);
+CREATE INDEX IF NOT EXISTS convs_b ON convs(user_b);
+CREATE TABLE IF NOT EXISTS messages (
+    conv TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    msg_id TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    sender_name TEXT NOT NULL,
+    text TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    PRIMARY KEY (conv, seq),
+    UNIQUE (sender, msg_id)
+);
+CREATE INDEX IF NOT EXISTS messages_ts ON messages(ts);
+"""
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class RoomRecord:
+    id: str
+    name: str
+    description: str
+    limit: int
+    active: bool
+    ephemeral: bool
+    owner: str
+    created: int
+    members: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    conv: str
+    seq: int
+    id: str
+    sender: str
+    name: str
+    text: str
+    ts: int
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": "message",
+            "conv": self.conv,
+            "seq": self.seq,
+            "id": self.id,
+            "from": self.sender,
+            "name": self.name,
+            "text": self.text,
+            "ts": self.ts,
+        }
+
+
+def dm_conv(a: str, b: str) -> str:
+    """The conversation key of the one-to-one chat between users `a` and `b`."""
+    x, y = sorted((a, b))
+    return f"dm:{x}:{y}"
+
+
+def room_conv(room_id: str) -> str:
+    return f"room:{room_id}"
+
+
+class Store:
+    """All SQLite access. Not thread-safe on its own: the hub serialises calls."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- users ---------------------------------------------------------------
+
+    def create_user(self, user_id: str, token_hash: str, name: str, now: int) -> None:
+        with self.db:
+            self.db.execute(
+                "INSERT INTO users (id, token_hash, name, created) VALUES (?, ?, ?, ?)",
+                (user_id, token_hash, name, now),
+            )
+
+    def user_by_token(self, token_hash: str) -> UserRecord | None:
+        row = self.db.execute(
+            "SELECT id, name FROM users WHERE token_hash = ?", (token_hash,)
+        ).fetchone()
+        return UserRecord(*row) if row else None
+
+    def user(self, user_id: str) -> UserRecord | None:
+        row = self.db.execute("SELECT id, name FROM users WHERE id = ?", (user_id,)).fetchone()
+        return UserRecord(*row) if row else None
+
+    def rename_user(self, user_id: str, name: str) -> None:
+        with self.db:
+            self.db.execute("UPDATE users SET name = ? WHERE id = ?", (name, user_id))
+
+    def delete_user(self, user_id: str) -> None:
+        """Forget an identity (its token stops working); its messages stay."""
+        with self.db:
+            self.db.execute("DELETE FROM members WHERE user_id = ?", (user_id,))
+            self.db.execute("DELETE FROM users WHERE id = ?", (user_id,))
+
+    # -- rooms ---------------------------------------------------------------
+
+    def load_rooms(self) -> list[RoomRecord]:
+        members: dict[str, list[str]] = {}
+        for room_id, user_id in self.db.execute(
+            "SELECT room_id, user_id FROM members ORDER BY joined, user_id"
+        ):
+            members.setdefault(room_id, []).append(user_id)
+        return [
+            RoomRecord(
+                id=r[0],
+                name=r[1],
+                description=r[2],
+                limit=r[3],
+                active=bool(r[4]),
+                ephemeral=bool(r[5]),
+                owner=r[6],
+                created=r[7],
+                members=tuple(members.get(r[0], ())),
+            )
+            for r in self.db.execute(
+                "SELECT id, name, description, max_members, active, ephemeral, owner, created"
+                " FROM rooms ORDER BY created, id"
+            )
+        ]
+
+    def save_room(self, room: RoomRecord) -> None:
+        """Insert or update a room's settings (not its members)."""
+        with self.db:
+            self.db.execute(
+                "INSERT INTO rooms (id, name, description, max_members, active, ephemeral, owner,"
+                " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET"
+                " name=excluded.name, description=excluded.description,"
+                " max_members=excluded.max_members, active=excluded.active, owner=excluded.owner",
+                (
+                    room.id,
+                    room.name,
+                    room.description,
+                    room.limit,
+                    int(room.active),
+                    int(room.ephemeral),
+                    room.owner,
+                    room.created,
+                ),
+            )
+
+    def add_member(self, room_id: str, user_id: str, now: int) -> None:
+        with self.db:
+            self.db.execute(
+                "INSERT OR IGNORE INTO members (room_id, user_id, joined) VALUES (?, ?, ?)",
+                (room_id, user_id, now),
+            )
+
+    def remove_member(self, room_id: str, user_id: str) -> None:
+        with self.db:
+            self.db.execute(
+                "DELETE FROM members WHERE room_id = ? AND user_id = ?", (room_id, user_id)
+            )
+
+    def delete_room(self, room_id: str, delete_messages: bool) -> None:
+        conv = room_conv(room_id)
+        with self.db:
+            self.db.execute("DELETE FROM rooms WHERE id = ?", (room_id,))
+            if delete_messages:
+                self.db.execute("DELETE FROM messages WHERE conv = ?", (conv,))
+                self.db.execute("DELETE FROM convs WHERE conv = ?", (conv,))
+
+    # -- messages ------------------------------------------------------------
+
+    def append(
+        self, conv: str, msg_id: str, sender: str, sender_name: str, text: str, now: int
+    ) -> tuple[StoredMessage, bool]:
+        """Store a message and return it with True, or the earlier copy and False.
+
+        A message is a duplicate when the same sender already used `msg_id`;
+        the earlier copy (with its original sequence number) is returned so the
+        sender gets the same acknowledgement again.
+        """
+        found = self.db.execute(
+            "SELECT conv, seq, msg_id, sender, sender_name, text, ts FROM messages"
+            " WHERE sender = ? AND msg_id = ?",
+            (sender, msg_id),
+        ).fetchone()
+        if found:
+            return StoredMessage(*found), False
+        users: tuple[str | None, str | None] = (None, None)
+        if conv.startswith("dm:"):
+            _, a, b = conv.split(":", 2)
+            users = (a, b)
+        with self.db:
+            self.db.execute(
+                "INSERT INTO convs (conv, last_seq, user_a, user_b) VALUES (?, 1, ?, ?)"
+                " ON CONFLICT(conv) DO UPDATE SET last_seq = last_seq + 1",
+                (conv, *users),
+            )
+            (seq,) = self.db.execute(
+                "SELECT last_seq FROM convs WHERE conv = ?", (conv,)
+            ).fetchone()
+            self.db.execute(
+                "INSERT INTO messages (conv, seq, msg_id, sender, sender_name, text, ts)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (conv, seq, msg_id, sender, sender_name, text, now),
+            )
+        return StoredMessage(conv, seq, msg_id, sender, sender_name, text, now), True
+
+    def last_seq(self, conv: str) -> int:
+        row = self.db.execute("SELECT last_seq FROM convs WHERE conv = ?", (conv,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def after(self, conv: str, seq: int, limit: int) -> tuple[list[StoredMessage], bool]:
+        """Messages of `conv` newer than `seq`, oldest first, and whether more follow."""
+        rows = self.db.execute(
+            "SELECT conv, seq, msg_id, sender, sender_name, text, ts FROM messages"
+            " WHERE conv = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (conv, seq, limit + 1),
+        ).fetchall()
+        return [StoredMessage(*r) for r in rows[:limit]], len(rows) > limit
+
+    def before(self, conv: str, seq: int, limit: int) -> tuple[list[StoredMessage], bool]:
+        """The `limit` messages just older than `seq`, oldest first, and whether older exist."""
+        rows = self.db.execute(
+            "SELECT conv, seq, msg_id, sender, sender_name, text, ts FROM messages"
+            " WHERE conv = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+            (conv, seq, limit + 1),
+        ).fetchall()
+        return [StoredMessage(*r) for r in reversed(rows[:limit])], len(rows) > limit
+
+    def dm_convs(self, user_id: str) -> list[str]:
+        rows = self.db.execute(
+            "SELECT conv FROM convs WHERE user_a = ? OR user_b = ?", (user_id, user_id)
+        )
+        return [r[0] for r in rows]
+
+    def delete_message(self, conv: str, seq: int) -> bool:
+        with self.db:
+            cur = self.db.execute("DELETE FROM messages WHERE conv = ? AND seq = ?", (conv, seq))
+        return cur.rowcount > 0
+
+    def prune(self, older_than: int, keep_per_conv: int) -> int:
+        """Delete messages older than `older_than` (ms) and beyond the newest
+        `keep_per_conv` of each conversation. Sequence numbers are never reused."""
+        with self.db:
+            n = self.db.execute("DELETE FROM messages WHERE ts < ?", (older_than,)).rowcount
+            n += self.db.execute(
+                "DELETE FROM messages WHERE rowid IN (SELECT m.rowid FROM messages m"
+                " JOIN convs c ON c.conv = m.conv WHERE m.seq <= c.last_seq - ?)",
+                (keep_per_conv,),
+            ).rowcount
+        return n
+
+    def message_count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
