@@ -1,0 +1,52 @@
+# Ahoy: the two commands a newcomer needs are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-fast lint bench screenshots image vm-test clean help
+
+help:
+	@echo "make run         start the box in development mode on this machine"
+	@echo "make test        run the whole test suite"
+	@echo "make test-fast   core and integration tests only (no browser, no namespaces)"
+	@echo "make lint        ruff and mypy"
+	@echo "make bench       benchmarks against the baselines (prints a table)"
+	@echo "make screenshots phone-size screenshots into docs/screenshots/"
+	@echo "make image       build the SD-card image (root, slow)"
+	@echo "make vm-test     boot the image in a VM with simulated Wi-Fi (root, slow)"
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { echo "Cannot create a virtual environment: install python3-venv (apt-get install python3-venv)."; exit 1; }
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+run: $(STAMP)
+	$(PY) -m appliance serve --dev --data-dir var
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not browser and not netns and not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check appliance provisioning tests bench
+	$(VENV)/bin/mypy appliance provisioning
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+screenshots: $(STAMP)
+	$(PY) tests/browser/screenshots.py
+
+image:
+	$(MAKE) -C image image
+
+vm-test:
+	$(MAKE) -C image vm-test
+
+clean:
+	rm -rf var .pytest_cache .hypothesis
