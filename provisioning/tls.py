@@ -66,7 +66,7 @@ def _write_public(path: Path, data: bytes) -> None:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _make_ca(box_name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:

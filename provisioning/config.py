@@ -1,0 +1,652 @@
+"""The box config file `ahoy.txt`: its schema, parser and validator.
+
+The file lives on the SD card's FAT boot partition, so people edit it with
+Notepad, TextEdit or a phone. Parsing is forgiving about what editors do
+(CRLF or CR line ends, a byte-order mark, UTF-16 from Notepad's "Unicode",
+curly quotes, upper-case keys) and strict about what matters (every value is
+checked, unknown keys are reported with a "did you mean" hint). Every problem
+is reported at once, each naming its line and key.
+
+This module is pure: bytes or text in, `BoxConfig` or `ConfigError` out.
+Reading the boot partition and falling back to the last good config happen in
+`provisioning.configstore`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import difflib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any
+
+from provisioning import regulatory
+
+MAX_FILE_BYTES = 64 * 1024
+FILE_NAME = "ahoy.txt"
+
+DEFAULT_NETWORK = IPv4Network("10.42.0.0/24")
+PRIVATE_RANGES = (
+    IPv4Network("10.0.0.0/8"),
+    IPv4Network("172.16.0.0/12"),
+    IPv4Network("192.168.0.0/16"),
+)
+MIN_PREFIX, MAX_PREFIX = 16, 28
+# BCM GPIO numbers on the 40-pin header. 0 and 1 are reserved for the HAT ID EEPROM.
+GPIO_PINS = range(2, 28)
+SSH_KEY_TYPES = (
+    "ssh-ed25519",
+    "ssh-rsa",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+)
+# Names people reach for, and the key they mean. Only used for hints.
+KEY_HINTS = {
+    "ssid": "wifi_name",
+    "network_name": "wifi_name",
+    "wifi": "wifi_name",
+    "password": "wifi_passphrase or admin_password",
+    "passphrase": "wifi_passphrase",
+    "psk": "wifi_passphrase",
+    "wifi_password": "wifi_passphrase",
+    "hostname": "box_name",
+    "name": "box_name or wifi_name",
+    "country_code": "country",
+    "iface": "interface",
+    "subnet": "network",
+    "address": "network",
+    "ip": "network",
+}
+QUOTE_PAIRS = {'"': '"', "'": "'", "\u201c": "\u201d", "\u2018": "\u2019", "\u201d": "\u201d"}
+
+
+class ConfigError(Exception):
+    """The config is not usable; `messages` says why, one line per problem."""
+
+    def __init__(self, messages: list[str]) -> None:
+        self.messages = list(messages)
+        super().__init__("\n".join(self.messages))
+
+
+class _Invalid(Exception):
+    """One value is wrong; the message starts with the key's name."""
+
+
+def default_dhcp_range(network: IPv4Network) -> tuple[IPv4Address, IPv4Address]:
+    """Leave the first addresses for the box and fixed devices; lease the rest."""
+    start = network[10] if network.num_addresses >= 64 else network[2]
+    return start, network[-2]
+
+
+def wifi_name_for_mac(mac: str | None) -> str:
+    """A Wi-Fi name unique per box, e.g. "Ahoy-3F2A" from the last two bytes of the MAC."""
+    digits = re.sub(r"[^0-9A-Fa-f]", "", mac or "")
+    if len(digits) < 4:
+        return "Ahoy"
+    return f"Ahoy-{digits[-4:].upper()}"
+
+
+@dataclass(frozen=True)
+class BoxConfig:
+    """Everything the box owner can set. Defaults give a working open hotspot."""
+
+    box_name: str = "ahoy"
+    wifi_name: str = "Ahoy"
+    wifi_passphrase: str = ""
+    country: str = ""
+    band: str = "2.4"
+    channel: int = 6
+    interface: str = "wlan0"
+    network: IPv4Network = DEFAULT_NETWORK
+    dhcp_range: tuple[IPv4Address, IPv4Address] = field(
+        default=default_dhcp_range(DEFAULT_NETWORK)
+    )
+    admin_password: str = ""
+    retention_days: int = 30
+    retention_messages: int = 10000
+    status_led_pins: tuple[int, ...] = (17, 27)
+    button_pin: int | None = 22
+    ssh_authorized_key: str = ""
+
+    @property
+    def box_address(self) -> IPv4Address:
+        """The box's own address: the first one in the network."""
+        return self.network[1]
+
+    @property
+    def is_open_network(self) -> bool:
+        return not self.wifi_passphrase
+
+    @property
+    def dns_names(self) -> list[str]:
+        """Names the box answers to, for its TLS certificate."""
+        return ["ahoy.internal", f"{self.box_name}.local"]
+
+    def without_secrets(self) -> BoxConfig:
+        """A copy safe to keep around: the admin password is not in it."""
+        return _replace(self, admin_password="")
+
+
+def _replace(config: BoxConfig, **changes: Any) -> BoxConfig:
+    values = {f.name: getattr(config, f.name) for f in fields(config)}
+    values.update(changes)
+    return BoxConfig(**values)
+
+
+# --- value parsers: raw text in, typed value out, or _Invalid with a human message.
+
+
+def _box_name(raw: str) -> str:
+    name = raw.strip().lower()
+    if not name:
+        raise _Invalid("box_name must not be empty (it is used as <box_name>.local)")
+    if len(name) > 63:
+        raise _Invalid(f"box_name must be at most 63 characters (it has {len(name)})")
+    if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", name):
+        raise _Invalid(
+            "box_name may use only letters a-z, digits and hyphens, and must not start or "
+            f"end with a hyphen (for example: ahoy-boat), not {raw!r}"
+        )
+    return name
+
+
+def _wifi_name(raw: str) -> str:
+    size = len(raw.encode("utf-8"))
+    if size == 0:
+        raise _Invalid("wifi_name must not be empty; leave the line out to use the default")
+    if size > 32:
+        raise _Invalid(
+            f"wifi_name must be 1 to 32 bytes; {raw!r} is {size} bytes "
+            "(letters like é or emoji count as 2 to 4 bytes)"
+        )
+    if any(not ch.isprintable() for ch in raw):
+        raise _Invalid("wifi_name must not contain control characters or tabs")
+    return raw
+
+
+def _passphrase(raw: str) -> str:
+    if raw == "":
+        return ""
+    if not 8 <= len(raw) <= 63:
+        raise _Invalid(
+            f"wifi_passphrase must be 8 to 63 characters (it has {len(raw)}); "
+            "leave it empty for an open network"
+        )
+    bad = sorted({ch for ch in raw if not (" " <= ch <= "~")})
+    if bad:
+        shown = ", ".join(repr(ch) for ch in bad[:3])
+        raise _Invalid(
+            "wifi_passphrase may use only plain ASCII letters, digits, spaces and "
+            f"punctuation; it contains {shown}"
+        )
+    return raw
+
+
+def _country(raw: str) -> str:
+    code = raw.strip().upper()
+    if code == "":
+        return ""
+    if code in regulatory.COUNTRY_ALIASES:
+        hint = regulatory.COUNTRY_ALIASES[code]
+        raise _Invalid(f"country {raw!r} is not an ISO 3166 code; did you mean {hint}?")
+    if not regulatory.is_country(code):
+        raise _Invalid(
+            f"country must be a two-letter ISO 3166 code such as DE, US or KE, not {raw!r}"
+        )
+    return code
+
+
+def _band(raw: str) -> str:
+    text = re.sub(r"\s+", "", raw.lower()).removesuffix("ghz").replace(",", ".")
+    if text in ("2.4", "2", "2.45"):
+        return "2.4"
+    if text == "5":
+        return "5"
+    raise _Invalid(f"band must be 2.4 or 5 (GHz), not {raw!r}")
+
+
+def _integer(key: str, low: int, high: int, example: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        text = raw.strip().replace("_", "")
+        if not re.fullmatch(r"[0-9]+", text):
+            raise _Invalid(
+                f"{key} must be a whole number such as {example}, not {raw!r}"
+                + (" (comments go on their own line, starting with #)" if "#" in raw else "")
+            )
+        value = int(text)
+        if not low <= value <= high:
+            raise _Invalid(f"{key} must be between {low} and {high}, not {value}")
+        return value
+
+    return parse
+
+
+def _interface(raw: str) -> str:
+    name = raw.strip()
+    if not 1 <= len(name) <= 15 or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise _Invalid(
+            "interface must be a network interface name of 1 to 15 letters and digits "
+            f"such as wlan0 or wlan1, not {raw!r}"
+        )
+    return name
+
+
+def _network(raw: str) -> IPv4Network:
+    text = raw.strip()
+    try:
+        network = IPv4Network(text, strict=False)
+    except ValueError:
+        raise _Invalid(
+            f"network must be an IPv4 network such as 10.42.0.0/24, not {raw!r}"
+        ) from None
+    if "/" not in text:
+        raise _Invalid(f"network needs a size after a slash, for example {text}/24")
+    if not MIN_PREFIX <= network.prefixlen <= MAX_PREFIX:
+        raise _Invalid(
+            f"network size must be between /{MIN_PREFIX} and /{MAX_PREFIX}, "
+            f"not /{network.prefixlen}"
+        )
+    if not any(network.subnet_of(r) for r in PRIVATE_RANGES):
+        raise _Invalid(
+            f"network must be a private range inside 10.0.0.0/8, 172.16.0.0/12 or "
+            f"192.168.0.0/16; {network} is not"
+        )
+    return network
+
+
+def _dhcp_range(raw: str) -> tuple[IPv4Address, IPv4Address]:
+    parts = re.split(r"\s*(?:-|,|\bto\b)\s*", raw.strip())
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        start, end = IPv4Address(parts[0]), IPv4Address(parts[1])
+    except ValueError:
+        raise _Invalid(
+            f"dhcp_range must be two addresses such as 10.42.0.10 - 10.42.0.250, not {raw!r}"
+        ) from None
+    if start > end:
+        raise _Invalid(f"dhcp_range must start before it ends ({start} is after {end})")
+    return start, end
+
+
+def _pins(raw: str) -> tuple[int, ...]:
+    text = raw.strip()
+    if text.lower() in ("", "none", "off"):
+        return ()
+    items = [p for p in re.split(r"[\s,]+", text) if p]
+    pins = tuple(_pin_number("status_led_pins", p) for p in items)
+    if len(pins) > 2:
+        raise _Invalid("status_led_pins takes at most two pins: green, then red")
+    return pins
+
+
+def _pin_number(key: str, raw: str) -> int:
+    text = raw.strip().upper().removeprefix("GPIO").removeprefix("BCM")
+    if not text.isdigit() or int(text) not in GPIO_PINS:
+        raise _Invalid(
+            f"{key}: {raw.strip()!r} is not a GPIO number; use BCM numbers "
+            f"{GPIO_PINS.start} to {GPIO_PINS.stop - 1} (GPIO17 is header pin 11)"
+        )
+    return int(text)
+
+
+def _button_pin(raw: str) -> int | None:
+    text = raw.strip()
+    if text.lower() in ("", "none", "off"):
+        return None
+    return _pin_number("button_pin", text)
+
+
+def _admin_password(raw: str) -> str:
+    if raw == "":
+        return ""
+    if len(raw) < 8:
+        raise _Invalid(f"admin_password must be at least 8 characters (it has {len(raw)})")
+    if len(raw) > 128:
+        raise _Invalid("admin_password must be at most 128 characters")
+    if any(not ch.isprintable() for ch in raw):
+        raise _Invalid("admin_password must not contain control characters or tabs")
+    return raw
+
+
+def admin_password_problem(password: str) -> str | None:
+    """Why `password` cannot be the admin password, or None if it can."""
+    try:
+        _admin_password(password)
+    except _Invalid as exc:
+        return str(exc)
+    return None if password else "admin_password must not be empty"
+
+
+def _ssh_key(raw: str) -> str:
+    text = raw.strip()
+    if not text:
+        return ""
+    parts = text.split()
+    if len(parts) < 2 or parts[0] not in SSH_KEY_TYPES:
+        raise _Invalid(
+            "ssh_authorized_key must be one public key line such as "
+            "'ssh-ed25519 AAAA... you@laptop' (the contents of your .pub file)"
+        )
+    try:
+        blob = base64.b64decode(parts[1], validate=True)
+    except (binascii.Error, ValueError):
+        raise _Invalid("ssh_authorized_key looks cut off or damaged (bad base64)") from None
+    kind = parts[0].encode()
+    if blob[4 : 4 + len(kind)] != kind:
+        raise _Invalid(f"ssh_authorized_key: the key data does not match its type {parts[0]}")
+    return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Key:
+    """One config key and how to read its value."""
+
+    name: str
+    parse: Callable[[str], Any]
+
+
+KEYS: dict[str, Key] = {
+    k.name: k
+    for k in [
+        Key("box_name", _box_name),
+        Key("wifi_name", _wifi_name),
+        Key("wifi_passphrase", _passphrase),
+        Key("country", _country),
+        Key("band", _band),
+        Key("channel", _integer("channel", 1, 196, 6)),
+        Key("interface", _interface),
+        Key("network", _network),
+        Key("dhcp_range", _dhcp_range),
+        Key("admin_password", _admin_password),
+        Key("retention_days", _integer("retention_days", 0, 3650, 30)),
+        Key("retention_messages", _integer("retention_messages", 0, 1_000_000, 10000)),
+        Key("status_led_pins", _pins),
+        Key("button_pin", _button_pin),
+        Key("ssh_authorized_key", _ssh_key),
+    ]
+}
+SECRET_KEYS = ("admin_password",)
+
+
+# --- the file format
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One `key = value` line as written."""
+
+    line: int
+    key: str
+    value: str
+
+
+def decode_config(data: bytes) -> str:
+    """Turn the file's bytes into text, or explain why they are not a config file."""
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(
+            [
+                (
+                    f"the file is {len(data) // 1024} KiB; a config file is at most "
+                    f"{MAX_FILE_BYTES // 1024} KiB (is this the right file?)"
+                )
+            ]
+        )
+    return decode_with_codec(data)[0]
+
+
+def decode_with_codec(data: bytes) -> tuple[str, str]:
+    """Text and the codec that writes it back as it was (keeping any byte-order mark).
+
+    Unlike `decode_config` there is no size limit: used to edit a file in place.
+    """
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError:
+            raise ConfigError(["the file claims to be UTF-16 text but is damaged"]) from None
+    codec = "utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8"
+    if b"\x00" in data:
+        raise ConfigError(
+            ["the file contains binary data, not text (is this the right file?)"]
+        )
+    try:
+        return data.decode(codec), codec
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            [
+                (
+                    f"line {line}: this is not UTF-8 text; save the file as UTF-8 "
+                    "(in Notepad: Save as, Encoding: UTF-8)"
+                )
+            ]
+        ) from None
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def _unquote(value: str) -> str | None:
+    """The value inside matching quotes, None if it is not quoted."""
+    if len(value) >= 2 and value[0] in QUOTE_PAIRS and value[-1] == QUOTE_PAIRS[value[0]]:
+        return value[1:-1]
+    return None
+
+
+def read_entries(text: str) -> tuple[list[Entry], list[str]]:
+    """Split text into entries; also return problems with the file's shape."""
+    entries: list[Entry] = []
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for number, line in enumerate(_LINE_BREAK.split(text.removeprefix("\ufeff")), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith(("#", ";")):
+            continue
+        if any(ord(ch) < 32 and ch != "\t" for ch in line):
+            problems.append(f"line {number}: contains control characters; is this a text file?")
+            continue
+        if "=" not in line:
+            hint = " (use key = value)" if ":" in line else ""
+            problems.append(f"line {number}: expected key = value, found {stripped[:40]!r}{hint}")
+            continue
+        raw_key, raw_value = line.split("=", 1)
+        key = re.sub(r"[\s-]+", "_", raw_key.strip().lower())
+        if key not in KEYS:
+            problems.append(f"line {number}: unknown key {raw_key.strip()!r}{_did_you_mean(key)}")
+            continue
+        if key in seen:
+            problems.append(f"line {number}: {key} is already set on line {seen[key]}")
+            continue
+        seen[key] = number
+        value = raw_value.strip()
+        inner = _unquote(value)
+        if inner is not None:
+            value = inner
+        elif value[:1] in QUOTE_PAIRS:
+            problems.append(f"line {number}: {key} starts with a quote but does not end with one")
+            continue
+        entries.append(Entry(number, key, value))
+    return entries, problems
+
+
+def _did_you_mean(key: str) -> str:
+    if key in KEY_HINTS:
+        return f"; did you mean {KEY_HINTS[key]}?"
+    close = difflib.get_close_matches(key, KEYS, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {close[0]}?"
+    return f"; known keys are {', '.join(KEYS)}"
+
+
+def parse_config(text: str, *, mac: str | None = None) -> BoxConfig:
+    """Validate the text of `ahoy.txt`; `mac` makes the default Wi-Fi name unique.
+
+    Raises ConfigError listing every problem found, each naming its line and key.
+    """
+    entries, problems = read_entries(text)
+    values: dict[str, Any] = {}
+    lines: dict[str, int] = {}
+    failed: set[str] = set()
+    for entry in entries:
+        lines[entry.key] = entry.line
+        try:
+            values[entry.key] = KEYS[entry.key].parse(entry.value)
+        except _Invalid as exc:
+            failed.add(entry.key)
+            problems.append(f"line {entry.line}: {exc}")
+    problems += _check_together(values, lines, failed)
+    if problems:
+        raise ConfigError(sorted(problems, key=_line_order))
+    return _build(values, mac)
+
+
+def _build(values: Mapping[str, Any], mac: str | None) -> BoxConfig:
+    values = dict(values)
+    values.setdefault("wifi_name", wifi_name_for_mac(mac))
+    band = values.get("band", "2.4")
+    values.setdefault("channel", regulatory.DEFAULT_CHANNEL[band])
+    network = values.get("network", DEFAULT_NETWORK)
+    values.setdefault("dhcp_range", default_dhcp_range(network))
+    return BoxConfig(**values)
+
+
+def _where(lines: Mapping[str, int], *keys: str) -> str:
+    for key in keys:
+        if key in lines:
+            return f"line {lines[key]}: "
+    return ""
+
+
+def _check_together(
+    values: Mapping[str, Any], lines: Mapping[str, int], failed: set[str]
+) -> list[str]:
+    """Rules that involve more than one key; skipped where a key already failed alone."""
+    problems: list[str] = []
+    if not failed & {"band", "country", "channel"}:
+        band = values.get("band", "2.4")
+        country = values.get("country", "")
+        allowed = regulatory.allowed_channels(country, band)
+        if band == "5" and not country:
+            problems.append(
+                f"{_where(lines, 'band')}band 5 needs a country (for example country = DE); "
+                "the legal 5 GHz channels depend on it"
+            )
+        elif not allowed:
+            problems.append(
+                f"{_where(lines, 'band', 'country')}band 5 is not available for country "
+                f"{country} in Ahoy's channel table; use band = 2.4"
+            )
+        elif "channel" in values and values["channel"] not in allowed:
+            place = f" in {country}" if country else " without a country set"
+            hint = " (or set band = 5)" if band == "2.4" and values["channel"] >= 36 else ""
+            problems.append(
+                f"{_where(lines, 'channel')}channel {values['channel']} is not allowed on "
+                f"{band} GHz{place}; use one of {regulatory.describe_channels(allowed)}{hint}"
+            )
+    if "dhcp_range" in values and "network" not in failed:
+        network = values.get("network", DEFAULT_NETWORK)
+        start, end = values["dhcp_range"]
+        box = network[1]
+        where = _where(lines, "dhcp_range")
+        if start not in network or end not in network:
+            problems.append(
+                f"{where}dhcp_range {start} - {end} must lie inside network {network}"
+            )
+        elif start <= box <= end:
+            problems.append(
+                f"{where}dhcp_range must not include the box's own address {box}; "
+                f"start it at {box + 1} or later"
+            )
+        elif end == network.broadcast_address or start == network.network_address:
+            problems.append(
+                f"{where}dhcp_range must not include the network address or the broadcast "
+                f"address of {network}"
+            )
+    if not failed & {"status_led_pins", "button_pin"}:
+        pins = list(values.get("status_led_pins", BoxConfig.status_led_pins))
+        button = values.get("button_pin", BoxConfig.button_pin)
+        if button is not None:
+            pins.append(button)
+        duplicates = sorted({p for p in pins if pins.count(p) > 1})
+        if duplicates:
+            problems.append(
+                f"{_where(lines, 'button_pin', 'status_led_pins')}GPIO {duplicates[0]} is "
+                "used twice; each LED and the button need their own pin"
+            )
+    return problems
+
+
+def _line_order(message: str) -> int:
+    match = re.match(r"line (\d+):", message)
+    return int(match.group(1)) if match else 0
+
+
+# --- writing values back, keeping the rest of the file as it is
+
+
+def quote_value(value: str) -> str:
+    """How a value is written so that reading it back gives exactly `value`."""
+    if value == "":
+        return ""
+    if value != value.strip() or value[0] in QUOTE_PAIRS or _unquote(value) is not None:
+        return "'" + value + "'" if "'" not in value else '"' + value + '"'
+    return value
+
+
+def set_values(text: str, values: Mapping[str, str]) -> str:
+    """Change some keys' values in the file text, keeping comments, order and line ends.
+
+    Keys not present are added at the end. Values are written as given (already
+    valid); use `format_value` to turn typed values into text.
+    """
+    pending = dict(values)
+    pieces = re.split(r"(\r\n|\r|\n)", text)
+    for index in range(0, len(pieces), 2):
+        line = pieces[index]
+        if line.lstrip().startswith(("#", ";")) or "=" not in line:
+            continue
+        raw_key, _ = line.split("=", 1)
+        key = re.sub(r"[\s-]+", "_", raw_key.strip().lower().lstrip("\ufeff"))
+        if key in pending:
+            value = quote_value(pending.pop(key))
+            pieces[index] = f"{raw_key.rstrip()} = {value}".rstrip()
+    result = "".join(pieces)
+    if pending:
+        newline = "\r\n" if "\r\n" in text else "\n"
+        if result and not result.endswith(("\n", "\r")):
+            result += newline
+        for key, value in pending.items():
+            result += f"{key} = {quote_value(value)}".rstrip() + newline
+    return result
+
+
+def format_value(config: BoxConfig, key: str) -> str:
+    """A key's value as it would be written in `ahoy.txt`."""
+    value = getattr(config, key)
+    if key == "dhcp_range":
+        return f"{value[0]} - {value[1]}"
+    if key == "status_led_pins":
+        return ", ".join(str(p) for p in value)
+    if value is None:
+        return ""
+    return str(value)
+
+
+def format_config(config: BoxConfig) -> str:
+    """The whole config as `ahoy.txt` text; parsing it gives `config` back."""
+    lines = ["# Written by Ahoy: the last config that worked.", ""]
+    for key in KEYS:
+        lines.append(f"{key} = {quote_value(format_value(config, key))}".rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def printable_key_list() -> str:
+    """For help texts."""
+    return ", ".join(KEYS)

@@ -1,0 +1,208 @@
+"""The config in force on a box: the boot file, else the last good one, else defaults.
+
+A bad `ahoy.txt` must never leave the box without a hotspot, so loading never
+fails: the errors travel with the config that is used instead, get written to
+the data dir for the admin page and the LEDs, and are printed by the CLI.
+
+`load_config` is the first-boot/boot-time entry point (run as root by the
+apply step): it also moves the admin password out of the boot file and makes
+one up when there is none. `read_config` only reads.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from provisioning import credentials
+from provisioning.config import (
+    BoxConfig,
+    ConfigError,
+    admin_password_problem,
+    decode_config,
+    decode_with_codec,
+    format_config,
+    parse_config,
+    read_entries,
+    set_values,
+    wifi_name_for_mac,
+)
+from provisioning.datadir import ADMIN_PASSWORD_NOTE, DataDir, write_file
+
+SYS_CLASS_NET = Path("/sys/class/net")
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """The config in force, where it came from, and what was wrong with the file.
+
+    source: "file" (the boot file is good), "last-good" (the boot file is bad or
+    missing and the last good config is used) or "defaults".
+    """
+
+    config: BoxConfig
+    source: str
+    errors: tuple[str, ...] = ()
+    notices: tuple[str, ...] = ()
+    generated_admin_password: str | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def interface_mac(interface: str, sys_class_net: Path = SYS_CLASS_NET) -> str | None:
+    """The MAC address of a network interface, None if it is not there."""
+    try:
+        return (sys_class_net / interface / "address").read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _parse_with_mac(text: str, mac: str | None, sys_class_net: Path) -> BoxConfig:
+    config = parse_config(text, mac=mac)
+    if mac is None:
+        found = interface_mac(config.interface, sys_class_net)
+        if found:
+            config = parse_config(text, mac=found)
+    return config
+
+
+def read_config(
+    boot_file: Path,
+    data_dir: Path,
+    *,
+    mac: str | None = None,
+    sys_class_net: Path = SYS_CLASS_NET,
+) -> LoadedConfig:
+    """The config to use, without changing anything on disk."""
+    errors: list[str] = []
+    try:
+        data = boot_file.read_bytes()
+    except FileNotFoundError:
+        data = None
+    except OSError as exc:
+        data = None
+        errors.append(f"cannot read {boot_file}: {exc.strerror}")
+    if data is not None:
+        try:
+            text = decode_config(data)
+            return LoadedConfig(_parse_with_mac(text, mac, sys_class_net), "file")
+        except ConfigError as exc:
+            errors += [f"{boot_file.name}: {m}" for m in exc.messages]
+    last_good = DataDir(data_dir).last_good_config
+    try:
+        fallback = parse_config(last_good.read_text(encoding="utf-8"))
+        return LoadedConfig(fallback, "last-good", tuple(errors))
+    except (OSError, ValueError, ConfigError):
+        pass
+    if mac is None:
+        mac = interface_mac(BoxConfig.interface, sys_class_net)
+    defaults = BoxConfig(wifi_name=wifi_name_for_mac(mac))
+    return LoadedConfig(defaults, "defaults", tuple(errors))
+
+
+def load_config(
+    boot_file: Path,
+    data_dir: Path,
+    *,
+    mac: str | None = None,
+    sys_class_net: Path = SYS_CLASS_NET,
+) -> LoadedConfig:
+    """Load the config for applying it: read_config plus the first-boot chores.
+
+    - remembers a good config as the last good one (without the admin password);
+    - moves `admin_password` from the boot file into the data dir (as a hash) and
+      blanks it in the file, keeping every other line as it was;
+    - makes up an admin password when the box has none, writes it next to the
+      boot file (ahoy-admin-password.txt) and returns it in
+      `generated_admin_password` so the caller can print it on the console;
+    - writes the status (source and errors) for the admin page and the LEDs.
+    """
+    loaded = read_config(boot_file, data_dir, mac=mac, sys_class_net=sys_class_net)
+    store = DataDir(data_dir)
+    notices: list[str] = []
+    errors = list(loaded.errors)
+    if loaded.source == "file":
+        write_file(store.last_good_config, format_config(loaded.config.without_secrets()).encode())
+    moved = _take_admin_password(boot_file, data_dir, errors)
+    if moved:
+        notices.append(f"the admin password from {boot_file.name} is now set; the line was blanked")
+    generated = None
+    if not credentials.has_admin_password(data_dir):
+        generated = credentials.generate_admin_password()
+        credentials.set_admin_password(data_dir, generated)
+        note = boot_file.parent / ADMIN_PASSWORD_NOTE
+        try:
+            write_file(note, _admin_note(generated).encode())
+            notices.append(f"a new admin password was made and written to {note}")
+        except OSError as exc:
+            errors.append(f"could not write the new admin password to {note}: {exc.strerror}")
+    result = LoadedConfig(
+        loaded.config.without_secrets(),
+        loaded.source,
+        tuple(errors),
+        tuple(notices),
+        generated,
+    )
+    write_status(data_dir, result)
+    return result
+
+
+def _take_admin_password(boot_file: Path, data_dir: Path, errors: list[str]) -> bool:
+    """Move a valid admin password out of the boot file, even if other lines are bad."""
+    try:
+        data = boot_file.read_bytes()
+        text, codec = decode_with_codec(data)
+    except (OSError, ConfigError):
+        return False
+    entries, _ = read_entries(text)
+    password = next((e.value for e in entries if e.key == "admin_password"), "")
+    if not password or admin_password_problem(password):
+        return False
+    credentials.set_admin_password(data_dir, password)
+    blanked = set_values(text, {"admin_password": ""}).encode(codec)
+    try:
+        write_file(boot_file, blanked)
+    except OSError as exc:
+        errors.append(
+            f"the admin password was set, but {boot_file} could not be rewritten to blank it "
+            f"({exc.strerror}); remove it from the file by hand"
+        )
+    return True
+
+
+def _admin_note(password: str) -> str:
+    return (
+        "Ahoy admin password\r\n"
+        "===================\r\n\r\n"
+        f"    {password}\r\n\r\n"
+        "Open the admin page (http://ahoy.internal/admin) and sign in with it.\r\n"
+        "Made up by the box at its first start. If you change the password on the\r\n"
+        "admin page, this file is out of date: delete it. To reset a forgotten\r\n"
+        "password, put a new one in ahoy.txt as admin_password = ... and restart.\r\n"
+    )
+
+
+def write_status(data_dir: Path, loaded: LoadedConfig) -> None:
+    """Record what is in force for the admin page and the status LED."""
+    status = {
+        "source": loaded.source,
+        "errors": list(loaded.errors),
+        "notices": list(loaded.notices),
+    }
+    write_file(DataDir(data_dir).config_status, (json.dumps(status, indent=2) + "\n").encode())
+
+
+def read_status(data_dir: Path) -> dict[str, object]:
+    """What `load_config` recorded last: {"source": ..., "errors": [...], "notices": [...]}.
+
+    The service reads this to show config errors on the admin page and to set
+    the error LED; an empty "errors" list means the boot file was fine.
+    """
+    try:
+        status = json.loads(DataDir(data_dir).config_status.read_text())
+    except (OSError, ValueError):
+        return {"source": "unknown", "errors": [], "notices": []}
+    return status if isinstance(status, dict) else {"source": "unknown", "errors": []}
