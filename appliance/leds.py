@@ -27,7 +27,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
 
-from gpiozero import LED, Button  # type: ignore[import-untyped]
+from gpiozero import LED, Button
 
 log = logging.getLogger(__name__)
 
@@ -190,9 +190,7 @@ LOOKS: Mapping[BoxState, Look] = {
 
 # Shown while the button is held long enough that letting go will act.
 RELEASE_TO_RESET_PASSWORD = Look(green=SOLID, red=SOLID, act=SOLID)
-RELEASE_TO_FACTORY_RESET = Look(
-    green=blink(0.1, 0.1), red=blink(0.1, 0.1), act=blink(0.1, 0.1)
-)
+RELEASE_TO_FACTORY_RESET = Look(green=blink(0.1, 0.1), red=blink(0.1, 0.1), act=blink(0.1, 0.1))
 # A short press first lights everything (a lamp test), then goes dark, then
 # replays the state pattern from its start so it is easy to read.
 LAMP_TEST = Look(green=SOLID, red=SOLID, act=SOLID)
@@ -324,9 +322,7 @@ class StatusLights:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
-        self._thread = threading.Thread(
-            target=self._run, name="status-lights", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name="status-lights", daemon=True)
         self._thread.start()
 
     @property
@@ -404,7 +400,7 @@ class StatusLights:
                 look, started, ends = self._current(now)
                 t = now - started
                 patterns = (look.green, look.red, look.act)
-                for light, pattern in zip(self._lights, patterns):
+                for light, pattern in zip(self._lights, patterns, strict=True):
                     light.set(pattern.level_at(t))
                 edges = [p.next_change(t) for p in patterns]
                 waits = [edge - t for edge in edges if edge is not None]
@@ -459,9 +455,7 @@ class ButtonTimings:
             self.stuck_after,
         )
         if list(ordered) != sorted(ordered) or self.double_press_gap <= 0:
-            raise ValueError(
-                "button timings must increase: noise < short < 10 s < 30 s"
-            )
+            raise ValueError("button timings must increase: noise < short < 10 s < 30 s")
 
 
 @dataclass
@@ -600,13 +594,9 @@ class StatusButton:
         self._shown_hold: ButtonAction | None = None
         self._closed = False
         self._cond = threading.Condition()
-        self._thread = threading.Thread(
-            target=self._run, name="status-button", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name="status-button", daemon=True)
         self._thread.start()
-        self._button = Button(
-            pin, pull_up=True, bounce_time=bounce_time, pin_factory=pin_factory
-        )
+        self._button = Button(pin, pull_up=True, bounce_time=bounce_time, pin_factory=pin_factory)
         self._button.when_pressed = self._pressed
         self._button.when_released = self._released
 
