@@ -41,6 +41,7 @@ NFTABLES = "nftables.nft"
 TURNSERVER = "turnserver.conf"
 NETWORKD = "ahoy-hotspot.network"
 AUTHORIZED_KEYS = "authorized_keys"
+AUTHORIZED_KEYS_HEADER = "# Managed by Ahoy from ssh_authorized_key in ahoy.txt."
 
 
 def captive_portal_api_url(config: BoxConfig) -> str:
@@ -205,6 +206,8 @@ def render_turnserver(config: BoxConfig, secret: str) -> str:
         "no-dtls",
         "no-cli",
         "no-multicast-peers",
+        "no-rfc5780",
+        "no-software-attribute",
         "# Relay only to phones on the hotspot (and the box's own relay ports).",
         "denied-peer-ip=0.0.0.0-255.255.255.255",
         f"allowed-peer-ip={net.network_address}-{net.broadcast_address}",
@@ -245,5 +248,5 @@ def render_all(
         NETWORKD: render_networkd(config),
     }
     if config.ssh_authorized_key:
-        files[AUTHORIZED_KEYS] = config.ssh_authorized_key + "\n"
+        files[AUTHORIZED_KEYS] = f"{AUTHORIZED_KEYS_HEADER}\n{config.ssh_authorized_key}\n"
     return files

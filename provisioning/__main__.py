@@ -1,0 +1,176 @@
+"""Command line: `python -m provisioning check|render|apply`.
+
+Exit codes: 0 all good; 1 the config file has errors or a step failed (apply
+still brings up the hotspot with the last good config or the defaults);
+2 wrong usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from provisioning import configstore, credentials, render, tls
+from provisioning.apply import HostSystem, apply_config
+from provisioning.config import ConfigError, decode_config, parse_config
+from provisioning.datadir import DEFAULT_BOOT_CONFIG, DEFAULT_DATA_DIR, DataDir, write_file
+
+OK, FAILED, USAGE = 0, 1, 2
+
+
+def _read_config_file(path: Path) -> str:
+    try:
+        return decode_config(path.read_bytes())
+    except FileNotFoundError:
+        raise ConfigError([f"{path} does not exist"]) from None
+    except IsADirectoryError:
+        raise ConfigError([f"{path} is a folder, not a config file"]) from None
+    except PermissionError:
+        raise ConfigError([f"{path} cannot be read (permission denied)"]) from None
+
+
+def _print_errors(path: Path, error: ConfigError) -> None:
+    print(f"{path} has {len(error.messages)} problem(s):", file=sys.stderr)
+    for message in error.messages:
+        print(f"  {message}", file=sys.stderr)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    try:
+        config = parse_config(_read_config_file(args.config))
+    except ConfigError as exc:
+        _print_errors(args.config, exc)
+        return FAILED
+    security = "open network" if config.is_open_network else "WPA2 passphrase"
+    country = config.country or "no country set"
+    print(
+        f"{args.config} is fine: Wi-Fi {config.wifi_name!r} ({security}), "
+        f"{config.band} GHz channel {config.channel} ({country}), "
+        f"box at {config.box_address} on {config.interface}"
+    )
+    return OK
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    try:
+        config = parse_config(_read_config_file(args.config))
+    except ConfigError as exc:
+        _print_errors(args.config, exc)
+        return FAILED
+    out: Path = args.out
+    data_dir: Path = args.data_dir or out / "data"
+    secret = credentials.turn_secret(data_dir)
+    tls.ensure_certificates(
+        DataDir(data_dir).tls, config.box_name, config.dns_names, [str(config.box_address)]
+    )
+    files = render.render_all(config, secret, lease_file=data_dir / "dnsmasq.leases")
+    for name, text in files.items():
+        changed = write_file(out / name, text.encode("utf-8"), mode=0o600)
+        print(f"{'wrote' if changed else 'unchanged'} {out / name}")
+    print(f"secrets and certificates in {data_dir}")
+    return OK
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    for_real = not args.files_only
+    if for_real and os.geteuid() != 0:
+        print(
+            "apply changes the network and system services and needs root: run it with "
+            "sudo, or use --files-only (or `render`) to only write files",
+            file=sys.stderr,
+        )
+        return FAILED
+    loaded = configstore.load_config(args.config, args.data_dir)
+    if loaded.errors:
+        fallback = {"last-good": "the last good config", "defaults": "the safe defaults"}
+        print(
+            f"{args.config} has problems; using {fallback.get(loaded.source, loaded.source)}:",
+            file=sys.stderr,
+        )
+        for message in loaded.errors:
+            print(f"  {message}", file=sys.stderr)
+    for notice in loaded.notices:
+        print(notice)
+    if loaded.generated_admin_password:
+        # Printed where a serial console or the journal shows it at first boot.
+        print("*" * 60)
+        print(f"*  Ahoy admin password: {loaded.generated_admin_password}")
+        print("*" * 60)
+    report = apply_config(
+        loaded.config,
+        args.data_dir,
+        root=args.root,
+        system=HostSystem() if for_real else None,
+    )
+    for path in report.changed_files:
+        print(f"wrote {path}")
+    for action in report.actions:
+        print(action)
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for problem in report.problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if not report.changed:
+        print("nothing to change")
+    return FAILED if loaded.errors or report.problems else OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m provisioning",
+        description="Turn the box config file (ahoy.txt) into system state. See docs/config.md.",
+        epilog="Exit codes: 0 fine, 1 config errors or a failed step, 2 wrong usage.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = sub.add_parser("check", help="validate a config file and print its problems")
+    check.add_argument("--config", type=Path, default=DEFAULT_BOOT_CONFIG, metavar="FILE")
+    check.set_defaults(run=cmd_check)
+
+    rend = sub.add_parser(
+        "render", help="write every generated file into a folder, without touching the machine"
+    )
+    rend.add_argument("--config", type=Path, required=True, metavar="FILE")
+    rend.add_argument("--out", type=Path, required=True, metavar="DIR")
+    rend.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="where the TURN secret and certificates are kept (default: DIR/data)",
+    )
+    rend.set_defaults(run=cmd_render)
+
+    app = sub.add_parser(
+        "apply", help="apply the config to this machine (root): files, address, services"
+    )
+    app.add_argument("--config", type=Path, default=DEFAULT_BOOT_CONFIG, metavar="FILE")
+    app.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, metavar="DIR")
+    app.add_argument(
+        "--root", type=Path, default=Path("/"), metavar="DIR", help="write system files under DIR"
+    )
+    app.add_argument(
+        "--files-only",
+        action="store_true",
+        help="write files (and secrets) only; change no interface, radio or service",
+    )
+    app.set_defaults(run=cmd_apply)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except PermissionError as exc:
+        print(f"permission denied: {exc.filename}", file=sys.stderr)
+        return FAILED
+    except OSError as exc:
+        print(f"{exc.filename or 'error'}: {exc.strerror}", file=sys.stderr)
+        return FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,265 @@
+"""Make the machine match the config: files in /etc, the interface, the radio, services.
+
+Idempotent: every step first looks at the current state and changes only what
+differs, and a service is restarted only when one of its files changed (and
+started if it is not running). Running `apply` twice changes nothing the
+second time.
+
+The steps that touch the machine go through `System`, so tests can record
+them; `HostSystem` is the real thing (subprocess and pyroute2, needs root).
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import socket
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from provisioning import credentials, render, tls
+from provisioning.config import BoxConfig
+from provisioning.datadir import DataDir, write_file
+
+NFT_TABLE = ("inet", "ahoy")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one rendered file goes, who may read it, and which service uses it."""
+
+    path: str  # relative to the root; {interface} is filled in
+    mode: int = 0o644
+    group: str | None = None
+    service: str | None = None  # systemd unit; {interface} is filled in
+
+
+TARGETS: dict[str, Target] = {
+    # hostapd@<interface> binds to the interface's device, so a USB adapter works.
+    render.HOSTAPD: Target("etc/hostapd/{interface}.conf", 0o600, service="hostapd@{interface}"),
+    render.DNSMASQ: Target("etc/dnsmasq.d/ahoy.conf", service="dnsmasq"),
+    render.NFTABLES: Target("etc/ahoy/nftables.nft", 0o600),
+    render.TURNSERVER: Target("etc/turnserver.conf", 0o640, group="turnserver", service="coturn"),
+    render.NETWORKD: Target("etc/systemd/network/50-ahoy-hotspot.network"),
+    render.AUTHORIZED_KEYS: Target("root/.ssh/authorized_keys", 0o600),
+}
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    returncode: int
+    output: str
+
+
+class System(Protocol):
+    """The machine-changing operations `apply` needs."""
+
+    def run(self, argv: Sequence[str]) -> CommandResult: ...
+
+    def ensure_address(self, interface: str, address: str, prefixlen: int) -> bool:
+        """Give `interface` exactly this IPv4 address and bring it up; True if changed.
+
+        Raises LookupError when the interface does not exist.
+        """
+        ...
+
+
+class HostSystem:
+    """The real machine: commands via subprocess, addresses via pyroute2 (root)."""
+
+    def __init__(self, netns: str | None = None) -> None:
+        self.netns = netns
+
+    def run(self, argv: Sequence[str]) -> CommandResult:
+        try:
+            done = subprocess.run(
+                list(argv), capture_output=True, text=True, timeout=60, check=False
+            )
+        except FileNotFoundError:
+            return CommandResult(127, f"{argv[0]} is not installed")
+        except subprocess.TimeoutExpired:
+            return CommandResult(124, f"{argv[0]} did not finish within 60 s")
+        return CommandResult(done.returncode, (done.stdout + done.stderr).strip())
+
+    def ensure_address(self, interface: str, address: str, prefixlen: int) -> bool:
+        from pyroute2 import IPRoute
+
+        changed = False
+        with IPRoute(netns=self.netns) if self.netns else IPRoute() as ipr:
+            found = ipr.link_lookup(ifname=interface)
+            if not found:
+                raise LookupError(interface)
+            index = found[0]
+            present = False
+            for msg in ipr.get_addr(index=index, family=socket.AF_INET):
+                have, plen = msg.get("IFA_ADDRESS"), msg["prefixlen"]
+                if have == address and plen == prefixlen:
+                    present = True
+                else:
+                    # The hotspot interface is ours alone: drop addresses from old configs.
+                    ipr.addr("del", index=index, address=have, prefixlen=plen)
+                    changed = True
+            if not present:
+                ipr.addr("add", index=index, address=address, prefixlen=prefixlen)
+                changed = True
+            link = ipr.get_links(index)[0]
+            if not link["flags"] & 1:  # IFF_UP
+                ipr.link("set", index=index, state="up")
+                changed = True
+        return changed
+
+
+@dataclass
+class ApplyReport:
+    """What apply changed and what went wrong; `problems` empty means all is well."""
+
+    changed_files: list[Path] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changed_files or self.actions)
+
+
+def target_path(root: Path, name: str, config: BoxConfig) -> Path:
+    return root / TARGETS[name].path.format(interface=config.interface)
+
+
+def write_files(
+    config: BoxConfig, data_dir: Path, root: Path, report: ApplyReport
+) -> dict[str, bool]:
+    """Secrets, certificates and every rendered file; which files changed, by name."""
+    secret = credentials.turn_secret(data_dir)
+    tls_folder = DataDir(data_dir).tls
+    tls.ensure_certificates(
+        tls_folder, config.box_name, config.dns_names, [str(config.box_address)]
+    )
+    files = render.render_all(config, secret, lease_file=data_dir / "dnsmasq.leases")
+    changed: dict[str, bool] = {}
+    for name, text in files.items():
+        target = TARGETS[name]
+        path = target_path(root, name, config)
+        changed[name] = write_file(path, text.encode("utf-8"), mode=target.mode)
+        if target.group:
+            _give_group(path, target.group)
+        if changed[name]:
+            report.changed_files.append(path)
+    keys = target_path(root, render.AUTHORIZED_KEYS, config)
+    if render.AUTHORIZED_KEYS not in files and _managed_by_us(keys):
+        keys.unlink()
+        report.changed_files.append(keys)
+    return changed
+
+
+def _managed_by_us(path: Path) -> bool:
+    try:
+        return path.read_text().startswith(render.AUTHORIZED_KEYS_HEADER)
+    except OSError:
+        return False
+
+
+def _give_group(path: Path, group: str) -> None:
+    """Let a service's group read its file (coturn runs as turnserver)."""
+    if os.geteuid() != 0:
+        return
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        return
+    if path.stat().st_gid != gid:
+        os.chown(path, 0, gid)
+
+
+def apply_config(
+    config: BoxConfig,
+    data_dir: Path,
+    *,
+    root: Path = Path("/"),
+    system: System | None = None,
+) -> ApplyReport:
+    """Write the files under `root`; with a `system`, also change the machine.
+
+    Without `system` only files are written (secrets and certificates in the
+    data dir, configs under `root`), which is what tests and dry runs use.
+    """
+    report = ApplyReport()
+    changed = write_files(config, data_dir, root, report)
+    if system is None:
+        return report
+    _set_radio(config, system, report)
+    _set_address(config, system, report)
+    _load_firewall(config, root, changed.get(render.NFTABLES, False), system, report)
+    for name in (render.DNSMASQ, render.TURNSERVER, render.HOSTAPD):
+        service = TARGETS[name].service
+        assert service is not None
+        _run_service(service.format(interface=config.interface), changed[name], system, report)
+    return report
+
+
+def _set_radio(config: BoxConfig, system: System, report: ApplyReport) -> None:
+    if config.country:
+        current = system.run(["iw", "reg", "get"])
+        if f"country {config.country}:" not in current.output:
+            _step(system, ["iw", "reg", "set", config.country], report,
+                  f"set the Wi-Fi country to {config.country}")
+    # Power save makes a Pi's AP drop and delay packets; calls stutter.
+    state = system.run(["iw", "dev", config.interface, "get", "power_save"])
+    if "off" not in state.output.lower():
+        _step(system, ["iw", "dev", config.interface, "set", "power_save", "off"], report,
+              f"turned Wi-Fi power saving off on {config.interface}", warn_only=True)
+
+
+def _set_address(config: BoxConfig, system: System, report: ApplyReport) -> None:
+    try:
+        if system.ensure_address(
+            config.interface, str(config.box_address), config.network.prefixlen
+        ):
+            report.actions.append(
+                f"set {config.interface} to {config.box_address}/{config.network.prefixlen}"
+            )
+    except LookupError:
+        report.problems.append(
+            f"network interface {config.interface} not found: is the Wi-Fi adapter "
+            "plugged in, and is interface right in ahoy.txt?"
+        )
+    except OSError as exc:
+        report.problems.append(f"could not set the address of {config.interface}: {exc}")
+
+
+def _load_firewall(
+    config: BoxConfig, root: Path, changed: bool, system: System, report: ApplyReport
+) -> None:
+    path = target_path(root, render.NFTABLES, config)
+    loaded = system.run(["nft", "list", "table", *NFT_TABLE]).returncode == 0
+    if changed or not loaded:
+        _step(system, ["nft", "-f", str(path)], report, "loaded the firewall rules")
+
+
+def _run_service(unit: str, changed: bool, system: System, report: ApplyReport) -> None:
+    if changed:
+        _step(system, ["systemctl", "restart", unit], report, f"restarted {unit}")
+        return
+    if system.run(["systemctl", "is-active", "--quiet", unit]).returncode != 0:
+        _step(system, ["systemctl", "start", unit], report, f"started {unit}")
+
+
+def _step(
+    system: System,
+    argv: list[str],
+    report: ApplyReport,
+    done: str,
+    *,
+    warn_only: bool = False,
+) -> None:
+    result = system.run(argv)
+    if result.returncode == 0:
+        report.actions.append(done)
+        return
+    detail = result.output.splitlines()[-1] if result.output else f"exit {result.returncode}"
+    message = f"could not run {' '.join(argv)}: {detail}"
+    (report.warnings if warn_only else report.problems).append(message)
