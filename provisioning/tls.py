@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import itertools
 import os
+import plistlib
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -191,3 +195,148 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
 def certificate_expiry(path: Path) -> dt.datetime:
     """When the PEM certificate at `path` stops being valid (UTC)."""
     return x509.load_pem_x509_certificate(path.read_bytes()).not_valid_after_utc
+
+
+def ios_profile(ca_pem: bytes, box_name: str) -> bytes:
+    """An iOS/iPadOS configuration profile (.mobileconfig) that installs the box CA.
+
+    Unsigned, so iOS shows it as "Not Verified"; after installing it the user
+    must still turn on full trust (Settings > General > About > Certificate
+    Trust Settings). Identifiers come from the CA's fingerprint, so the same CA
+    always gives the same bytes and reinstalling replaces the old profile.
+    """
+    cert = x509.load_pem_x509_certificate(ca_pem)
+    der = cert.public_bytes(serialization.Encoding.DER)
+    fingerprint = cert.fingerprint(hashes.SHA256()).hex()
+    identifier = f"internal.ahoy.{fingerprint[:16]}"
+    payload_uuid = uuid.uuid5(uuid.NAMESPACE_URL, f"ahoy-ca-payload:{fingerprint}")
+    profile_uuid = uuid.uuid5(uuid.NAMESPACE_URL, f"ahoy-ca-profile:{fingerprint}")
+    profile = {
+        "PayloadType": "Configuration",
+        "PayloadVersion": 1,
+        "PayloadIdentifier": identifier,
+        "PayloadUUID": str(profile_uuid).upper(),
+        "PayloadDisplayName": f"Ahoy box {box_name}",
+        "PayloadDescription": (
+            "Lets this phone make secure calls through the Ahoy box "
+            f"{box_name}. It trusts only the certificate of this box."
+        ),
+        "PayloadOrganization": "Ahoy",
+        "PayloadRemovalDisallowed": False,
+        "PayloadContent": [
+            {
+                "PayloadType": "com.apple.security.root",
+                "PayloadVersion": 1,
+                "PayloadIdentifier": f"{identifier}.ca",
+                "PayloadUUID": str(payload_uuid).upper(),
+                "PayloadDisplayName": cert.subject.rfc4514_string()[:64],
+                "PayloadCertificateFileName": "ahoy-ca.cer",
+                "PayloadContent": der,
+            }
+        ],
+    }
+    return plistlib.dumps(profile, fmt=plistlib.FMT_XML, sort_keys=True)
+
+
+class CertificateProblem(ValueError):
+    """An uploaded certificate cannot be used; the message says why, for a person."""
+
+
+@dataclass(frozen=True)
+class UploadedCertificate:
+    """A certificate the admin uploaded, checked and ready to install."""
+
+    dns_names: list[str]
+    not_after: dt.datetime
+    issuer: str
+    chain_length: int
+
+
+def validate_uploaded_certificate(
+    cert_pem: bytes, key_pem: bytes, *, now: dt.datetime | None = None
+) -> UploadedCertificate:
+    """Check a certificate (optionally followed by its chain) and its private key.
+
+    Raises CertificateProblem saying what is wrong and what to do.
+    """
+    now = now or _now()
+    try:
+        chain = x509.load_pem_x509_certificates(cert_pem)
+    except ValueError:
+        raise CertificateProblem(
+            "the certificate is not a PEM file (it should start with "
+            "-----BEGIN CERTIFICATE-----)"
+        ) from None
+    leaf = chain[0]
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except TypeError:
+        raise CertificateProblem(
+            "the private key is protected by a password; upload it without one"
+        ) from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise CertificateProblem(
+            "the private key is not a PEM key file (it should start with "
+            "-----BEGIN PRIVATE KEY----- or similar)"
+        ) from None
+    if _public_der(key.public_key()) != _public_der(leaf.public_key()):
+        raise CertificateProblem(
+            "the private key does not belong to the certificate (the first certificate "
+            "in the file must be the server's own)"
+        )
+    if leaf.not_valid_before_utc > now:
+        raise CertificateProblem(
+            f"the certificate is not valid before {leaf.not_valid_before_utc:%Y-%m-%d}; "
+            "check the box's clock (the admin page can set it)"
+        )
+    if leaf.not_valid_after_utc <= now:
+        raise CertificateProblem(
+            f"the certificate expired on {leaf.not_valid_after_utc:%Y-%m-%d}"
+        )
+    try:
+        constraints = leaf.extensions.get_extension_for_class(x509.BasicConstraints).value
+        if constraints.ca:
+            raise CertificateProblem(
+                "this is a CA certificate; upload the server certificate it issued"
+            )
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = san.get_values_for_type(x509.DNSName)
+    except x509.ExtensionNotFound:
+        names = []
+    if not names:
+        raise CertificateProblem(
+            "the certificate names no domain (subjectAltName); browsers will refuse it"
+        )
+    try:
+        usage = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        if ExtendedKeyUsageOID.SERVER_AUTH not in usage:
+            raise CertificateProblem(
+                "the certificate is not for web servers (no serverAuth extended key usage)"
+            )
+    except x509.ExtensionNotFound:
+        pass
+    for child, parent in itertools.pairwise(chain):
+        if child.issuer != parent.subject:
+            raise CertificateProblem(
+                "the certificates after the first are not its chain in order "
+                "(server certificate first, then each issuer)"
+            )
+    return UploadedCertificate(
+        dns_names=list(names),
+        not_after=leaf.not_valid_after_utc,
+        issuer=leaf.issuer.rfc4514_string(),
+        chain_length=len(chain),
+    )
+
+
+def _public_der(key: object) -> bytes:
+    public_bytes = getattr(key, "public_bytes", None)
+    if public_bytes is None:
+        return b""
+    data: bytes = public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return data
