@@ -1,0 +1,75 @@
+// What the box tells about itself (/api/info): the invite QR codes and the
+// explanation of how to reach the secure address when calls are not possible.
+
+import {el, openDialog} from './ui.js';
+import {t} from './strings.js';
+
+let infoPromise = null;
+
+/** The box's /api/info, fetched once; null when unavailable. */
+export function boxInfo() {
+  if (!infoPromise) {
+    infoPromise = fetch('/api/info', {cache: 'no-store'})
+      .then((r) => (r.ok ? r.json() : null))
+      .catch(() => null);
+    infoPromise.then((v) => {
+      if (!v) infoPromise = null; // try again next time
+    });
+  }
+  return infoPromise;
+}
+
+export function qrImage(text, what) {
+  return el('img', {class: 'qr-img', src: '/api/qr.svg?text=' + encodeURIComponent(text), alt: t('qr_alt', {what}), width: 220, height: 220, 'data-testid': 'qr'});
+}
+
+/** Wi-Fi QR text in the format phone cameras understand. */
+function wifiQrText(ssid, pass) {
+  const esc = (s) => s.replace(/([\\;,:"])/g, '\\$1');
+  return pass ? `WIFI:T:WPA;S:${esc(ssid)};P:${esc(pass)};;` : `WIFI:T:nopass;S:${esc(ssid)};;`;
+}
+
+export async function inviteDialog() {
+  const info = await boxInfo();
+  if (!info) {
+    openDialog(t('invite_title'), el('p', {text: t('invite_unavailable')}), {testid: 'invite-dialog'});
+    return;
+  }
+  const parts = [];
+  if (info.wifi?.ssid) {
+    const {ssid, passphrase} = info.wifi;
+    parts.push(el('figure', {class: 'qr'},
+      qrImage(wifiQrText(ssid, passphrase), t('invite_wifi')),
+      el('figcaption', {}, el('strong', {text: t('invite_wifi')}), el('br'),
+        el('span', {text: passphrase ? t('invite_wifi_pass', {ssid, pass: passphrase}) : t('invite_wifi_open', {ssid})}))));
+  }
+  const url = info.https_url || info.http_url || location.origin;
+  parts.push(el('figure', {class: 'qr'},
+    qrImage(url, t('invite_app')),
+    el('figcaption', {}, el('strong', {text: t('invite_app')}), el('br'), el('a', {href: url, text: url}))));
+  openDialog(t('invite_title'), parts, {testid: 'invite-dialog'});
+}
+
+/**
+ * Why calls cannot work in this browser, as a string key, or null when they can.
+ * Pages on plain http have no navigator.mediaDevices in every major browser.
+ */
+export function callBlocker() {
+  if (typeof RTCPeerConnection === 'undefined') return 'calls_no_webrtc';
+  if (!window.isSecureContext || !navigator.mediaDevices?.getUserMedia) return 'calls_need_https';
+  return null;
+}
+
+/** Explain how to get to the secure address; used by the banner and call buttons. */
+export async function httpsHelpDialog() {
+  const info = await boxInfo();
+  const httpsUrl = (info?.https_url || 'https://' + location.hostname) + location.pathname + location.hash;
+  const caUrl = info?.ca_url || '/ca.crt';
+  openDialog(t('calls_need_https_title'), [
+    el('p', {text: t('calls_need_https')}),
+    el('a', {class: 'button primary wide', href: httpsUrl, 'data-testid': 'https-link', text: t('calls_open_https')}),
+    el('p', {class: 'small', text: t('calls_warning_hint')}),
+    el('a', {class: 'button wide', href: caUrl, download: 'ahoy-ca.crt', 'data-testid': 'ca-link', text: t('calls_get_ca')}),
+    el('ul', {class: 'small muted'}, el('li', {text: t('calls_ca_android')}), el('li', {text: t('calls_ca_ios')})),
+  ], {testid: 'https-dialog'});
+}

@@ -1,0 +1,200 @@
+// Every English string the app shows, in one place so it can be translated.
+// Placeholders look like {name}; t() fills them in.
+
+export const strings = {
+  app_name: 'Ahoy',
+  tagline: 'Chat and call with everyone on this Wi-Fi. Nothing leaves the box.',
+
+  // Joining
+  join_title: 'Welcome aboard',
+  join_label: 'Your name',
+  join_hint: 'Others will see this name. Up to 32 characters.',
+  join_button: 'Join',
+  join_working: 'Joining…',
+  join_forgotten: 'The box no longer knows this phone. Pick your name again.',
+  join_name_empty: 'Type a name first.',
+
+  // Connection
+  conn_online: 'Connected',
+  conn_connecting: 'Connecting…',
+  conn_offline: 'Offline. Messages will be sent when the box is back.',
+  conn_replaced: 'Ahoy is open in another tab or window on this phone.',
+  conn_use_here: 'Use here',
+  conn_origin: 'The box refused this page address. Open Ahoy from the address the box shows.',
+
+  // Tabs and lists
+  tab_chats: 'Chats',
+  tab_people: 'People',
+  tab_rooms: 'Rooms',
+  chats_empty: 'No chats yet. Pick someone under People or join a room.',
+  people_empty: 'Nobody else is online right now.',
+  rooms_empty: 'No rooms yet. Create the first one.',
+  status_online: 'online',
+  status_busy: 'in a call',
+  status_offline: 'offline',
+  you: 'You',
+  someone: 'Someone',
+  room_counts: '{online} online · {members}/{limit} members',
+  room_inactive_tag: 'closed',
+  room_call_tag: 'call: {n}',
+  room_member_tag: 'joined',
+  unread_label: '{n} unread',
+
+  // Header buttons
+  invite: 'Invite people',
+  settings: 'Settings',
+  back: 'Back',
+  create_room: 'New room',
+
+  // Conversation
+  composer_label: 'Message',
+  composer_placeholder: 'Message',
+  send: 'Send',
+  load_older: 'Load earlier messages',
+  no_messages: 'No messages yet. Say hello!',
+  msg_sending: 'Sending (not yet on the box)',
+  msg_delivered: 'Delivered to the box',
+  msg_read: 'Read',
+  msg_failed: 'Not sent: {reason}',
+  typing_one: '{name} is typing…',
+  typing_many: '{n} people are typing…',
+  dm_subtitle_online: 'online',
+  dm_subtitle_busy: 'in a call',
+  dm_subtitle_offline: 'offline. Messages wait on the box for them.',
+  room_subtitle: '{online} online · {members} members',
+  room_join_prompt: 'You are not in this room yet.',
+  room_join: 'Join room',
+  room_info: 'Room settings',
+  messages_label: 'Messages',
+  today: 'Today',
+
+  // Rooms
+  room_create_title: 'New room',
+  room_name: 'Name',
+  room_description: 'Description (optional)',
+  room_limit: 'Participant limit',
+  room_ephemeral: 'Delete messages when the room is deleted',
+  room_active: 'Open (people can join and write)',
+  room_create_button: 'Create',
+  room_save: 'Save changes',
+  room_leave: 'Leave room',
+  room_delete: 'Delete room',
+  room_delete_confirm: 'Delete "{name}" and its messages for everyone?',
+  room_members: 'Participants',
+  room_remove: 'Remove',
+  room_remove_label: 'Remove {name} from the room',
+  room_owner_tag: 'owner',
+  room_qr_title: 'Join this room',
+  room_removed: 'You were removed from "{name}".',
+  room_deleted: 'The room "{name}" was deleted.',
+  room_saved: 'Room saved.',
+  close: 'Close',
+  cancel: 'Cancel',
+
+  // Invite / QR
+  invite_title: 'Bring people in',
+  invite_wifi: '1. Join the Wi-Fi',
+  invite_wifi_open: 'Network "{ssid}" (no password)',
+  invite_wifi_pass: 'Network "{ssid}", password: {pass}',
+  invite_app: '2. Open Ahoy',
+  invite_unavailable: 'Box details are not available right now.',
+  qr_alt: 'QR code for {what}',
+
+  // Settings
+  settings_title: 'Settings',
+  settings_name: 'Your name',
+  settings_rename: 'Rename',
+  settings_notify: 'Show notifications',
+  settings_notify_on: 'Notifications are on.',
+  settings_notify_blocked: 'Notifications are blocked in the browser settings.',
+  settings_notify_unsupported: 'This browser cannot show notifications on this address.',
+  settings_sound: 'Play a sound for new messages',
+  settings_forget: 'Forget me on this phone',
+  settings_forget_confirm: 'Forget your name and chats on this phone?',
+
+  // Calls
+  call_audio: 'Voice call',
+  call_video: 'Video call',
+  call_room_audio: 'Join voice call',
+  call_room_video: 'Join video call',
+  call_incoming_audio: 'Incoming voice call',
+  call_incoming_video: 'Incoming video call',
+  call_incoming_room: '{name} started a call in {room}',
+  call_accept: 'Accept',
+  call_reject: 'Decline',
+  call_calling: 'Calling {name}…',
+  call_ringing: 'Ringing…',
+  call_connecting: 'Connecting…',
+  call_connected: 'Connected',
+  call_reconnecting: 'Reconnecting…',
+  call_waiting_room: 'Waiting for others to join…',
+  call_mute: 'Mute microphone',
+  call_unmute: 'Unmute microphone',
+  call_cam_off: 'Turn camera off',
+  call_cam_on: 'Turn camera on',
+  call_switch: 'Switch camera',
+  call_speaker: 'Speaker',
+  call_speaker_default: 'Default',
+  call_hangup: 'Hang up',
+  call_share: 'Send a file',
+  call_share_to: 'Send to',
+  call_ended_hangup: 'Call ended',
+  call_ended_rejected: '{name} declined the call',
+  call_ended_cancelled: 'Call cancelled',
+  call_ended_no_answer: 'No answer',
+  call_ended_disconnected: 'Connection lost',
+  call_error: 'Could not call: {reason}',
+  call_busy: '{name} is in another call.',
+  call_with: 'Call with {names}',
+  call_local: 'You',
+
+  // Calls impossible
+  calls_need_https_title: 'Calls need the secure address',
+  calls_need_https: 'Text chat works here, but phones only allow the camera and microphone on a secure (https) page.',
+  calls_open_https: 'Open the secure address',
+  calls_warning_hint: 'Your browser may warn that the connection is not private: the box made its own certificate. Tap "Advanced" and continue, or install the box certificate first so the warning goes away.',
+  calls_get_ca: 'Download the box certificate',
+  calls_ca_android: 'Android: Settings › Security › Encryption & credentials › Install a certificate › CA certificate.',
+  calls_ca_ios: 'iPhone: open the file, install the profile in Settings, then turn on full trust under General › About › Certificate Trust Settings.',
+  calls_banner: 'Calls need the secure address.',
+  calls_banner_more: 'How?',
+  calls_no_webrtc: 'This browser cannot make calls. Try a recent Chrome, Firefox or Safari.',
+  calls_denied: 'The camera or microphone is blocked. Allow it for this site in the browser settings, then try again.',
+  calls_no_device: 'No camera or microphone was found.',
+  calls_device_busy: 'The camera or microphone is used by another app.',
+
+  // Files
+  file_sending: 'Sending {name}',
+  file_receiving: 'Receiving {name}',
+  file_sent: 'Sent {name}',
+  file_received: 'Received {name}',
+  file_save: 'Save',
+  file_failed: '{name} did not arrive',
+  file_need_call: 'Files go straight from phone to phone during a call. Start a call first.',
+  file_none_peer: 'Nobody is connected yet.',
+
+  // Notifications
+  notify_new_message: 'New message from {name}',
+  notify_incoming_call: '{name} is calling',
+
+  // Errors from the box that need our own words
+  err_timeout: 'The box did not answer. Try again.',
+  err_offline: 'Not connected to the box.',
+};
+
+/** Translate `key`, filling {placeholders} from `params`. */
+export function t(key, params) {
+  let s = strings[key] ?? key;
+  if (params) s = s.replace(/\{(\w+)\}/g, (m, k) => (k in params ? String(params[k]) : m));
+  return s;
+}
+
+/** Fill elements marked data-t / data-t-label / data-t-placeholder inside `root`. */
+export function applyStrings(root = document) {
+  for (const el of root.querySelectorAll('[data-t]')) el.textContent = t(el.dataset.t);
+  for (const el of root.querySelectorAll('[data-t-label]')) {
+    el.setAttribute('aria-label', t(el.dataset.tLabel));
+    el.title = t(el.dataset.tLabel);
+  }
+  for (const el of root.querySelectorAll('[data-t-placeholder]')) el.placeholder = t(el.dataset.tPlaceholder);
+}

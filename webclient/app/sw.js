@@ -1,0 +1,48 @@
+// Service worker: keeps the app shell so Ahoy opens even when the box is
+// briefly out of reach. Network first (the box is always the fresher copy),
+// the cache only when the network fails. /api, /ws and /ca.crt are never cached.
+
+const CACHE = 'ahoy-shell-v1';
+const SHELL = [
+  '/', '/index.html', '/style.css', '/app.js', '/strings.js', '/store.js', '/net.js', '/ui.js',
+  '/chat.js', '/rooms.js', '/boxinfo.js', '/notify.js', '/calls.js', '/share.js',
+  '/manifest.webmanifest', '/icons/icon.svg', '/icons/icon-192.png',
+];
+
+self.addEventListener('install', (ev) => {
+  ev.waitUntil(caches.open(CACHE).then((c) => c.addAll(SHELL)).then(() => self.skipWaiting()));
+});
+
+self.addEventListener('activate', (ev) => {
+  ev.waitUntil(
+    caches.keys()
+      .then((keys) => Promise.all(keys.filter((k) => k !== CACHE).map((k) => caches.delete(k))))
+      .then(() => self.clients.claim()),
+  );
+});
+
+self.addEventListener('fetch', (ev) => {
+  const url = new URL(ev.request.url);
+  if (ev.request.method !== 'GET' || url.origin !== location.origin) return;
+  if (url.pathname.startsWith('/api/') || url.pathname === '/ws' || url.pathname === '/ca.crt') return;
+  const key = url.pathname === '/' ? '/' : url.pathname;
+  if (!SHELL.includes(key)) return;
+  ev.respondWith(
+    fetch(ev.request)
+      .then((res) => {
+        if (res.ok) {
+          const copy = res.clone();
+          caches.open(CACHE).then((c) => c.put(key, copy));
+        }
+        return res;
+      })
+      .catch(() => caches.match(key).then((hit) => hit || Response.error())),
+  );
+});
+
+self.addEventListener('notificationclick', (ev) => {
+  ev.notification.close();
+  ev.waitUntil(
+    self.clients.matchAll({type: 'window'}).then((list) => (list[0] ? list[0].focus() : self.clients.openWindow('/'))),
+  );
+});
