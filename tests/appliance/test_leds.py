@@ -444,3 +444,11 @@ def test_looks_scale_keeps_shape() -> None:
     look = LOOKS[BoxState.CALL_IN_PROGRESS]
     assert isinstance(look.scaled(0.5), Look)
     assert look.scaled(0.5).green.period == pytest.approx(look.green.period / 2)
+
+
+def test_the_admin_guide_documents_every_state() -> None:
+    guide = (Path(__file__).parents[2] / "docs" / "admin.md").read_text()
+    section = guide[guide.index("## Status lights and button") :]
+    for state in BoxState:
+        title = state.value.replace("_", " ").capitalize()
+        assert f"| {title} |" in section, f"docs/admin.md lacks a row for {title}"
