@@ -1,0 +1,107 @@
+"""Two people chat in a room and one to one; a third reloads and keeps the history."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+
+def unique(name: str) -> str:
+    return f"{name}{uuid.uuid4().hex[:4]}"
+
+
+def test_two_people_chat_in_a_room_and_one_to_one(ahoy_server: Any, phones: Any) -> None:
+    ana_name, ben_name = unique("Ana"), unique("Ben")
+    ana = phones(ahoy_server.http_url)
+    ben = phones(ahoy_server.http_url)
+    ana.join(ana_name)
+    ben.join(ben_name)
+
+    # Each sees the other online.
+    ana.open_tab("people")
+    ana.tid("user-item").filter(has_text=ben_name).wait_for()
+    room_name = unique("Deck")
+    ana.create_room(room_name)
+
+    ben.open_tab("rooms")
+    ben.tid("room-item").filter(has_text=room_name).wait_for()
+    ben.open_room(room_name)
+    ana.page.wait_for_function(
+        "n => [...window.ahoy.state.rooms.values()].some(r => r.name === n && r.members.length === 2)",
+        arg=room_name)
+
+    ana.say("Dinner at 7")
+    ben.wait_text("Dinner at 7")
+    assert ben.tid("msg-sender").first.inner_text() == ana_name
+    # Ana's own message goes from "sending" to delivered once the box acks it.
+    ana.page.locator('[data-testid=msg-status][data-state=delivered]').first.wait_for()
+    ben.say("See you there")
+    ana.wait_text("See you there")
+
+    # One to one: Ben writes to Ana while she looks at the room: unread badge.
+    ben.back()
+    ben.open_dm(ana_name)
+    ben.say("Private hello")
+    ana.back()
+    ana.open_tab("chats")
+    item = ana.page.locator('[data-testid=chat-item][data-conv^="dm:"]').filter(has_text=ben_name)
+    item.get_by_test_id("unread-badge").wait_for()
+    assert item.get_by_test_id("unread-badge").inner_text() == "1"
+    assert ana.page.title().startswith("(1)")
+    item.click()
+    ana.wait_text("Private hello")
+    ana.say("Hi Ben")
+    ben.wait_text("Hi Ben")
+    assert ana.page.title() == "Ahoy"
+
+
+def test_reload_mid_conversation_shows_history_without_duplicates(ahoy_server: Any, phones: Any) -> None:
+    ana = phones(ahoy_server.http_url)
+    cleo = phones(ahoy_server.http_url)
+    ana.join(unique("Ana"))
+    cleo.join(unique("Cleo"))
+    room_name = unique("Galley")
+    ana.create_room(room_name)
+    cleo.open_room(room_name)
+    for i in range(3):
+        ana.say(f"before reload {i}")
+    cleo.wait_text("before reload 2")
+    cleo.say("cleo was here")
+    ana.wait_text("cleo was here")
+
+    # The address keeps the open room (#room=…), so the reload lands in it.
+    cleo.page.reload()
+    cleo.page.wait_for_function("window.ahoy.state.conn === 'online'")
+    cleo.tid("conv-screen").wait_for(state="visible")
+    ana.say("after reload")
+    cleo.wait_text("after reload")
+    expected = [f"before reload {i}" for i in range(3)] + ["cleo was here", "after reload"]
+    assert cleo.texts() == expected
+
+    # A second reload from the home screen: same history, still no duplicates.
+    cleo.back()
+    cleo.page.reload()
+    cleo.tid("home-screen").wait_for(state="visible")
+    cleo.page.wait_for_function("window.ahoy.state.conn === 'online'")
+    cleo.open_room(room_name)
+    cleo.wait_text("after reload")
+    cleo.page.wait_for_timeout(300)
+    assert cleo.texts() == expected
+
+
+def test_html_in_a_message_shows_as_text(ahoy_server: Any, phones: Any) -> None:
+    evil = '<img src=x onerror="window.__pwned=1"> <b>bold</b>'
+    ana = phones(ahoy_server.http_url)
+    ben = phones(ahoy_server.http_url)
+    ana_name = unique("Ana")
+    ana.join(ana_name)
+    ben.join(unique('<i>Ben</i>'))
+    ana.open_tab("people")
+    ana.tid("user-item").filter(has_text="<i>Ben").click()
+    ana.say(evil)
+    ben.open_dm(ana_name)
+    ben.wait_text(evil)
+    for phone in (ana, ben):
+        assert phone.tid("message-list").locator("img, b").count() == 0
+        assert phone.page.evaluate("window.__pwned") is None
+    assert ana.tid("conv-title").inner_text().startswith("<i>Ben</i>")
