@@ -545,7 +545,8 @@ def _check_together(
             )
         elif "channel" in values and values["channel"] not in allowed:
             place = f" in {country}" if country else " without a country set"
-            hint = " (or set band = 5)" if band == "2.4" and values["channel"] >= 36 else ""
+            five = regulatory.CHANNELS_5_LOW + regulatory.CHANNELS_5_HIGH
+            hint = " (or set band = 5)" if band == "2.4" and values["channel"] in five else ""
             problems.append(
                 f"{_where(lines, 'channel')}channel {values['channel']} is not allowed on "
                 f"{band} GHz{place}; use one of {regulatory.describe_channels(allowed)}{hint}"

@@ -1,0 +1,35 @@
+"""Run the real hotspot programs against rendered files (shared by the tests)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+
+def need(program: str) -> str:
+    """The program's path, or skip the test saying which Debian package provides it."""
+    packages = {
+        "dnsmasq": "dnsmasq",
+        "nft": "nftables",
+        "hostapd": "hostapd",
+        "turnserver": "coturn",
+        "ip": "iproute2",
+    }
+    for folder in ("", "/usr/sbin/", "/sbin/", "/usr/bin/"):
+        found = shutil.which(folder + program) if folder else shutil.which(program)
+        if found:
+            return found
+    pytest.skip(f"{program} is not installed (apt-get install {packages.get(program, program)})")
+
+
+def run(argv: list[str], timeout: float = 20) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path

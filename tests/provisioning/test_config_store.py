@@ -1,0 +1,197 @@
+"""Loading the config at boot: fallback, last good config, and secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from provisioning import configstore, credentials
+from provisioning.config import BoxConfig, parse_config
+from provisioning.datadir import ADMIN_PASSWORD_NOTE, DataDir
+
+
+@pytest.fixture
+def boot(tmp_path: Path) -> Path:
+    (tmp_path / "boot").mkdir()
+    return tmp_path / "boot" / "ahoy.txt"
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def sys_net(tmp_path: Path) -> Path:
+    """A fake /sys/class/net with a wlan0 whose MAC ends in 3f:2a."""
+    (tmp_path / "net" / "wlan0").mkdir(parents=True)
+    (tmp_path / "net" / "wlan0" / "address").write_text("b8:27:eb:12:3f:2a\n")
+    return tmp_path / "net"
+
+
+def test_missing_file_gives_defaults_named_after_the_wifi_mac(
+    boot: Path, data: Path, sys_net: Path
+) -> None:
+    loaded = configstore.read_config(boot, data, sys_class_net=sys_net)
+    assert loaded.source == "defaults"
+    assert loaded.ok
+    assert loaded.config.wifi_name == "Ahoy-3F2A"
+
+
+def test_good_file_is_used_and_remembered(boot: Path, data: Path, sys_net: Path) -> None:
+    boot.write_text("wifi_passphrase = correct horse\ncountry = DE\n")
+    loaded = configstore.load_config(boot, data, sys_class_net=sys_net)
+    assert (loaded.source, loaded.errors) == ("file", ())
+    assert loaded.config.country == "DE"
+    remembered = parse_config(DataDir(data).last_good_config.read_text())
+    assert remembered == loaded.config
+    assert remembered.wifi_name == "Ahoy-3F2A"
+
+
+def test_bad_file_keeps_the_last_good_config_and_reports_why(
+    boot: Path, data: Path, sys_net: Path
+) -> None:
+    boot.write_text("wifi_name = Good Boat\nchannel = 11\n")
+    configstore.load_config(boot, data, sys_class_net=sys_net)
+    boot.write_text("wifi_name = Good Boat\nchannel = 99\n")
+    loaded = configstore.load_config(boot, data, sys_class_net=sys_net)
+    assert loaded.source == "last-good"
+    assert loaded.config.wifi_name == "Good Boat"
+    assert loaded.config.channel == 11
+    assert loaded.errors == (
+        "ahoy.txt: line 2: channel 99 is not allowed on 2.4 GHz without a country set; "
+        "use one of 1 to 11",
+    )
+    status = configstore.read_status(data)
+    assert status["source"] == "last-good"
+    assert status["errors"] == list(loaded.errors)
+
+
+def test_bad_file_without_history_gives_safe_defaults(
+    boot: Path, data: Path, sys_net: Path
+) -> None:
+    boot.write_bytes(b"\x00\x01garbage")
+    loaded = configstore.load_config(boot, data, sys_class_net=sys_net)
+    assert loaded.source == "defaults"
+    assert loaded.config == BoxConfig(wifi_name="Ahoy-3F2A")
+    assert "binary data" in loaded.errors[0]
+
+
+def test_a_damaged_last_good_file_falls_back_to_defaults(
+    boot: Path, data: Path, sys_net: Path
+) -> None:
+    last_good = DataDir(data).last_good_config
+    last_good.parent.mkdir(parents=True)
+    last_good.write_text("channel = nope")
+    boot.write_text("channel = 99")
+    assert configstore.read_config(boot, data, sys_class_net=sys_net).source == "defaults"
+
+
+def test_admin_password_moves_to_the_data_dir_and_the_line_is_blanked(
+    boot: Path, data: Path, sys_net: Path
+) -> None:
+    original = "\ufeff# my box\r\nadmin_password = \"sea shanty 42\"\r\nchannel = 1\r\n"
+    boot.write_bytes(original.encode())
+    loaded = configstore.load_config(boot, data, sys_class_net=sys_net)
+    assert loaded.generated_admin_password is None
+    assert credentials.verify_admin_password(data, "sea shanty 42")
+    assert not credentials.verify_admin_password(data, "sea shanty 43")
+    assert boot.read_bytes() == "\ufeff# my box\r\nadmin_password =\r\nchannel = 1\r\n".encode()
+    stored = DataDir(data).admin_password.read_text()
+    assert "sea shanty" not in stored
+    assert os.stat(DataDir(data).admin_password).st_mode & 0o077 == 0
+    assert "sea shanty" not in DataDir(data).last_good_config.read_text()
+    assert not (boot.parent / ADMIN_PASSWORD_NOTE).exists()
+
+
+def test_admin_password_is_taken_even_when_another_line_is_wrong(
+    boot: Path, data: Path, sys_net: Path
+) -> None:
+    boot.write_text("admin_password = sea shanty 42\nchannel = 99\n")
+    loaded = configstore.load_config(boot, data, sys_class_net=sys_net)
+    assert loaded.errors
+    assert credentials.verify_admin_password(data, "sea shanty 42")
+    assert "sea shanty" not in boot.read_text()
+
+
+def test_first_boot_without_password_makes_one_and_writes_it_to_the_boot_partition(
+    boot: Path, data: Path, sys_net: Path
+) -> None:
+    loaded = configstore.load_config(boot, data, sys_class_net=sys_net)
+    password = loaded.generated_admin_password
+    assert password and len(password) >= 16
+    assert credentials.verify_admin_password(data, password)
+    assert password in (boot.parent / ADMIN_PASSWORD_NOTE).read_text()
+    again = configstore.load_config(boot, data, sys_class_net=sys_net)
+    assert again.generated_admin_password is None
+
+
+def test_generated_passwords_differ_per_box() -> None:
+    made = {credentials.generate_admin_password() for _ in range(50)}
+    assert len(made) == 50
+    assert all(len(p) == 19 and p.count("-") == 3 for p in made)
+    assert not any(c in p for p in made for c in "01lIoO")
+
+
+def test_a_new_password_in_the_file_resets_a_forgotten_one(
+    boot: Path, data: Path, sys_net: Path
+) -> None:
+    configstore.load_config(boot, data, sys_class_net=sys_net)
+    boot.write_text("admin_password = brand new pass\n")
+    configstore.load_config(boot, data, sys_class_net=sys_net)
+    assert credentials.verify_admin_password(data, "brand new pass")
+
+
+def test_set_admin_password_checks_the_rules(data: Path) -> None:
+    with pytest.raises(ValueError, match="at least 8 characters"):
+        credentials.set_admin_password(data, "short")
+    credentials.set_admin_password(data, "long enough")
+    assert credentials.verify_admin_password(data, "long enough")
+
+
+def test_verify_without_a_password_set_or_with_a_damaged_file_is_false(data: Path) -> None:
+    assert not credentials.verify_admin_password(data, "anything")
+    DataDir(data).secrets.mkdir(parents=True)
+    DataDir(data).admin_password.write_text(json.dumps({"algorithm": "md5"}))
+    assert not credentials.verify_admin_password(data, "anything")
+    DataDir(data).admin_password.write_text("not json")
+    assert not credentials.verify_admin_password(data, "anything")
+
+
+def test_read_only_boot_partition_is_reported_not_fatal(
+    boot: Path, data: Path, sys_net: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    boot.write_text("admin_password = sea shanty 42\n")
+    real_write = configstore.write_file
+
+    def refuse_boot_partition(path: Path, content: bytes, mode: int = 0o644) -> bool:
+        if path.parent == boot.parent:
+            raise PermissionError(13, "Read-only file system", str(path))
+        return real_write(path, content, mode)
+
+    monkeypatch.setattr(configstore, "write_file", refuse_boot_partition)
+    loaded = configstore.load_config(boot, data, sys_class_net=sys_net)
+    assert credentials.verify_admin_password(data, "sea shanty 42")
+    assert any("remove it from the file by hand" in e for e in loaded.errors)
+
+
+def test_turn_secret_is_made_once_and_kept(data: Path) -> None:
+    first = credentials.turn_secret(data)
+    assert len(first) >= 32
+    assert credentials.turn_secret(data) == first
+    assert os.stat(DataDir(data).turn_secret).st_mode & 0o077 == 0
+
+
+def test_turn_credentials_follow_the_coturn_rest_scheme() -> None:
+    user, password = credentials.turn_credentials("secret", "alice", 60, now=1000)
+    assert user == "1060:alice"
+    # echo -n 1060:alice | openssl dgst -sha1 -hmac secret -binary | base64
+    import base64
+    import hashlib
+    import hmac
+
+    expected = base64.b64encode(hmac.new(b"secret", b"1060:alice", hashlib.sha1).digest())
+    assert password == expected.decode()
