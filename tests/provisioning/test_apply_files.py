@@ -1,0 +1,253 @@
+"""The apply step: files under a temporary root, machine changes through a recorder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from provisioning import apply, render
+from provisioning.apply import ApplyReport, CommandResult, apply_config
+from provisioning.config import BoxConfig, parse_config
+from provisioning.datadir import DataDir
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class RecordingSystem:
+    """A pretend machine: remembers what apply did and keeps the state it set."""
+
+    def __init__(self) -> None:
+        self.commands: list[list[str]] = []
+        self.address: tuple[str, str, int] | None = None
+        self.country = "00"
+        self.power_save = "on"
+        self.nft_loaded = False
+        self.active: set[str] = set()
+        self.interfaces = {"wlan0", "wlan1"}
+
+    def run(self, argv: Sequence[str]) -> CommandResult:
+        argv = list(argv)
+        match argv:
+            case ["iw", "reg", "get"]:
+                return CommandResult(0, f"global\ncountry {self.country}: DFS-ETSI")
+            case ["iw", "reg", "set", country]:
+                self.country = country
+            case ["iw", "dev", _, "get", "power_save"]:
+                return CommandResult(0, f"Power save: {self.power_save}")
+            case ["iw", "dev", _, "set", "power_save", "off"]:
+                self.power_save = "off"
+            case ["nft", "list", "table", *_]:
+                return CommandResult(0 if self.nft_loaded else 1, "")
+            case ["nft", "-f", _]:
+                self.nft_loaded = True
+            case ["systemctl", "is-active", "--quiet", unit]:
+                return CommandResult(0 if unit in self.active else 3, "")
+            case ["systemctl", "start" | "restart", unit]:
+                self.active.add(unit)
+            case _:
+                raise AssertionError(f"unexpected command {argv}")
+        self.commands.append(argv)
+        return CommandResult(0, "")
+
+    def ensure_address(self, interface: str, address: str, prefixlen: int) -> bool:
+        if interface not in self.interfaces:
+            raise LookupError(interface)
+        wanted = (interface, address, prefixlen)
+        changed = self.address != wanted
+        self.address = wanted
+        return changed
+
+
+CONFIG = parse_config("wifi_passphrase = correct horse\ncountry = DE\n")
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_files_land_in_etc_with_safe_modes(tmp_path: Path) -> None:
+    report = apply_config(CONFIG, tmp_path / "data", root=tmp_path / "root")
+    etc = tmp_path / "root" / "etc"
+    assert (etc / "hostapd" / "wlan0.conf").read_text() == render.render_hostapd(CONFIG)
+    assert (etc / "dnsmasq.d" / "ahoy.conf").exists()
+    assert (etc / "ahoy" / "nftables.nft").exists()
+    assert (etc / "systemd" / "network" / "50-ahoy-hotspot.network").exists()
+    turn = (etc / "turnserver.conf").read_text()
+    assert (DataDir(tmp_path / "data").turn_secret.read_text().strip()) in turn
+    assert (etc / "hostapd" / "wlan0.conf").stat().st_mode & 0o777 == 0o600
+    assert (etc / "turnserver.conf").stat().st_mode & 0o777 == 0o640
+    assert len(report.changed_files) == 5
+    tls_dir = DataDir(tmp_path / "data").tls
+    assert (tls_dir / "server.crt").exists() and (tls_dir / "ahoy-ca.crt").exists()
+
+
+def test_applying_twice_writes_nothing_the_second_time(tmp_path: Path) -> None:
+    apply_config(CONFIG, tmp_path / "data", root=tmp_path / "root")
+    before = tree(tmp_path)
+    mtimes = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+    report = apply_config(CONFIG, tmp_path / "data", root=tmp_path / "root")
+    assert not report.changed
+    assert tree(tmp_path) == before
+    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
+
+
+def test_first_apply_sets_up_the_machine_and_the_second_does_nothing(tmp_path: Path) -> None:
+    system = RecordingSystem()
+    first = apply_config(CONFIG, tmp_path / "data", root=tmp_path / "root", system=system)
+    assert first.problems == []
+    assert system.address == ("wlan0", "10.42.0.1", 24)
+    assert system.country == "DE" and system.power_save == "off" and system.nft_loaded
+    assert system.active == {"dnsmasq", "coturn", "hostapd@wlan0"}
+    assert ["systemctl", "restart", "hostapd@wlan0"] in system.commands
+    system.commands.clear()
+    second = apply_config(CONFIG, tmp_path / "data", root=tmp_path / "root", system=system)
+    assert second == ApplyReport()
+    assert system.commands == []
+
+
+def test_only_the_service_whose_file_changed_is_restarted(tmp_path: Path) -> None:
+    system = RecordingSystem()
+    apply_config(CONFIG, tmp_path / "data", root=tmp_path / "root", system=system)
+    system.commands.clear()
+    changed = parse_config("wifi_passphrase = another passphrase\ncountry = DE\n")
+    report = apply_config(changed, tmp_path / "data", root=tmp_path / "root", system=system)
+    assert system.commands == [["systemctl", "restart", "hostapd@wlan0"]]
+    assert [p.name for p in report.changed_files] == ["wlan0.conf"]
+
+
+def test_after_a_reboot_stopped_services_and_rules_are_started_without_rewriting(
+    tmp_path: Path,
+) -> None:
+    apply_config(CONFIG, tmp_path / "data", root=tmp_path / "root", system=RecordingSystem())
+    rebooted = RecordingSystem()
+    report = apply_config(CONFIG, tmp_path / "data", root=tmp_path / "root", system=rebooted)
+    assert report.changed_files == []
+    assert ["nft", "-f", str(tmp_path / "root/etc/ahoy/nftables.nft")] in rebooted.commands
+    assert ["systemctl", "start", "dnsmasq"] in rebooted.commands
+    assert not any(c[:2] == ["systemctl", "restart"] for c in rebooted.commands)
+
+
+def test_a_missing_wifi_adapter_is_reported_and_the_rest_still_happens(tmp_path: Path) -> None:
+    system = RecordingSystem()
+    config = BoxConfig(interface="wlan7")
+    report = apply_config(config, tmp_path / "data", root=tmp_path / "root", system=system)
+    assert report.problems == [
+        "network interface wlan7 not found: is the Wi-Fi adapter plugged in, "
+        "and is interface right in ahoy.txt?"
+    ]
+    assert "dnsmasq" in system.active
+
+
+def test_a_failing_command_becomes_a_readable_problem(tmp_path: Path) -> None:
+    class Broken(RecordingSystem):
+        def run(self, argv: Sequence[str]) -> CommandResult:
+            if list(argv)[:2] == ["systemctl", "restart"]:
+                return CommandResult(1, "Job for coturn.service failed.\nsee journalctl")
+            return super().run(argv)
+
+    report = apply_config(CONFIG, tmp_path / "data", root=tmp_path / "root", system=Broken())
+    assert "could not run systemctl restart coturn: see journalctl" in report.problems
+
+
+def test_authorized_keys_is_removed_when_the_key_is_taken_out(tmp_path: Path) -> None:
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGXkS2Db1bP2BuRSsbZ1jaq4X4Ms8bOhhz1KzGSWTY5e me"
+    with_key = parse_config(f"ssh_authorized_key = {key}")
+    apply_config(with_key, tmp_path / "data", root=tmp_path / "root")
+    keys = tmp_path / "root" / "root" / ".ssh" / "authorized_keys"
+    assert key in keys.read_text()
+    apply_config(BoxConfig(), tmp_path / "data", root=tmp_path / "root")
+    assert not keys.exists()
+
+
+def test_someone_elses_authorized_keys_is_left_alone(tmp_path: Path) -> None:
+    keys = tmp_path / "root" / "root" / ".ssh" / "authorized_keys"
+    keys.parent.mkdir(parents=True)
+    keys.write_text("ssh-ed25519 AAAA their-own\n")
+    apply_config(BoxConfig(), tmp_path / "data", root=tmp_path / "root")
+    assert keys.read_text() == "ssh-ed25519 AAAA their-own\n"
+
+
+def test_hostapd_file_follows_the_interface(tmp_path: Path) -> None:
+    assert apply.target_path(tmp_path, render.HOSTAPD, BoxConfig(interface="wlan1")) == (
+        tmp_path / "etc/hostapd/wlan1.conf"
+    )
+
+
+# --- the command line
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "provisioning", *args],
+        cwd=REPO, capture_output=True, text=True, check=False, timeout=60,
+    )
+
+
+def test_check_says_what_is_wrong_and_exits_1(tmp_path: Path) -> None:
+    bad = tmp_path / "ahoy.txt"
+    bad.write_text("wifi_passphrase = short\n")
+    result = cli("check", "--config", str(bad))
+    assert result.returncode == 1
+    assert "line 1: wifi_passphrase must be 8 to 63 characters" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_of_a_good_file_summarises_it(tmp_path: Path) -> None:
+    good = tmp_path / "ahoy.txt"
+    good.write_text("wifi_name = Boat\ncountry = DE\n")
+    result = cli("check", "--config", str(good))
+    assert result.returncode == 0, result.stderr
+    assert "Wi-Fi 'Boat' (open network), 2.4 GHz channel 6 (DE)" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["check", "--config", "/nonexistent/ahoy.txt"], "does not exist"),
+        (["check", "--config", "/"], "is a folder"),
+    ],
+)
+def test_check_explains_unreadable_files(args: list[str], message: str) -> None:
+    result = cli(*args)
+    assert result.returncode == 1
+    assert message in result.stderr
+
+
+def test_usage_errors_exit_2_and_help_works() -> None:
+    assert cli().returncode == 2
+    assert cli("render").returncode == 2
+    for command in ("render", "check", "apply"):
+        result = cli(command, "--help")
+        assert result.returncode == 0 and "usage:" in result.stdout
+
+
+def test_apply_files_only_with_a_bad_file_uses_defaults_and_exits_1(tmp_path: Path) -> None:
+    boot = tmp_path / "boot" / "ahoy.txt"
+    boot.parent.mkdir()
+    boot.write_text("channel = 99\n")
+    result = cli(
+        "apply", "--files-only", "--config", str(boot),
+        "--data-dir", str(tmp_path / "data"), "--root", str(tmp_path / "root"),
+    )
+    assert result.returncode == 1
+    assert "using the safe defaults" in result.stderr
+    assert "Ahoy admin password:" in result.stdout
+    assert (tmp_path / "root" / "etc" / "hostapd" / "wlan0.conf").exists()
+    again = cli(
+        "apply", "--files-only", "--config", str(boot),
+        "--data-dir", str(tmp_path / "data"), "--root", str(tmp_path / "root"),
+    )
+    assert "nothing to change" in again.stdout
+    assert "admin password" not in again.stdout
+
+
+def test_apply_for_real_needs_root(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("running as root")
+    result = cli("apply", "--config", str(tmp_path / "ahoy.txt"))
+    assert result.returncode == 1 and "needs root" in result.stderr
