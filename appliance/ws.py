@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 PING_INTERVAL_S = 25
 MAX_QUEUE = 2000
+RECEIVE_POLL_S = 5
 
 
 class _Close:
@@ -133,12 +134,22 @@ def install(app: Flask, hub: Hub, extra_origins: frozenset[str]) -> None:
         hub.connect(peer)
         try:
             while not peer.closing:
-                frame = ws.receive()
+                # A timeout, because simple-websocket can drop the wake-up when
+                # it closes a connection for an oversized frame.
+                frame = ws.receive(timeout=RECEIVE_POLL_S)
                 if frame is None:
-                    break
+                    if not ws.connected:
+                        break
+                    continue
                 hub.handle(peer, frame)
         except ConnectionClosed:
             pass
         finally:
             hub.disconnect(peer)
             peer.finish()
+            # Werkzeug keeps its own reference to the socket, so closing it is
+            # not enough for the client to see the end of the connection.
+            try:
+                ws.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass

@@ -52,7 +52,7 @@ class AhoyServer:
         return f"ws://127.0.0.1:{self.http_port}/ws"
 
     def start(self) -> AhoyServer:
-        log = open(self.data_dir.parent / f"server-{self.http_port}.log", "ab")  # noqa: SIM115
+        log = open(self.data_dir.parent / f"server-{self.http_port}.log", "ab")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "appliance", "serve", "--dev",
@@ -122,7 +122,8 @@ class WsClient:
     def __init__(self, url: str, origin: str | None = None) -> None:
         headers = {"Origin": origin} if origin else None
         self.conn: ClientConnection = connect(url, additional_headers=headers,
-                                              max_size=2**22, open_timeout=10)
+                                              max_size=2**22, open_timeout=10,
+                                              close_timeout=1)
         self.inbox: list[dict[str, Any]] = []
         self.user_id: str | None = None
         self.token: str | None = None

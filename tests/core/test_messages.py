@@ -6,7 +6,6 @@ from hubdriver import Box, RecordingPeer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from appliance.hub import Hub
 from appliance.store import Store
 
 
