@@ -580,6 +580,83 @@ class Hub:
             except Exception:
                 log.exception("observer failed")
 
+    # -- moderation (the admin page) -------------------------------------------
+
+    def remove_user(self, user_id: str) -> bool:
+        """Disconnect a user, end their calls and forget their device token.
+
+        They can come back only by picking a name again, as a new identity.
+        """
+        with self.lock:
+            if self.store.user(user_id) is None:
+                return False
+            busy_before = self.calls.busy_users()
+            rooms_before = self._room_call_snapshot()
+            self._deliver(self.calls.user_removed(user_id))
+            peer = self.presence.peer(user_id)
+            if peer is not None:
+                peer.send(protocol.error("removed", "The box's admin removed you."))
+                peer.close(4003, "removed by the admin")
+                self.presence.detach(peer)
+                conn = self._conns.get(id(peer))
+                if conn is not None:
+                    conn.user_id = None
+                self._broadcast_presence(user_id, "offline")
+            for room in self.rooms.values():
+                if user_id in room.members:
+                    room.members.remove(user_id)
+                    self._broadcast_room(room)
+            self.store.delete_user(user_id)
+            self._after_calls_changed(busy_before, rooms_before)
+        self._notify()
+        return True
+
+    def close_room(self, room_id: str) -> bool:
+        """Delete a room as its owner would (the admin's 'close room')."""
+        with self.lock:
+            room = self.rooms.get(room_id)
+            if room is None:
+                return False
+            busy_before = self.calls.busy_users()
+            self.delete_room(room)
+            self._after_calls_changed(busy_before, set())
+        self._notify()
+        return True
+
+    def delete_message(self, conv: str, seq: int) -> bool:
+        """Delete one stored message; online members are told to hide it."""
+        with self.lock:
+            if not self.store.delete_message(conv, seq):
+                return False
+            if conv.startswith("room:"):
+                room = self.rooms.get(conv[5:])
+                audience = room.members if room else []
+            else:
+                audience = conv.split(":")[1:]
+            for user_id in audience:
+                peer = self.presence.peer(user_id)
+                if peer is not None:
+                    peer.send({"type": "message_deleted", "conv": conv, "seq": seq})
+        return True
+
+    def online_users(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [self._user_wire(s.user_id) for s in self.presence.sessions()]
+
+    def calls_in_progress(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [
+                {"id": c.id, "room": c.room, "media": c.media, "ringing": c.ringing,
+                 "participants": list(c.participants), "started": c.started}
+                for c in self.calls.active()
+            ]
+
+    def recent_messages(self, conv: str, limit: int = 50) -> list[dict[str, Any]]:
+        with self.lock:
+            last = self.store.last_seq(conv)
+            messages, _ = self.store.before(conv, last + 1, limit)
+            return [m.to_wire() for m in messages]
+
     # -- for the admin page and /healthz -------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
