@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -48,6 +49,22 @@ def browser(playwright: Any) -> Iterator[Any]:
     b.close()
 
 
+def wait_js(page: Any, expression: str, arg: Any = None, timeout: float = 15.0) -> Any:
+    """Poll a JavaScript expression until truthy.
+
+    Not page.wait_for_function: it evaluates with eval(), which the box's
+    Content-Security-Policy (script-src 'self') rightly forbids.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = page.evaluate(expression, arg)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {expression}")
+        time.sleep(0.1)
+
+
 class Phone:
     """One person's browser context with Ahoy open: helpers named after what a user does."""
 
@@ -68,7 +85,13 @@ class Phone:
         self.tid("name-input").fill(name)
         self.tid("join-button").click()
         self.tid("home-screen").wait_for(state="visible")
-        self.page.wait_for_function("window.ahoy.state.conn === 'online'")
+        self.wait_online()
+
+    def wait_online(self) -> None:
+        wait_js(self.page, "window.ahoy.state.conn === 'online'")
+
+    def wait_js(self, expression: str, arg: Any = None, timeout: float = 15.0) -> Any:
+        return wait_js(self.page, expression, arg, timeout)
 
     def my_id(self) -> str:
         return str(self.page.evaluate("window.ahoy.state.me.id"))

@@ -26,7 +26,7 @@ def test_two_people_chat_in_a_room_and_one_to_one(ahoy_server: Any, phones: Any)
     ben.open_tab("rooms")
     ben.tid("room-item").filter(has_text=room_name).wait_for()
     ben.open_room(room_name)
-    ana.page.wait_for_function(
+    ana.wait_js(
         "n => [...window.ahoy.state.rooms.values()].some(r => r.name === n && r.members.length === 2)",
         arg=room_name)
 
@@ -71,7 +71,7 @@ def test_reload_mid_conversation_shows_history_without_duplicates(ahoy_server: A
 
     # The address keeps the open room (#room=…), so the reload lands in it.
     cleo.page.reload()
-    cleo.page.wait_for_function("window.ahoy.state.conn === 'online'")
+    cleo.wait_online()
     cleo.tid("conv-screen").wait_for(state="visible")
     ana.say("after reload")
     cleo.wait_text("after reload")
@@ -82,7 +82,7 @@ def test_reload_mid_conversation_shows_history_without_duplicates(ahoy_server: A
     cleo.back()
     cleo.page.reload()
     cleo.tid("home-screen").wait_for(state="visible")
-    cleo.page.wait_for_function("window.ahoy.state.conn === 'online'")
+    cleo.wait_online()
     cleo.open_room(room_name)
     cleo.wait_text("after reload")
     cleo.page.wait_for_timeout(300)

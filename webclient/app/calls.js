@@ -309,7 +309,7 @@ function reject() {
 }
 
 function showIncoming(msg) {
-  incoming = msg;
+  incoming = {...msg, id: msg.call};
   const name = msg.name || nameOf(msg.from) || t('someone');
   $('#incoming-avatar').replaceWith(Object.assign(avatar(name, 'big'), {id: 'incoming-avatar'}));
   $('#incoming-title').textContent = name;

@@ -1,0 +1,116 @@
+"""A real audio/video call between two browsers through the box, over HTTPS."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from conftest import launch, wait_js
+
+STATS_JS = """
+async () => {
+  const pcs = window.ahoy.calls.peerConnections();
+  let bytes = 0, inbound = 0;
+  for (const pc of pcs) {
+    const stats = await pc.getStats();
+    stats.forEach((s) => {
+      if (s.type === 'inbound-rtp') { bytes += s.bytesReceived || 0; inbound += 1; }
+    });
+  }
+  return {bytes, inbound, states: pcs.map((pc) => pc.connectionState)};
+}
+"""
+
+
+def unique(name: str) -> str:
+    return f"{name}{uuid.uuid4().hex[:4]}"
+
+
+def media_flowing(phone: Any) -> None:
+    phone.wait_js(
+        "window.ahoy.calls.peerConnections().some(pc => pc.connectionState === 'connected')",
+        timeout=20)
+    first = phone.page.evaluate(STATS_JS)
+    phone.page.wait_for_timeout(1500)
+    second = phone.page.evaluate(STATS_JS)
+    assert "connected" in second["states"]
+    assert second["inbound"] >= 2, second  # audio and video
+    assert second["bytes"] > first["bytes"] > 0, (first, second)
+
+
+def test_video_call_over_https_connects_with_media_flowing_then_hangs_up(ahoy_server: Any, phones: Any) -> None:
+    ana_name, ben_name = unique("Ana"), unique("Ben")
+    ana = phones(ahoy_server.https_url)
+    ben = phones(ahoy_server.https_url)
+    ana.join(ana_name)
+    ben.join(ben_name)
+    ana.open_dm(ben_name)
+    ana.tid("call-video-button").click()
+    ana.tid("call-screen").wait_for(state="visible")
+
+    ben.tid("incoming-call").wait_for(state="visible")
+    assert ana_name in ben.tid("incoming-call").inner_text()
+    # Both show as busy to others while ringing.
+    ana.page.locator('[data-testid=call-status][data-state=ringing]').wait_for()
+    ben.tid("accept-call").click()
+    ben.tid("call-screen").wait_for(state="visible")
+
+    media_flowing(ana)
+    media_flowing(ben)
+    for phone in (ana, ben):
+        phone.page.locator('[data-testid=call-status][data-state=connected]').wait_for()
+        phone.wait_js("document.querySelector('[data-testid=call-timer]').textContent.startsWith('00:0')")
+
+    # Mute and camera off are local and reversible.
+    ana.tid("mute-button").click()
+    assert ana.tid("mute-button").get_attribute("aria-pressed") == "true"
+    assert ana.page.evaluate("window.ahoy.calls.peerConnections()[0].getSenders().find(s => s.track && s.track.kind === 'audio').track.enabled") is False
+    ana.tid("mute-button").click()
+
+    ana.tid("hangup-button").click()
+    ana.tid("call-screen").wait_for(state="hidden")
+    ben.tid("call-screen").wait_for(state="hidden", timeout=10_000)
+    assert ben.page.evaluate("window.ahoy.calls.peerConnections().length") == 0
+
+
+def test_rejected_call_tells_the_caller(ahoy_server: Any, phones: Any) -> None:
+    ana_name, ben_name = unique("Ana"), unique("Ben")
+    ana = phones(ahoy_server.https_url)
+    ben = phones(ahoy_server.https_url)
+    ana.join(ana_name)
+    ben.join(ben_name)
+    ana.open_dm(ben_name)
+    ana.tid("call-audio-button").click()
+    ben.tid("incoming-call").wait_for(state="visible")
+    ben.tid("reject-call").click()
+    ana.tid("call-screen").wait_for(state="hidden", timeout=10_000)
+    ana.tid("toast").get_by_text("declined").wait_for()
+
+
+def test_plain_http_page_explains_that_calls_need_https(ahoy_server: Any, playwright: Any) -> None:
+    # 127.0.0.1 counts as a secure origin, so reach the box under another name,
+    # as a phone on http://10.42.0.1 would.
+    port = ahoy_server.http_url.rsplit(":", 1)[1]
+    browser = launch(playwright, ["--host-resolver-rules=MAP ahoy.test 127.0.0.1"])
+    try:
+        page = browser.new_page(viewport={"width": 390, "height": 844})
+        page.goto(f"http://ahoy.test:{port}/")
+        assert page.evaluate("window.isSecureContext") is False
+        assert page.evaluate("navigator.mediaDevices === undefined") is True
+        wait_js(page, "document.body.dataset.ready === 'true'")
+        assert page.evaluate("document.body.dataset.calls") == "unavailable"
+        page.get_by_test_id("name-input").fill(unique("Dan"))
+        page.get_by_test_id("join-button").click()
+        banner = page.get_by_test_id("banner-calls")
+        banner.wait_for()
+        assert "secure" in banner.inner_text()
+        page.get_by_test_id("calls-help").click()
+        dialog = page.get_by_test_id("https-dialog")
+        dialog.wait_for()
+        link = page.get_by_test_id("https-link").get_attribute("href")
+        # The box answers with its https address under the name the phone used.
+        https_port = ahoy_server.https_url.rsplit(":", 1)[1]
+        assert link == f"https://ahoy.test:{https_port}/"
+        assert page.get_by_test_id("ca-link").get_attribute("href") == "/ca.crt"
+    finally:
+        browser.close()
