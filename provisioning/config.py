@@ -648,6 +648,24 @@ def format_config(config: BoxConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
-def printable_key_list() -> str:
-    """For help texts."""
-    return ", ".join(KEYS)
+def change_config(config: BoxConfig, changes: Mapping[str, str]) -> BoxConfig:
+    """`config` with some keys set to new values (as they would be written in ahoy.txt).
+
+    The admin page's path: the same validation as the file. Messages name the
+    key but no line, since the person typed into a form, not the file.
+    """
+    problems = [
+        f"unknown key {key!r}{_did_you_mean(key)}" for key in changes if key not in KEYS
+    ]
+    problems += [
+        f"{key} is not changed this way; set the admin password on its own"
+        for key in changes
+        if key in SECRET_KEYS
+    ]
+    if problems:
+        raise ConfigError(problems)
+    text = set_values(format_config(config), changes)
+    try:
+        return parse_config(text)
+    except ConfigError as exc:
+        raise ConfigError([re.sub(r"^line \d+: ", "", m) for m in exc.messages]) from None

@@ -12,6 +12,7 @@ one up when there is none. `read_config` only reads.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from provisioning.config import (
     BoxConfig,
     ConfigError,
     admin_password_problem,
+    change_config,
     decode_config,
     decode_with_codec,
     format_config,
@@ -120,10 +122,12 @@ def load_config(
       `generated_admin_password` so the caller can print it on the console;
     - writes the status (source and errors) for the admin page and the LEDs.
     """
-    loaded = read_config(boot_file, data_dir, mac=mac, sys_class_net=sys_class_net)
     store = DataDir(data_dir)
     notices: list[str] = []
-    errors = list(loaded.errors)
+    errors: list[str] = []
+    _merge_requested_changes(boot_file, data_dir, notices, errors)
+    loaded = read_config(boot_file, data_dir, mac=mac, sys_class_net=sys_class_net)
+    errors += loaded.errors
     if loaded.source == "file":
         write_file(store.last_good_config, format_config(loaded.config.without_secrets()).encode())
     moved = _take_admin_password(boot_file, data_dir, errors)
@@ -148,6 +152,70 @@ def load_config(
     )
     write_status(data_dir, result)
     return result
+
+
+def current_config(data_dir: Path) -> BoxConfig:
+    """The config last applied successfully (what the box runs), or the defaults."""
+    try:
+        return parse_config(DataDir(data_dir).last_good_config.read_text(encoding="utf-8"))
+    except (OSError, ValueError, ConfigError):
+        return BoxConfig()
+
+
+def request_changes(data_dir: Path, changes: Mapping[str, str]) -> BoxConfig:
+    """Validate settings changed on the admin page and queue them for the apply step.
+
+    Runs in the unprivileged service. Raises ConfigError (messages name the key)
+    when a value is wrong. The privileged apply (e.g. triggered by a systemd path
+    unit watching `DataDir.requested_changes`) writes them into ahoy.txt, so the
+    file on the SD card stays the one place that says how the box is set up.
+    """
+    store = DataDir(data_dir)
+    try:
+        pending = json.loads(store.requested_changes.read_text())
+    except (OSError, ValueError):
+        pending = {}
+    if not isinstance(pending, dict):
+        pending = {}
+    pending.update(changes)
+    new = change_config(current_config(data_dir), pending)
+    write_file(store.requested_changes, (json.dumps(pending, indent=2) + "\n").encode())
+    return new
+
+
+def _merge_requested_changes(
+    boot_file: Path, data_dir: Path, notices: list[str], errors: list[str]
+) -> None:
+    path = DataDir(data_dir).requested_changes
+    try:
+        changes = json.loads(path.read_text())
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError):
+        errors.append("the settings saved on the admin page could not be read; set them again")
+        path.unlink(missing_ok=True)
+        return
+    if not isinstance(changes, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in changes.items()
+    ):
+        path.unlink(missing_ok=True)
+        return
+    try:
+        text, codec = decode_with_codec(boot_file.read_bytes())
+    except FileNotFoundError:
+        text, codec = "", "utf-8"
+    except (OSError, ConfigError) as exc:
+        errors.append(f"cannot apply the admin page's settings to {boot_file}: {exc}")
+        return
+    try:
+        write_file(boot_file, set_values(text, changes).encode(codec))
+    except OSError as exc:
+        errors.append(
+            f"cannot write the admin page's settings into {boot_file}: {exc.strerror}"
+        )
+        return
+    path.unlink()
+    notices.append(f"wrote the admin page's settings into {boot_file.name}: {', '.join(changes)}")
 
 
 def _take_admin_password(boot_file: Path, data_dir: Path, errors: list[str]) -> bool:

@@ -46,6 +46,11 @@ class DataDir:
         return self.root / "config" / "ahoy.last-good.txt"
 
     @property
+    def requested_changes(self) -> Path:
+        """Settings changed on the admin page, waiting for the privileged apply (JSON)."""
+        return self.root / "config" / "requested-changes.json"
+
+    @property
     def config_status(self) -> Path:
         """Which config is in force and what was wrong with the file (JSON)."""
         return self.root / "config" / "status.json"

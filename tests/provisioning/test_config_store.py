@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from provisioning import configstore, credentials
-from provisioning.config import BoxConfig, parse_config
+from provisioning.config import BoxConfig, ConfigError, parse_config
 from provisioning.datadir import ADMIN_PASSWORD_NOTE, DataDir
 
 
@@ -195,3 +195,41 @@ def test_turn_credentials_follow_the_coturn_rest_scheme() -> None:
 
     expected = base64.b64encode(hmac.new(b"secret", b"1060:alice", hashlib.sha1).digest())
     assert password == expected.decode()
+
+
+# --- settings changed on the admin page
+
+
+def test_admin_page_changes_are_validated_like_the_file(data: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        configstore.request_changes(data, {"wifi_passphrase": "short", "chanel": "6"})
+    assert caught.value.messages == [
+        "unknown key 'chanel'; did you mean channel?",
+    ]
+    with pytest.raises(ConfigError) as caught:
+        configstore.request_changes(data, {"wifi_passphrase": "short"})
+    assert caught.value.messages == [
+        "wifi_passphrase must be 8 to 63 characters (it has 5); leave it empty for an open network"
+    ]
+    with pytest.raises(ConfigError, match="set the admin password on its own"):
+        configstore.request_changes(data, {"admin_password": "whatever123"})
+    assert not DataDir(data).requested_changes.exists()
+
+
+def test_admin_page_changes_land_in_the_boot_file_keeping_its_comments(
+    boot: Path, data: Path, sys_net: Path
+) -> None:
+    boot.write_bytes(b"# Ship's hotspot\r\nwifi_name = Good Boat\r\ncountry = DE\r\n")
+    configstore.load_config(boot, data, sys_class_net=sys_net)
+    new = configstore.request_changes(data, {"channel": "11"})
+    new = configstore.request_changes(data, {"wifi_passphrase": "correct horse"})
+    assert (new.channel, new.wifi_passphrase, new.wifi_name) == (11, "correct horse", "Good Boat")
+    loaded = configstore.load_config(boot, data, sys_class_net=sys_net)
+    assert loaded.source == "file" and loaded.ok
+    assert loaded.config.channel == 11
+    assert boot.read_bytes() == (
+        b"# Ship's hotspot\r\nwifi_name = Good Boat\r\ncountry = DE\r\n"
+        b"channel = 11\r\nwifi_passphrase = correct horse\r\n"
+    )
+    assert not DataDir(data).requested_changes.exists()
+    assert configstore.current_config(data).channel == 11
