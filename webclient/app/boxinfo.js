@@ -46,7 +46,7 @@ export async function inviteDialog() {
   const url = info.https_url || info.http_url || location.origin;
   parts.push(el('figure', {class: 'qr'},
     qrImage(url, t('invite_app')),
-    el('figcaption', {}, el('strong', {text: t('invite_app')}), el('br'), el('a', {href: url, text: url}))));
+    el('figcaption', {}, el('strong', {text: t(parts.length ? 'invite_app_then' : 'invite_app')}), el('br'), el('a', {href: url, text: url}))));
   openDialog(t('invite_title'), parts, {testid: 'invite-dialog'});
 }
 

@@ -53,7 +53,9 @@ export function initChat({onCall, onRoomInfo}) {
   });
 
   on('messages', ({conv}) => {
-    if (conv === state.current) renderConv();
+    if (conv !== state.current) return;
+    renderConv();
+    renderTyping();
   });
   on('typing', ({conv}) => conv === state.current && renderTyping());
   on('rooms', () => state.current && renderHeader());

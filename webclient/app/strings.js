@@ -93,10 +93,11 @@ export const strings = {
 
   // Invite / QR
   invite_title: 'Bring people in',
-  invite_wifi: '1. Join the Wi-Fi',
+  invite_wifi: 'Join the Wi-Fi',
   invite_wifi_open: 'Network "{ssid}" (no password)',
   invite_wifi_pass: 'Network "{ssid}", password: {pass}',
-  invite_app: '2. Open Ahoy',
+  invite_app: 'Open Ahoy',
+  invite_app_then: 'Then open Ahoy',
   invite_unavailable: 'Box details are not available right now.',
   qr_alt: 'QR code for {what}',
 

@@ -1,0 +1,201 @@
+"""Phone-size screenshots of Ahoy's main screens into docs/screenshots/.
+
+Not a test: `make screenshots` runs it. It starts its own development server
+on free loopback ports (or uses --http-url/--https-url of a running one) and
+drives Debian's Chromium with fake camera and microphone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import sync_playwright
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+sys.path.insert(0, str(HERE))
+from conftest import Phone, launch, wait_js  # noqa: E402
+
+OUT = REPO / "docs" / "screenshots"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], int, int]:
+    http, https = free_port(), free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "appliance", "serve", "--dev", "--data-dir", str(data_dir),
+         "--port", str(http), "--https-port", str(https), "--log-level", "WARNING"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{http}/healthz", timeout=1):
+                return proc, http, https
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("the development server did not start")
+
+
+def shot(phone: Phone, name: str) -> None:
+    phone.page.wait_for_timeout(250)  # let transitions and images settle
+    phone.page.screenshot(path=str(OUT / f"{name}.png"))
+    print("wrote", OUT / f"{name}.png")
+
+
+def scenes(browser: Any, http_url: str, https_url: str, dark: bool) -> None:
+    def phone(url: str) -> Phone:
+        p = Phone(browser, url)
+        if dark:
+            p.page.emulate_media(color_scheme="dark")
+        return p
+
+    ana, ben, cleo = phone(https_url), phone(https_url), phone(https_url)
+    shot(ana, "01-join")
+    ana.join("Ana")
+    ben.join("Ben")
+    cleo.join("Cleo")
+    room = ana.create_room("Deck")
+    ana.page.evaluate("""r => window.ahoy.request({type: 'room_update', room: r, description: 'Crew chat, meals and watches'})""", room.split(":")[1])
+    ana.back()
+    ben.open_room("Deck")
+    cleo.open_room("Deck")
+    ana.tid("tab-rooms").click()
+    ana.create_room("Engine room")
+    ana.back()
+    ana.open_room("Deck")
+    ana.say("Dinner at 7 in the mess. Bring a cup!")
+    ben.wait_text("Dinner at 7 in the mess. Bring a cup!")
+    ben.say("On my way after the watch")
+    cleo.wait_text("On my way after the watch")
+    cleo.say("Can someone check the water maker? It sounds odd.")
+    ana.wait_text("Can someone check the water maker? It sounds odd.")
+    ana.say("I'll look at it at 6")
+    ben.tid("composer").type("I can hel")
+    ana.wait_js("document.querySelector('[data-testid=typing]').textContent.length > 0")
+    shot(ana, "05-room-chat")
+
+    ben.back()
+    ben.open_dm("Ana")
+    ben.say("Do you have the spare filter?")
+    cleo.back()
+    cleo.open_dm("Ana")
+    cleo.say("Call me when you're free")
+    ana.back()
+    ana.tid("tab-chats").click()
+    ana.wait_js("document.querySelectorAll('[data-testid=unread-badge]').length >= 2")
+    shot(ana, "02-chats")
+    ana.tid("tab-people").click()
+    shot(ana, "03-people")
+    ana.tid("tab-rooms").click()
+    shot(ana, "04-rooms")
+
+    ana.tid("tab-chats").click()
+    ana.page.locator('[data-testid=chat-item][data-conv^="dm:"]').filter(has_text="Ben").click()
+    ana.say("Yes, in the locker by the engine room")
+    ana.wait_js("document.querySelector('[data-testid=msg-status][data-state=delivered]') !== null")
+    shot(ana, "06-one-to-one")
+    ana.back()
+
+    ana.open_room("Deck")
+    ana.tid("room-info-button").click()
+    ana.tid("room-info-dialog").wait_for()
+    ana.page.wait_for_timeout(300)
+    shot(ana, "07-room-settings")
+    ana.page.keyboard.press("Escape")
+    ana.back()
+
+    ana.tid("invite-button").click()
+    ana.tid("invite-dialog").wait_for()
+    shot(ana, "08-invite")
+    ana.page.keyboard.press("Escape")
+
+    cleo.back()
+    cleo.open_dm("Ana")
+    cleo.tid("call-video-button").click()
+    ana.tid("incoming-call").wait_for(state="visible")
+    shot(ana, "09-incoming-call")
+    ana.tid("accept-call").click()
+    ana.page.locator("[data-testid=call-status][data-state=connected]").wait_for(timeout=20_000)
+    ana.page.wait_for_timeout(1500)
+    shot(ana, "10-video-call")
+    ana.tid("hangup-button").click()
+    for p in (ana, ben, cleo):
+        p.close()
+
+
+def http_scene(playwright: Any, http_port: int, dark: bool) -> None:
+    browser = launch(playwright, ["--host-resolver-rules=MAP ahoy.internal 127.0.0.1"])
+    try:
+        p = Phone(browser, f"http://ahoy.internal:{http_port}/")
+        if dark:
+            p.page.emulate_media(color_scheme="dark")
+        p.join("Dan")
+        shot(p, "11-http-banner")
+        p.tid("calls-help").click()
+        p.tid("https-dialog").wait_for()
+        shot(p, "12-calls-need-https")
+    finally:
+        browser.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dark", action="store_true", help="also write dark-mode variants")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, http, https = start_server(Path(tmp) / "data")
+        try:
+            with sync_playwright() as pw:
+                browser = launch(pw)
+                scenes(browser, f"http://127.0.0.1:{http}", f"https://127.0.0.1:{https}", dark=False)
+                browser.close()
+                http_scene(pw, http, dark=False)
+            # Dark mode: one screen is enough to show it.
+            proc.terminate()
+            proc.wait(10)
+            proc, http, https = start_server(Path(tmp) / "data2")
+            with sync_playwright() as pw:
+                browser = launch(pw)
+                dark_scene(browser, f"https://127.0.0.1:{https}")
+                browser.close()
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+def dark_scene(browser: Any, url: str) -> None:
+    ana, ben = Phone(browser, url), Phone(browser, url)
+    for p in (ana, ben):
+        p.page.emulate_media(color_scheme="dark")
+    ana.join("Ana")
+    ben.join("Ben")
+    ana.create_room("Deck")
+    ben.open_room("Deck")
+    ana.say("Anyone up for cards after dinner?")
+    ben.wait_text("Anyone up for cards after dinner?")
+    ben.say("Count me in. Bring the good deck.")
+    ana.wait_text("Count me in. Bring the good deck.")
+    shot(ana, "13-dark-room-chat")
+    ana.back()
+    shot(ana, "14-dark-chats")
+    ana.close()
+    ben.close()
+
+
+if __name__ == "__main__":
+    main()
