@@ -7,8 +7,11 @@ captive portal and the admin page. Nothing happens at import time.
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -27,6 +30,20 @@ class Box:
     started: float = field(default_factory=time.time)
     # Facts about the hotspot and config, updated by the watchers.
     status: dict[str, Any] = field(default_factory=dict)
+
+    def request(self, action: str, payload: dict[str, Any] | None = None) -> Path:
+        """Ask the privileged apply step (a root systemd path unit) to do `action`.
+
+        The service runs unprivileged; it only drops a request file into
+        `<data_dir>/requests/`, which the root side validates and carries out.
+        """
+        folder = self.settings.data_dir / "requests"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{time.time_ns()}-{action}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"action": action, **(payload or {})}))
+        os.replace(tmp, path)
+        return path
 
 
 def create_app(settings: Settings) -> Flask:

@@ -7,6 +7,9 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
+
+DEFAULT_BOX_CONFIG = Path("/boot/firmware/ahoy.txt")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="HTTP port (default: 8080 in --dev, else 80)")
     serve.add_argument("--https-port", type=int, default=None,
                        help="HTTPS port (default: 8443 in --dev, else 443)")
-    serve.add_argument("--box-name", default=None, help="the box's name (default: ahoy)")
+    serve.add_argument("--config", type=Path, default=None,
+                       help="the box config file (default: /boot/firmware/ahoy.txt on the box, "
+                            "none in --dev); see docs/config.md")
+    serve.add_argument("--box-name", default=None,
+                       help="the box's name (default: from the config file, else ahoy)")
+    serve.add_argument("--mdns", action=argparse.BooleanOptionalAction, default=None,
+                       help="announce the box with mDNS (default: on, off in --dev)")
     serve.add_argument("--stun", action="append", default=[], metavar="URL",
                        help="a STUN URL handed to phones, e.g. stun:10.42.0.1:3478 (repeatable)")
     serve.add_argument("--turn", action="append", default=[], metavar="URL",
@@ -47,6 +56,82 @@ def _port(value: int | None, default: int) -> int:
     return port
 
 
+def build_settings(args: argparse.Namespace) -> tuple[Any, tuple[str, ...]]:
+    """Settings from the command line and the box config file (which provisioning
+    has already checked and applied at boot; a bad file means the last good one)."""
+    from provisioning.config import BoxConfig
+    from provisioning.configstore import read_config
+
+    from .settings import Settings
+
+    dev: bool = args.dev
+    data_dir = (args.data_dir or (Path("var") if dev else Path("/data/ahoy"))).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config_path: Path | None = args.config or (None if dev else DEFAULT_BOX_CONFIG)
+    errors: tuple[str, ...] = ()
+    if config_path is not None:
+        loaded = read_config(config_path, data_dir)
+        config, errors = loaded.config, loaded.errors
+    else:
+        config = BoxConfig()
+    address = str(config.box_address)
+    stun, turn = tuple(args.stun), tuple(args.turn)
+    turn_secret = None
+    if args.turn_secret_file is not None:
+        try:
+            turn_secret = args.turn_secret_file.read_text().strip()
+        except OSError as e:
+            raise OSError(f"cannot read the TURN secret: {e}") from e
+    if not dev and not stun and not turn:
+        # coturn on the box answers STUN and TURN on 3478 (see provisioning).
+        from provisioning.credentials import turn_secret as box_turn_secret
+
+        stun = (f"stun:{address}:3478",)
+        turn = (f"turn:{address}:3478?transport=udp", f"turn:{address}:3478?transport=tcp")
+        turn_secret = box_turn_secret(data_dir)
+    pins = tuple(config.status_led_pins)
+    settings = Settings(
+        data_dir=data_dir,
+        dev=dev,
+        host=args.host or ("127.0.0.1" if dev else "0.0.0.0"),
+        http_port=_port(args.port, 8080 if dev else 80),
+        https_port=_port(args.https_port, 8443 if dev else 443),
+        box_name=args.box_name or config.box_name,
+        box_address=address,
+        box_config=config_path,
+        hotspot_interface=None if dev else config.interface,
+        led_pins=pins,
+        button_pin=config.button_pin,
+        announce_mdns=(not dev) if args.mdns is None else args.mdns,
+        stun_urls=stun,
+        turn_urls=turn,
+        turn_secret=turn_secret,
+        retention_days=config.retention_days,
+        retention_messages=config.retention_messages,
+        wifi_ssid=config.wifi_name if config_path is not None else None,
+        wifi_passphrase=(config.wifi_passphrase or None) if config_path is not None else None,
+    )
+    return settings, errors
+
+
+def announce_admin_password(settings: Any) -> None:
+    """Development boxes get an admin password at first start, printed once."""
+    from provisioning.credentials import (
+        generate_admin_password,
+        has_admin_password,
+        set_admin_password,
+    )
+
+    if has_admin_password(settings.data_dir):
+        return
+    password = generate_admin_password()
+    set_admin_password(settings.data_dir, password)
+    note = settings.data_dir / "ahoy-admin-password.txt"
+    note.write_text(f"Ahoy admin password: {password}\n")
+    note.chmod(0o600)
+    print(f"Admin password for /admin: {password}  (also in {note})", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     dev: bool = args.dev
@@ -60,27 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from .settings import Settings
-
-    turn_secret = None
-    if args.turn_secret_file is not None:
-        try:
-            turn_secret = args.turn_secret_file.read_text().strip()
-        except OSError as e:
-            print(f"error: cannot read the TURN secret: {e}", file=sys.stderr)
-            return 2
-    settings = Settings(
-        data_dir=(args.data_dir or (Path("var") if dev else Path("/data/ahoy"))).resolve(),
-        dev=dev,
-        host=args.host or ("127.0.0.1" if dev else "0.0.0.0"),
-        http_port=_port(args.port, 8080 if dev else 80),
-        https_port=_port(args.https_port, 8443 if dev else 443),
-        box_name=args.box_name or "ahoy",
-        stun_urls=tuple(args.stun),
-        turn_urls=tuple(args.turn),
-        turn_secret=turn_secret,
-    )
-    from . import create_app
+    try:
+        settings, config_errors = build_settings(args)
+    except OSError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for problem in config_errors:
+        print(f"config problem: {problem}", file=sys.stderr)
+    from . import box_of, create_app
     from .server import serve_dev, serve_production
 
     try:
@@ -88,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         print(f"error: cannot use the data folder {settings.data_dir}: {e}", file=sys.stderr)
         return 2
+    box_of(app).status["config_errors"] = list(config_errors)
+    if dev:
+        announce_admin_password(settings)
     try:
         if dev:
             serve_dev(app, settings)

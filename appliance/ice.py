@@ -7,16 +7,9 @@ the service can mint credentials without talking to coturn.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 from typing import Any
 
-
-def turn_credentials(secret: str, user_id: str, now_s: int, ttl_s: int) -> tuple[str, str]:
-    username = f"{now_s + ttl_s}:{user_id}"
-    digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
-    return username, base64.b64encode(digest).decode()
+from provisioning.credentials import turn_credentials
 
 
 def ice_servers(
@@ -32,6 +25,6 @@ def ice_servers(
     if stun_urls:
         servers.append({"urls": list(stun_urls)})
     if turn_urls and turn_secret:
-        username, credential = turn_credentials(turn_secret, user_id, now_s, ttl_s)
+        username, credential = turn_credentials(turn_secret, user_id, ttl_s, now=now_s)
         servers.append({"urls": list(turn_urls), "username": username, "credential": credential})
     return servers

@@ -54,6 +54,20 @@ def housekeeping(app: Flask, stop: threading.Event) -> None:
             log.exception("housekeeping failed")
 
 
+def start_devices(app: Flask, settings: Settings) -> Any:
+    from .devices import Devices
+
+    devices = Devices(
+        box_of(app),
+        hotspot_interface=settings.hotspot_interface,
+        led_pins=settings.led_pins,
+        button_pin=settings.button_pin,
+        announce=settings.announce_mdns,
+    )
+    devices.start()
+    return devices
+
+
 def urls(settings: Settings) -> tuple[str, str]:
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     return f"http://{host}:{settings.http_port}/", f"https://{host}:{settings.https_port}/"
@@ -74,6 +88,7 @@ def serve_dev(app: Flask, settings: Settings, ready: Any = None) -> None:
     threads.append(threading.Thread(target=housekeeping, args=(app, stop), daemon=True))
     for t in threads:
         t.start()
+    devices = start_devices(app, settings)
     http_url, https_url = urls(settings)
     print(f"Ahoy is running (development mode, data in {settings.data_dir})", flush=True)
     print(f"  chat:           {http_url}", flush=True)
@@ -87,6 +102,7 @@ def serve_dev(app: Flask, settings: Settings, ready: Any = None) -> None:
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
     stop.wait()
+    devices.close()
     for s in servers:
         s.shutdown()
     box_of(app).hub.store.close()
@@ -106,6 +122,7 @@ def serve_production(app: Flask, settings: Settings) -> None:
     https.start()
     stop = threading.Event()
     threading.Thread(target=housekeeping, args=(app, stop), daemon=True).start()
+    devices = start_devices(app, settings)
     http_url, https_url = urls(settings)
     log.info("Ahoy is serving %s and %s", http_url, https_url)
     print(f"Ahoy is serving {http_url} and {https_url}", flush=True)
@@ -114,6 +131,7 @@ def serve_production(app: Flask, settings: Settings) -> None:
     gevent.signal_handler(signal.SIGINT, done.set)
     done.wait()
     stop.set()
+    devices.close()
     http.stop(timeout=2)
     https.stop(timeout=2)
     box_of(app).hub.store.close()

@@ -18,8 +18,13 @@ class Settings:
     box_name: str = "ahoy"
     box_address: str = "10.42.0.1"
     webclient_dir: Path = REPO_ROOT / "webclient"
-    # The Ahoy config file on the boot partition (None: the one in data_dir, if any).
+    # The Ahoy config file on the boot partition (None in development).
     box_config: Path | None = None
+    # The hotspot's network interface to watch (None: no hotspot, e.g. development).
+    hotspot_interface: str | None = None
+    led_pins: tuple[int, ...] = (17, 27)
+    button_pin: int | None = 22
+    announce_mdns: bool = True
     # Extra page origins allowed to open the WebSocket (besides the page's own).
     extra_origins: frozenset[str] = frozenset()
     # STUN/TURN on the box (coturn with use-auth-secret); empty in development.
@@ -32,6 +37,10 @@ class Settings:
     wifi_ssid: str | None = None
     wifi_passphrase: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def boot_dir(self) -> Path | None:
+        return self.box_config.parent if self.box_config else None
 
     @property
     def db_path(self) -> Path:

@@ -1,0 +1,147 @@
+"""The box's hardware and network companions, started and stopped with the service.
+
+Status lights and the button (gpiozero), the hotspot link watcher (pyroute2)
+and the mDNS announcer (zeroconf). Each is optional: a part that cannot start
+on this machine is logged and left out, and the chat keeps working.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import Box
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Devices:
+    box: Box
+    hotspot_interface: str | None = None
+    led_pins: tuple[int, ...] = (17, 27)
+    button_pin: int | None = 22
+    announce: bool = True
+    parts: list[Any] = field(default_factory=list)
+    lights: Any = None
+    watcher: Any = None
+    announcer: Any = None
+
+    def start(self) -> None:
+        self._start_lights()
+        self._start_watcher()
+        if self.announce:
+            # zeroconf probes for a few seconds; the web app is up meanwhile.
+            threading.Thread(target=self._start_mdns, name="ahoy-mdns", daemon=True).start()
+        self.box.hub.on_change.append(self.refresh)
+        self.refresh()
+
+    def _start_lights(self) -> None:
+        from .leds import StatusButton, StatusLights
+
+        green, red = (list(self.led_pins) + [17, 27])[:2]
+        try:
+            self.lights = StatusLights(green_pin=green, red_pin=red)
+            self.parts.append(self.lights)
+        except Exception as e:  # no GPIO on this machine
+            log.warning("status lights unavailable: %s", e)
+            return
+        if self.button_pin is None:
+            return
+        try:
+            button = StatusButton(
+                show_status=self.lights.show_status,
+                reset_admin_password=self.reset_admin_password,
+                factory_reset=lambda: self.box.request("factory-reset"),
+                shutdown=lambda: self.box.request("shutdown"),
+                pin=self.button_pin,
+                on_hold=self.lights.show_hold,
+            )
+            self.parts.append(button)
+        except Exception as e:
+            log.warning("status button unavailable: %s", e)
+
+    def _start_watcher(self) -> None:
+        if not self.hotspot_interface:
+            return
+        from .netwatch import NetWatcher
+
+        def changed(status: Any) -> None:
+            self.box.status["hotspot"] = {
+                "interface": self.hotspot_interface,
+                "up": status.up,
+                "carrier": status.carrier,
+                "addresses": list(status.addresses),
+            }
+            log.info("hotspot %s is %s", self.hotspot_interface, "up" if status.up else "down")
+            self.refresh()
+
+        try:
+            self.watcher = NetWatcher(self.hotspot_interface, changed)
+            self.watcher.start()
+            self.parts.append(self.watcher)
+        except Exception as e:
+            log.warning("cannot watch %s: %s", self.hotspot_interface, e)
+            self.box.status["hotspot"] = {"interface": self.hotspot_interface, "up": False,
+                                          "error": str(e)}
+
+    def _start_mdns(self) -> None:
+        from .mdns import Announcement, Announcer
+
+        settings = self.box.settings
+        addresses = [settings.box_address] if settings.host in ("0.0.0.0", "::") else [
+            settings.host]
+        try:
+            self.announcer = Announcer(
+                Announcement(hostname=settings.box_name, http_port=settings.http_port,
+                             https_port=settings.https_port),
+                addresses,
+            )
+            self.announcer.start()
+            self.parts.append(self.announcer)
+        except Exception as e:
+            log.warning("mDNS announcement unavailable: %s", e)
+
+    def refresh(self) -> None:
+        """Recompute the lights from the box's facts."""
+        if self.lights is None:
+            return
+        hotspot = self.box.status.get("hotspot")
+        hotspot_up = True if hotspot is None else bool(hotspot.get("up"))
+        snapshot = self.box.hub.snapshot()
+        try:
+            self.lights.set_facts(
+                hotspot_up=hotspot_up,
+                config_ok=not self.box.status.get("config_errors"),
+                clients=snapshot["users_online"],
+                calls=snapshot["calls"],
+            )
+        except Exception:
+            log.exception("cannot update the status lights")
+
+    def reset_admin_password(self) -> None:
+        """Button held 10 s: a new admin password, shown like at first boot."""
+        from provisioning.credentials import generate_admin_password, set_admin_password
+
+        password = generate_admin_password()
+        set_admin_password(self.box.settings.data_dir, password)
+        note = self.box.settings.boot_dir / "ahoy-admin-password.txt" \
+            if self.box.settings.boot_dir else None
+        if note is not None:
+            try:
+                note.write_text(f"Ahoy admin password (reset with the button): {password}\n")
+            except OSError as e:
+                log.warning("cannot write %s: %s", note, e)
+        self.box.request("show-admin-password", {"password": password})
+        log.warning("admin password was reset with the button; see %s", note or "the console")
+
+    def close(self) -> None:
+        for part in reversed(self.parts):
+            try:
+                part.close()
+            except Exception:
+                log.exception("closing %s failed", type(part).__name__)
+        self.parts.clear()
+
