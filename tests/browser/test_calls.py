@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 from conftest import launch, wait_js
@@ -67,6 +68,17 @@ def test_video_call_over_https_connects_with_media_flowing_then_hangs_up(ahoy_se
     assert ana.page.evaluate("window.ahoy.calls.peerConnections()[0].getSenders().find(s => s.track && s.track.kind === 'audio').track.enabled") is False
     ana.tid("mute-button").click()
 
+    # A file goes straight to Ben over the data channel, with a progress bar.
+    payload = bytes(range(256)) * 400  # 100 KiB, several chunks
+    ana.tid("share-input").set_input_files(
+        files=[{"name": "notes.bin", "mimeType": "application/octet-stream", "buffer": payload}])
+    ben.page.locator("[data-testid=file-transfer][data-done=true]").wait_for(timeout=10_000)
+    assert ben.page.locator("[data-testid=file-progress]").first.get_attribute("max") == str(len(payload))
+    with ben.page.expect_download() as download:
+        ben.tid("file-save").click()
+    assert download.value.suggested_filename == "notes.bin"
+    assert Path(download.value.path()).read_bytes() == payload
+
     ana.tid("hangup-button").click()
     ana.tid("call-screen").wait_for(state="hidden")
     ben.tid("call-screen").wait_for(state="hidden", timeout=10_000)
@@ -114,3 +126,35 @@ def test_plain_http_page_explains_that_calls_need_https(ahoy_server: Any, playwr
         assert page.get_by_test_id("ca-link").get_attribute("href") == "/ca.crt"
     finally:
         browser.close()
+
+
+def test_room_call_mesh_of_three(ahoy_server: Any, phones: Any) -> None:
+    names = [unique(n) for n in ("Ana", "Ben", "Cleo")]
+    crew = [phones(ahoy_server.https_url) for _ in names]
+    for phone, name in zip(crew, names):
+        phone.join(name)
+    room_name = unique("Bridge")
+    crew[0].create_room(room_name)
+    for phone in crew[1:]:
+        phone.open_room(room_name)
+    crew[0].wait_js("[...window.ahoy.state.rooms.values()].some(r => r.members.length === 3)")
+
+    crew[0].tid("call-video-button").click()
+    crew[0].page.locator("[data-testid=call-status][data-state=waiting]").wait_for()
+    for phone in crew[1:]:
+        phone.tid("incoming-call").wait_for(state="visible")
+        phone.tid("accept-call").click()
+        phone.tid("call-screen").wait_for(state="visible")
+    for phone in crew:
+        phone.wait_js(
+            "window.ahoy.calls.peerConnections().filter(pc => pc.connectionState === 'connected').length === 2",
+            timeout=20)
+    media_flowing(crew[0])
+    assert crew[0].page.locator("[data-testid=call-tile]").count() == 2
+
+    crew[2].tid("hangup-button").click()
+    for phone in crew[:2]:
+        phone.wait_js("window.ahoy.calls.peerConnections().length === 1")
+    for phone in crew[:2]:
+        phone.tid("hangup-button").click()
+        phone.tid("call-screen").wait_for(state="hidden")
