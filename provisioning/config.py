@@ -539,9 +539,10 @@ def _check_together(
                 "the legal 5 GHz channels depend on it"
             )
         elif not allowed:
+            fix = "use band = 2.4" if band == "5" else "leave country empty"
             problems.append(
-                f"{_where(lines, 'band', 'country')}band 5 is not available for country "
-                f"{country} in Ahoy's channel table; use band = 2.4"
+                f"{_where(lines, 'band', 'country')}band {band} is not available for country "
+                f"{country} in Ahoy's channel table; {fix}"
             )
         elif "channel" in values and values["channel"] not in allowed:
             place = f" in {country}" if country else " without a country set"

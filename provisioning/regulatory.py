@@ -2,8 +2,8 @@
 
 A compact, deliberately conservative table: it lists only channels that need
 no radar detection (DFS), because a hotspot that goes silent for a minute to
-listen for radar is worse than one on a slightly busier channel. Countries not
-listed for 5 GHz can still run the hotspot on 2.4 GHz.
+listen for radar is worse than one on a slightly busier channel, and 149-165
+only where they may be used at full power.
 """
 
 from __future__ import annotations
@@ -27,28 +27,49 @@ ISO_COUNTRIES = frozenset(
 # Codes people write that are not ISO codes, and the code they mean.
 COUNTRY_ALIASES = {"UK": "GB", "EL": "GR", "EN": "GB", "USA": "US"}
 
-_US_TERRITORIES = {"AS", "GU", "MP", "PR", "UM", "VI"}
+# The sets below were derived from wireless-regdb 2026.05.30 (Debian bookworm's
+# /lib/firmware/regulatory.db, which the kernel enforces): a channel is listed
+# only where its whole 20 MHz lies in a rule without the DFS or NO-IR flag.
+# tests/provisioning/test_regulatory_table.py checks them against the
+# installed database. Countries missing from the database get the world
+# rules: 2.4 GHz channels 1 to 11, no 5 GHz.
 
-# Where 2.4 GHz channels 12 and 13 are not allowed (FCC rules and their followers).
-_24GHZ_ONLY_1_TO_11 = frozenset({"US", "CA", "TW", "CO", "DO", "GT", "PA", "SV"} | _US_TERRITORIES)
+# Where 2.4 GHz channels 12 and 13 may be used too.
+_24GHZ_1_TO_13 = frozenset(
+    """
+    AD AE AF AI AL AM AR AT AU AW AZ BA BB BD BE BF BG BH BL BN BO BR BS BT BW BY BZ
+    CA CF CH CI CL CN CO CR CU CX CY CZ DE DK DZ EC EE EG ES ET FI FO FR GB GE GF GH
+    GI GL GP GR GT GY HK HN HR HU ID IE IL IM IN IR IS IT JM JO JP KE KH KN KP KR KW
+    KY KZ LB LC LI LK LS LT LU LV MA MC MD ME MF MK MN MO MQ MR MT MU MV MW MX MY NA
+    NG NL NO NP NZ OM PA PE PF PG PH PK PL PM PT PY QA RE RO RS RU RW SA SE SG SI SK
+    SM SN SR SV SX SY TC TD TH TN TR TT TW TZ UA UG UY UZ VA VC VE VN VU WF WS YE YT
+    ZA ZW
+    """.split()
+)
+# The database marks all of 2.4 GHz as radar-detection-only here: no hotspot.
+_24GHZ_NONE = frozenset({"TG"})
 
-_EU_EEA = {
-    "AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT",
-    "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE", "IS", "LI", "NO",
-}  # fmt: skip
-
-# Countries where 5 GHz channels 36-48 (UNII-1, no radar detection) may be used.
+# Where 5 GHz channels 36-48 (UNII-1) may be used.
 _5GHZ_LOW = frozenset(
-    _EU_EEA
-    | _US_TERRITORIES
-    | {"CH", "GB", "US", "CA", "AU", "NZ", "JP", "CN", "IN", "SG", "TW", "HK", "KR", "BR"}
-    | {"MX", "MY", "PH", "TH", "ZA", "IL", "TR", "AR", "CL", "AE", "SA"}
+    """
+    AD AE AF AI AL AR AS AT AU AW AZ BA BB BE BF BG BL BM BN BR BS BT BW BY CA CF CH
+    CI CL CN CO CR CX CY CZ DE DK DM DO DZ EE EG ES ET FI FM FO FR GB GD GE GF GH GI
+    GL GP GR GT GU GY HK HN HR HT HU ID IE IL IM IN IR IS IT JM JO JP KE KH KN KP KR
+    KW KY KZ LB LC LI LK LS LT LU LV MA MC MD ME MF MH MK MN MO MP MQ MR MT MU MV MW
+    MX MY NA NI NL NO NP NZ OM PA PE PF PG PH PL PM PR PT PW PY QA RE RO RS RU RW SA
+    SE SG SI SK SM SN SR SV SX SY TC TD TH TN TR TT TW TZ UA UG US UY UZ VA VC VE VI
+    VN VU WF WS YT ZA ZW
+    """.split()
 )
 
-# Countries where 5 GHz channels 149-165 (UNII-3) may also be used at full power.
+# Where 5 GHz channels 149-165 (UNII-3) may also be used at 20 dBm or more.
+# (Most of Europe allows them at only 14 dBm, too weak for a hotspot.)
 _5GHZ_HIGH = frozenset(
-    _US_TERRITORIES
-    | {"US", "CA", "AU", "NZ", "CN", "IN", "SG", "TW", "HK", "BR", "MX", "MY", "PH"}
+    """
+    AE AR AS AU BB BF BM BN BR BS CA CF CI CL CN CO CR CX DM DO FM GB GD GH GT GU GY
+    HK HN HT IN JM JO KR KY KZ LB MH MN MO MP MU MV MX MY NI NP NZ PA PE PG PH PR PW
+    PY RU RW SG SN SV TC TH TT TW UA UG US UY VE VI VN VU
+    """.split()
 )
 
 CHANNELS_24_WORLD = tuple(range(1, 12))  # legal everywhere, used when no country is set
@@ -70,9 +91,11 @@ def allowed_channels(country: str, band: str) -> tuple[int, ...]:
     An empty tuple means the band is not available there (or not without a country).
     """
     if band == "2.4":
-        if not country or country in _24GHZ_ONLY_1_TO_11:
-            return CHANNELS_24_WORLD
-        return tuple(range(1, 14))
+        if country in _24GHZ_NONE:
+            return ()
+        if country in _24GHZ_1_TO_13:
+            return tuple(range(1, 14))
+        return CHANNELS_24_WORLD
     if band == "5":
         if country not in _5GHZ_LOW:
             return ()
