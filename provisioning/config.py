@@ -63,7 +63,15 @@ KEY_HINTS = {
     "address": "network",
     "ip": "network",
 }
-QUOTE_PAIRS = {'"': '"', "'": "'", "\u201c": "\u201d", "\u2018": "\u2019", "\u201d": "\u201d"}
+# Straight quotes, and the curly ones word processors and phones put in.
+QUOTE_PAIRS = {
+    '"': '"',
+    "'": "'",
+    "\u201c": "\u201d",  # “...”
+    "\u201d": "\u201d",  # ”...” (Swedish, Finnish)
+    "\u201e": "\u201c",  # „...“ (German)
+    "\u2018": "\u2019",  # ‘...’
+}
 
 
 class ConfigError(Exception):
