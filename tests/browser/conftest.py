@@ -90,6 +90,10 @@ class Phone:
     def wait_online(self) -> None:
         wait_js(self.page, "window.ahoy.state.conn === 'online'")
 
+    def wait_online_long(self) -> None:
+        """After the box was away: reconnect backoff is at most 10 s."""
+        wait_js(self.page, "window.ahoy.state.conn === 'online'", timeout=20)
+
     def wait_js(self, expression: str, arg: Any = None, timeout: float = 15.0) -> Any:
         return wait_js(self.page, expression, arg, timeout)
 

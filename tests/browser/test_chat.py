@@ -105,3 +105,32 @@ def test_html_in_a_message_shows_as_text(ahoy_server: Any, phones: Any) -> None:
         assert phone.tid("message-list").locator("img, b").count() == 0
         assert phone.page.evaluate("window.__pwned") is None
     assert ana.tid("conv-title").inner_text().startswith("<i>Ben</i>")
+
+
+def test_messages_typed_while_the_box_is_away_are_sent_once_it_is_back(start_server: Any, phones: Any) -> None:
+    server = start_server()
+    ana, ben = phones(server.http_url), phones(server.http_url)
+    ana_name, ben_name = unique("Ana"), unique("Ben")
+    ana.join(ana_name)
+    ben.join(ben_name)
+    ana.open_dm(ben_name)
+    ana.say("first")
+    ana.page.locator("[data-testid=msg-status][data-state=delivered]").wait_for()
+
+    server.kill()
+    ana.wait_js("window.ahoy.state.conn !== 'online'")
+    ana.tid("conv-offline").wait_for()
+    ana.say("typed while offline")
+    ana.page.locator("[data-testid=msg-status][data-state=sending]").wait_for()
+    assert ana.page.evaluate("JSON.parse(localStorage.getItem('ahoy.outbox')).length") == 1
+
+    server.start()  # same data, same ports
+    ana.wait_online_long()
+    ana.tid("conv-offline").wait_for(state="hidden")
+    ana.page.locator("[data-testid=msg-status][data-state=sending]").wait_for(state="detached", timeout=10_000)
+    assert ana.page.evaluate("JSON.parse(localStorage.getItem('ahoy.outbox')).length") == 0
+    ben.wait_online_long()
+    ben.open_dm(ana_name)
+    ben.wait_text("typed while offline")
+    ben.page.wait_for_timeout(300)
+    assert ben.texts() == ["first", "typed while offline"]

@@ -107,6 +107,9 @@ function setConnBanner(conn) {
   } else {
     setBanner('conn', null);
   }
+  const line = $('#conv-offline');
+  line.hidden = conn === 'online' || !state.me || (conn === 'connecting' && line.hidden);
+  line.textContent = conn === 'replaced' ? t('conn_replaced') : t('conn_offline');
 }
 
 on('conn', (conn) => {
