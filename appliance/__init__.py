@@ -47,7 +47,7 @@ class Box:
 
 
 def create_app(settings: Settings) -> Flask:
-    from . import api, client, ws
+    from . import api, client, portalweb, ws
     from .hub import Hub
     from .ice import ice_servers
     from .store import Store
@@ -68,6 +68,7 @@ def create_app(settings: Settings) -> Flask:
     app.extensions["ahoy"] = box
     ws.install(app, hub, settings.extra_origins)
     app.register_blueprint(api.blueprint)
+    app.register_blueprint(portalweb.blueprint)
     app.register_blueprint(client.blueprint)
 
     @app.after_request
