@@ -8,7 +8,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import AhoyServer, WsClient, unique
+from ahoytest import AhoyServer, WsClient, unique
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from conftest import WsClient
+from ahoytest import WsClient
 from websockets.exceptions import ConnectionClosed
 
 

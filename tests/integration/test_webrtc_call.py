@@ -7,9 +7,9 @@ import json
 from typing import Any
 
 import websockets
+from ahoytest import AhoyServer, unique
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack
-from conftest import AhoyServer, unique
 
 
 class Phone:
