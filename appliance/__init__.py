@@ -47,7 +47,7 @@ class Box:
 
 
 def create_app(settings: Settings) -> Flask:
-    from . import api, client, portalweb, ws
+    from . import admin, api, client, portalweb, ws
     from .hub import Hub
     from .ice import ice_servers
     from .store import Store
@@ -69,6 +69,7 @@ def create_app(settings: Settings) -> Flask:
     ws.install(app, hub, settings.extra_origins)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(portalweb.blueprint)
+    app.register_blueprint(admin.blueprint)
     app.register_blueprint(client.blueprint)
 
     @app.after_request
