@@ -104,6 +104,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         args.data_dir,
         root=args.root,
         system=HostSystem() if for_real else None,
+        service_user=args.service_user,
     )
     for path in report.changed_files:
         print(f"wrote {path}")
@@ -150,6 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, metavar="DIR")
     app.add_argument(
         "--root", type=Path, default=Path("/"), metavar="DIR", help="write system files under DIR"
+    )
+    app.add_argument(
+        "--service-user",
+        default="ahoy",
+        metavar="USER",
+        help="the user the Ahoy service runs as; gets the data dir's secrets and "
+        "certificates (default: ahoy, skipped if there is no such user)",
     )
     app.add_argument(
         "--files-only",

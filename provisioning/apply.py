@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import grp
 import os
+import pwd
 import socket
 import subprocess
 from collections.abc import Sequence
@@ -175,12 +176,36 @@ def _give_group(path: Path, group: str) -> None:
         os.chown(path, 0, gid)
 
 
+def share_with_service(data_dir: Path, user: str) -> None:
+    """Hand the data dir's secrets, certificates and status to the service's user.
+
+    apply runs as root and the service does not: it must read the TLS key and
+    the TURN secret, and change the admin password. Only when run as root and
+    the user exists (on a development machine neither is true).
+    """
+    if os.geteuid() != 0:
+        return
+    try:
+        account = pwd.getpwnam(user)
+    except KeyError:
+        return
+    store = DataDir(data_dir)
+    for folder in (store.secrets, store.tls, store.last_good_config.parent):
+        if not folder.exists():
+            continue
+        for path in [folder, *folder.rglob("*")]:
+            stat = path.stat()
+            if (stat.st_uid, stat.st_gid) != (account.pw_uid, account.pw_gid):
+                os.chown(path, account.pw_uid, account.pw_gid)
+
+
 def apply_config(
     config: BoxConfig,
     data_dir: Path,
     *,
     root: Path = Path("/"),
     system: System | None = None,
+    service_user: str | None = None,
 ) -> ApplyReport:
     """Write the files under `root`; with a `system`, also change the machine.
 
@@ -189,8 +214,11 @@ def apply_config(
     """
     report = ApplyReport()
     changed = write_files(config, data_dir, root, report)
+    if service_user:
+        share_with_service(data_dir, service_user)
     if system is None:
         return report
+    _stop_other_access_points(config, root, system, report)
     _set_radio(config, system, report)
     _set_address(config, system, report)
     _load_firewall(config, root, changed.get(render.NFTABLES, False), system, report)
@@ -199,6 +227,26 @@ def apply_config(
         assert service is not None
         _run_service(service.format(interface=config.interface), changed[name], system, report)
     return report
+
+
+def _stop_other_access_points(
+    config: BoxConfig, root: Path, system: System, report: ApplyReport
+) -> None:
+    """When the hotspot moved to another adapter, stop the old one's hostapd."""
+    current = target_path(root, render.HOSTAPD, config)
+    for path in sorted(current.parent.glob("*.conf")):
+        if path == current:
+            continue
+        try:
+            ours = path.read_text().startswith(f"# {render.HEADER}")
+        except OSError:
+            continue
+        if ours:
+            _step(system, ["systemctl", "stop", f"hostapd@{path.stem}"], report,
+                  f"stopped hostapd@{path.stem} (the hotspot moved to {config.interface})",
+                  warn_only=True)
+            path.unlink()
+            report.changed_files.append(path)
 
 
 def _set_radio(config: BoxConfig, system: System, report: ApplyReport) -> None:

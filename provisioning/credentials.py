@@ -84,6 +84,19 @@ def verify_admin_password(data_dir: Path, password: str) -> bool:
     return isinstance(stored, dict) and password_matches(stored, password)
 
 
+def read_turn_secret(data_dir: Path) -> str | None:
+    """The TURN secret if the apply step has made one; never creates it.
+
+    For the service, which signs short-lived TURN credentials with it
+    (`turn_credentials`) and should not invent a secret coturn does not know.
+    """
+    try:
+        secret = DataDir(data_dir).turn_secret.read_text().strip()
+    except OSError:
+        return None
+    return secret if len(secret) >= 32 else None
+
+
 def turn_secret(data_dir: Path) -> str:
     """The box's TURN secret, made on first use and kept in the data dir."""
     path = DataDir(data_dir).turn_secret

@@ -49,6 +49,8 @@ class RecordingSystem:
                 return CommandResult(0 if unit in self.active else 3, "")
             case ["systemctl", "start" | "restart", unit]:
                 self.active.add(unit)
+            case ["systemctl", "stop", unit]:
+                self.active.discard(unit)
             case _:
                 raise AssertionError(f"unexpected command {argv}")
         self.commands.append(argv)
@@ -251,3 +253,30 @@ def test_apply_for_real_needs_root(tmp_path: Path) -> None:
         pytest.skip("running as root")
     result = cli("apply", "--config", str(tmp_path / "ahoy.txt"))
     assert result.returncode == 1 and "needs root" in result.stderr
+
+
+def test_moving_the_hotspot_to_another_adapter_stops_the_old_access_point(
+    tmp_path: Path,
+) -> None:
+    system = RecordingSystem()
+    apply_config(BoxConfig(), tmp_path / "data", root=tmp_path / "root", system=system)
+    system.commands.clear()
+    apply_config(BoxConfig(interface="wlan1"), tmp_path / "data", root=tmp_path / "root",
+                 system=system)
+    assert ["systemctl", "stop", "hostapd@wlan0"] in system.commands
+    assert ["systemctl", "restart", "hostapd@wlan1"] in system.commands
+    assert not (tmp_path / "root/etc/hostapd/wlan0.conf").exists()
+
+
+def test_service_user_gets_the_data_dir_secrets(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("changing owners needs root")
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    apply_config(BoxConfig(), tmp_path / "data", root=tmp_path / "root", service_user="nobody")
+    store = DataDir(tmp_path / "data")
+    for path in (store.turn_secret, store.tls / "server.key", store.secrets):
+        assert path.stat().st_uid == nobody.pw_uid
+    # An unknown user is skipped, not an error (development machines).
+    apply_config(BoxConfig(), tmp_path / "data", root=tmp_path / "root", service_user="no-such")

@@ -233,3 +233,9 @@ def test_admin_page_changes_land_in_the_boot_file_keeping_its_comments(
     )
     assert not DataDir(data).requested_changes.exists()
     assert configstore.current_config(data).channel == 11
+
+
+def test_the_service_reads_the_turn_secret_but_never_invents_one(data: Path) -> None:
+    assert credentials.read_turn_secret(data) is None
+    made = credentials.turn_secret(data)
+    assert credentials.read_turn_secret(data) == made
