@@ -128,14 +128,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     check = sub.add_parser("check", help="validate a config file and print its problems")
-    check.add_argument("--config", type=Path, default=DEFAULT_BOOT_CONFIG, metavar="FILE")
+    check.add_argument(
+        "--config", type=Path, default=DEFAULT_BOOT_CONFIG, metavar="FILE",
+        help=f"the config file (default: {DEFAULT_BOOT_CONFIG})",
+    )
     check.set_defaults(run=cmd_check)
 
     rend = sub.add_parser(
         "render", help="write every generated file into a folder, without touching the machine"
     )
-    rend.add_argument("--config", type=Path, required=True, metavar="FILE")
-    rend.add_argument("--out", type=Path, required=True, metavar="DIR")
+    rend.add_argument("--config", type=Path, required=True, metavar="FILE",
+                      help="the config file to render")
+    rend.add_argument("--out", type=Path, required=True, metavar="DIR",
+                      help="where to write the generated files")
     rend.add_argument(
         "--data-dir",
         type=Path,
@@ -147,8 +152,14 @@ def build_parser() -> argparse.ArgumentParser:
     app = sub.add_parser(
         "apply", help="apply the config to this machine (root): files, address, services"
     )
-    app.add_argument("--config", type=Path, default=DEFAULT_BOOT_CONFIG, metavar="FILE")
-    app.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, metavar="DIR")
+    app.add_argument(
+        "--config", type=Path, default=DEFAULT_BOOT_CONFIG, metavar="FILE",
+        help=f"the config file on the boot partition (default: {DEFAULT_BOOT_CONFIG})",
+    )
+    app.add_argument(
+        "--data-dir", type=Path, default=DEFAULT_DATA_DIR, metavar="DIR",
+        help=f"the data partition's Ahoy folder (default: {DEFAULT_DATA_DIR})",
+    )
     app.add_argument(
         "--root", type=Path, default=Path("/"), metavar="DIR", help="write system files under DIR"
     )
