@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_DATA_DIR = Path("/var/lib/ahoy")
+DEFAULT_DATA_DIR = Path("/data/ahoy")
 DEFAULT_BOOT_CONFIG = Path("/boot/firmware/ahoy.txt")
 ADMIN_PASSWORD_NOTE = "ahoy-admin-password.txt"
 

@@ -33,7 +33,7 @@ TURN_REALM = "ahoy.internal"
 # answers too); phones that did install it get the API. An http URL would be
 # ignored by Android and iOS anyway, so https costs nothing.
 CAPTIVE_PORTAL_API_PATH = "/captive-portal/api"
-DEFAULT_LEASE_FILE = Path("/var/lib/ahoy/dnsmasq.leases")
+DEFAULT_LEASE_FILE = Path("/data/ahoy/dnsmasq.leases")
 
 HOSTAPD = "hostapd.conf"
 DNSMASQ = "dnsmasq.conf"
