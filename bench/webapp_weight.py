@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import ssl
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile

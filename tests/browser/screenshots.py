@@ -22,7 +22,7 @@ from playwright.sync_api import sync_playwright
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE))
-from conftest import Phone, launch, wait_js  # noqa: E402
+from browserkit import Phone, launch  # noqa: E402
 
 OUT = REPO / "docs" / "screenshots"
 
@@ -153,9 +153,7 @@ def http_scene(playwright: Any, http_port: int, dark: bool) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dark", action="store_true", help="also write dark-mode variants")
-    args = parser.parse_args()
+    argparse.ArgumentParser(description=__doc__).parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         proc, http, https = start_server(Path(tmp) / "data")

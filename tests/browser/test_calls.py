@@ -6,7 +6,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from conftest import launch, wait_js
+from browserkit import launch, wait_js
 
 STATS_JS = """
 async () => {
@@ -103,10 +103,10 @@ def test_plain_http_page_explains_that_calls_need_https(ahoy_server: Any, playwr
     # 127.0.0.1 counts as a secure origin, so reach the box under another name,
     # as a phone on http://10.42.0.1 would.
     port = ahoy_server.http_url.rsplit(":", 1)[1]
-    browser = launch(playwright, ["--host-resolver-rules=MAP ahoy.test 127.0.0.1"])
+    browser = launch(playwright, ["--host-resolver-rules=MAP ahoy.internal 127.0.0.1"])
     try:
         page = browser.new_page(viewport={"width": 390, "height": 844})
-        page.goto(f"http://ahoy.test:{port}/")
+        page.goto(f"http://ahoy.internal:{port}/")
         assert page.evaluate("window.isSecureContext") is False
         assert page.evaluate("navigator.mediaDevices === undefined") is True
         wait_js(page, "document.body.dataset.ready === 'true'")
@@ -122,7 +122,7 @@ def test_plain_http_page_explains_that_calls_need_https(ahoy_server: Any, playwr
         link = page.get_by_test_id("https-link").get_attribute("href")
         # The box answers with its https address under the name the phone used.
         https_port = ahoy_server.https_url.rsplit(":", 1)[1]
-        assert link == f"https://ahoy.test:{https_port}/"
+        assert link == f"https://ahoy.internal:{https_port}/"
         assert page.get_by_test_id("ca-link").get_attribute("href") == "/ca.crt"
     finally:
         browser.close()
@@ -131,7 +131,7 @@ def test_plain_http_page_explains_that_calls_need_https(ahoy_server: Any, playwr
 def test_room_call_mesh_of_three(ahoy_server: Any, phones: Any) -> None:
     names = [unique(n) for n in ("Ana", "Ben", "Cleo")]
     crew = [phones(ahoy_server.https_url) for _ in names]
-    for phone, name in zip(crew, names):
+    for phone, name in zip(crew, names, strict=True):
         phone.join(name)
     room_name = unique("Bridge")
     crew[0].create_room(room_name)

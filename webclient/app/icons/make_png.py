@@ -82,7 +82,9 @@ def render(size: int, maskable: bool = False, samples: int = 2) -> bytes:
             n = samples * samples
             alpha = acc[3] / n
             if acc[3]:
-                row += bytes((round(acc[0] / acc[3]), round(acc[1] / acc[3]), round(acc[2] / acc[3]), round(alpha)))
+                total = acc[3]
+                rgb = (round(acc[0] / total), round(acc[1] / total), round(acc[2] / total))
+                row += bytes((*rgb, round(alpha)))
             else:
                 row += b"\0\0\0\0"
         rows.append(bytes(row))
@@ -91,10 +93,12 @@ def render(size: int, maskable: bool = False, samples: int = 2) -> bytes:
 
 def _png(width: int, height: int, raw: bytes) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
 
     header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)  # 8-bit RGBA
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+    body = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + body
 
 
 def main() -> None:
