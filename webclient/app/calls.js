@@ -188,6 +188,18 @@ function canCall() {
   return false;
 }
 
+/** TURN credentials last a few hours: fetch fresh ones when ours are getting old. */
+async function freshIce() {
+  if (Date.now() - (state.iceAt || 0) < 30 * 60 * 1000) return;
+  try {
+    const reply = await request({type: 'ice'}, 3000);
+    state.iceServers = reply.ice_servers || state.iceServers;
+    state.iceAt = Date.now();
+  } catch {
+    // Keep the old ones: STUN needs no credentials and host candidates still work.
+  }
+}
+
 function newCall(fields) {
   call = {id: null, media: 'audio', room: null, peers: new Map(), stream: null, phase: 'outgoing', startedAt: null, micOn: true, camOn: true, facing: 'user', ...fields};
   $('#call-grid').replaceChildren();
@@ -225,6 +237,7 @@ export async function startCall(conv, media) {
   newCall({media, room, target: peerId});
   showCall();
   try {
+    await freshIce();
     if (!(await prepareLocal(media))) return;
   } catch (err) {
     endCall(null);
@@ -290,6 +303,7 @@ async function accept() {
   newCall({id: inc.id, media: inc.media, target: inc.from, phase: 'connecting'});
   showCall();
   try {
+    await freshIce();
     if (!(await prepareLocal(inc.media))) return;
   } catch (err) {
     send({type: 'call_reject', call: inc.id});

@@ -257,6 +257,7 @@ function onWelcome(msg) {
   }
   state.rooms = new Map((msg.rooms || []).map((r) => [r.id, r]));
   state.iceServers = msg.ice_servers || [];
+  state.iceAt = Date.now();
   if (msg.limits) state.limits = {...state.limits, ...msg.limits};
   // Retarget outbox items written before we knew our id.
   for (const item of state.outbox) {

@@ -38,6 +38,7 @@ export const state = {
   current: null, // open conversation
   tab: 'chats',
   iceServers: [],
+  iceAt: 0, // when iceServers came from the box
   limits: {text: 4000, name: 32, room_members: 200, call_members: 4},
   clockSkew: 0, // box time minus phone time
   prefs: load('prefs', {sound: true}),

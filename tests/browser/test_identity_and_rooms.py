@@ -1,0 +1,70 @@
+"""Picking a name, getting it refused, being forgotten by the box; the room owner's controls."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+
+def unique(name: str) -> str:
+    return f"{name}{uuid.uuid4().hex[:4]}"
+
+
+def test_a_taken_name_is_refused_clearly_and_another_one_works(ahoy_server: Any, phones: Any) -> None:
+    name = unique("Ana")
+    ana = phones(ahoy_server.http_url)
+    ana.join(name)
+    other = phones(ahoy_server.http_url)
+    other.tid("name-input").fill(name.upper())
+    other.tid("join-button").click()
+    error = other.tid("join-error")
+    error.wait_for()
+    other.wait_js("document.querySelector('[data-testid=join-error]').textContent.length > 0")
+    assert "already" in error.inner_text()
+    assert other.tid("join-screen").is_visible()
+    other.join(unique("Ann"))
+
+
+def test_a_device_the_box_forgot_is_asked_for_its_name_again(ahoy_server: Any, phones: Any) -> None:
+    phone = phones(ahoy_server.http_url)
+    phone.join(unique("Ben"))
+    phone.page.evaluate("localStorage.setItem('ahoy.token', JSON.stringify('not-a-real-token'))")
+    phone.page.reload()
+    phone.tid("join-screen").wait_for(state="visible")
+    assert "Pick your name again" in phone.tid("join-error").inner_text()
+    phone.join(unique("Ben"))
+
+
+def test_the_room_owner_renames_closes_and_removes_people(ahoy_server: Any, phones: Any) -> None:
+    owner, guest = phones(ahoy_server.http_url), phones(ahoy_server.http_url)
+    owner.join(unique("Own"))
+    guest_name = unique("Gus")
+    guest.join(guest_name)
+    room_name = unique("Mess")
+    conv = owner.create_room(room_name)
+    room_id = conv.split(":", 1)[1]
+    guest.open_room(room_name)
+    guest.back()
+    guest.open_tab("rooms")
+
+    owner.tid("room-info-button").click()
+    owner.tid("room-edit-name").fill(room_name + " hall")
+    owner.tid("room-edit-description").fill("Meals at 7")
+    owner.tid("room-save").click()
+    owner.tid("conv-title").get_by_text(room_name + " hall").wait_for()
+    item = guest.page.locator(f"[data-testid=room-item][data-room={room_id}]")
+    item.get_by_text(room_name + " hall").wait_for()
+    item.get_by_text("Meals at 7").wait_for()
+
+    owner.tid("room-info-button").click()
+    owner.tid("room-members").get_by_text(guest_name).wait_for()
+    owner.tid("room-kick").click()
+    guest.tid("toast").get_by_text("You were removed").wait_for()
+    guest.wait_js("(id) => !window.ahoy.state.rooms.get(id).members.includes(window.ahoy.state.me.id)", room_id)
+    owner.page.keyboard.press("Escape")
+
+    owner.page.on("dialog", lambda d: d.accept())
+    owner.tid("room-info-button").click()
+    owner.tid("room-delete").click()
+    owner.tid("home-screen").wait_for(state="visible")
+    item.wait_for(state="detached")
