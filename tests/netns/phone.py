@@ -24,7 +24,7 @@ from urllib.parse import urlencode, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "provisioning"))
 
-from phone_client import _dhcp_offer, dns  # noqa: E402
+from phone_client import _dhcp_offer, dns
 
 DHCPDISCOVER, DHCPOFFER, DHCPREQUEST, DHCPACK = 1, 2, 3, 5
 MAGIC_COOKIE = 0x63825363
