@@ -84,11 +84,12 @@ def build_settings(args: argparse.Namespace) -> tuple[Any, tuple[str, ...]]:
             raise OSError(f"cannot read the TURN secret: {e}") from e
     if not dev and not stun and not turn:
         # coturn on the box answers STUN and TURN on 3478 (see provisioning).
-        from provisioning.credentials import turn_secret as box_turn_secret
+        from provisioning.credentials import read_turn_secret
 
         stun = (f"stun:{address}:3478",)
-        turn = (f"turn:{address}:3478?transport=udp", f"turn:{address}:3478?transport=tcp")
-        turn_secret = box_turn_secret(data_dir)
+        turn_secret = read_turn_secret(data_dir)
+        if turn_secret is not None:
+            turn = (f"turn:{address}:3478?transport=udp", f"turn:{address}:3478?transport=tcp")
     pins = tuple(config.status_led_pins)
     settings = Settings(
         data_dir=data_dir,

@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import io
+import json
+import os
+import re
 import time
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, jsonify, request, send_file
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    request,
+    send_file,
+    send_from_directory,
+)
 
 from . import __version__, box_of
 
 blueprint = Blueprint("api", __name__)
 
 MAX_QR_TEXT = 600
+_USER_ID = re.compile(r"u_[A-Za-z0-9]{1,40}")
 
 
 @blueprint.get("/healthz")
@@ -72,6 +85,45 @@ def qr() -> Response:
                                      light="#fff", xmldecl=False)
     response = Response(buf.getvalue(), mimetype="image/svg+xml")
     response.headers["Cache-Control"] = "public, max-age=86400"
+    return response
+
+
+def _user_from_bearer() -> str:
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        abort(401, "Send your device token as 'Authorization: Bearer <token>'.")
+    user_id = box_of(current_app).hub.user_for_token(header[7:].strip())
+    if user_id is None:
+        abort(401, "This device is not known to the box any more.")
+    return user_id
+
+
+@blueprint.post("/api/avatar")
+def upload_avatar() -> Response:
+    """Set the caller's profile picture (the body is the image file)."""
+    from .avatars import AvatarError, reencode
+
+    user_id = _user_from_bearer()
+    try:
+        picture = reencode(request.get_data(cache=False))
+    except AvatarError as e:
+        return Response(json.dumps({"error": str(e)}), status=400, mimetype="application/json")
+    folder = box_of(current_app).settings.data_dir / "avatars"
+    folder.mkdir(exist_ok=True)
+    tmp = folder / f"{user_id}.tmp"
+    tmp.write_bytes(picture)
+    os.replace(tmp, folder / f"{user_id}.webp")
+    user = box_of(current_app).hub.avatar_changed(user_id)
+    return jsonify({"user": user})
+
+
+@blueprint.get("/api/avatar/<user_id>")
+def avatar(user_id: str) -> Response:
+    if not _USER_ID.fullmatch(user_id):
+        abort(404)
+    folder = box_of(current_app).settings.data_dir / "avatars"
+    response = send_from_directory(folder, f"{user_id}.webp", mimetype="image/webp")
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
     return response
 
 

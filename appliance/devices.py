@@ -41,7 +41,7 @@ class Devices:
     def _start_lights(self) -> None:
         from .leds import StatusButton, StatusLights
 
-        green, red = (list(self.led_pins) + [17, 27])[:2]
+        green, red = [*self.led_pins, 17, 27][:2]
         try:
             self.lights = StatusLights(green_pin=green, red_pin=red)
             self.parts.append(self.lights)

@@ -84,6 +84,10 @@ class Hub:
         self.rooms: dict[str, Room] = {
             r.id: Room.from_record(r) for r in store.load_rooms()
         }
+        for room_id, user_id, kind in store.invites():
+            if room_id in self.rooms:
+                room = self.rooms[room_id]
+                (room.invited if kind == "invite" else room.requests).append(user_id)
         self._conns: dict[int, Connection] = {}
         self.started = clock()
         self.counters = {"messages": 0, "connections": 0, "errors": 0}
@@ -240,8 +244,7 @@ class Hub:
 
         busy = self.calls.busy_users()
         users = [
-            {"id": s.user_id, "name": s.name,
-             "status": "busy" if s.user_id in busy else "online"}
+            {**self._user_wire(s.user_id), "status": "busy" if s.user_id in busy else "online"}
             for s in self.presence.sessions() if s.user_id != user_id
         ]
         conn.peer.send(self._reply(req, {
@@ -250,7 +253,7 @@ class Hub:
             "you": self._user_wire(user_id),
             "token": token,
             "users": users,
-            "rooms": [self._room_wire(r) for r in self.rooms.values()],
+            "rooms": [self._room_wire(r) for r in self.rooms.values() if r.can_see(user_id)],
             "ice_servers": self.ice_servers(user_id),
             "limits": {"text": protocol.MAX_TEXT, "name": protocol.MAX_NAME,
                        "room_members": protocol.MAX_ROOM_LIMIT,
@@ -290,13 +293,15 @@ class Hub:
         return "busy" if self.calls.is_busy(user_id) else "online"
 
     def _user_wire(self, user_id: str) -> dict[str, Any]:
+        record = self.store.user(user_id)
         session = self.presence.session(user_id)
-        if session is not None:
-            name = session.name
-        else:
-            record = self.store.user(user_id)
-            name = record.name if record else "?"
-        return {"id": user_id, "name": name, "status": self._status(user_id)}
+        name = session.name if session else record.name if record else "?"
+        wire: dict[str, Any] = {"id": user_id, "name": name, "status": self._status(user_id)}
+        if record is not None:
+            wire["colour"] = record.colour or None
+            wire["status_text"] = record.status_text
+            wire["avatar"] = f"/api/avatar/{user_id}?v={record.avatar}" if record.avatar else None
+        return wire
 
     def _broadcast_presence(self, user_id: str, status: str) -> None:
         user = self._user_wire(user_id)
@@ -332,8 +337,11 @@ class Hub:
         conv, others = self._target_conv(user, req, posting=True)
         session = self.presence.session(user)
         assert session is not None
+        reply_to: int | None = req.get("reply_to")
+        if reply_to is not None and self.store.message(conv, reply_to) is None:
+            raise ProtocolError("unknown_message", "The message you reply to is gone.")
         message, created = self.store.append(conv, req.get("id"), user, session.name, text,
-                                             self.clock())
+                                             self.clock(), reply_to)
         # The ack goes out only now, after the commit.
         conn.peer.send(self._reply(req, {"type": "ack", "id": message.id, "conv": message.conv,
                                          "seq": message.seq, "ts": message.ts}))
@@ -363,6 +371,64 @@ class Hub:
             messages, more = self.store.after(conv, req.get("after", 0), limit)
         conn.peer.send(self._reply(req, self._history(conv, messages, more)))
 
+    def _conv_audience(self, conv: str) -> list[str]:
+        if conv.startswith("room:"):
+            return list(self._room(conv[5:]).members)
+        return conv.split(":")[1:]
+
+    def _on_react(self, conn: Connection, user: str, req: Request) -> None:
+        conv: str = req.get("conv")
+        self._check_conv_access(user, conv)
+        emoji = protocol.clean_emoji(req.get("emoji"))
+        on: bool = req.get("on", True)
+        if not self.store.react(conv, req.get("seq"), user, emoji, on):
+            raise ProtocolError("unknown_message", "That message is gone.")
+        event = {"type": "reaction", "conv": conv, "seq": req.get("seq"), "from": user,
+                 "emoji": emoji, "on": on}
+        for member in self._conv_audience(conv):
+            peer = self.presence.peer(member)
+            if peer is not None:
+                peer.send(self._reply(req, dict(event)) if member == user else event)
+
+    def _on_search(self, conn: Connection, user: str, req: Request) -> None:
+        conv: str = req.get("conv")
+        self._check_conv_access(user, conv)
+        query = req.get("query").strip()
+        if not query:
+            raise ProtocolError("bad_request", "Type something to search for.")
+        found = self.store.search(conv, query, req.get("limit", 50))
+        conn.peer.send(self._reply(req, {"type": "search_results", "conv": conv, "query": query,
+                                         "messages": [m.to_wire() for m in found]}))
+
+    def _on_profile(self, conn: Connection, user: str, req: Request) -> None:
+        record = self.store.user(user)
+        assert record is not None
+        colour = req.get("colour", record.colour)
+        status_text = protocol.clean_status(req.get("status_text", record.status_text))
+        self.store.set_profile(user, colour, status_text, record.avatar)
+        self.profile_changed(user)
+        conn.peer.send(self._reply(req, {"type": "profile", "user": self._user_wire(user)}))
+
+    def user_for_token(self, token: str) -> str | None:
+        with self.lock:
+            record = self.store.user_by_token(hash_token(token))
+            return record.id if record else None
+
+    def avatar_changed(self, user_id: str) -> dict[str, Any]:
+        """A new profile picture was stored: bump its version and tell everyone."""
+        with self.lock:
+            record = self.store.user(user_id)
+            assert record is not None
+            self.store.set_profile(user_id, record.colour, record.status_text, record.avatar + 1)
+            self.profile_changed(user_id)
+            return self._user_wire(user_id)
+
+    def profile_changed(self, user_id: str) -> None:
+        """Tell everyone online about a new name, colour, status line or picture."""
+        with self.lock:
+            if self.presence.is_online(user_id):
+                self._broadcast_presence(user_id, self._status(user_id))
+
     def _on_typing(self, conn: Connection, user: str, req: Request) -> None:
         conv, others = self._target_conv(user, req, posting=False)
         for other in others:
@@ -384,9 +450,10 @@ class Hub:
 
     # -- rooms ---------------------------------------------------------------
 
-    def _room(self, room_id: str) -> Room:
+    def _room(self, room_id: str, user: str | None = None) -> Room:
+        """The room, if it exists and (given `user`) that user may know of it."""
         room = self.rooms.get(room_id)
-        if room is None:
+        if room is None or (user is not None and not room.can_see(user)):
             raise ProtocolError("unknown_room", "That room does not exist (any more).")
         return room
 
@@ -395,7 +462,10 @@ class Hub:
         return room.to_wire(online, self.calls.room_call_wire(room.id))
 
     def _broadcast_room(self, room: Room) -> None:
-        self._broadcast({"type": "room_update", "room": self._room_wire(room)})
+        message = {"type": "room_update", "room": self._room_wire(room)}
+        for session in self.presence.sessions():
+            if room.can_see(session.user_id):
+                session.peer.send(message)
 
     def _broadcast(self, message: dict[str, Any]) -> None:
         for session in self.presence.sessions():
@@ -419,6 +489,8 @@ class Hub:
             owner=user,
             created=now,
             members=[user],
+            visibility=req.get("visibility", "public"),
+            approval=req.get("approval", False),
         )
         self.store.save_room(room.record())
         self.store.add_member(room.id, user, now)
@@ -427,28 +499,127 @@ class Hub:
         self._broadcast_room(room)
 
     def _on_room_join(self, conn: Connection, user: str, req: Request) -> None:
-        room = self._room(req.get("room"))
+        code: str | None = req.get("code")
+        room = self.rooms.get(req.get("room"))
+        if room is None or not (room.can_see(user) or (code and code == room.invite_code)):
+            raise ProtocolError("unknown_room", "That room does not exist (any more).")
+        room.check_can_join(user)
+        if room.needs_approval(user, code):
+            if user not in room.requests:
+                room.requests.append(user)
+                self.store.set_invite(room.id, user, "request", self.clock())
+                name = self._user_wire(user)["name"]
+                for moderator in [room.owner, *room.moderators]:
+                    peer = self.presence.peer(moderator)
+                    if peer is not None:
+                        peer.send({"type": "room_request", "room": room.id, "user": user,
+                                   "name": name})
+            conn.peer.send(self._reply(req, {"type": "room_pending",
+                                             "room": self._room_wire(room)}))
+            self._broadcast_room(room)
+            return
+        self._admit(room, user, conn.peer, req)
+
+    def _admit(self, room: Room, user: str, peer: Peer | None, req: Request | None) -> None:
+        """Make `user` a member and send them the room and its recent history."""
         room.check_can_join(user)
         if user not in room.members:
             self.store.add_member(room.id, user, self.clock())
             room.members.append(user)
+        for pending in (room.invited, room.requests):
+            if user in pending:
+                pending.remove(user)
+        if peer is not None:
+            reply = {"type": "room", "room": self._room_wire(room)}
+            peer.send(self._reply(req, reply) if req is not None else reply)
+            conv = room_conv(room.id)
+            last = self.store.last_seq(conv)
+            if last:
+                messages, _ = self.store.before(conv, last + 1, HISTORY_ON_JOIN)
+                peer.send(self._history(conv, messages, False))
+        self._broadcast_room(room)
+
+    def _on_room_invite(self, conn: Connection, user: str, req: Request) -> None:
+        room = self._room(req.get("room"), user)
+        room.check_moderator(user)
+        target: str = req.get("user")
+        if self.store.user(target) is None:
+            raise ProtocolError("unknown_user", "There is no such person on this box.")
+        if target in room.members:
+            raise ProtocolError("bad_request", "They are already in this room.")
+        if target in room.requests:
+            # Inviting someone who asked to join is approving them.
+            self._admit(room, target, self.presence.peer(target), None)
+        elif target not in room.invited:
+            room.invited.append(target)
+            self.store.set_invite(room.id, target, "invite", self.clock())
+            peer = self.presence.peer(target)
+            if peer is not None:
+                peer.send({"type": "room_invited", "room": self._room_wire(room), "by": user})
+            self._broadcast_room(room)
         conn.peer.send(self._reply(req, {"type": "room", "room": self._room_wire(room)}))
-        conv = room_conv(room.id)
-        last = self.store.last_seq(conv)
-        if last:
-            messages, _ = self.store.before(conv, last + 1, HISTORY_ON_JOIN)
-            conn.peer.send(self._history(conv, messages, False))
+
+    def _on_room_invite_link(self, conn: Connection, user: str, req: Request) -> None:
+        room = self._room(req.get("room"), user)
+        room.check_moderator(user)
+        if not room.invite_code or req.get("reset"):
+            room.invite_code = secrets.token_urlsafe(12)
+            self.store.save_room(room.record())
+        conn.peer.send(self._reply(req, {"type": "room_invite_link", "room": room.id,
+                                         "code": room.invite_code}))
+
+    def _on_room_approve(self, conn: Connection, user: str, req: Request) -> None:
+        room = self._room(req.get("room"), user)
+        room.check_moderator(user)
+        target: str = req.get("user")
+        if target not in room.requests:
+            raise ProtocolError("bad_request", "That person has not asked to join.")
+        self._admit(room, target, self.presence.peer(target), None)
+        conn.peer.send(self._reply(req, {"type": "room", "room": self._room_wire(room)}))
+
+    def _on_room_deny(self, conn: Connection, user: str, req: Request) -> None:
+        room = self._room(req.get("room"), user)
+        room.check_moderator(user)
+        target: str = req.get("user")
+        if target not in room.requests:
+            raise ProtocolError("bad_request", "That person has not asked to join.")
+        room.requests.remove(target)
+        self.store.set_invite(room.id, target, None, self.clock())
+        peer = self.presence.peer(target)
+        if peer is not None:
+            peer.send({"type": "room_denied", "room": room.id})
+        conn.peer.send(self._reply(req, {"type": "room", "room": self._room_wire(room)}))
+        self._broadcast_room(room)
+
+    def _on_room_role(self, conn: Connection, user: str, req: Request) -> None:
+        room = self._room(req.get("room"), user)
+        room.check_owner(user)
+        target: str = req.get("user")
+        if target not in room.members or target == room.owner:
+            raise ProtocolError("bad_request", "Roles are for the room's other members.")
+        role: str = req.get("role")
+        if role == "moderator":
+            room.moderators.add(target)
+        else:
+            room.moderators.discard(target)
+        self.store.set_role(room.id, target, role)
+        conn.peer.send(self._reply(req, {"type": "room", "room": self._room_wire(room)}))
         self._broadcast_room(room)
 
     def _remove_member(self, room: Room, user: str) -> None:
         self._deliver(self.calls.leave_room_call(user, room.id))
+        room.moderators.discard(user)
         if user in room.members:
             room.members.remove(user)
             self.store.remove_member(room.id, user)
 
     def _on_room_leave(self, conn: Connection, user: str, req: Request) -> None:
-        room = self._room(req.get("room"))
+        room = self._room(req.get("room"), user)
         self._remove_member(room, user)
+        for pending in (room.invited, room.requests):
+            if user in pending:
+                pending.remove(user)
+                self.store.set_invite(room.id, user, None, self.clock())
         conn.peer.send(self._reply(req, {"type": "room", "room": self._room_wire(room)}))
         self._broadcast_room(room)
 
@@ -463,16 +634,20 @@ class Hub:
             room.limit = req.get("limit")
         if req.get("active") is not None:
             room.active = req.get("active")
+        if req.get("visibility") is not None:
+            room.visibility = req.get("visibility")
+        if req.get("approval") is not None:
+            room.approval = req.get("approval")
         self.store.save_room(room.record())
         conn.peer.send(self._reply(req, {"type": "room", "room": self._room_wire(room)}))
         self._broadcast_room(room)
 
     def _on_room_kick(self, conn: Connection, user: str, req: Request) -> None:
-        room = self._room(req.get("room"))
-        room.check_owner(user)
+        room = self._room(req.get("room"), user)
         target: str = req.get("user")
         if target == user:
-            raise ProtocolError("bad_request", "Use 'room_leave' to leave your own room.")
+            raise ProtocolError("bad_request", "Use 'room_leave' to leave the room.")
+        room.check_can_remove(user, target)
         if target not in room.members:
             raise ProtocolError("unknown_user", "That person is not in this room.")
         self.remove_from_room(room, target, by=user)
@@ -672,5 +847,11 @@ class Hub:
             }
 
     def public_rooms(self) -> list[dict[str, Any]]:
+        """Rooms anyone may see (hidden rooms are left out)."""
+        with self.lock:
+            return [self._room_wire(r) for r in self.rooms.values() if r.public]
+
+    def all_rooms(self) -> list[dict[str, Any]]:
+        """Every room, hidden ones included (for the admin page)."""
         with self.lock:
             return [self._room_wire(r) for r in self.rooms.values()]

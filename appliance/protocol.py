@@ -145,6 +145,22 @@ SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
         "room": (entity_id, False),
         "to": (entity_id, False),
         "text": (text(0, 100_000), True),
+        "reply_to": (integer(1, 2**62), False),
+    },
+    "react": {
+        "conv": (conv_id, True),
+        "seq": (integer(1, 2**62), True),
+        "emoji": (text(1, 32), True),
+        "on": (boolean, False),
+    },
+    "search": {
+        "conv": (conv_id, True),
+        "query": (text(1, 100), True),
+        "limit": (integer(1, 100), False),
+    },
+    "profile": {
+        "colour": (pattern(re.compile(r"#[0-9a-fA-F]{6}"), "a colour like #1e88e5"), False),
+        "status_text": (text(0, 1000), False),
     },
     "sync": {
         "conv": (conv_id, True),
@@ -159,8 +175,19 @@ SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
         "description": (text(0, 10_000), False),
         "limit": (integer(MIN_ROOM_LIMIT, MAX_ROOM_LIMIT), False),
         "ephemeral": (boolean, False),
+        "visibility": (choice("public", "hidden"), False),
+        "approval": (boolean, False),
     },
-    "room_join": {"room": (entity_id, True)},
+    "room_join": {"room": (entity_id, True), "code": (text(1, 64), False)},
+    "room_invite": {"room": (entity_id, True), "user": (entity_id, True)},
+    "room_invite_link": {"room": (entity_id, True), "reset": (boolean, False)},
+    "room_approve": {"room": (entity_id, True), "user": (entity_id, True)},
+    "room_deny": {"room": (entity_id, True), "user": (entity_id, True)},
+    "room_role": {
+        "room": (entity_id, True),
+        "user": (entity_id, True),
+        "role": (choice("moderator", "member"), True),
+    },
     "room_leave": {"room": (entity_id, True)},
     "room_delete": {"room": (entity_id, True)},
     "room_update": {
@@ -169,6 +196,8 @@ SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
         "description": (text(0, 10_000), False),
         "active": (boolean, False),
         "limit": (integer(MIN_ROOM_LIMIT, MAX_ROOM_LIMIT), False),
+        "visibility": (choice("public", "hidden"), False),
+        "approval": (boolean, False),
     },
     "room_kick": {"room": (entity_id, True), "user": (entity_id, True)},
     "call_invite": {"to": (entity_id, True), "media": (media, False)},
@@ -262,6 +291,32 @@ def clean_text(raw: str) -> str:
     if len(raw) > MAX_TEXT:
         raise ProtocolError("bad_text", f"Messages can be at most {MAX_TEXT} characters long.")
     return raw
+
+
+MAX_STATUS = 80
+_EMOJI_JOINERS = {"\u200d", "\ufe0f", "\ufe0e"}
+
+
+def clean_status(raw: str) -> str:
+    status = " ".join(raw.split())
+    if len(status) > MAX_STATUS:
+        raise ProtocolError("bad_request", f"Status lines can be at most {MAX_STATUS} characters.")
+    return status
+
+
+def clean_emoji(raw: str) -> str:
+    """A reaction: one emoji (a short sequence of symbols), never text or markup."""
+    emoji = unicodedata.normalize("NFC", raw)
+    symbols = [ch for ch in emoji if ch not in _EMOJI_JOINERS]
+    ok = 1 <= len(symbols) <= 8 and all(
+        (ord(ch) > 0x7F and unicodedata.category(ch) in ("So", "Sk", "Mn", "Me"))
+        or 0x1F1E6 <= ord(ch) <= 0x1F1FF  # regional indicators (flags)
+        or 0x1F3FB <= ord(ch) <= 0x1F3FF  # skin tones
+        for ch in symbols
+    )
+    if not ok:
+        raise ProtocolError("bad_request", "A reaction must be a single emoji.")
+    return emoji
 
 
 def error(code: str, message: str, ref: str | None = None) -> dict[str, Any]:

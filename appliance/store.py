@@ -17,7 +17,10 @@ CREATE TABLE IF NOT EXISTS users (
     id TEXT PRIMARY KEY,
     token_hash TEXT NOT NULL UNIQUE,
     name TEXT NOT NULL,
-    created INTEGER NOT NULL
+    created INTEGER NOT NULL,
+    colour TEXT NOT NULL DEFAULT '',
+    status_text TEXT NOT NULL DEFAULT '',
+    avatar INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS rooms (
     id TEXT PRIMARY KEY,
@@ -27,12 +30,25 @@ CREATE TABLE IF NOT EXISTS rooms (
     active INTEGER NOT NULL,
     ephemeral INTEGER NOT NULL,
     owner TEXT NOT NULL,
-    created INTEGER NOT NULL
+    created INTEGER NOT NULL,
+    visibility TEXT NOT NULL DEFAULT 'public',
+    approval INTEGER NOT NULL DEFAULT 0,
+    invite_code TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS members (
     room_id TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
     user_id TEXT NOT NULL,
     joined INTEGER NOT NULL,
+    role TEXT NOT NULL DEFAULT 'member',
+    PRIMARY KEY (room_id, user_id)
+);
+-- Invitations sent by the room's owner or moderators, and requests to join
+-- rooms that need approval.
+CREATE TABLE IF NOT EXISTS room_invites (
+    room_id TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+    user_id TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('invite', 'request')),
+    created INTEGER NOT NULL,
     PRIMARY KEY (room_id, user_id)
 );
 CREATE TABLE IF NOT EXISTS convs (
@@ -51,10 +67,19 @@ CREATE TABLE IF NOT EXISTS messages (
     sender_name TEXT NOT NULL,
     text TEXT NOT NULL,
     ts INTEGER NOT NULL,
+    reply_to INTEGER,
     PRIMARY KEY (conv, seq),
     UNIQUE (sender, msg_id)
 );
 CREATE INDEX IF NOT EXISTS messages_ts ON messages(ts);
+CREATE TABLE IF NOT EXISTS reactions (
+    conv TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    user_id TEXT NOT NULL,
+    emoji TEXT NOT NULL,
+    PRIMARY KEY (conv, seq, user_id, emoji),
+    FOREIGN KEY (conv, seq) REFERENCES messages(conv, seq) ON DELETE CASCADE
+);
 """
 
 
@@ -62,6 +87,9 @@ CREATE INDEX IF NOT EXISTS messages_ts ON messages(ts);
 class UserRecord:
     id: str
     name: str
+    colour: str = ""
+    status_text: str = ""
+    avatar: int = 0  # a version number; 0 when there is no picture
 
 
 @dataclass(frozen=True)
@@ -75,6 +103,10 @@ class RoomRecord:
     owner: str
     created: int
     members: tuple[str, ...]
+    visibility: str = "public"
+    approval: bool = False
+    invite_code: str = ""
+    roles: tuple[tuple[str, str], ...] = ()  # (user id, role) for non-members roles
 
 
 @dataclass(frozen=True)
@@ -86,9 +118,11 @@ class StoredMessage:
     name: str
     text: str
     ts: int
+    reply_to: int | None = None
+    reactions: tuple[tuple[str, str], ...] = ()  # (emoji, user id)
 
     def to_wire(self) -> dict[str, Any]:
-        return {
+        wire: dict[str, Any] = {
             "type": "message",
             "conv": self.conv,
             "seq": self.seq,
@@ -98,6 +132,17 @@ class StoredMessage:
             "text": self.text,
             "ts": self.ts,
         }
+        if self.reply_to is not None:
+            wire["reply_to"] = self.reply_to
+        if self.reactions:
+            grouped: dict[str, list[str]] = {}
+            for emoji, user in self.reactions:
+                grouped.setdefault(emoji, []).append(user)
+            wire["reactions"] = grouped
+        return wire
+
+
+_MESSAGE_COLUMNS = "conv, seq, msg_id, sender, sender_name, text, ts, reply_to"
 
 
 def dm_conv(a: str, b: str) -> str:
@@ -136,13 +181,23 @@ class Store:
 
     def user_by_token(self, token_hash: str) -> UserRecord | None:
         row = self.db.execute(
-            "SELECT id, name FROM users WHERE token_hash = ?", (token_hash,)
+            "SELECT id, name, colour, status_text, avatar FROM users WHERE token_hash = ?",
+            (token_hash,),
         ).fetchone()
         return UserRecord(*row) if row else None
 
     def user(self, user_id: str) -> UserRecord | None:
-        row = self.db.execute("SELECT id, name FROM users WHERE id = ?", (user_id,)).fetchone()
+        row = self.db.execute(
+            "SELECT id, name, colour, status_text, avatar FROM users WHERE id = ?", (user_id,)
+        ).fetchone()
         return UserRecord(*row) if row else None
+
+    def set_profile(self, user_id: str, colour: str, status_text: str, avatar: int) -> None:
+        with self.db:
+            self.db.execute(
+                "UPDATE users SET colour = ?, status_text = ?, avatar = ? WHERE id = ?",
+                (colour, status_text, avatar, user_id),
+            )
 
     def rename_user(self, user_id: str, name: str) -> None:
         with self.db:
@@ -158,10 +213,13 @@ class Store:
 
     def load_rooms(self) -> list[RoomRecord]:
         members: dict[str, list[str]] = {}
-        for room_id, user_id in self.db.execute(
-            "SELECT room_id, user_id FROM members ORDER BY joined, user_id"
+        roles: dict[str, list[tuple[str, str]]] = {}
+        for room_id, user_id, role in self.db.execute(
+            "SELECT room_id, user_id, role FROM members ORDER BY joined, rowid"
         ):
             members.setdefault(room_id, []).append(user_id)
+            if role != "member":
+                roles.setdefault(room_id, []).append((user_id, role))
         return [
             RoomRecord(
                 id=r[0],
@@ -173,10 +231,14 @@ class Store:
                 owner=r[6],
                 created=r[7],
                 members=tuple(members.get(r[0], ())),
+                visibility=r[8],
+                approval=bool(r[9]),
+                invite_code=r[10],
+                roles=tuple(roles.get(r[0], ())),
             )
             for r in self.db.execute(
-                "SELECT id, name, description, max_members, active, ephemeral, owner, created"
-                " FROM rooms ORDER BY created, id"
+                "SELECT id, name, description, max_members, active, ephemeral, owner, created,"
+                " visibility, approval, invite_code FROM rooms ORDER BY created, id"
             )
         ]
 
@@ -185,9 +247,12 @@ class Store:
         with self.db:
             self.db.execute(
                 "INSERT INTO rooms (id, name, description, max_members, active, ephemeral, owner,"
-                " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET"
+                " created, visibility, approval, invite_code)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET"
                 " name=excluded.name, description=excluded.description,"
-                " max_members=excluded.max_members, active=excluded.active, owner=excluded.owner",
+                " max_members=excluded.max_members, active=excluded.active, owner=excluded.owner,"
+                " visibility=excluded.visibility, approval=excluded.approval,"
+                " invite_code=excluded.invite_code",
                 (
                     room.id,
                     room.name,
@@ -197,15 +262,50 @@ class Store:
                     int(room.ephemeral),
                     room.owner,
                     room.created,
+                    room.visibility,
+                    int(room.approval),
+                    room.invite_code,
                 ),
             )
 
-    def add_member(self, room_id: str, user_id: str, now: int) -> None:
+    def add_member(self, room_id: str, user_id: str, now: int, role: str = "member") -> None:
         with self.db:
             self.db.execute(
-                "INSERT OR IGNORE INTO members (room_id, user_id, joined) VALUES (?, ?, ?)",
-                (room_id, user_id, now),
+                "INSERT OR IGNORE INTO members (room_id, user_id, joined, role)"
+                " VALUES (?, ?, ?, ?)",
+                (room_id, user_id, now, role),
             )
+            self.db.execute(
+                "DELETE FROM room_invites WHERE room_id = ? AND user_id = ?", (room_id, user_id)
+            )
+
+    def set_role(self, room_id: str, user_id: str, role: str) -> None:
+        with self.db:
+            self.db.execute(
+                "UPDATE members SET role = ? WHERE room_id = ? AND user_id = ?",
+                (role, room_id, user_id),
+            )
+
+    def set_invite(self, room_id: str, user_id: str, kind: str | None, now: int) -> None:
+        """Record an invitation or a join request (`kind`), or remove it (None)."""
+        with self.db:
+            if kind is None:
+                self.db.execute(
+                    "DELETE FROM room_invites WHERE room_id = ? AND user_id = ?",
+                    (room_id, user_id),
+                )
+            else:
+                self.db.execute(
+                    "INSERT INTO room_invites (room_id, user_id, kind, created) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT(room_id, user_id) DO UPDATE SET kind = excluded.kind",
+                    (room_id, user_id, kind, now),
+                )
+
+    def invites(self) -> list[tuple[str, str, str]]:
+        """Every open (room id, user id, kind), oldest first."""
+        return list(self.db.execute(
+            "SELECT room_id, user_id, kind FROM room_invites ORDER BY created, rowid"
+        ))
 
     def remove_member(self, room_id: str, user_id: str) -> None:
         with self.db:
@@ -224,7 +324,14 @@ class Store:
     # -- messages ------------------------------------------------------------
 
     def append(
-        self, conv: str, msg_id: str, sender: str, sender_name: str, text: str, now: int
+        self,
+        conv: str,
+        msg_id: str,
+        sender: str,
+        sender_name: str,
+        text: str,
+        now: int,
+        reply_to: int | None = None,
     ) -> tuple[StoredMessage, bool]:
         """Store a message and return it with True, or the earlier copy and False.
 
@@ -233,12 +340,11 @@ class Store:
         sender gets the same acknowledgement again.
         """
         found = self.db.execute(
-            "SELECT conv, seq, msg_id, sender, sender_name, text, ts FROM messages"
-            " WHERE sender = ? AND msg_id = ?",
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE sender = ? AND msg_id = ?",
             (sender, msg_id),
         ).fetchone()
         if found:
-            return StoredMessage(*found), False
+            return self._with_reactions([StoredMessage(*found)])[0], False
         users: tuple[str | None, str | None] = (None, None)
         if conv.startswith("dm:"):
             _, a, b = conv.split(":", 2)
@@ -253,11 +359,10 @@ class Store:
                 "SELECT last_seq FROM convs WHERE conv = ?", (conv,)
             ).fetchone()
             self.db.execute(
-                "INSERT INTO messages (conv, seq, msg_id, sender, sender_name, text, ts)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (conv, seq, msg_id, sender, sender_name, text, now),
+                f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (conv, seq, msg_id, sender, sender_name, text, now, reply_to),
             )
-        return StoredMessage(conv, seq, msg_id, sender, sender_name, text, now), True
+        return StoredMessage(conv, seq, msg_id, sender, sender_name, text, now, reply_to), True
 
     def last_seq(self, conv: str) -> int:
         row = self.db.execute("SELECT last_seq FROM convs WHERE conv = ?", (conv,)).fetchone()
@@ -266,20 +371,80 @@ class Store:
     def after(self, conv: str, seq: int, limit: int) -> tuple[list[StoredMessage], bool]:
         """Messages of `conv` newer than `seq`, oldest first, and whether more follow."""
         rows = self.db.execute(
-            "SELECT conv, seq, msg_id, sender, sender_name, text, ts FROM messages"
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages"
             " WHERE conv = ? AND seq > ? ORDER BY seq LIMIT ?",
             (conv, seq, limit + 1),
         ).fetchall()
-        return [StoredMessage(*r) for r in rows[:limit]], len(rows) > limit
+        return self._with_reactions([StoredMessage(*r) for r in rows[:limit]]), len(rows) > limit
 
     def before(self, conv: str, seq: int, limit: int) -> tuple[list[StoredMessage], bool]:
         """The `limit` messages just older than `seq`, oldest first, and whether older exist."""
         rows = self.db.execute(
-            "SELECT conv, seq, msg_id, sender, sender_name, text, ts FROM messages"
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages"
             " WHERE conv = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
             (conv, seq, limit + 1),
         ).fetchall()
-        return [StoredMessage(*r) for r in reversed(rows[:limit])], len(rows) > limit
+        messages = [StoredMessage(*r) for r in reversed(rows[:limit])]
+        return self._with_reactions(messages), len(rows) > limit
+
+    def message(self, conv: str, seq: int) -> StoredMessage | None:
+        row = self.db.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conv = ? AND seq = ?", (conv, seq)
+        ).fetchone()
+        return self._with_reactions([StoredMessage(*row)])[0] if row else None
+
+    def search(self, conv: str, query: str, limit: int) -> list[StoredMessage]:
+        """The newest messages of `conv` whose text contains `query` (any case), oldest first."""
+        pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self.db.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conv = ?"
+            " AND (text LIKE ? ESCAPE '\\' OR sender_name LIKE ? ESCAPE '\\')"
+            " ORDER BY seq DESC LIMIT ?",
+            (conv, pattern, pattern, limit),
+        ).fetchall()
+        return self._with_reactions([StoredMessage(*r) for r in reversed(rows)])
+
+    def react(self, conv: str, seq: int, user_id: str, emoji: str, on: bool) -> bool:
+        """Add or remove a reaction; False when the message does not exist."""
+        if self.db.execute(
+            "SELECT 1 FROM messages WHERE conv = ? AND seq = ?", (conv, seq)
+        ).fetchone() is None:
+            return False
+        with self.db:
+            if on:
+                self.db.execute(
+                    "INSERT OR IGNORE INTO reactions (conv, seq, user_id, emoji)"
+                    " VALUES (?, ?, ?, ?)",
+                    (conv, seq, user_id, emoji),
+                )
+            else:
+                self.db.execute(
+                    "DELETE FROM reactions WHERE conv = ? AND seq = ? AND user_id = ?"
+                    " AND emoji = ?",
+                    (conv, seq, user_id, emoji),
+                )
+        return True
+
+    def _with_reactions(self, messages: list[StoredMessage]) -> list[StoredMessage]:
+        if not messages:
+            return messages
+        conv = messages[0].conv
+        low, high = messages[0].seq, messages[-1].seq
+        found: dict[int, list[tuple[str, str]]] = {}
+        for seq, emoji, user in self.db.execute(
+            "SELECT seq, emoji, user_id FROM reactions WHERE conv = ? AND seq BETWEEN ? AND ?"
+            " ORDER BY rowid",
+            (conv, min(low, high), max(low, high)),
+        ):
+            found.setdefault(seq, []).append((emoji, user))
+        if not found:
+            return messages
+        return [
+            StoredMessage(m.conv, m.seq, m.id, m.sender, m.name, m.text, m.ts, m.reply_to,
+                          tuple(found.get(m.seq, ())))
+            if m.conv == conv else m
+            for m in messages
+        ]
 
     def dm_convs(self, user_id: str) -> list[str]:
         rows = self.db.execute(
