@@ -62,11 +62,40 @@ def test_video_call_over_https_connects_with_media_flowing_then_hangs_up(ahoy_se
         phone.page.locator('[data-testid=call-status][data-state=connected]').wait_for()
         phone.wait_js("document.querySelector('[data-testid=call-timer]').textContent.startsWith('00:0')")
 
+    # An ICE restart (what the app does when a connection fails) from the side
+    # that answered renegotiates without dropping the call.
+    ben.page.evaluate("window.ahoy.calls.peerConnections()[0].restartIce()")
+    ana.wait_js("window.ahoy.calls.peerConnections()[0].signalingState === 'stable'")
+    ben.page.wait_for_timeout(500)
+    media_flowing(ben)
+
+    # Ana's connection to the box drops: she reconnects, the box resumes the
+    # call (call_resume) and the media between the phones keeps flowing.
+    resumed = []
+    ana.page.on("websocket", lambda ws: ws.on(
+        "framereceived", lambda f: resumed.append(f) if "call_resume" in str(f) else None))
+    ana.page.evaluate("window.ahoy.net.drop()")
+    ana.wait_online_long()
+    ana.wait_js("window.ahoy.calls.current() !== null")
+    deadline_ms = 5000
+    while not resumed and deadline_ms > 0:
+        ana.page.wait_for_timeout(100)
+        deadline_ms -= 100
+    assert resumed, "the box did not send call_resume after the reconnect"
+    media_flowing(ana)
+
     # Mute and camera off are local and reversible.
     ana.tid("mute-button").click()
     assert ana.tid("mute-button").get_attribute("aria-pressed") == "true"
     assert ana.page.evaluate("window.ahoy.calls.peerConnections()[0].getSenders().find(s => s.track && s.track.kind === 'audio').track.enabled") is False
     ana.tid("mute-button").click()
+    ana.tid("camera-button").click()
+    assert ana.tid("camera-button").get_attribute("aria-pressed") == "true"
+    ana.tid("local-video").wait_for(state="hidden")
+    ana.tid("camera-button").click()
+    ana.tid("local-video").wait_for(state="visible")
+    assert ana.page.evaluate(
+        "window.ahoy.calls.peerConnections()[0].getSenders().some(s => s.track && s.track.kind === 'video' && s.track.readyState === 'live')")
 
     # A file goes straight to Ben over the data channel, with a progress bar.
     payload = bytes(range(256)) * 400  # 100 KiB, several chunks

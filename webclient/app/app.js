@@ -2,7 +2,7 @@
 // routing of box messages. Calls and file sharing load on first use.
 
 import {state, on, emit, loadKeptConversations, forgetIdentity, setUnread, nameOf, dmConv, savePrefs, flushSaves, rememberName} from './store.js';
-import {connect, disconnect, nudge, handle, send, request} from './net.js';
+import {connect, disconnect, nudge, handle, send, request, drop} from './net.js';
 import {$, el, showScreen, initHome, renderHome, setBanner, openDialog, closeDialog, toast, announce} from './ui.js';
 import {initChat, openConv, closeConv, noteTyping, clearTyping, renderHeader} from './chat.js';
 import {initRooms, createRoomDialog, openRoom, roomInfoDialog} from './rooms.js';
@@ -245,6 +245,7 @@ window.ahoy = {
   send,
   request,
   openConv,
+  net: {drop},
 };
 
 // ---------- start ----------

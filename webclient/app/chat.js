@@ -107,7 +107,11 @@ function maybeSendTyping() {
 export function openConv(conv) {
   state.current = conv;
   rendered = new Map();
-  $('#messages').replaceChildren();
+  const list = $('#messages');
+  // Do not read the whole history aloud when a chat opens; only what arrives later.
+  list.setAttribute('aria-live', 'off');
+  list.replaceChildren();
+  setTimeout(() => list.setAttribute('aria-live', 'polite'), 500);
   $('#composer-input').value = '';
   showScreen('conv-screen');
   renderHeader();

@@ -107,6 +107,11 @@ export function disconnect() {
   setConn('offline');
 }
 
+/** Close the socket as a Wi-Fi drop would; the usual reconnect follows (for tests). */
+export function drop() {
+  if (ws) ws.close();
+}
+
 function scheduleReconnect() {
   clearTimeout(retryTimer);
   // 0.5 s, 1 s, 2 s … capped at 10 s, with jitter so phones do not stampede the box.
