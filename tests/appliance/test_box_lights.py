@@ -1,0 +1,92 @@
+"""The status lights follow the service through a box's life (gpiozero MockFactory pins)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory
+
+from appliance import box_of, create_app
+from appliance.devices import Devices
+from appliance.leds import BoxState
+from appliance.settings import Settings
+
+
+class Peer:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.sent.append(message)
+
+    def close(self, code: int, reason: str) -> None:
+        pass
+
+
+@pytest.fixture
+def devices(tmp_path: Path) -> Iterator[Devices]:
+    Device.pin_factory = MockFactory()
+    app = create_app(Settings(data_dir=tmp_path, dev=True))
+    devices = Devices(box_of(app), hotspot_interface=None, led_pins=(5, 6), button_pin=None,
+                      announce=False)
+    devices.start()
+    yield devices
+    devices.close()
+    Device.pin_factory.close()
+    Device.pin_factory = None
+
+
+def join(devices: Devices, name: str) -> tuple[Peer, str]:
+    hub = devices.box.hub
+    peer = Peer()
+    hub.connect(peer)
+    hub.handle(peer, json.dumps({"type": "hello", "name": name}))
+    return peer, peer.sent[0]["you"]["id"]
+
+
+def transitions(pin: Any, seconds: float) -> int:
+    """How often the pin changed during the last `seconds`."""
+    start = len(pin.states)
+    time.sleep(seconds)
+    return len(pin.states) - start
+
+
+def test_lights_follow_users_calls_and_failures(devices: Devices) -> None:
+    green = Device.pin_factory.pin(5)
+    red = Device.pin_factory.pin(6)
+    assert devices.lights.state is BoxState.READY
+    time.sleep(0.2)
+    assert green.state and not red.state  # ready: green steady
+    assert transitions(green, 1.0) == 0
+
+    ana, _ = join(devices, "Ana")
+    ben, ben_id = join(devices, "Ben")
+    assert devices.lights.state is BoxState.CLIENTS_CONNECTED
+
+    hub = devices.box.hub
+    hub.handle(ana, json.dumps({"type": "call_invite", "to": ben_id}))
+    call = [m for m in ana.sent if m["type"] == "call_ringing"][0]["call"]
+    hub.handle(ben, json.dumps({"type": "call_accept", "call": call}))
+    assert devices.lights.state is BoxState.CALL_IN_PROGRESS
+    assert transitions(green, 2.5) >= 4  # the call heartbeat blinks green
+
+    hub.handle(ben, json.dumps({"type": "call_hangup", "call": call}))
+    assert devices.lights.state is BoxState.CLIENTS_CONNECTED
+
+    devices.box.status["hotspot"] = {"up": False}
+    devices.refresh()
+    assert devices.lights.state is BoxState.HOTSPOT_FAILED
+    time.sleep(0.3)
+    assert not green.state
+    assert transitions(red, 1.5) >= 2  # red blinks
+
+    devices.box.status["hotspot"] = {"up": True}
+    devices.box.status["config_errors"] = ["line 3: passphrase must be 8 to 63 characters"]
+    devices.refresh()
+    assert devices.lights.state is BoxState.CONFIG_ERROR
