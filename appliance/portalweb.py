@@ -62,7 +62,8 @@ TEXT: dict[str, str] = {
             "with no internet and no mobile network needed.",
     "no_internet": "There is no internet on this Wi-Fi, only Ahoy.",
     "continue": "Continue",
-    "continue_note": "Continue tells your device that this Wi-Fi works.",
+    "continue_note": "Continue tells your device that this Wi-Fi works. If this window "
+                     "then closes, open your browser and go to {short}",
     "expired": "That page was too old. Tap Continue again.",
     "connected_title": "You're connected to {name}",
     "next": "Next: open Ahoy in your browser",

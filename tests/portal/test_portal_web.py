@@ -338,3 +338,13 @@ def skip_without_ipv6() -> Callable[[], None]:
             pytest.skip("no IPv6 loopback here")
 
     return check
+
+
+def test_all_portal_words_live_in_one_place() -> None:
+    """Templates hold markup only; every English word is in portalweb.TEXT."""
+    folder = Path(__file__).resolve().parents[2] / "appliance" / "templates" / "portal"
+    for template in folder.glob("*.html"):
+        source = template.read_text()
+        for pattern in (r"<style>.*?</style>", r"\{\{.*?\}\}", r"\{%.*?%\}", r"<[^>]*>"):
+            source = re.sub(pattern, " ", source, flags=re.S)
+        assert not re.search(r"[A-Za-z]", source), (template.name, source.strip())
