@@ -244,17 +244,23 @@ export async function startCall(conv, media) {
     mediaError(err);
     return;
   }
+  const mine = call;
   try {
     if (room) {
       const joined = await request({type: 'call_join', room, media});
-      onJoined(joined);
+      // Hung up while the box was answering: leave the call we just joined.
+      if (call !== mine) send({type: 'call_hangup', call: joined.call});
+      else onJoined(joined);
     } else {
       const ringing = await request({type: 'call_invite', to: peerId, media});
-      if (call && !call.id) call.id = ringing.call;
-      if (call?.phase === 'outgoing') startRing(false);
+      if (call !== mine) send({type: 'call_cancel', call: ringing.call});
+      else {
+        if (!call.id) call.id = ringing.call;
+        if (call.phase === 'outgoing') startRing(false);
+      }
     }
   } catch (err) {
-    if (!call) return;
+    if (call !== mine) return;
     endCall(null);
     toast(err.code === 'user_busy' ? t('call_busy', {name: nameOf(peerId) || t('someone')}) : t('call_error', {reason: err.message}));
   }

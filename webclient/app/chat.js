@@ -247,8 +247,12 @@ function renderTyping() {
   if (box.textContent !== text) box.textContent = text;
 }
 
+const lastMessageAt = new Map(); // `${conv}|${user}` -> when their last message came
+
 export function noteTyping(msg) {
   const conv = msg.conv;
+  // A typing notice overtaken by the message it was about: ignore it.
+  if (Date.now() - (lastMessageAt.get(conv + '|' + msg.from) || 0) < 1500) return;
   if (!state.typing[conv]) state.typing[conv] = {};
   state.typing[conv][msg.from] = Date.now() + TYPING_SHOW_FOR;
   emit('typing', {conv});
@@ -256,6 +260,7 @@ export function noteTyping(msg) {
 
 /** A message arrived: whoever sent it has stopped typing. */
 export function clearTyping(conv, from) {
+  lastMessageAt.set(conv + '|' + from, Date.now());
   if (state.typing[conv]) delete state.typing[conv][from];
 }
 

@@ -67,7 +67,12 @@ export function showScreen(id) {
 
 export function setOverlay(id, visible) {
   $('#' + id).hidden = !visible;
-  document.body.classList.toggle('in-call', !$('#call-screen').hidden || !$('#incoming-screen').hidden);
+  const covered = !$('#call-screen').hidden || !$('#incoming-screen').hidden;
+  document.body.classList.toggle('in-call', covered);
+  // Keyboard and screen-reader users stay inside the call screen while it is up.
+  for (const s of document.querySelectorAll('#app > .screen:not(.call-screen)')) s.inert = covered;
+  if (!$('#incoming-screen').hidden) $('#call-screen').inert = true;
+  else $('#call-screen').inert = false;
 }
 
 /**
