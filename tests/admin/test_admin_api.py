@@ -1,0 +1,339 @@
+"""What each admin screen's API does: settings, moderation, certificates, clock, logs, power."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import Admin
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from flask import Flask
+
+from appliance import box_of
+from appliance.admin import disconnect_notes, field_errors, wifi_qr_text
+from provisioning.config import BoxConfig
+
+
+def requests_made(app: Flask) -> list[dict[str, object]]:
+    folder = box_of(app).settings.data_dir / "requests"
+    if not folder.exists():
+        return []
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+
+
+@pytest.fixture
+def box_admin(make_app: Callable[..., Flask]) -> tuple[Flask, Admin]:
+    """Signed in on a box that is not in development mode."""
+    app = make_app(dev=False)
+    admin = Admin(app)
+    assert admin.login().status_code == 200
+    return app, admin
+
+
+# --- settings
+
+
+def test_settings_show_the_box_config(admin: Admin) -> None:
+    data = admin.get("/admin/api/settings").json
+    assert data["values"] == {
+        "box_name": "ahoy", "wifi_name": "Ahoy", "wifi_passphrase": "", "country": "",
+        "band": "2.4", "channel": "6", "retention_days": "30", "retention_messages": "10000",
+    }
+    assert data["channels"]["2.4"] == list(range(1, 12))
+
+
+def test_bad_settings_come_back_per_field_in_words(admin: Admin) -> None:
+    response = admin.post("/admin/api/settings", {
+        "wifi_passphrase": "short", "channel": "14", "box_name": "My Boat!",
+        "retention_days": "forever"})
+    assert response.status_code == 400
+    fields = response.json["fields"]
+    assert fields["wifi_passphrase"].startswith("Wi-Fi password must be 8 to 63 characters")
+    assert fields["box_name"].startswith("Box name may use only letters a-z")
+    assert fields["retention_days"].startswith("Keep messages for (days) must be a whole number")
+    assert response.json["error"] == "Nothing was saved: fix the marked settings."
+    assert admin.get("/admin/api/settings").json["values"]["wifi_passphrase"] == ""
+
+
+def test_channel_rules_depend_on_country_and_band(admin: Admin) -> None:
+    response = admin.post("/admin/api/settings", {"band": "5"})
+    assert response.status_code == 400
+    assert response.json["fields"]["band"].startswith("Band 5 needs a country")
+    response = admin.post("/admin/api/settings", {"country": "DE", "channel": "13"})
+    assert response.status_code == 200, response.json
+
+
+def test_saving_good_settings_queues_them_for_the_apply_step(app: Flask, admin: Admin) -> None:
+    response = admin.post("/admin/api/settings", {
+        "wifi_name": "Harbour", "wifi_passphrase": "seagull-42", "retention_days": "7"})
+    assert response.status_code == 200
+    body = response.json
+    assert body["saved"] is True
+    assert body["changed"] == ["retention_days", "wifi_name", "wifi_passphrase"]
+    assert "Development mode" in body["message"]
+    assert any("Every phone and laptop" in n and "Harbour" in n for n in body["notes"])
+    queued = json.loads((box_of(app).settings.data_dir / "config/requested-changes.json")
+                        .read_text())
+    assert queued == {"wifi_name": "Harbour", "wifi_passphrase": "seagull-42",
+                      "retention_days": "7"}
+    assert admin.get("/admin/api/settings").json["values"]["wifi_name"] == "Harbour"
+    assert requests_made(app) == []  # development: nothing touches the machine
+
+
+def test_unchanged_settings_save_nothing(admin: Admin) -> None:
+    values = admin.get("/admin/api/settings").json["values"]
+    response = admin.post("/admin/api/settings", values)
+    assert response.json == {"saved": False, "message": "Nothing changed.", "notes": []}
+
+
+def test_settings_outside_the_form_are_refused(admin: Admin) -> None:
+    response = admin.post("/admin/api/settings", {"admin_password": "sneaky-password"})
+    assert response.status_code == 400
+    response = admin.post("/admin/api/settings", {"network": "192.168.5.0/24"})
+    assert response.status_code == 400
+
+
+def test_on_the_box_saved_settings_ask_the_apply_step(box_admin: tuple[Flask, Admin]) -> None:
+    app, admin = box_admin
+    response = admin.post("/admin/api/settings", {"retention_days": "3"})
+    assert response.status_code == 200
+    assert response.json["notes"] == ["Nobody is disconnected."]
+    assert requests_made(app) == [{"action": "apply"}]
+
+
+def test_field_errors_sort_messages_by_field() -> None:
+    fields, general = field_errors([
+        "channel 14 is not allowed on 2.4 GHz in DE; use one of 1 to 13",
+        "line 3: country 'UK' is not an ISO 3166 code; did you mean GB?",
+        "unknown key 'colour'; known keys are ...",
+    ])
+    assert fields == {
+        "channel": "Channel 14 is not allowed on 2.4 GHz in DE; use one of 1 to 13",
+        "country": "Country 'UK' is not an ISO 3166 code; did you mean GB?",
+    }
+    assert general == ["unknown key 'colour'; known keys are ..."]
+
+
+def test_disconnect_notes_say_who_loses_the_connection() -> None:
+    new = BoxConfig(wifi_name="Harbour", box_name="harbour")
+    assert "Nobody is disconnected." in disconnect_notes(["retention_days"], new)
+    [radio] = disconnect_notes(["channel"], new)
+    assert "Every phone and laptop" in radio and "Harbour" in radio
+    [name] = disconnect_notes(["box_name"], new)
+    assert "harbour.local" in name and "Nobody is disconnected" in name
+    [opened] = disconnect_notes(["wifi_passphrase"], new)
+    assert "open network" in opened
+
+
+@pytest.mark.parametrize(("ssid", "passphrase", "text"), [
+    ("Ahoy", "", "WIFI:T:nopass;S:Ahoy;;"),
+    ("Boat;1", "pa:ss,\"w\\d", 'WIFI:T:WPA;S:Boat\\;1;P:pa\\:ss\\,\\"w\\\\d;;'),
+])
+def test_join_wifi_qr_text_escapes_special_characters(ssid: str, passphrase: str,
+                                                      text: str) -> None:
+    assert wifi_qr_text(ssid, passphrase) == text
+
+
+# --- moderation
+
+
+def test_moderating_someone_or_something_unknown_says_so(admin: Admin) -> None:
+    assert admin.send("DELETE", "/admin/api/users/u_nobody").status_code == 404
+    assert admin.send("DELETE", "/admin/api/rooms/r_nothing").status_code == 404
+    response = admin.send("DELETE", "/admin/api/messages/room:r_nothing/1")
+    assert response.status_code == 404
+    assert response.json["error"] == "That message is already gone."
+
+
+def test_people_lists_users_rooms_and_calls(admin: Admin) -> None:
+    assert admin.get("/admin/api/people").json == {"users": [], "rooms": [], "calls": []}
+
+
+# --- certificates
+
+
+def make_certificate(names: list[str], days: int = 90) -> tuple[bytes, bytes]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def upload(admin: Admin, cert: bytes, key: bytes):  # type: ignore[no-untyped-def]
+    return admin.send("POST", "/admin/api/certificates/custom", data={
+        "certificate": (io.BytesIO(cert), "chat.crt"), "key": (io.BytesIO(key), "chat.key")})
+
+
+def test_uploaded_certificate_is_checked_and_stored(app: Flask, admin: Admin) -> None:
+    cert, key = make_certificate(["chat.example.org"])
+    response = upload(admin, cert, key)
+    assert response.status_code == 200, response.json
+    assert response.json["names"] == ["chat.example.org"]
+    tls = box_of(app).settings.tls_dir
+    assert (tls / "custom.crt").read_bytes() == cert
+    assert (tls / "custom.key").read_bytes() == key
+    assert (tls / "custom.key").stat().st_mode & 0o777 == 0o600
+    info = admin.get("/admin/api/certificates").json
+    assert info["in_use"] == "custom"
+    assert info["custom"]["names"] == ["chat.example.org"]
+    assert info["downloads"] == {"ca": "/ca.crt", "ios_profile": "/ahoy.mobileconfig"}
+    assert admin.send("DELETE", "/admin/api/certificates/custom").status_code == 200
+    assert not (tls / "custom.crt").exists() and not (tls / "custom.key").exists()
+    assert admin.get("/admin/api/certificates").json["in_use"] == "box"
+
+
+def test_certificate_with_the_wrong_key_is_refused_with_a_reason(app: Flask,
+                                                                 admin: Admin) -> None:
+    cert, _ = make_certificate(["chat.example.org"])
+    _, other_key = make_certificate(["other.example.org"])
+    response = upload(admin, cert, other_key)
+    assert response.status_code == 400
+    assert response.json["error"].startswith("The private key does not belong to the certificate")
+    assert not (box_of(app).settings.tls_dir / "custom.crt").exists()
+
+
+def test_certificate_upload_needs_both_files_and_no_junk(admin: Admin) -> None:
+    cert, key = make_certificate(["chat.example.org"])
+    response = admin.send("POST", "/admin/api/certificates/custom",
+                          data={"certificate": (io.BytesIO(cert), "c.crt")})
+    assert response.status_code == 400
+    response = upload(admin, b"hello", key)
+    assert response.status_code == 400
+    assert "not a PEM file" in response.json["error"]
+
+
+# --- clock
+
+
+def test_clock_shows_the_box_time(admin: Admin) -> None:
+    assert abs(admin.get("/admin/api/clock").json["time_ms"] / 1000 - time.time()) < 5
+
+
+def test_clock_is_not_set_in_development(admin: Admin) -> None:
+    response = admin.post("/admin/api/clock", {"time_ms": int(time.time() * 1000)})
+    assert response.status_code == 200
+    assert response.json["applied"] is False
+    assert "Development mode" in response.json["message"]
+
+
+@pytest.mark.parametrize("value", [0, "soon", True, None, 5_000_000_000_000])
+def test_clock_refuses_impossible_times(admin: Admin, value: object) -> None:
+    response = admin.post("/admin/api/clock", {"time_ms": value})
+    assert response.status_code == 400
+
+
+def test_on_the_box_the_clock_is_set_directly_or_by_the_apply_step(
+        box_admin: tuple[Flask, Admin], monkeypatch: pytest.MonkeyPatch) -> None:
+    app, admin = box_admin
+    calls: list[float] = []
+
+    def refuse(clock_id: int, seconds: float) -> None:
+        calls.append(seconds)
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(time, "clock_settime", refuse)
+    now_ms = int(time.time() * 1000)
+    response = admin.post("/admin/api/clock", {"time_ms": now_ms})
+    assert response.json["applied"] is False
+    assert calls == [now_ms / 1000]
+    assert requests_made(app) == [{"action": "set-clock", "time": now_ms / 1000}]
+
+
+# --- logs, power, backup, restore, factory reset
+
+
+def test_logs_show_recent_service_events(admin: Admin, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    logging.getLogger("appliance.test").info("the kettle is on <b>now</b>")
+    logging.getLogger("werkzeug").info("GET /admin/api/dashboard 200")
+    data = admin.get("/admin/api/logs").json
+    messages = [r["message"] for r in data["records"]]
+    assert "the kettle is on <b>now</b>" in messages
+    assert not any("GET /admin/api/dashboard" in m for m in messages)
+    last = data["records"][-1]["id"]
+    assert admin.get(f"/admin/api/logs?after={last}").json["records"] == []
+    assert data["config_status"]["errors"] == []
+
+
+def test_power_in_development_does_nothing(app: Flask, admin: Admin) -> None:
+    response = admin.post("/admin/api/power", {"action": "reboot"})
+    assert response.json["done"] is False
+    assert requests_made(app) == []
+    assert admin.post("/admin/api/power", {"action": "explode"}).status_code == 400
+
+
+def test_power_on_the_box_asks_the_apply_step(box_admin: tuple[Flask, Admin]) -> None:
+    app, admin = box_admin
+    assert admin.post("/admin/api/power", {"action": "shutdown"}).json["done"] is True
+    assert admin.post("/admin/api/power", {"action": "reboot"}).json["done"] is True
+    assert requests_made(app) == [{"action": "shutdown"}, {"action": "reboot"}]
+
+
+def test_factory_reset_needs_the_typed_word(box_admin: tuple[Flask, Admin]) -> None:
+    app, admin = box_admin
+    for word in (None, "", "yes", "erase please"):
+        response = admin.post("/admin/api/factory-reset", {"confirm": word})
+        assert response.status_code == 400
+        assert response.json["fields"]["confirm"] == "Type ERASE here."
+    assert requests_made(app) == []
+    response = admin.post("/admin/api/factory-reset", {"confirm": "erase"})
+    assert response.json["done"] is True
+    assert requests_made(app) == [{"action": "factory-reset"}]
+
+
+def test_backup_is_the_box_config_file(admin: Admin) -> None:
+    response = admin.get("/admin/api/backup")
+    assert response.status_code == 200
+    assert "attachment" in response.headers["Content-Disposition"]
+    assert b"wifi_name = Ahoy" in response.data
+    assert not re.search(rb"admin_password *= *\S", response.data)
+
+
+def test_backup_prefers_the_file_on_the_boot_partition(make_app: Callable[..., Flask],
+                                                       tmp_path: Path) -> None:
+    boot = tmp_path / "boot" / "ahoy.txt"
+    boot.parent.mkdir()
+    boot.write_bytes(b"# my boat\r\nwifi_name = Seagull\r\n")
+    app = make_app(box_config=boot)
+    admin = Admin(app)
+    admin.login()
+    assert admin.get("/admin/api/backup").data == b"# my boat\r\nwifi_name = Seagull\r\n"
+
+
+def test_restore_checks_the_file_then_queues_it(app: Flask, admin: Admin) -> None:
+    def restore(text: bytes):  # type: ignore[no-untyped-def]
+        return admin.send("POST", "/admin/api/restore",
+                          data={"file": (io.BytesIO(text), "ahoy.txt")})
+
+    bad = restore(b"wifi_name = Seagull\nchannel = 99\ncolour = blue\n")
+    assert bad.status_code == 400
+    assert bad.json["error"] == "Nothing was restored: the file has problems."
+    assert any(p.startswith("line 2: channel") for p in bad.json["problems"])
+    assert any(p.startswith("line 3: unknown key 'colour'") for p in bad.json["problems"])
+    assert restore(b"\x00\x01binary").status_code == 400
+    good = restore(b"wifi_name = Seagull\nadmin_password = not-taken-from-here\n")
+    assert good.status_code == 200, good.json
+    queued = json.loads((box_of(app).settings.data_dir / "config/requested-changes.json")
+                        .read_text())
+    assert queued == {"wifi_name": "Seagull"}
