@@ -26,9 +26,12 @@ from pyroute2 import AsyncIPRoute, IPRoute
 from pyroute2.netlink.rtnl import RTMGRP_IPV4_IFADDR, RTMGRP_IPV6_IFADDR, RTMGRP_LINK
 from pyroute2.netlink.rtnl.ndmsg import states as NUD_STATES
 
+from provisioning.render import DEFAULT_LEASE_FILE
+
 log = logging.getLogger(__name__)
 
-DNSMASQ_LEASES = Path("/var/lib/misc/dnsmasq.leases")
+# Where the rendered dnsmasq config keeps its leases (one place: provisioning).
+DNSMASQ_LEASES = DEFAULT_LEASE_FILE
 IFF_UP = 0x1
 
 
