@@ -68,3 +68,17 @@ def test_the_room_owner_renames_closes_and_removes_people(ahoy_server: Any, phon
     owner.tid("room-delete").click()
     owner.tid("home-screen").wait_for(state="visible")
     item.wait_for(state="detached")
+
+
+def test_renaming_shows_the_new_name_to_others(ahoy_server: Any, phones: Any) -> None:
+    ana, ben = phones(ahoy_server.http_url), phones(ahoy_server.http_url)
+    ana.join(unique("Ana"))
+    ben.join(unique("Ben"))
+    new_name = unique("Anna")
+    ana.tid("settings-button").click()
+    ana.tid("settings-name").fill(new_name)
+    ana.tid("settings-name").press("Enter")
+    ana.tid("me-name").get_by_text(new_name).wait_for()
+    ben.open_tab("people")
+    ben.tid("user-item").filter(has_text=new_name).wait_for()
+    assert ana.page.evaluate("window.ahoy.state.conn") == "online"

@@ -48,6 +48,13 @@ export function connect(name) {
   if (name !== undefined) pendingName = name;
   stopped = false;
   clearTimeout(retryTimer);
+  if (ws && state.conn === 'online' && name !== undefined) {
+    // The box takes one hello per connection: rename over a fresh one.
+    const old = ws;
+    ws = null;
+    stopPing();
+    old.close(1000);
+  }
   if (ws && (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING)) {
     if (ws.readyState === WebSocket.OPEN) sendHello();
     return;
