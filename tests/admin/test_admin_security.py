@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import ORIGIN, PASSWORD, Admin, FakeClock
+from admintest import ORIGIN, PASSWORD, Admin, FakeClock
 from flask import Flask
 
 from appliance.adminauth import SESSION_IDLE_S
