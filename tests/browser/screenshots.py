@@ -84,6 +84,7 @@ def scenes(browser: Any, http_url: str, https_url: str, dark: bool) -> None:
     cleo.say("Can someone check the water maker? It sounds odd.")
     ana.wait_text("Can someone check the water maker? It sounds odd.")
     ana.say("I'll look at it at 6")
+    ben.page.wait_for_timeout(800)
     ben.tid("composer").type("I can hel")
     ana.wait_js("document.querySelector('[data-testid=typing]').textContent.length > 0")
     shot(ana, "05-room-chat")

@@ -252,7 +252,7 @@ const lastMessageAt = new Map(); // `${conv}|${user}` -> when their last message
 export function noteTyping(msg) {
   const conv = msg.conv;
   // A typing notice overtaken by the message it was about: ignore it.
-  if (Date.now() - (lastMessageAt.get(conv + '|' + msg.from) || 0) < 1500) return;
+  if (Date.now() - (lastMessageAt.get(conv + '|' + msg.from) || 0) < 700) return;
   if (!state.typing[conv]) state.typing[conv] = {};
   state.typing[conv][msg.from] = Date.now() + TYPING_SHOW_FOR;
   emit('typing', {conv});
