@@ -1,0 +1,201 @@
+"""The VM test's agent, inside the amd64 test VM (vm-test image only), after ahoy.service.
+
+mac80211_hwsim made three radios: wlan0 is the box's hotspot, brought up by the real
+first-boot provisioning from ahoy.txt. The agent moves phy1 and phy2 into network
+namespaces "phone1" and "phone2", where wpa_supplicant and busybox udhcpc play two phones,
+and runs phone.py in them. Every step is one JSON line on the second serial port
+(/dev/ttyS1), which the host (run.py) reads; `t` is seconds since the kernel started.
+
+The kernel command line says which boot this is:
+  ahoy.vmtest=1  first boot (open network): leases, portal, HTTPS, chat, STUN, a call,
+                 then a burst of messages until the host pulls the plug
+  ahoy.vmtest=2  after the pulled plug (WPA2 now): hotspot back, every acked message there
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+BOX = "10.42.0.1"
+HERE = Path(__file__).resolve().parent
+PYTHON = "/opt/ahoy/venv/bin/python"
+RESULTS = "/dev/ttyS1"
+_out = os.open(RESULTS, os.O_WRONLY | os.O_NOCTTY)
+_lock = threading.Lock()
+
+
+def uptime() -> float:
+    return float(Path("/proc/uptime").read_text().split()[0])
+
+
+def report(event: str, **fields: Any) -> None:
+    line = json.dumps({"t": round(uptime(), 2), "event": event, **fields}) + "\n"
+    with _lock:
+        os.write(_out, line.encode())
+    print(line, end="", flush=True)
+
+
+def run(*argv: str, netns: str | None = None, timeout: float = 60,
+        env: dict[str, str] | None = None) -> str:
+    full = ["ip", "netns", "exec", netns, *argv] if netns else list(argv)
+    done = subprocess.run(full, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})}, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(full)} failed ({done.returncode}): "
+                           f"{(done.stdout + done.stderr).strip()[-400:]}")
+    return done.stdout
+
+
+def box_config() -> dict[str, str]:
+    config: dict[str, str] = {}
+    for line in Path("/boot/firmware/ahoy.txt").read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            key, value = line.split("=", 1)
+            config[key.strip()] = value.strip()
+    return config
+
+
+def wait_for_hotspot(timeout: float = 300) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        info = subprocess.run(["iw", "dev", "wlan0", "info"], capture_output=True, text=True)
+        if "type AP" in info.stdout and "ssid" in info.stdout:
+            return
+        time.sleep(0.2)
+    raise RuntimeError("wlan0 never became an access point")
+
+
+def make_phone(n: int, config: dict[str, str]) -> dict[str, str]:
+    """Phone n: radio phy<n> in namespace phone<n>, associated, with a DHCP lease."""
+    netns, iface = f"phone{n}", f"wlan{n}"
+    phy = Path(f"/sys/class/net/{iface}/phy80211/name").read_text().strip()
+    run("ip", "netns", "add", netns)
+    run("iw", "phy", phy, "set", "netns", "name", netns)
+    run("ip", "link", "set", "lo", "up", netns=netns)
+    run("ip", "link", "set", iface, "up", netns=netns)
+    ssid = config.get("wifi_name", "Ahoy")
+    passphrase = config.get("wifi_passphrase", "")
+    security = f'psk="{passphrase}"\n  key_mgmt=WPA-PSK' if passphrase else "key_mgmt=NONE"
+    conf = Path(f"/run/{netns}-wpa.conf")
+    conf.write_text(f'network={{\n  ssid="{ssid}"\n  {security}\n  scan_ssid=1\n}}\n')
+    run("wpa_supplicant", "-B", "-i", iface, "-c", str(conf), "-P", f"/run/{netns}-wpa.pid",
+        netns=netns)
+    end = time.monotonic() + 60
+    while "Connected to" not in run("iw", "dev", iface, "link", netns=netns):
+        if time.monotonic() > end:
+            raise RuntimeError(f"{netns} did not associate with {ssid!r}")
+        time.sleep(0.2)
+    associated = uptime()
+    lease = run("busybox", "udhcpc", "-i", iface, "-f", "-q", "-n", "-t", "20", "-T", "1",
+                "-s", str(HERE / "udhcpc.sh"), netns=netns, env={"AHOY_NETNS": netns})
+    found = re.search(r"LEASE ip=(\S+)", lease)
+    if not found:
+        raise RuntimeError(f"{netns} got no DHCP lease: {lease}")
+    # `ip netns exec` shows the namespace's own /sys.
+    mac = run("cat", f"/sys/class/net/{iface}/address", netns=netns).strip()
+    report("phone_ready", phone=netns, ssid=ssid, wpa2=bool(passphrase),
+           associated_t=round(associated, 2), ip=found.group(1), mac=mac)
+    return {"netns": netns, "ip": found.group(1), "mac": mac}
+
+
+def phone_py(netns: str, *args: str, timeout: float = 300) -> dict[str, Any]:
+    out = run(PYTHON, str(HERE / "phone.py"), *args, netns=netns, timeout=timeout)
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    for line in lines[:-1]:
+        report(f"phone_{line.pop('event')}", phone=netns, **line)
+    return lines[-1]
+
+
+def check(name: str, ok: bool, **detail: Any) -> bool:
+    report("check", name=name, ok=ok, **detail)
+    return ok
+
+
+def chat_and_call(phones: list[dict[str, str]]) -> bool:
+    results: dict[str, dict[str, Any]] = {}
+
+    def play(role: str, netns: str) -> None:
+        try:
+            results[role] = phone_py(netns, role, BOX, timeout=400)
+        except Exception as exc:  # reported below as a failed check
+            results[role] = {"error": str(exc)}
+
+    threads = [threading.Thread(target=play, args=(role, phone["netns"]))
+               for role, phone in zip(("ben", "ana"), (phones[1], phones[0]), strict=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ana, ben = results.get("ana", {}), results.get("ben", {})
+    ok = check("direct messages both ways", ana.get("dm_reply") == "hello Ana"
+               and ben.get("dm_got") == "hello Ben", ana=ana, ben=ben)
+    ok &= check("aiortc call connected with audio",
+                ana.get("ice") in ("completed", "connected") and ben.get("audio_frames") == 25)
+    return ok
+
+
+def first_boot(config: dict[str, str]) -> bool:
+    phones = [make_phone(1, config), make_phone(2, config)]
+    leases = Path("/data/ahoy/dnsmasq.leases")
+    text = leases.read_text() if leases.exists() else ""
+    ok = check("dnsmasq lease for each phone", all(p["mac"] in text for p in phones))
+    portal = phone_py("phone1", "portal", BOX)
+    ok &= check("captive portal: probe redirected, then answered after accepting",
+                portal["probe_before"] == 302 and "/portal" in portal["redirect"]
+                and portal["probe_after"] == 204, **portal)
+    ok &= check("web app over HTTPS with the box CA", portal["https_app"] == 200)
+    stun = json.loads(run(PYTHON, str(HERE / "phone_client.py"), "stun", BOX, "3478",
+                          netns="phone1"))
+    ok &= check("box STUN shows the phone its own address",
+                str(stun.get("mapped", stun)).find(phones[0]["ip"]) >= 0, stun=stun)
+    ok &= chat_and_call(phones)
+    report("first_boot_checks", ok=ok)
+    # The burst: the host pulls the plug while it runs, so this normally never returns.
+    report("burst_start")
+    proc = subprocess.Popen(["ip", "netns", "exec", "phone1", PYTHON, str(HERE / "phone.py"),
+                             "burst", BOX, "600"], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("{"):
+            fields = json.loads(line)
+            report(fields.pop("event", "phone"), **fields)
+    return ok
+
+
+def second_boot(config: dict[str, str]) -> bool:
+    phone = make_phone(1, config)
+    ok = check("hotspot back with the new config", True, wpa2=bool(config.get("wifi_passphrase")),
+               ip=phone["ip"])
+    result = phone_py("phone1", "history", BOX)
+    report("history", conv=result["conv"], ids=result["ids"])
+    return ok
+
+
+def main() -> int:
+    phase = "1"
+    for arg in Path("/proc/cmdline").read_text().split():
+        if arg.startswith("ahoy.vmtest="):
+            phase = arg.split("=", 1)[1]
+    report("agent_start", phase=phase)
+    try:
+        wait_for_hotspot()
+        report("hotspot_up")
+        config = box_config()
+        ok = first_boot(config) if phase == "1" else second_boot(config)
+    except Exception as exc:
+        report("fail", error=f"{type(exc).__name__}: {exc}")
+        ok = False
+    report("done", ok=ok)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

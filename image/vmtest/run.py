@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""`make vm-test`: boot the amd64 test image twice under qemu (TCG, no KVM) and judge it.
+
+Boot 1 (open network): the agent inside (agent.py) checks leases, the captive portal, HTTPS,
+chat, STUN and a call, then starts a burst of messages; once enough acks have arrived here,
+qemu is killed (the pulled plug). ahoy.txt on the boot partition is then switched to WPA2.
+Boot 2: the hotspot must come back with the new config and every acked message must be in
+the conversation's history.
+
+Reads the agent's JSON lines from the VM's second serial port; the first serial port (the
+console) is kept in out/vm/run/console-N.log. Prints a timeline and exits non-zero on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+VM = HERE.parent / "out" / "vm"
+WPA2_PASSPHRASE = "vm-test-passphrase"
+
+
+class Boot:
+    """One run of the VM; `events` are the agent's lines with the host time they arrived."""
+
+    def __init__(self, n: int, disk: Path, run_dir: Path, memory: str) -> None:
+        self.n = n
+        self.console = run_dir / f"console-{n}.log"
+        self.results = run_dir / f"results-{n}.log"
+        for path in (self.console, self.results):
+            path.unlink(missing_ok=True)
+        cmdline = (f"root=LABEL=AHOYROOT ro console=ttyS0,115200 net.ifnames=0 "
+                   f"ahoy.vmtest={n} panic=10")
+        self.argv = [
+            "qemu-system-x86_64", "-accel", "tcg", "-machine", "q35", "-cpu", "max",
+            "-smp", "2", "-m", memory, "-display", "none", "-monitor", "none",
+            "-no-reboot", "-nic", "none", "-device", "i6300esb",
+            "-kernel", str(VM / "vmlinuz"), "-initrd", str(VM / "initrd.img"),
+            "-append", cmdline,
+            "-drive", f"file={disk},format=raw,if=virtio,cache=writeback",
+            "-serial", f"file:{self.console}", "-serial", f"file:{self.results}",
+        ]
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL)
+        self.events: list[dict[str, Any]] = []
+        self._offset = 0
+
+    def poll(self) -> list[dict[str, Any]]:
+        """New agent lines since the last call."""
+        new: list[dict[str, Any]] = []
+        if not self.results.exists():
+            return new
+        with self.results.open("rb") as handle:
+            handle.seek(self._offset)
+            chunk = handle.read()
+        complete = chunk.rfind(b"\n") + 1
+        self._offset += complete
+        for raw in chunk[:complete].decode(errors="replace").splitlines():
+            raw = raw.strip()
+            if raw.startswith("{"):
+                try:
+                    event = json.loads(raw)
+                except json.JSONDecodeError:
+                    continue
+                event["host_s"] = round(time.monotonic() - self.started, 1)
+                new.append(event)
+                self.events.append(event)
+                show(self.n, event)
+        return new
+
+    def pull_the_plug(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def first(self, name: str) -> dict[str, Any] | None:
+        return next((e for e in self.events if e["event"] == name), None)
+
+
+def show(n: int, event: dict[str, Any]) -> None:
+    if event["event"] == "ack":
+        return
+    fields = {k: v for k, v in event.items() if k not in ("event", "t", "host_s", "ids")}
+    text = json.dumps(fields)[:300]
+    print(f"  boot {n} [{event['t']:7.1f}s in VM, {event['host_s']:6.1f}s host] "
+          f"{event['event']} {text}", flush=True)
+
+
+def boot_partition_offset(disk: Path) -> int:
+    table = json.loads(subprocess.check_output(["sfdisk", "--json", str(disk)]))
+    return int(table["partitiontable"]["partitions"][0]["start"]) * 512
+
+
+def set_box_config(disk: Path, text: str, scratch: Path) -> None:
+    """Replace ahoy.txt on the image's boot partition (FAT) without mounting it."""
+    scratch.write_text(text)
+    image = f"{disk}@@{boot_partition_offset(disk)}"
+    subprocess.run(["mcopy", "-o", "-i", image, str(scratch), "::ahoy.txt"], check=True)
+
+
+def wait_for(boot: Boot, done: Any, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        for event in boot.poll():
+            if done(event):
+                return True
+        if boot.proc.poll() is not None:
+            boot.poll()
+            print(f"  boot {boot.n}: qemu exited ({boot.proc.returncode})", flush=True)
+            return False
+        time.sleep(0.3)
+    print(f"  boot {boot.n}: timed out after {timeout:.0f} s; see {boot.console}", flush=True)
+    return False
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--acks", type=int, default=40,
+                        help="pull the plug after this many acknowledged burst messages")
+    parser.add_argument("--memory", default="1536M")
+    parser.add_argument("--timeout", type=float, default=1500,
+                        help="seconds allowed for each boot")
+    args = parser.parse_args()
+    image = VM / "ahoy-vmtest-amd64.img"
+    if not image.exists():
+        print(f"{image} is missing: build it with `make -C image vm-image`", file=sys.stderr)
+        return 2
+    if shutil.which("qemu-system-x86_64") is None:
+        print("qemu-system-x86_64 is missing: apt-get install qemu-system-x86", file=sys.stderr)
+        return 2
+    run_dir = VM / "run"
+    run_dir.mkdir(exist_ok=True)
+    disk = run_dir / "disk.img"
+    subprocess.run(["cp", "--sparse=always", str(image), str(disk)], check=True)
+    # A bigger "card" than the image: the first boot grows the data partition into it.
+    os.truncate(disk, disk.stat().st_size + 256 * 1024 * 1024)
+
+    failures: list[str] = []
+    started = time.monotonic()
+    print("boot 1: open network; phones join, chat, call; then the plug is pulled", flush=True)
+    first = Boot(1, disk, run_dir, args.memory)
+    acked: list[str] = []
+
+    def burst_done(event: dict[str, Any]) -> bool:
+        if event["event"] == "ack":
+            acked.append(event["id"])
+        return len(acked) >= args.acks or (event["event"] == "done")
+
+    reached = wait_for(first, lambda e: e["event"] == "burst_start" or e["event"] == "done",
+                       args.timeout)
+    if reached and first.first("burst_start"):
+        reached = wait_for(first, burst_done, 300)
+    first.pull_the_plug()
+    print(f"  boot 1: plug pulled with {len(acked)} burst messages acknowledged", flush=True)
+    for event in first.events:
+        if event["event"] == "check" and not event["ok"]:
+            failures.append(f"boot 1: {event['name']}")
+        if event["event"] == "fail":
+            failures.append(f"boot 1: {event['error']}")
+    if not acked:
+        failures.append("boot 1: no burst message was acknowledged")
+
+    set_box_config(disk, (HERE / "ahoy.txt").read_text()
+                   + f"wifi_passphrase = {WPA2_PASSPHRASE}\n", run_dir / "ahoy.txt")
+    print("boot 2: WPA2 now; the hotspot must come back with every acknowledged message",
+          flush=True)
+    second = Boot(2, disk, run_dir, args.memory)
+    wait_for(second, lambda e: e["event"] == "done", args.timeout)
+    second.pull_the_plug()
+    history = second.first("history")
+    if history is None:
+        failures.append("boot 2: no history from the box")
+    else:
+        missing = sorted(set(acked) - set(history["ids"]))
+        print(f"  boot 2: {len(acked)} acknowledged before the plug, {len(history['ids'])} "
+              f"in the conversation, {len(missing)} missing", flush=True)
+        if missing:
+            failures.append(f"boot 2: acknowledged messages lost: {missing[:5]}")
+    for event in second.events:
+        if event["event"] == "check" and not event["ok"]:
+            failures.append(f"boot 2: {event['name']}")
+        if event["event"] == "fail":
+            failures.append(f"boot 2: {event['error']}")
+
+    print("\ntimeline (seconds; VM = since the kernel started, host = since qemu started)")
+    for boot in (first, second):
+        up = boot.first("hotspot_up")
+        phone = next((e for e in boot.events if e["event"] == "phone_ready"), None)
+        joined = next((e for e in boot.events if e["event"] == "phone_joined"), None)
+        if up:
+            print(f"  boot {boot.n}: boot to hotspot up      {up['t']:6.1f} VM "
+                  f"{up['host_s']:6.1f} host")
+        if up and phone:
+            print(f"  boot {boot.n}: hotspot up to phone on Wi-Fi with a lease "
+                  f"{phone['t'] - up['t']:6.1f}")
+        if up and joined:
+            print(f"  boot {boot.n}: hotspot up to first phone in the app "
+                  f"{joined['t'] - up['t']:6.1f}")
+    print(f"  whole VM test: {time.monotonic() - started:.0f} s")
+    if failures:
+        print("\nVM test FAILED:")
+        for failure in failures:
+            print(f"  - {failure}")
+        return 1
+    print("\nVM test passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
