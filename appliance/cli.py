@@ -317,7 +317,8 @@ class ChatUI:
 
     def handle_key(self, key: str | int) -> None:
         if key == curses.KEY_RESIZE:
-            self.on_resize()
+            # ncurses already knows the new size (resizeterm queues this key).
+            self.screen.clear()
         elif key in ("\n", "\r", curses.KEY_ENTER):
             line = "".join(self.buffer)
             self.buffer, self.cursor = [], 0
@@ -600,7 +601,8 @@ class ChatUI:
     def _render(self, item: Message | Notice, width: int) -> list[list[tuple[str, int]]]:
         if isinstance(item, Notice):
             attr = self._attr("error" if item.text.startswith("!") else "notice", curses.A_DIM)
-            return [[(line, attr)] for line in wrap(item.text, width, 3)]
+            lines = wrap(item.text, width, 3)
+            return [[(("   " if i else "") + line, attr)] for i, line in enumerate(lines)]
         stamp = format_time(item.ts) + " "
         name = display_text(item.name or item.sender) + ": "
         text = display_text(item.text, multiline=True)

@@ -307,7 +307,8 @@ class BoxClient:
     """A device's connection to the box, with the web app's delivery guarantees.
 
     Listeners get ``(event, data)`` for: ``conn`` (connection state changed),
-    ``welcome``, ``message`` (a new message, exactly once), ``history``,
+    ``welcome``, ``message`` (a new message, exactly once, live or from a
+    ``history`` catch-up), ``history`` (a batch arrived),
     ``sent`` (one of ours acknowledged), ``failed`` (one of ours refused),
     ``presence``, ``rooms``, ``deleted`` and ``notice`` (``data["text"]`` is
     for the person).
@@ -883,6 +884,8 @@ class BoxClient:
                 fresh += 1
                 if known and not older and message.sender != self.my_id:
                     conv.unread += 1
+                self._emit("message", {"conv": conv_id, "message": message,
+                                       "own": message.sender == self.my_id, "older": older})
         messages = msg.get("messages") or []
         if messages and not older:
             self._note_seq(conv_id, max(m["seq"] for m in messages), live=False)
