@@ -134,3 +134,32 @@ def test_messages_typed_while_the_box_is_away_are_sent_once_it_is_back(start_ser
     ben.wait_text("typed while offline")
     ben.page.wait_for_timeout(300)
     assert ben.texts() == ["first", "typed while offline"]
+
+
+def test_coming_back_fetches_only_what_was_missed_and_marks_it_unread(ahoy_server: Any, phones: Any) -> None:
+    ana, ben = phones(ahoy_server.http_url), phones(ahoy_server.http_url)
+    ana.join(unique("Ana"))
+    ben.join(unique("Ben"))
+    room_name = unique("Hold")
+    conv = ana.create_room(room_name)
+    ben.open_room(room_name)
+    ana.say("seen by Ben")
+    ben.wait_text("seen by Ben")
+    ben.back()
+
+    frames: list[str] = []
+    ben.page.goto("about:blank")  # Ben walks out of Wi-Fi range
+    ana.say("missed 1")
+    ana.say("missed 2")
+    ana.page.locator("[data-testid=msg-status][data-state=sending]").wait_for(state="detached")
+    ben.page.on("websocket", lambda ws: ws.on("framesent", lambda f: frames.append(str(f))))
+    ben.page.goto(ahoy_server.http_url)
+    ben.wait_online()
+    hello = next(f for f in frames if '"hello"' in f)
+    assert f'"{conv}":1' in hello.replace(" ", "")  # since: the last seq Ben saw
+    badge = ben.page.locator(f'[data-testid=chat-item][data-conv="{conv}"] [data-testid=unread-badge]')
+    badge.wait_for()
+    assert badge.inner_text() == "2"
+    ben.open_room(room_name)
+    ben.wait_text("missed 2")
+    assert ben.texts() == ["seen by Ben", "missed 1", "missed 2"]

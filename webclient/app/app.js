@@ -79,15 +79,16 @@ handle('error', (msg) => {
 
 // New messages: unread counts, sound, notification, screen reader.
 let initialLoad = false;
-on('messages', ({conv, fresh, history}) => {
+on('messages', ({conv, fresh, history, known}) => {
   if (!fresh || !fresh.length) return;
   const others = fresh.filter((m) => m.from !== state.me?.id);
   for (const m of others) clearTyping(conv, m.from);
   if (!others.length) return;
   const viewing = state.current === conv && !document.hidden;
   if (viewing) return;
-  // The first history a brand-new device receives is old news, not unread mail.
-  if (history && initialLoad && !conv.startsWith('dm:')) return;
+  // A room's backlog seen for the first time (new device, just joined) is old
+  // news, not unread mail; one-to-one messages that waited for us are not.
+  if (history && !conv.startsWith('dm:') && (!known || initialLoad)) return;
   setUnread(conv, (state.unread[conv] || 0) + others.length);
   if (history) return;
   const last = others[others.length - 1];

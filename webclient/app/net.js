@@ -335,6 +335,7 @@ function onIncoming(msg) {
 }
 
 function onHistory(msg) {
+  const known = (state.lastSeq[msg.conv] || 0) > 0;
   const fresh = [];
   for (const m of msg.messages || []) {
     if (mergeMessage(strip(m))) fresh.push(m);
@@ -352,7 +353,7 @@ function onHistory(msg) {
   }
   if (msg.messages?.length && msg.messages[0].seq === 1) c.loadedOldest = true;
   persistConv(msg.conv);
-  emit('messages', {conv: msg.conv, fresh, history: true});
+  emit('messages', {conv: msg.conv, fresh, history: true, known});
 }
 
 function strip(m) {
