@@ -438,7 +438,7 @@ def dashboard() -> Response:
         "clients": clients,
         "clients_problem": clients_problem,
         "users": hub.online_users(),
-        "rooms": hub.public_rooms(),
+        "rooms": hub.all_rooms(),
         "calls": hub.calls_in_progress(),
         "counts": hub.snapshot(),
         "health": _health(),
@@ -576,7 +576,7 @@ def save_settings() -> Any:
 @blueprint.get("/admin/api/people")
 def people() -> Response:
     hub = _box().hub
-    return jsonify({"users": hub.online_users(), "rooms": hub.public_rooms(),
+    return jsonify({"users": hub.online_users(), "rooms": hub.all_rooms(),
                     "calls": hub.calls_in_progress()})
 
 

@@ -10,6 +10,17 @@ import pytest
 from ahoytest import AhoyServer, WsClient
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the real-browser tests last.
+
+    Playwright's sync API keeps an asyncio loop running in the main thread for
+    as long as its fixture lives, and asyncio.run() (aiortc) and pyroute2 cannot
+    run inside it.
+    """
+    items.sort(key=lambda item: "tests/browser/" in item.nodeid or
+               item.get_closest_marker("browser") is not None)
+
+
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[Any]:
     """Start servers on demand (tests that kill and restart them)."""
