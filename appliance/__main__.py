@@ -117,16 +117,11 @@ def build_settings(args: argparse.Namespace) -> tuple[Any, tuple[str, ...]]:
 
 def announce_admin_password(settings: Any) -> None:
     """Development boxes get an admin password at first start, printed once."""
-    from provisioning.credentials import (
-        generate_admin_password,
-        has_admin_password,
-        set_admin_password,
-    )
+    from .admin import ensure_admin_password
 
-    if has_admin_password(settings.data_dir):
+    password = ensure_admin_password(settings.data_dir)
+    if password is None:
         return
-    password = generate_admin_password()
-    set_admin_password(settings.data_dir, password)
     note = settings.data_dir / "ahoy-admin-password.txt"
     note.write_text(f"Ahoy admin password: {password}\n")
     note.chmod(0o600)
