@@ -1,0 +1,215 @@
+"""`python -m bench` (`make bench`): Ahoy and its baselines side by side, as tables.
+
+    python -m bench            the full run (about 10 minutes on 2 cores)
+    python -m bench --quick    a small smoke run (100 clients, short steps)
+    python -m bench --only fanout,memory --servers ahoy-gevent,ws-relay
+
+Everything is on loopback; every loop is bounded. Figures, not pass/fail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from .servers import KINDS, REPO, raise_fd_limit
+
+COMPARE_ONLY = {"ahoy-werkzeug", "ahoy-gunicorn", "ahoy-gevent-tmpfs"}
+SECTIONS = ["startup", "memory", "callsetup", "fanout", "webapp"]
+
+
+def machine() -> str:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    except OSError:
+        mem_kb = 0
+    return (f"{os.cpu_count()} CPUs ({cpu}), {mem_kb / 2**20:.1f} GB RAM, "
+            f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    cells = [[str(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
+              for i, h in enumerate(headers)]
+    line = "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |"
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    body = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
+            for r in cells]
+    return "\n".join([line, sep, *body])
+
+
+def ms(v: float) -> str:
+    return "-" if v != v else f"{v:.1f}"
+
+
+def section_startup(quick: bool, out: dict[str, Any]) -> str:
+    from .startup import median, run_startup, slow_imports
+
+    runs = 2 if quick else 5
+    rows = []
+    for kind in ("ahoy-gevent", "ahoy-werkzeug"):
+        times = run_startup(kind, runs)
+        out.setdefault("startup", {})[kind] = times
+        rows.append([KINDS[kind].label, f"{median(times):.2f}",
+                     " ".join(f"{t:.2f}" for t in times)])
+    imports = slow_imports(dev=False)
+    out["imports"] = imports
+    text = "### Start-up: process start to /healthz answering\n\n"
+    text += table(["server", "median s", f"runs ({runs})"], rows)
+    text += "\n\nSlowest imports at start-up (production, cumulative ms):\n\n"
+    text += table(["module", "ms"], [[m, f"{t:.0f}"] for m, t in imports])
+    return text
+
+
+def section_memory(quick: bool, out: dict[str, Any]) -> str:
+    from .memory import bytes_per_connection, run_memory
+
+    sizes = [100] if quick else [100, 500, 1000]
+    rows = []
+    for kind in ("ahoy-gevent",) if quick else ("ahoy-gevent", "ahoy-werkzeug"):
+        points = run_memory(kind, sizes, log=log)
+        out.setdefault("memory", {})[kind] = [asdict(p) for p in points]
+        for p in points:
+            rows.append([KINDS[kind].label, p.connected, f"{p.rss_bytes / 2**20:.1f}",
+                         p.threads, ""])
+        rows[-1][-1] = f"{bytes_per_connection(points) / 1024:.0f} KiB"
+    text = "### Memory: idle clients that said hello\n\n"
+    return text + table(["server", "clients", "RSS MB", "threads", "per connection"], rows)
+
+
+def section_callsetup(quick: bool, out: dict[str, Any]) -> str:
+    from .callsetup import run_callsetup, summary
+
+    runs = 5 if quick else 20
+    results = run_callsetup(runs)
+    rows = []
+    for name, r in results.items():
+        out.setdefault("callsetup", {})[name] = asdict(r)
+        c50, c95 = summary(r.connected_ms)
+        o50, o95 = summary(r.channel_ms)
+        rows.append([name, len(r.connected_ms), r.failures, ms(c50), ms(c95), ms(o50), ms(o95)])
+    text = "### Call set-up: two aiortc peers, from the offer (ms)\n\n"
+    return text + table(["path", "runs", "failed", "connected p50", "connected p95",
+                         "channel open p50", "channel open p95"], rows)
+
+
+def section_fanout(quick: bool, servers: list[str], out: dict[str, Any]) -> str:
+    from .fanout import FIXED_RATE, P99_LIMIT_MS, run_server
+
+    results = []
+    for kind in servers:
+        # The other Ahoy server choices stop at 500 clients to keep the run near 10 minutes.
+        sizes = [100] if quick else [100, 500] if kind in COMPARE_ONLY else [100, 500, 1000]
+        log(f"fan-out: {KINDS[kind].label}")
+        results.append(run_server(kind, sizes, [10, 50], step_s=1.0 if quick else 2.0,
+                                  drain_s=1.5 if quick else 2.0,
+                                  max_steps=2 if quick else 5, log=log))
+    fixed_rows, knee_rows, size_rows = [], [], []
+    for r in results:
+        out.setdefault("fanout", {})[r.kind] = asdict(r)
+        label = KINDS[r.kind].label + (f" (stopped: {r.error})" if r.error else "")
+        for s in r.sizes:
+            size_rows.append([label, s.clients, s.connected, f"{s.setup_s:.1f}",
+                              f"{s.rss_bytes / 2**20:.0f}", s.threads])
+            for room in (10, 50):
+                f = s.fixed(room)
+                if f is not None:
+                    fixed_rows.append([label, s.clients, room, ms(f.p50), ms(f.p99), ms(f.max),
+                                       f.lost, f.duplicates])
+                best, bad = s.knee(room)
+                knee_rows.append([
+                    label, s.clients, room,
+                    f"{best.deliveries_per_s:.0f}" if best else "-",
+                    f"{best.rate:.0f}" if best else "-",
+                    (f"{bad.rate:.0f} msg/s: p99 {ms(bad.p99)}, lost {bad.lost}, "
+                     f"dup {bad.duplicates}" if bad else "not reached"),
+                ])
+    text = "### Fan-out: connecting\n\n"
+    text += table(["server", "clients", "connected", "setup s", "RSS MB", "threads"], size_rows)
+    text += f"\n\n### Fan-out: {FIXED_RATE:.0f} messages/s in all, latency to every recipient (ms)\n\n"
+    text += table(["server", "clients", "room", "p50", "p99", "max", "lost", "dup"], fixed_rows)
+    text += (f"\n\n### Fan-out: rate ramp (doubling), best deliveries/s with p99 <= "
+             f"{P99_LIMIT_MS:.0f} ms, no loss\n\n")
+    text += table(["server", "clients", "room", "deliveries/s", "at msg/s", "first step over"],
+                  knee_rows)
+    return text
+
+
+def section_webapp() -> str:
+    script = REPO / "bench" / "webapp_weight.py"
+    if not script.exists():
+        return "### Web app weight\n\nskipped: bench/webapp_weight.py is not there yet."
+    try:
+        done = subprocess.run([sys.executable, str(script)], cwd=REPO, capture_output=True,
+                              text=True, timeout=180)
+    except subprocess.TimeoutExpired:
+        return "### Web app weight\n\nskipped: bench/webapp_weight.py took over 3 minutes."
+    body = done.stdout.strip() or done.stderr.strip()[-2000:]
+    return "### Web app weight\n\n```\n" + body + "\n```"
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a small, short smoke run")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"comma-separated sections (default: all of {','.join(SECTIONS)})")
+    parser.add_argument("--servers", default=",".join(KINDS),
+                        help=f"fan-out servers (default: {','.join(KINDS)})")
+    parser.add_argument("--json", type=Path, default=None, help="also write raw results here")
+    args = parser.parse_args()
+    raise_fd_limit()
+    sections = [s for s in args.only.split(",") if s]
+    servers = [s for s in args.servers.split(",") if s]
+    for name in sections:
+        if name not in SECTIONS:
+            parser.error(f"unknown section {name!r}; pick from {', '.join(SECTIONS)}")
+    for name in servers:
+        if name not in KINDS:
+            parser.error(f"unknown server {name!r}; pick from {', '.join(KINDS)}")
+    started = time.monotonic()
+    raw: dict[str, Any] = {"machine": machine(), "quick": args.quick}
+    parts = [f"## Ahoy benchmarks{' (quick)' if args.quick else ''}\n\nMachine: {machine()}"]
+    for name in sections:
+        log(f"== {name}")
+        t = time.monotonic()
+        try:
+            if name == "startup":
+                parts.append(section_startup(args.quick, raw))
+            elif name == "memory":
+                parts.append(section_memory(args.quick, raw))
+            elif name == "callsetup":
+                parts.append(section_callsetup(args.quick, raw))
+            elif name == "fanout":
+                parts.append(section_fanout(args.quick, servers, raw))
+            elif name == "webapp":
+                parts.append(section_webapp())
+        except Exception as e:  # one broken section must not hide the others' figures
+            parts.append(f"### {name}\n\nfailed: {type(e).__name__}: {e}")
+        log(f"   {name} took {time.monotonic() - t:.0f} s")
+    parts.append(f"Total bench time: {time.monotonic() - started:.0f} s")
+    print("\n\n".join(parts))
+    if args.json:
+        args.json.write_text(json.dumps(raw, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Servers Ahoy is compared with, run with the same workload as Ahoy."""

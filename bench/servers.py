@@ -1,0 +1,163 @@
+"""Starting the servers under test on free loopback ports, and reading their memory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    label: str
+    dialect: str  # how the load generator talks to it: ahoy, socketio, relay
+
+
+KINDS = {
+    k.name: k for k in [
+        Kind("ahoy-gevent", "Ahoy, gevent pywsgi (production)", "ahoy"),
+        Kind("ahoy-gevent-tmpfs", "Ahoy, gevent, database on tmpfs (no fsync cost)", "ahoy"),
+        Kind("ahoy-werkzeug", "Ahoy, Werkzeug threaded (--dev)", "ahoy"),
+        Kind("ahoy-gunicorn", "Ahoy, gunicorn gthread", "ahoy"),
+        Kind("socketio", "Flask-SocketIO, gevent", "socketio"),
+        Kind("ws-relay", "bare websockets relay", "relay"),
+    ]
+}
+
+
+def raise_fd_limit(want: int = 8192) -> None:
+    """Children inherit it: 1000 clients need more than the usual 1024 descriptors."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
+
+
+@dataclass
+class Server:
+    kind: Kind
+    port: int = field(default_factory=free_port)
+    https_port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    workdir: Path = field(default_factory=lambda: Path())
+    started_at: float = 0.0
+    ready_s: float = 0.0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}" + ("/ws" if self.kind.dialect == "ahoy" else "")
+
+    def command(self) -> list[str]:
+        py = sys.executable
+        data = str(self.workdir / "data")
+        ahoy = [py, "-m", "appliance", "serve", "--data-dir", data, "--host", "127.0.0.1",
+                "--port", str(self.port), "--https-port", str(self.https_port),
+                "--log-level", "WARNING"]
+        match self.kind.name:
+            case "ahoy-gevent":
+                return ahoy
+            case "ahoy-gevent-tmpfs":
+                return ahoy
+            case "ahoy-werkzeug":
+                return [*ahoy, "--dev"]
+            case "ahoy-gunicorn":
+                return [py, "-m", "gunicorn", "-k", "gthread", "-w", "1", "--threads", "4000",
+                        "--worker-connections", "4000", "--timeout", "600",
+                        "--log-level", "warning", "-b", f"127.0.0.1:{self.port}",
+                        "bench.ahoy_wsgi:create()"]
+            case "socketio":
+                return [py, "-m", "bench.baselines.socketio_server", "--port", str(self.port)]
+            case "ws-relay":
+                return [py, "-m", "bench.baselines.ws_relay", "--port", str(self.port)]
+        raise ValueError(self.kind.name)
+
+    def __post_init__(self) -> None:
+        # The database goes on the real disk (fsync costs what it costs here),
+        # except for the tmpfs variant, which shows Ahoy without that cost.
+        where = "/dev/shm" if self.kind.name.endswith("-tmpfs") else None
+        self.workdir = Path(tempfile.mkdtemp(prefix="ahoy-bench-", dir=where))
+
+    def start(self, timeout: float = 30) -> Server:
+        raise_fd_limit()
+        env = dict(os.environ, PYTHONUNBUFFERED="1", GPIOZERO_PIN_FACTORY="mock",
+                   AHOY_BENCH_DATA=str(self.workdir / "data"), AHOY_BENCH_PORT=str(self.port),
+                   PYTHONWARNINGS="ignore")
+        log = open(self.workdir / "server.log", "ab")
+        self.started_at = time.monotonic()
+        self.process = subprocess.Popen(self.command(), cwd=REPO, stdout=log,
+                                        stderr=subprocess.STDOUT, env=env)
+        deadline = self.started_at + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.kind.name} exited with {self.process.returncode}; "
+                                   f"see {self.workdir / 'server.log'}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
+                    if r.status == 200:
+                        self.ready_s = time.monotonic() - self.started_at
+                        return self
+            except OSError:
+                time.sleep(0.01)
+        self.stop()
+        raise RuntimeError(f"{self.kind.name} did not answer /healthz within {timeout} s")
+
+    def pids(self) -> list[int]:
+        """The server process and its children (gunicorn's worker)."""
+        assert self.process is not None
+        out = [self.process.pid]
+        try:
+            children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+            out += [int(p) for p in children.read_text().split()]
+        except OSError:
+            pass
+        return out
+
+    def status(self, field_name: str) -> int:
+        """A /proc/<pid>/status figure summed over the server's processes (kB for VmRSS)."""
+        total = 0
+        for pid in self.pids():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith(field_name + ":"):
+                        total += int(line.split()[1])
+            except OSError:
+                pass
+        return total
+
+    def rss_bytes(self) -> int:
+        return self.status("VmRSS") * 1024
+
+    def threads(self) -> int:
+        return self.status("Threads")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
