@@ -56,8 +56,15 @@ class Phone:
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        # Console errors too: a Content-Security-Policy violation only shows there.
+        self.page.on("console", self._on_console)
         self.url = url
         self.page.goto(url)
+
+    def _on_console(self, message: Any) -> None:
+        # A refused WebSocket is expected while the box is away; reconnecting is the point.
+        if message.type == "error" and "ERR_CONNECTION_REFUSED" not in message.text:
+            self.errors.append("console: " + message.text)
 
     def tid(self, testid: str) -> Any:
         return self.page.get_by_test_id(testid)
