@@ -187,3 +187,29 @@ def test_room_call_mesh_of_three(ahoy_server: Any, phones: Any) -> None:
     for phone in crew[:2]:
         phone.tid("hangup-button").click()
         phone.tid("call-screen").wait_for(state="hidden")
+
+
+def test_blocked_camera_and_missing_webrtc_are_explained(ahoy_server: Any, phones: Any) -> None:
+    ana, ben = phones(ahoy_server.https_url), phones(ahoy_server.https_url)
+    ben_name = unique("Ben")
+    ben.join(ben_name)
+    # The person said "Block" to the camera prompt.
+    ana.page.add_init_script("""
+      navigator.mediaDevices.getUserMedia = () =>
+        Promise.reject(new DOMException('Permission denied', 'NotAllowedError'));
+    """)
+    ana.page.reload()
+    ana.join(unique("Ana"))
+    ana.open_dm(ben_name)
+    ana.tid("call-audio-button").click()
+    ana.tid("call-error").wait_for()
+    assert "blocked" in ana.tid("call-error").inner_text()
+    ana.tid("call-screen").wait_for(state="hidden")
+    assert ben.tid("incoming-call").is_hidden()
+
+    # A browser without WebRTC says so instead of offering calls that cannot work.
+    old = phones(ahoy_server.https_url)
+    old.page.add_init_script("delete window.RTCPeerConnection;")
+    old.page.reload()
+    old.join(unique("Old"))
+    assert "cannot make calls" in old.tid("banner-calls").inner_text()
