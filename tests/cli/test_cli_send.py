@@ -9,6 +9,8 @@ from pathlib import Path
 
 from ahoytest import REPO, AhoyServer, free_port, unique
 
+from appliance.cli import main
+
 
 def cli(*args: str, config: Path, timeout: float = 20) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, XDG_CONFIG_HOME=str(config))
@@ -42,36 +44,33 @@ def test_send_to_a_room_and_to_a_person_then_exit(ahoy_server: AhoyServer, ws_cl
     assert saved.exists() and oct(saved.stat().st_mode & 0o777) == "0o600"
 
 
-def test_send_explains_what_went_wrong(ahoy_server: AhoyServer, ws_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_send_explains_what_went_wrong(ahoy_server: AhoyServer, ws_client, tmp_path: Path,
+                                      monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
     taken = unique("Taken")
     ws_client(taken)
     box = ahoy_server.http_url
+    cases = {
+        "no_room": ("--box", box, "--name", unique("S"), "--send", "x", "--room", "Nowhere-xyz"),
+        "nobody": ("--box", box, "--name", unique("S"), "--send", "x", "--to", "Nobody-xyz"),
+        "clash": ("--box", box, "--name", taken, "--send", "x", "--to", taken),
+        "lonely": ("--box", box, "--send", "x", "--room", "Deck"),
+        "no_target": ("--box", box, "--name", "X", "--send", "x"),
+        "away": ("--box", f"http://127.0.0.1:{free_port()}", "--name", "X", "--send", "x",
+                 "--room", "Deck", "--timeout", "1"),
+        "bad": ("--box", "ftp://box", "--name", "X", "--send", "x", "--room", "Deck"),
+    }
+    done = {}
+    for key, args in cases.items():  # in this process: the same code as the command, faster
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / key))
+        code = main(list(args))
+        done[key] = (code, capsys.readouterr().err)
 
-    no_room = cli("--box", box, "--name", unique("S"), "--send", "x", "--room", "Nowhere-xyz",
-                  config=tmp_path / "a")
-    assert no_room.returncode == 1
-    assert "there is no room called 'Nowhere-xyz'" in no_room.stderr
-    assert "Traceback" not in no_room.stderr
-
-    nobody = cli("--box", box, "--name", unique("S"), "--send", "x", "--to", "Nobody-xyz",
-                 config=tmp_path / "b")
-    assert nobody.returncode == 1 and "nobody called 'Nobody-xyz' is online" in nobody.stderr
-
-    clash = cli("--box", box, "--name", taken, "--send", "x", "--to", taken,
-                config=tmp_path / "c")
-    assert clash.returncode == 1 and "already called" in clash.stderr
-
-    lonely = cli("--box", box, "--send", "x", "--room", "Deck", config=tmp_path / "d")
-    assert lonely.returncode == 2 and "give --name" in lonely.stderr
-
-    no_target = cli("--box", box, "--name", "X", "--send", "x", config=tmp_path / "e")
-    assert no_target.returncode == 2 and "--send needs --room NAME or --to NAME" in no_target.stderr
-
-    away = cli("--box", f"http://127.0.0.1:{free_port()}", "--name", "X", "--send", "x",
-               "--room", "Deck", "--timeout", "1", config=tmp_path / "f")
-    assert away.returncode == 1 and "cannot reach the box at 127.0.0.1:" in away.stderr
-    assert "connection refused" in away.stderr
-
-    bad = cli("--box", "ftp://box", "--name", "X", "--send", "x", "--room", "Deck",
-              config=tmp_path / "g")
-    assert bad.returncode == 2 and "http://10.42.0.1" in bad.stderr
+    assert done["no_room"] == (1, "ahoy: there is no room called 'Nowhere-xyz'; /rooms lists them\n")
+    assert done["nobody"][0] == 1 and "nobody called 'Nobody-xyz' is online" in done["nobody"][1]
+    assert done["clash"][0] == 1 and "already called" in done["clash"][1]
+    assert done["lonely"][0] == 2 and "give --name" in done["lonely"][1]
+    assert done["no_target"][0] == 2
+    assert "--send needs --room NAME or --to NAME" in done["no_target"][1]
+    assert done["away"][0] == 1 and "cannot reach the box at 127.0.0.1:" in done["away"][1]
+    assert "connection refused" in done["away"][1]
+    assert done["bad"][0] == 2 and "http://10.42.0.1" in done["bad"][1]
