@@ -179,6 +179,7 @@ class ChatUI:
         self.screen = screen
         self.current: str | None = None
         self.order: list[str] = []
+        self.hidden: set[str] = set()  # one-to-one chats closed with /leave
         self.notices: dict[str, list[Notice]] = {}
         self.notice_count = 0
         self.buffer: list[str] = []
@@ -193,9 +194,10 @@ class ChatUI:
         if use_colour:
             self._init_colours()
         backend.listeners.append(self.on_event)
+        self.welcomed = False
         self._sync_order()
-        if self.order:
-            self.switch(self.order[0])
+        if getattr(backend, "connection", "") == "online" and self.order:
+            self.switch(self.order[0])  # a direct chat: already connected
         for line in ["Ahoy terminal client. /help lists the commands."]:
             self.notice(line, conv="")
 
@@ -249,11 +251,20 @@ class ChatUI:
             self.notice(data["text"] + " Type another name and press Enter.", error=True)
         elif event == "failed":
             self.notice(f"Not sent: {data['text']}", conv=data["conv"], error=True)
+        elif event == "message":
+            self.hidden.discard(data["conv"])
         elif event == "conn" and data["state"] == "replaced":
             self.notice(data["error"], error=True)
         elif event == "conn" and data["state"] == "removed":
             self.notice(data["error"], error=True)
         self._sync_order()
+        if event == "welcome" and not self.welcomed:
+            # Rooms first, then one-to-one chats; numbers stay put from here on.
+            self.welcomed = True
+            self.order.sort(key=lambda c: (not c.startswith("room:"),
+                                           self.backend.conv_title(c).lower()))
+            if self.current is not None:
+                self.switch(self.current)  # now online: fetch what it shows
         if self.current is None and self.order and event in ("welcome", "rooms", "message",
                                                              "presence"):
             self.switch(self.order[0])
@@ -264,15 +275,14 @@ class ChatUI:
     def _sync_order(self) -> None:
         convs = self.backend.convs
         self.order = [c for c in self.order if c in convs]
-        fresh = [c for c in convs if c not in self.order
-                 and (c.startswith(("room:", "direct")) or convs[c].by_id or c == self.current)]
-        fresh.sort(key=lambda c: (not c.startswith("room:"), self.backend.conv_title(c).lower()))
+        fresh = [c for c in convs if c not in self.order and c not in self.hidden]
         self.order.extend(fresh)
         if self.current is not None and self.current not in convs:
             self.current = None
             self.scroll = 0
 
     def switch(self, conv: str) -> None:
+        self.hidden.discard(conv)
         self.current = conv
         self.scroll = 0
         if conv not in self.order:
@@ -465,6 +475,7 @@ class ChatUI:
                 await b.leave_room(conv[5:])
                 self.notice(display_text(f"You left {title}."), conv="")
             else:
+                self.hidden.add(conv)
                 self.order.remove(conv)
             self._sync_order()
             self.current = None

@@ -348,6 +348,13 @@ class BoxClient:
         self._wake: asyncio.Event | None = None
         self._save_handle: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
+        # One-to-one chats are not in `welcome`: bring back the ones we had.
+        names = state.data.get("names")
+        if isinstance(names, dict):
+            self.names.update({str(k): str(v) for k, v in names.items()})
+        for conv in state.since:
+            if conv.startswith("dm:"):
+                self._conv(conv)
         for item in state.outbox:
             if item.get("conv"):
                 self._conv(item["conv"]).add(self._pending_message(item))
@@ -613,6 +620,10 @@ class BoxClient:
         if self._save_handle is not None:
             self._save_handle.cancel()
             self._save_handle = None
+        partners = {uid for conv in self.convs if conv.startswith("dm:")
+                    for uid in conv.split(":")[1:]}
+        self.state.data["names"] = {uid: self.names[uid] for uid in sorted(partners)
+                                    if uid in self.names and uid != self.my_id}
         try:
             self.state.save()
         except OSError as e:

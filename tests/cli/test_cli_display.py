@@ -64,7 +64,7 @@ def test_box_addresses_are_read_like_a_browser_would(text: str, url: str, label:
 
 def test_a_port_option_overrides_the_address() -> None:
     assert parse_box("http://10.42.0.1", 8080).ws_url == "ws://10.42.0.1:8080/ws"
-    with pytest.raises(ValueError, match="like http://10.42.0.1"):
+    with pytest.raises(ValueError, match=r"like http://10\.42\.0\.1"):
         parse_box("ftp://box")
 
 
