@@ -79,14 +79,17 @@ def section_memory(quick: bool, out: dict[str, Any]) -> str:
 
     sizes = [100] if quick else [100, 500, 1000]
     rows = []
-    for kind in ("ahoy-gevent",) if quick else ("ahoy-gevent", "ahoy-werkzeug"):
-        points = run_memory(kind, sizes, log=log)
-        out.setdefault("memory", {})[kind] = [asdict(p) for p in points]
+    runs = [("ahoy-gevent", True)] if quick else [
+        ("ahoy-gevent", True), ("ahoy-gevent", False), ("ahoy-werkzeug", True)]
+    for kind, deflate in runs:
+        points = run_memory(kind, sizes, log=log, compression=deflate)
+        out.setdefault("memory", {})[f"{kind} deflate={deflate}"] = [asdict(p) for p in points]
+        label = KINDS[kind].label + ("" if deflate else ", clients without permessage-deflate")
         for p in points:
-            rows.append([KINDS[kind].label, p.connected, f"{p.rss_bytes / 2**20:.1f}",
-                         p.threads, ""])
+            rows.append([label, p.connected, f"{p.rss_bytes / 2**20:.1f}", p.threads, ""])
         rows[-1][-1] = f"{bytes_per_connection(points) / 1024:.0f} KiB"
-    text = "### Memory: idle clients that said hello\n\n"
+    text = ("### Memory: idle clients that said hello (offering permessage-deflate, "
+            "as browsers do, unless noted)\n\n")
     return text + table(["server", "clients", "RSS MB", "threads", "per connection"], rows)
 
 

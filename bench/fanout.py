@@ -87,13 +87,13 @@ def percentile(sorted_values: list[float], p: float) -> float:
 
 
 class Workers:
-    def __init__(self, url: str, dialect: str, count: int) -> None:
+    def __init__(self, url: str, dialect: str, count: int, compression: bool = True) -> None:
         ctx = mp.get_context("spawn")
         self.pipes = []
         self.procs = []
         for i in range(count):
             ours, theirs = ctx.Pipe()
-            p = ctx.Process(target=worker_main, args=(theirs, url, dialect, i, count),
+            p = ctx.Process(target=worker_main, args=(theirs, url, dialect, i, count, compression),
                             daemon=True)
             p.start()
             self.pipes.append(ours)

@@ -48,8 +48,11 @@ class Room:
 
 
 class Worker:
-    def __init__(self, url: str, dialect: str, index: int, workers: int) -> None:
+    def __init__(self, url: str, dialect: str, index: int, workers: int,
+                 compression: bool = True) -> None:
         self.url = url
+        # Browsers always offer permessage-deflate; so do these clients unless told not to.
+        self.compression = compression
         self.dialect = dialect
         self.index = index
         self.workers = workers
@@ -151,7 +154,8 @@ class Worker:
         if self.dialect == "socketio":
             url += "/socket.io/?EIO=4&transport=websocket"
         c.ws = await websockets.connect(url, max_size=2**24, open_timeout=60,
-                                        ping_interval=None, close_timeout=2)
+                                        ping_interval=None, close_timeout=2,
+                                        compression="deflate" if self.compression else None)
         if self.dialect == "socketio":
             await c.ws.recv()  # the Engine.IO open packet
             fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -303,7 +307,8 @@ class Worker:
         self.clients.clear()
 
 
-def worker_main(pipe: Connection, url: str, dialect: str, index: int, workers: int) -> None:
+def worker_main(pipe: Connection, url: str, dialect: str, index: int, workers: int,
+                compression: bool = True) -> None:
     """Entry point of a load generator process."""
     import resource
 
@@ -311,7 +316,7 @@ def worker_main(pipe: Connection, url: str, dialect: str, index: int, workers: i
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
 
     async def run() -> None:
-        worker = Worker(url, dialect, index, workers)
+        worker = Worker(url, dialect, index, workers, compression)
         loop = asyncio.get_running_loop()
         while True:
             command, args = await loop.run_in_executor(None, pipe.recv)

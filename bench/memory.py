@@ -17,12 +17,16 @@ class MemoryPoint:
     threads: int
 
 
-def run_memory(kind_name: str, sizes: list[int], log=print) -> list[MemoryPoint]:
-    """Clients connect and say hello (no rooms), then sit idle; RSS from /proc/<pid>/status."""
+def run_memory(kind_name: str, sizes: list[int], log=print,
+               compression: bool = True) -> list[MemoryPoint]:
+    """Clients connect and say hello (no rooms), then sit idle; RSS from /proc/<pid>/status.
+
+    With `compression` the clients offer permessage-deflate, as browsers do.
+    """
     server = Server(KINDS[kind_name]).start()
     time.sleep(1.0)
     points = [MemoryPoint(0, 0, server.rss_bytes(), server.threads())]
-    pool = Workers(server.ws_url, KINDS[kind_name].dialect, 2)
+    pool = Workers(server.ws_url, KINDS[kind_name].dialect, 2, compression)
     try:
         for n in sizes:
             grown = pool.call("grow", n, False, timeout=900)
