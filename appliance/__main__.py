@@ -75,6 +75,10 @@ def build_settings(args: argparse.Namespace) -> tuple[Any, tuple[str, ...]]:
     else:
         config = BoxConfig()
     address = str(config.box_address)
+    if dev and config_path is None:
+        # Without a hotspot the box is wherever it listens (the captive portal
+        # sends strangers there).
+        address = "127.0.0.1" if args.host in (None, "0.0.0.0", "::") else args.host
     stun, turn = tuple(args.stun), tuple(args.turn)
     turn_secret = None
     if args.turn_secret_file is not None:

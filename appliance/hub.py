@@ -705,11 +705,29 @@ class Hub:
 
     def _on_signal(self, conn: Connection, user: str, req: Request) -> None:
         to: str = req.get("to")
-        self.calls.check_signal(user, req.get("call"), to)
+        call_id: str | None = req.get("call")
+        if call_id is not None:
+            self.calls.check_signal(user, call_id, to)
+        elif to == user:
+            raise ProtocolError("bad_request", "You cannot send to yourself.")
+        elif not self.presence.is_online(to):
+            # Without a call, signaling sets up a direct transfer (a file or a
+            # photo) between two people who are both here right now.
+            raise ProtocolError("user_offline", "They are not online right now.")
         peer = self.presence.peer(to)
         if peer is not None:
-            peer.send({"type": "signal", "call": req.get("call"), "from": user,
-                       "data": req.get("data")})
+            peer.send({"type": "signal", "call": call_id, "from": user, "data": req.get("data")})
+
+    def _on_rename(self, conn: Connection, user: str, req: Request) -> None:
+        name = protocol.clean_name(req.get("name"))
+        holder = self.presence.name_holder(name)
+        if holder is not None and holder != user:
+            raise ProtocolError(
+                "name_taken", f"Someone online is already called \"{name}\". Pick another name.")
+        self.store.rename_user(user, name)
+        self.presence.rename(user, name)
+        self._broadcast_presence(user, self._status(user))
+        conn.peer.send(self._reply(req, {"type": "profile", "user": self._user_wire(user)}))
 
     # -- delivery ------------------------------------------------------------
 
@@ -717,6 +735,8 @@ class Hub:
         """Send call events; the first event for the requester carries its `ref`."""
         pending_ref = ref_for
         for user_id, message in events:
+            if message["type"] == "call_incoming":
+                message = {**message, "name": self._user_wire(message["from"])["name"]}
             if pending_ref is not None and user_id == pending_ref[0]:
                 message = self._reply(pending_ref[1], dict(message))
                 pending_ref = None

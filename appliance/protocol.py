@@ -206,8 +206,9 @@ SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
     "call_reject": {"call": (entity_id, True)},
     "call_cancel": {"call": (entity_id, True)},
     "call_hangup": {"call": (entity_id, True)},
+    "rename": {"name": (text(0, 200), True)},
     "signal": {
-        "call": (entity_id, True),
+        "call": (entity_id, False),
         "to": (entity_id, True),
         "data": (json_object(MAX_SIGNAL_BYTES), True),
     },

@@ -1,6 +1,6 @@
 """Draw Ahoy's PNG icons (the same picture as icon.svg) with the standard library only.
 
-Run from anywhere: python3 webclient/app/icons/make_png.py. The PNGs are committed;
+Run from anywhere: python3 webclient/make_icons.py. The PNGs are committed;
 rerun only when the icon changes.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 TEAL = (11, 110, 117)
 WHITE = (255, 255, 255)
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent / "app" / "icons"
 
 
 def _in_rounded_rect(x: float, y: float, size: float, radius: float) -> bool:

@@ -15,8 +15,8 @@ def test_one_to_one_call_rings_is_accepted_relays_signaling_and_hangs_up(box: Bo
     assert ringing["type"] == "call_ringing" and ringing["ref"] == "c1"
     call = ringing["call"]
     incoming = ben.last("call_incoming")
-    assert incoming == {"type": "call_incoming", "call": call, "from": ana_id, "media": "video",
-                        "room": None}
+    assert incoming == {"type": "call_incoming", "call": call, "from": ana_id, "name": "Ana",
+                        "media": "video", "room": None}
     assert statuses(cy, ana_id)[-1] == "busy" and statuses(cy, ben_id)[-1] == "busy"
     box.say(ben, "call_accept", call=call)
     assert ana.last("call_accepted") == {"type": "call_accepted", "call": call, "by": ben_id}
@@ -134,3 +134,23 @@ def test_leaving_the_room_leaves_its_call(box: Box) -> None:
     box.say(ben, "room_leave", room=room_id)
     assert ana.last("call_peer_left") == {"type": "call_peer_left", "call": call["call"],
                                           "user": ben_id}
+
+
+def test_incoming_call_names_the_caller(box: Box) -> None:
+    ana, _, _ = box.join("Ana")
+    ben, ben_id, _ = box.join("Ben")
+    box.say(ana, "call_invite", to=ben_id)
+    assert ben.last("call_incoming")["name"] == "Ana"
+
+
+def test_signaling_without_a_call_reaches_only_an_online_person(box: Box) -> None:
+    """Direct file transfers set up their data channel without a call."""
+    ana, ana_id, _ = box.join("Ana")
+    ben, ben_id, _ = box.join("Ben")
+    gone, gone_id, _ = box.join("Gone")
+    box.hub.disconnect(gone)
+    box.say(ana, "signal", to=ben_id, data={"share": "offer"})
+    assert ben.last("signal") == {"type": "signal", "call": None, "from": ana_id,
+                                  "data": {"share": "offer"}}
+    assert box.say(ana, "signal", to=gone_id, data={})[0]["code"] == "user_offline"
+    assert box.say(ana, "signal", to=ana_id, data={})[0]["code"] == "bad_request"

@@ -110,3 +110,14 @@ def test_flooding_client_is_rate_limited_then_disconnected(box: Box) -> None:
     assert peer.closed == (4008, "too many messages")
     box.clock.advance(5000)
     assert box.say(other, "ping")[0]["type"] == "pong"
+
+
+def test_rename_on_the_same_connection_checks_the_name_and_tells_everyone(box: Box) -> None:
+    ana, ana_id, token = box.join("Ana")
+    ben, _, _ = box.join("Ben")
+    assert box.say(ana, "rename", name="ben")[0]["code"] == "name_taken"
+    assert box.say(ana, "rename", name="\x00")[0]["code"] == "bad_name"
+    reply = box.say(ana, "rename", name="Anna")[0]
+    assert reply["type"] == "profile" and reply["user"]["name"] == "Anna"
+    assert basic(ben.last("presence")["user"]) == {"id": ana_id, "name": "Anna", "status": "online"}
+    assert box.say(box.connect(), "hello", name="Ana")[0]["type"] == "welcome"
