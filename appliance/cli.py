@@ -17,6 +17,7 @@ import curses
 import locale
 import os
 import shlex
+import shutil
 import signal
 import ssl
 import sys
@@ -884,7 +885,13 @@ def show_signal(heading: str, line: str, qr: bool) -> None:
         try:
             import segno
 
-            segno.make(line, error="l").terminal(compact=True)
+            code = segno.make(line, error="l")
+            width = code.symbol_size(border=2)[0]
+            if width <= shutil.get_terminal_size().columns:
+                code.terminal(border=2, compact=True)
+            else:
+                print(f"(The QR code needs a window {width} characters wide; "
+                      "widen it and run again to see it, or copy the line.)")
         except Exception:  # no segno, or a text too long for a QR code: the line is enough
             pass
     print(line, flush=True)

@@ -327,6 +327,7 @@ class BoxClient:
         self.ssl_context = ssl_context
         self.backoff = backoff
         self.open_timeout = open_timeout
+        self.retake_delay = 3.0  # after another session of this device took over
         self.connection = "offline"  # connecting, online, offline, need_name, replaced, removed
         self.last_error = ""
         self.me: dict[str, Any] | None = None
@@ -678,7 +679,7 @@ class BoxClient:
                 self._set_conn("replaced")
                 return None
             self._set_conn("offline")
-            return 3.0
+            return self.retake_delay
         if self.connection == "need_name":
             return None
         self._set_conn("offline")

@@ -42,8 +42,11 @@ ME, PEER = "me", "peer"
 
 def encode_description(description: RTCSessionDescription) -> str:
     """A session description as one copy-pasteable line."""
-    raw = json.dumps({"type": description.type, "sdp": description.sdp},
-                     separators=(",", ":")).encode()
+    # Browsers and aiortc check the SHA-256 fingerprint; the longer ones only
+    # make the line and its QR code bigger.
+    sdp = "".join(line for line in description.sdp.splitlines(keepends=True)
+                  if not line.startswith(("a=fingerprint:sha-384", "a=fingerprint:sha-512")))
+    raw = json.dumps({"type": description.type, "sdp": sdp}, separators=(",", ":")).encode()
     packed = base64.urlsafe_b64encode(zlib.compress(raw, 9)).decode().rstrip("=")
     return PREFIX + packed
 
@@ -87,7 +90,7 @@ class DirectChat:
         self.channel: RTCDataChannel | None = None
         self._open = asyncio.Event()
         self._closed = asyncio.Event()
-        self._closing: asyncio.Future[None] | None = None
+        self._stopped = asyncio.Event()
         self._seq = 0
         self._waiters: dict[str, asyncio.Future[Message]] = {}
         self.pc.on("datachannel", self._attach)
@@ -133,11 +136,12 @@ class DirectChat:
                 "(a direct chat uses no box and no STUN server)", "unreachable") from e
 
     async def run(self) -> None:
-        """Until the chat ends (the UI runs this like `BoxClient.run`)."""
-        await self._closed.wait()
+        """Until `stop()` (the UI runs this like `BoxClient.run`)."""
+        await self._stopped.wait()
+        await self.close()
 
     def stop(self) -> None:
-        self._closing = asyncio.ensure_future(self.close())
+        self._stopped.set()
 
     async def close(self) -> None:
         await self.pc.close()
@@ -226,8 +230,7 @@ class DirectChat:
 
         @channel.on("close")
         def on_close() -> None:
-            self._set_conn("closed")
-            self._closed.set()
+            self._gone()
 
         if channel.readyState == "open":
             self._hello()
@@ -240,8 +243,15 @@ class DirectChat:
 
     def _on_state(self) -> None:
         if self.pc.connectionState in ("failed", "closed"):
-            self._set_conn(self.pc.connectionState)
-            self._closed.set()
+            self._gone()
+
+    def _gone(self) -> None:
+        if self.connection not in ("closed", "waiting") and not self._stopped.is_set():
+            self._emit("notice", {"text": f"{self.peer_name} left the chat (or the network "
+                                          "between you went away). /quit ends it here."})
+        self.users.pop(PEER, None)
+        self._set_conn("closed")
+        self._closed.set()
 
     def _on_frame(self, raw: str | bytes) -> None:
         try:

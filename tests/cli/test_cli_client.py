@@ -248,3 +248,28 @@ def free_port() -> int:
     from ahoytest import free_port as pick
 
     return pick()
+
+
+def test_client_takes_its_device_back_after_a_script_used_it(ahoy_server: AhoyServer,
+                                                            tmp_path: Path) -> None:
+    async def scenario() -> None:
+        ana = new_client(ahoy_server.http_url, tmp_path / "ana.json", unique("Ana"))
+        ana.retake_delay = 0.2
+        seen = Recorder(ana)
+        async with running(ana):
+            me = ana.my_id
+            script = await asyncio.to_thread(WsClient, ahoy_server.ws_url)
+            try:
+                # Another session of this device (say `--send`) connects with the token.
+                reply = await asyncio.to_thread(script.hello, None, ana.state.token)
+                assert reply["you"]["id"] == me
+                await seen.wait(lambda: ("conn", {"state": "offline", "error": ""}) in seen.events,
+                                what="the takeover")
+                await ana.wait_online(5)
+                error = await asyncio.to_thread(script.expect, "error")
+                assert error["code"] == "replaced"
+                assert ana.my_id == me
+            finally:
+                script.close()
+
+    run(scenario())
