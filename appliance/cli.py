@@ -306,7 +306,9 @@ class ChatUI:
         after = max(c.by_seq) if c is not None and c.by_seq else 0
         self.notice_count += 1
         prefix = "! " if error else "-- "
-        self.notices.setdefault(key, []).append(Notice(after, self.notice_count, prefix + text))
+        # Box errors can quote what people typed (a name, a room name): escape them too.
+        self.notices.setdefault(key, []).append(
+            Notice(after, self.notice_count, prefix + display_text(text)))
         del self.notices[key][:-200]
 
     def spawn(self, coro: Any) -> None:

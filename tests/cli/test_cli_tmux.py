@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from ahoytest import REPO, AhoyServer, unique
-from tmuxdriver import TMUX, TmuxSession
+from ahoytest import AhoyServer, unique
+from tmuxdriver import TMUX, TmuxSession, ahoy_cli
 
 pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
 
 
 def ahoy_in_tmux(server: AhoyServer, name: str, config: Path, width: int = 100,
                  height: int = 30) -> TmuxSession:
-    return TmuxSession([sys.executable, "-m", "appliance.cli", "--box", server.http_url,
-                        "--name", name], width=width, height=height,
-                       env={"XDG_CONFIG_HOME": str(config)}, cwd=REPO)
+    return ahoy_cli(server.http_url, name, config, width=width, height=height)
 
 
 def test_terminal_user_chats_with_a_web_user_in_a_room_and_one_to_one(

@@ -10,6 +10,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -98,3 +99,16 @@ class TmuxSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def ahoy_cli(box_url: str, name: str, config_dir: Path, *, width: int = 100, height: int = 30,
+             extra_args: Sequence[str] = ()) -> TmuxSession:
+    """The Ahoy terminal client joined to ``box_url`` as ``name`` (not started yet).
+
+    ``config_dir`` becomes XDG_CONFIG_HOME, so the device token stays in the test.
+    Use it as a context manager; ``wait_for("online")`` once it is up.
+    """
+    repo = Path(__file__).resolve().parents[2]
+    return TmuxSession([sys.executable, "-m", "appliance.cli", "--box", box_url,
+                        "--name", name, *extra_args], width=width, height=height,
+                       env={"XDG_CONFIG_HOME": str(config_dir)}, cwd=repo)
