@@ -58,6 +58,10 @@ def test_send_explains_what_went_wrong(ahoy_server: AhoyServer, ws_client, tmp_p
         "away": ("--box", f"http://127.0.0.1:{free_port()}", "--name", "X", "--send", "x",
                  "--room", "Deck", "--timeout", "1"),
         "bad": ("--box", "ftp://box", "--name", "X", "--send", "x", "--room", "Deck"),
+        "untrusted": ("--box", ahoy_server.https_url, "--name", unique("S"), "--send", "x",
+                      "--room", "Deck", "--timeout", "2"),
+        "insecure": ("--box", ahoy_server.https_url, "--insecure", "--name", unique("S"),
+                     "--send", "over TLS", "--to", taken),
     }
     done = {}
     for key, args in cases.items():  # in this process: the same code as the command, faster
@@ -74,3 +78,6 @@ def test_send_explains_what_went_wrong(ahoy_server: AhoyServer, ws_client, tmp_p
     assert done["away"][0] == 1 and "cannot reach the box at 127.0.0.1:" in done["away"][1]
     assert "connection refused" in done["away"][1]
     assert done["bad"][0] == 2 and "http://10.42.0.1" in done["bad"][1]
+    assert done["untrusted"][0] == 1 and "certificate is not trusted" in done["untrusted"][1]
+    assert "--insecure" in done["untrusted"][1]
+    assert done["insecure"] == (0, "")
