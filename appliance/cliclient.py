@@ -406,11 +406,22 @@ class BoxClient:
 
     def set_name(self, name: str) -> None:
         """Join (or rename) as ``name``; answers arrive as ``conn``/``notice`` events."""
+        if self.connection == "online":
+            self._spawn(self._rename(name.strip()))
+            return
         self.pending_name = name.strip()
-        if self._ws is not None and self.connection in ("need_name", "online", "connecting"):
+        if self._ws is not None and self.connection in ("need_name", "connecting"):
             self._spawn(self._hello())
         else:
             self._poke()
+
+    async def _rename(self, name: str) -> None:
+        try:
+            await self.request({"type": "rename", "name": name})
+        except ChatError as e:
+            self._notice(str(e))
+        else:
+            self._notice(f"You are now called {self.my_name}.")
 
     async def wait_online(self, timeout: float) -> None:
         """Return once joined; raise ChatError if the box refuses us or cannot be reached."""
@@ -813,6 +824,15 @@ class BoxClient:
         self._emit("welcome", msg)
         for item in list(self.state.outbox):
             self._spawn(self._transmit(item))
+
+    def _on_profile(self, msg: dict[str, Any]) -> None:
+        user = msg.get("user")
+        if isinstance(user, dict) and self.me is not None and user.get("id") == self.me["id"]:
+            self.me = user
+            self.names[user["id"]] = user["name"]
+            self.state.data["name"] = user["name"]
+            self._save_soon()
+            self._emit("presence", {"user": user})
 
     def _on_presence(self, msg: dict[str, Any]) -> None:
         user = msg["user"]

@@ -273,3 +273,28 @@ def test_client_takes_its_device_back_after_a_script_used_it(ahoy_server: AhoySe
                 script.close()
 
     run(scenario())
+
+
+def test_renaming_while_connected_keeps_the_identity(ahoy_server: AhoyServer, ws_client,
+                                                     tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ben = ws_client(unique("Ben"))
+    taken = unique("Cleo")
+    ws_client(taken)
+
+    async def scenario() -> None:
+        ana = new_client(ahoy_server.http_url, tmp_path / "ana.json", unique("Ana"))
+        seen = Recorder(ana)
+        async with running(ana):
+            me, new_name = ana.my_id, unique("Anna")
+            ana.set_name(taken)
+            await seen.wait(lambda: any("already called" in d.get("text", "")
+                                        for e, d in seen.events if e == "notice"), what="refusal")
+            ana.set_name(new_name)
+            await seen.wait(lambda: ana.my_name == new_name, what="the rename")
+            assert ana.my_id == me and ana.connection == "online"
+            heard = await asyncio.to_thread(ben.drain, 0.5)
+            assert any(m["type"] == "presence" and m["user"]["id"] == me
+                       and m["user"]["name"] == new_name for m in heard)
+        assert StateFile(tmp_path / "ana.json").name == new_name
+
+    run(scenario())
