@@ -12,11 +12,12 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from flask import Flask
+from typing import TYPE_CHECKING, Any
 
 from .settings import Settings
+
+if TYPE_CHECKING:  # the terminal client imports this package without Flask
+    from flask import Flask
 
 __version__ = "0.1.0"
 
@@ -62,6 +63,8 @@ def create_app(settings: Settings) -> Flask:
     day_ms = 24 * 3600 * 1000
     hub = Hub(store, ice_servers=ice_for,
               retention=(settings.retention_days * day_ms, settings.retention_messages))
+    from flask import Flask
+
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = 8 * 1024 * 1024
     box = Box(settings=settings, hub=hub)
