@@ -9,6 +9,7 @@ disagree. It never touches a socket: connections are `Peer` objects whose
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import secrets
 import threading
@@ -89,6 +90,7 @@ class Hub:
                 room = self.rooms[room_id]
                 (room.invited if kind == "invite" else room.requests).append(user_id)
         self._conns: dict[int, Connection] = {}
+        self._stale_counts: set[str] = set()
         self.started = clock()
         self.counters = {"messages": 0, "connections": 0, "errors": 0}
         # Observers (LEDs, admin page) are told when online users or calls change.
@@ -148,6 +150,7 @@ class Hub:
             events = self.calls.tick(self.clock())
             self._deliver(events)
             self._after_calls_changed(busy_before, rooms_before)
+            self.flush_online_counts()
         if events:
             self._notify()
 
@@ -306,9 +309,10 @@ class Hub:
     def _broadcast_presence(self, user_id: str, status: str) -> None:
         user = self._user_wire(user_id)
         user["status"] = status
-        for session in self.presence.sessions():
-            if session.user_id != user_id:
-                session.peer.send({"type": "presence", "user": user})
+        self._send_all(
+            [s.peer for s in self.presence.sessions() if s.user_id != user_id],
+            {"type": "presence", "user": user},
+        )
 
     def _on_ice(self, conn: Connection, user: str, req: Request) -> None:
         conn.peer.send(self._reply(req, {"type": "ice", "ice_servers": self.ice_servers(user)}))
@@ -348,11 +352,8 @@ class Hub:
         if not created:
             return
         self.counters["messages"] += 1
-        wire = message.to_wire()
-        for other in others:
-            peer = self.presence.peer(other)
-            if peer is not None:
-                peer.send(wire)
+        self._send_all([p for p in map(self.presence.peer, others) if p is not None],
+                       message.to_wire())
 
     def _check_conv_access(self, user: str, conv: str) -> None:
         if conv.startswith("room:"):
@@ -462,20 +463,44 @@ class Hub:
         return room.to_wire(online, self.calls.room_call_wire(room.id))
 
     def _broadcast_room(self, room: Room) -> None:
-        message = {"type": "room_update", "room": self._room_wire(room)}
-        for session in self.presence.sessions():
-            if room.can_see(session.user_id):
-                session.peer.send(message)
+        self._stale_counts.discard(room.id)
+        self._send_all(
+            [s.peer for s in self.presence.sessions() if room.can_see(s.user_id)],
+            {"type": "room_update", "room": self._room_wire(room)},
+        )
 
     def _broadcast(self, message: dict[str, Any]) -> None:
-        for session in self.presence.sessions():
-            session.peer.send(message)
+        self._send_all([s.peer for s in self.presence.sessions()], message)
+
+    @staticmethod
+    def _send_all(peers: list[Peer], message: dict[str, Any]) -> None:
+        """Send one message to many connections, encoding it to JSON only once."""
+        text: str | None = None
+        for peer in peers:
+            send_encoded = getattr(peer, "send_encoded", None)
+            if send_encoded is None:
+                peer.send(message)
+                continue
+            if text is None:
+                text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+            send_encoded(text)
 
     def _touch_rooms_of(self, user_id: str) -> None:
-        """Online counts changed for the rooms this user is in."""
+        """Online counts changed for the rooms this user is in.
+
+        They are sent at the next tick, so a crowd arriving at once (the
+        hotspot coming back) costs one update per room, not one per arrival.
+        """
         for room in self.rooms.values():
             if user_id in room.members:
-                self._broadcast_room(room)
+                self._stale_counts.add(room.id)
+
+    def flush_online_counts(self) -> None:
+        with self.lock:
+            for room_id in list(self._stale_counts):
+                if room_id in self.rooms:
+                    self._broadcast_room(self.rooms[room_id])
+            self._stale_counts.clear()
 
     def _on_room_create(self, conn: Connection, user: str, req: Request) -> None:
         now = self.clock()

@@ -55,6 +55,8 @@ def housekeeping(app: Flask, stop: threading.Event) -> None:
 
 
 def start_devices(app: Flask, settings: Settings) -> Any:
+    """Lights, button, hotspot watcher and mDNS, started beside the web server
+    (their imports take a while; phones should not wait for them)."""
     from .devices import Devices
 
     devices = Devices(
@@ -64,7 +66,7 @@ def start_devices(app: Flask, settings: Settings) -> Any:
         button_pin=settings.button_pin,
         announce=settings.announce_mdns,
     )
-    devices.start()
+    threading.Thread(target=devices.start, name="ahoy-devices", daemon=True).start()
     return devices
 
 
@@ -115,6 +117,8 @@ def serve_production(app: Flask, settings: Settings) -> None:
     from gevent.pywsgi import WSGIServer
 
     cert, key = ensure_tls(settings)
+    # A message is acknowledged after its fsync; do that wait in a real thread.
+    box_of(app).hub.store.run_blocking = gevent.get_hub().threadpool.apply
     http = WSGIServer((settings.host, settings.http_port), app, log=None)
     https = WSGIServer((settings.host, settings.https_port), app, log=None,
                        certfile=cert, keyfile=key)

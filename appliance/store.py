@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +161,9 @@ class Store:
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
+        # How a commit that waits for the disk is run. Under gevent the server
+        # swaps in its thread pool, so an fsync does not freeze every connection.
+        self.run_blocking: Callable[[Callable[[], int]], int] = lambda work: work()
         self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
@@ -349,19 +353,24 @@ class Store:
         if conv.startswith("dm:"):
             _, a, b = conv.split(":", 2)
             users = (a, b)
-        with self.db:
-            self.db.execute(
-                "INSERT INTO convs (conv, last_seq, user_a, user_b) VALUES (?, 1, ?, ?)"
-                " ON CONFLICT(conv) DO UPDATE SET last_seq = last_seq + 1",
-                (conv, *users),
-            )
-            (seq,) = self.db.execute(
-                "SELECT last_seq FROM convs WHERE conv = ?", (conv,)
-            ).fetchone()
-            self.db.execute(
-                f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (conv, seq, msg_id, sender, sender_name, text, now, reply_to),
-            )
+
+        def commit() -> int:
+            with self.db:
+                self.db.execute(
+                    "INSERT INTO convs (conv, last_seq, user_a, user_b) VALUES (?, 1, ?, ?)"
+                    " ON CONFLICT(conv) DO UPDATE SET last_seq = last_seq + 1",
+                    (conv, *users),
+                )
+                (seq,) = self.db.execute(
+                    "SELECT last_seq FROM convs WHERE conv = ?", (conv,)
+                ).fetchone()
+                self.db.execute(
+                    f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (conv, seq, msg_id, sender, sender_name, text, now, reply_to),
+                )
+            return int(seq)
+
+        seq = self.run_blocking(commit)
         return StoredMessage(conv, seq, msg_id, sender, sender_name, text, now, reply_to), True
 
     def last_seq(self, conv: str) -> int:

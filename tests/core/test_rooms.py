@@ -13,6 +13,7 @@ def test_room_lifecycle_with_live_counts(box: Box) -> None:
     assert joined["members"] == [ana_id, ben_id] and joined["online"] == 2
     assert ana.last("room_update")["room"]["online"] == 2
     box.hub.disconnect(ben)
+    box.hub.tick()  # online counts go out once a second
     assert ana.last("room_update")["room"]["online"] == 1
     ben2 = box.connect()
     welcome = box.say(ben2, "hello", name="Ben2")[0]
