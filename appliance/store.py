@@ -8,8 +8,8 @@ a commit that returned survives both a killed process and a pulled plug.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
