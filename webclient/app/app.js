@@ -1,13 +1,14 @@
 // Start-up: wires the modules together, the join screen, settings, and the
 // routing of box messages. Calls and file sharing load on first use.
 
-import {state, on, emit, loadKeptConversations, forgetIdentity, setUnread, nameOf, dmConv, savePrefs, flushSaves, rememberName} from './store.js';
-import {connect, disconnect, nudge, handle, send, request, drop} from './net.js';
-import {$, el, showScreen, initHome, renderHome, setBanner, openDialog, closeDialog, toast, announce} from './ui.js';
-import {initChat, openConv, closeConv, noteTyping, clearTyping, renderHeader} from './chat.js';
+import {state, on, emit, loadKeptConversations, setUnread, nameOf, flushSaves, rememberUser, setIdentity} from './store.js';
+import {connect, nudge, handle, send, request, drop} from './net.js';
+import {$, el, showScreen, initHome, renderHome, setBanner, toast, announce} from './ui.js';
+import {initChat, openConv, closeConv, noteTyping, clearTyping, renderHeader, jumpTo} from './chat.js';
 import {initRooms, createRoomDialog, openRoom, roomInfoDialog} from './rooms.js';
-import {inviteDialog, callBlocker, httpsHelpDialog} from './boxinfo.js';
-import {initNotify, beep, systemNotify, askPermission, notificationsSupported, updateTitle} from './notify.js';
+import {inviteDialog, callBlocker, httpsHelpDialog, boxInfo} from './boxinfo.js';
+import {initNotify, beep, systemNotify, updateTitle} from './notify.js';
+import {addBoxHosts} from './format.js';
 import {t, applyStrings} from './strings.js';
 
 // ---------- calls, loaded lazily ----------
@@ -32,10 +33,24 @@ function toCalls(msg) {
   callQueue = callQueue.then(() => loadCalls()).then((m) => m.onMessage(msg)).catch((err) => console.error(err));
 }
 
-for (const type of ['call_ringing', 'call_incoming', 'call_accepted', 'call_joined', 'call_peer_joined', 'call_peer_left', 'call_ended', 'call_resume', 'signal']) {
+for (const type of ['call_ringing', 'call_incoming', 'call_accepted', 'call_joined', 'call_peer_joined', 'call_peer_left', 'call_ended', 'call_resume']) {
   handle(type, toCalls);
 }
+// A signal without a call sets up a file sent outside calls (transfer.js).
+let transferQueue = Promise.resolve();
+handle('signal', (msg) => {
+  if (msg.call) toCalls(msg);
+  else transferQueue = transferQueue.then(() => import('./transfer.js')).then((m) => m.onSignal(msg)).catch((err) => console.error(err));
+});
 handle('room_update', (msg) => callsModule && callsModule.onMessage(msg));
+
+function sendFileTo(userId) {
+  import('./transfer.js').then((m) => m.pickAndSend(userId));
+}
+
+function joinRoomCall(conv) {
+  startCall(conv, 'video');
+}
 
 async function startCall(conv, media) {
   const blocker = callBlocker();
@@ -51,7 +66,7 @@ async function startCall(conv, media) {
 
 handle('presence', (msg) => {
   const u = msg.user;
-  rememberName(u.id, u.name);
+  rememberUser(u);
   if (u.status === 'offline') state.users.delete(u.id);
   else state.users.set(u.id, u);
   emit('presence', u);
@@ -65,6 +80,14 @@ handle('read', (msg) => {
   if (!state.readBy[msg.conv]) state.readBy[msg.conv] = {};
   state.readBy[msg.conv][msg.from] = Math.max(state.readBy[msg.conv][msg.from] || 0, msg.seq);
   emit('read', {conv: msg.conv});
+});
+
+// Our own profile or name changed (reply to `profile` or `rename`).
+handle('profile', (msg) => {
+  if (!msg.user || msg.user.id !== state.me?.id) return;
+  rememberUser(msg.user);
+  setIdentity({id: msg.user.id, name: msg.user.name});
+  emit('presence', msg.user);
 });
 
 handle('ice', (msg) => {
@@ -171,56 +194,39 @@ on('welcome', () => {
   openHashRoom();
 });
 
-/** Links like https://box/#room=r_ab12 (from a room QR code) open that room. */
+/**
+ * Links like https://box/#room=r_ab12 (room QR code) open that room;
+ * #join=r_ab12:<code> (invite link) joins with the code first.
+ */
 function openHashRoom() {
+  const join = /^#join=([\w-]+):([\w-]+)$/.exec(location.hash);
+  if (join && state.me && state.conn === 'online') {
+    history.replaceState(null, '', '#room=' + join[1]);
+    openRoom(join[1], join[2]);
+    return;
+  }
   const m = /^#room=([\w-]+)$/.exec(location.hash);
   if (!m || !state.me) return;
   if (state.current === 'room:' + m[1]) return;
   if (state.rooms.has(m[1])) openRoom(m[1]);
 }
 
-window.addEventListener('hashchange', openHashRoom);
+function onHash() {
+  if (location.hash === '#direct') openDirect();
+  else openHashRoom();
+}
 
-// ---------- settings ----------
+window.addEventListener('hashchange', onHash);
+
+/** Chat with someone on the same network without a box (direct.js). */
+function openDirect() {
+  import('./direct.js').then((m) => m.openDirect());
+}
+
+// ---------- settings and profile (profile.js, loaded on first use) ----------
 
 function settingsDialog() {
-  const name = el('input', {value: state.me?.name || '', maxlength: 32, 'data-testid': 'settings-name'});
-  const notifyState = el('p', {class: 'small muted'});
-  const renderNotify = () => {
-    if (!notificationsSupported()) notifyState.textContent = t('settings_notify_unsupported');
-    else if (Notification.permission === 'granted') notifyState.textContent = t('settings_notify_on');
-    else if (Notification.permission === 'denied') notifyState.textContent = t('settings_notify_blocked');
-    else notifyState.textContent = '';
-  };
-  renderNotify();
-  const sound = el('input', {type: 'checkbox', checked: state.prefs.sound !== false, onchange: (ev) => {
-    state.prefs.sound = ev.target.checked;
-    savePrefs();
-  }});
-  openDialog(t('settings_title'), [
-    el('form', {class: 'stack', onsubmit: (ev) => {
-      ev.preventDefault();
-      const n = name.value.trim();
-      if (n && n !== state.me?.name) connect(n);
-      closeDialog();
-    }}, el('label', {class: 'field'}, el('span', {text: t('settings_name')}), name), el('button', {class: 'wide', text: t('settings_rename')})),
-    el('label', {class: 'check'}, sound, el('span', {text: t('settings_sound')})),
-    notificationsSupported() && Notification.permission === 'default'
-      ? el('button', {class: 'wide', text: t('settings_notify'), onclick: async (ev) => {
-        await askPermission();
-        ev.target.remove();
-        renderNotify();
-      }}) : null,
-    notifyState,
-    el('button', {class: 'wide danger', 'data-testid': 'forget-me', text: t('settings_forget'), onclick: () => {
-      if (!confirm(t('settings_forget_confirm'))) return;
-      disconnect();
-      forgetIdentity(true);
-      closeDialog();
-      location.hash = '';
-      location.reload();
-    }}),
-  ], {testid: 'settings-dialog'});
+  import('./profile.js').then((m) => m.settingsDialog());
 }
 
 // ---------- service worker (app shell for offline start / install) ----------
@@ -241,11 +247,14 @@ window.ahoy = {
   calls: {
     peerConnections: () => (callsModule ? callsModule.peerConnections() : []),
     current: () => (callsModule ? callsModule.current() : null),
+    outgoingVideo: () => (callsModule ? callsModule.outgoingVideo() : []),
     load: loadCalls,
   },
   send,
   request,
   openConv,
+  jumpTo,
+  load: (name) => import('./' + name + '.js'),
   net: {drop},
 };
 
@@ -256,8 +265,10 @@ function start() {
   loadKeptConversations();
   initNotify();
   initJoin();
-  initHome({openConv, openRoom});
-  initChat({onCall: startCall, onRoomInfo: roomInfoDialog});
+  initHome({openConv, openRoom, sendFile: sendFileTo});
+  initChat({onCall: startCall, onRoomInfo: roomInfoDialog, onJoinCall: joinRoomCall, onSendFile: sendFileTo,
+    onSearch: (conv) => import('./search.js').then((m) => m.searchDialog(conv))});
+  boxInfo().then((info) => info && addBoxHosts(info.http_url, info.https_url));
   initRooms({openConv, closeConv});
   $('#create-room-button').addEventListener('click', createRoomDialog);
   $('#invite-button').addEventListener('click', inviteDialog);
@@ -278,7 +289,10 @@ function start() {
   });
   addEventListener('pagehide', flushSaves);
 
-  if (state.token) {
+  if (location.hash === '#direct') {
+    // Direct chat needs no box: do not even connect.
+    openDirect();
+  } else if (state.token) {
     // Known device: show the chats at once from what the phone kept, then catch up.
     showScreen('home-screen');
     renderHome();

@@ -11,11 +11,12 @@ import {state, nameOf} from './store.js';
 import {send, request} from './net.js';
 import {$, el, avatar, setOverlay, toast, openDialog} from './ui.js';
 import {t} from './strings.js';
-import {startRing, stopRing, systemNotify} from './notify.js';
+import {startRing, stopRing, systemNotify, beep} from './notify.js';
 import {callBlocker, httpsHelpDialog} from './boxinfo.js';
 import {attachChannel, shareFiles, clearFiles} from './share.js';
 
 let call = null; // the call we are in (or dialling)
+let screenTrack = null; // the shared screen, sent instead of the camera
 let incoming = null; // a call ringing on this phone
 let timer = null;
 
@@ -53,7 +54,9 @@ class Peer {
     // Negotiated data channel: both sides create it with the same id, so no
     // extra round trip, and the first offer already carries it.
     attachChannel(pc.createDataChannel('files', {negotiated: true, id: 0, ordered: true}), this.userId);
-    for (const track of call.stream?.getTracks() || []) pc.addTrack(track, call.stream);
+    const tracks = (call.stream?.getTracks() || []).filter((tr) => !(screenTrack && tr.kind === 'video'));
+    if (screenTrack) tracks.push(screenTrack);
+    for (const track of tracks) pc.addTrack(track, call.stream);
     pc.onnegotiationneeded = () => this.negotiate();
     pc.onicecandidate = ({candidate}) => {
       if (candidate) this.signal({candidate: candidate.toJSON()});
@@ -294,6 +297,21 @@ function removePeer(uid) {
   updateStatus();
 }
 
+/** Someone came into or left the room call: a toast and a short sound. */
+function notePeer(uid, key) {
+  if (uid === state.me.id) return;
+  toast(t(key, {name: nameOf(uid) || t('someone')}));
+  beep();
+}
+
+/** The names of the people in the room call, above the video tiles. */
+function renderPeople() {
+  const line = $('#call-people');
+  const ids = call?.room ? state.rooms.get(call.room)?.call?.participants || [] : [];
+  line.hidden = !ids.length;
+  line.textContent = t('call_in_room', {names: ids.map((u) => (u === state.me.id ? t('call_local') : nameOf(u) || t('someone'))).join(', ')});
+}
+
 async function accept() {
   const inc = incoming;
   if (!inc) return;
@@ -360,6 +378,8 @@ function endCall(reasonKey, params) {
   stopRing();
   for (const p of call.peers.values()) p.close();
   call.stream?.getTracks().forEach((tr) => tr.stop());
+  screenTrack?.stop();
+  screenTrack = null;
   call = null;
   clearInterval(timer);
   timer = null;
@@ -396,10 +416,16 @@ export function onMessage(msg) {
       if (call?.room === msg.room && !call.id) onJoined(msg);
       break;
     case 'call_peer_joined':
-      if (call?.id === msg.call) addPeer(msg.user, false);
+      if (call?.id === msg.call) {
+        addPeer(msg.user, false);
+        notePeer(msg.user, 'call_peer_joined');
+      }
       break;
     case 'call_peer_left':
-      if (call?.id === msg.call) removePeer(msg.user);
+      if (call?.id === msg.call) {
+        removePeer(msg.user);
+        notePeer(msg.user, 'call_peer_left');
+      }
       break;
     case 'call_ended':
       if (incoming?.id === msg.call) hideIncoming();
@@ -420,6 +446,7 @@ export function onMessage(msg) {
     case 'room_update':
       // A room call we were offered but never joined has ended.
       if (incoming?.room === msg.room?.id && !msg.room.call) hideIncoming();
+      if (call?.room && call.room === msg.room?.id) renderPeople();
       break;
   }
 }
@@ -462,6 +489,7 @@ function showCall() {
   $('#call-title').textContent = target || '';
   $('#call-timer').textContent = '';
   $('#call-screen').dataset.media = call.media;
+  renderPeople();
   setOverlay('call-screen', true);
   updateStatus();
   $('#hangup-button').focus();
@@ -523,6 +551,11 @@ function setupControls() {
     }).catch(() => {});
   }
   setupSpeakers();
+  // Desktop browsers can share the screen; phones have no getDisplayMedia.
+  const canShare = !!navigator.mediaDevices?.getDisplayMedia;
+  $('#screen-button').hidden = !canShare;
+  $('#screen-note').hidden = canShare;
+  renderScreenButton();
   if (controlsWired) return;
   controlsWired = true;
   mute.addEventListener('click', () => {
@@ -532,6 +565,7 @@ function setupControls() {
     renderToggles();
   });
   cam.addEventListener('click', () => toggleCamera());
+  $('#screen-button').addEventListener('click', () => toggleScreen());
   $('#switch-button').addEventListener('click', () => switchCamera());
   $('#hangup-button').addEventListener('click', hangup);
   $('#share-button').addEventListener('click', () => {
@@ -582,6 +616,69 @@ async function replaceVideo(track) {
   local.srcObject = call.stream;
   local.hidden = !track;
   local.classList.toggle('mirror', call.facing === 'user');
+}
+
+function renderScreenButton() {
+  const b = $('#screen-button');
+  b.setAttribute('aria-pressed', String(!!screenTrack));
+  b.setAttribute('aria-label', t(screenTrack ? 'screen_stop' : 'screen_share'));
+  b.title = b.getAttribute('aria-label');
+}
+
+/** Send `track` as everyone's outgoing video (replaceTrack; an audio call gets a video line). */
+async function sendVideo(track) {
+  for (const p of call.peers.values()) {
+    const tr = p.pc.getTransceivers().find((x) => x.sender.track?.kind === 'video' || x.receiver.track?.kind === 'video');
+    if (tr) await tr.sender.replaceTrack(track).catch(() => {});
+    else if (track) p.pc.addTrack(track, call.stream);
+  }
+}
+
+async function toggleScreen() {
+  if (!call) return;
+  if (screenTrack) {
+    await stopScreen();
+    return;
+  }
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getDisplayMedia({video: true, audio: false});
+  } catch (err) {
+    if (err.name !== 'NotAllowedError' && err.name !== 'AbortError') toast(t('screen_failed', {reason: err.message || err.name}));
+    return;
+  }
+  if (!call) {
+    stream.getTracks().forEach((tr) => tr.stop());
+    return;
+  }
+  screenTrack = stream.getVideoTracks()[0];
+  // The browser's own "Stop sharing" button ends the track: go back to the camera.
+  screenTrack.addEventListener('ended', () => stopScreen());
+  await sendVideo(screenTrack);
+  const local = $('#local-video');
+  local.srcObject = new MediaStream([screenTrack]);
+  local.hidden = false;
+  local.classList.remove('mirror');
+  renderScreenButton();
+}
+
+async function stopScreen() {
+  if (!screenTrack) return;
+  screenTrack.stop();
+  screenTrack = null;
+  if (!call) return;
+  const cam = call.camOn ? call.stream.getVideoTracks()[0] || null : null;
+  await sendVideo(cam);
+  const local = $('#local-video');
+  local.srcObject = call.stream;
+  local.hidden = !cam;
+  local.classList.toggle('mirror', call.facing === 'user');
+  renderScreenButton();
+}
+
+/** What each peer is sent as video right now (for tests): track labels. */
+export function outgoingVideo() {
+  return call ? [...call.peers.values()].map((p) => p.pc.getSenders().find((x) => x.track?.kind === 'video')?.track?.label || null) : [];
 }
 
 async function cameraTrack(facing) {

@@ -1,8 +1,9 @@
 // The conversation screen: message list, composer, typing, unread, read markers.
 
-import {state, on, emit, conversation, orderedMessages, nameOf, dmPeer, roomOfConv, setUnread} from './store.js';
-import {send, sendText, loadOlder, request} from './net.js';
-import {$, el, showScreen, formatTime, toast, statusText} from './ui.js';
+import {state, on, emit, conversation, orderedMessages, nameOf, dmPeer, roomOfConv, setUnread, messageBySeq, applyReaction, deleteBySeq, mergeMessage} from './store.js';
+import {send, sendText, loadOlder, request, handle} from './net.js';
+import {$, el, showScreen, formatTime, toast, statusText, avatar} from './ui.js';
+import {formatText} from './format.js';
 import {t} from './strings.js';
 
 const TYPING_SEND_EVERY = 3000;
@@ -10,8 +11,20 @@ const TYPING_SHOW_FOR = 5000;
 let lastTypingSent = 0;
 let rendered = new Map(); // msg id -> <li> in the open conversation
 
-export function initChat({onCall, onRoomInfo}) {
+let replyTo = null; // the message the composer answers, or null
+
+export function initChat({onCall, onRoomInfo, onSearch, onSendFile, onJoinCall}) {
   $('#conv-back').addEventListener('click', closeConv);
+  $('#search-button').addEventListener('click', () => onSearch(state.current));
+  $('#file-button').addEventListener('click', () => onSendFile(dmPeer(state.current)));
+  $('#join-call-button').addEventListener('click', () => onJoinCall(state.current));
+  $('#reply-cancel').addEventListener('click', () => setReply(null));
+  handle('reaction', (msg) => {
+    if (applyReaction(msg.conv, msg.seq, msg.from, msg.emoji, msg.on !== false) && msg.conv === state.current) renderConv(true);
+  });
+  handle('message_deleted', (msg) => {
+    if (deleteBySeq(msg.conv, msg.seq)) emit('messages', {conv: msg.conv, fresh: []});
+  });
   $('#composer').addEventListener('submit', (ev) => {
     ev.preventDefault();
     submit();
@@ -88,7 +101,8 @@ function submit() {
   }
   const conv = state.current;
   const room = roomOfConv(conv);
-  sendText(room ? {room} : {to: dmPeer(conv)}, text);
+  sendText(room ? {room} : {to: dmPeer(conv)}, text, replyTo?.conv === conv ? replyTo.seq : undefined);
+  setReply(null);
   input.value = '';
   autosize(input);
   input.focus();
@@ -113,6 +127,7 @@ export function openConv(conv) {
   list.replaceChildren();
   setTimeout(() => list.setAttribute('aria-live', 'polite'), 500);
   $('#composer-input').value = '';
+  setReply(null);
   showScreen('conv-screen');
   renderHeader();
   renderConv();
@@ -150,6 +165,11 @@ export function renderHeader() {
     $('#call-audio-button').setAttribute('aria-label', t('call_room_audio'));
     $('#call-video-button').setAttribute('aria-label', t('call_room_video'));
     $('#call-audio-button').classList.toggle('live', !!inCall);
+    renderCallBar(r);
+    const me = state.me?.id;
+    const pending = !member && r?.requests?.includes(me);
+    $('#room-join-prompt').textContent = t(pending ? 'room_pending' : r?.invited?.includes(me) ? 'room_invited_prompt' : 'room_join_prompt');
+    $('#room-join-button').hidden = !!pending;
   } else {
     const peer = dmPeer(conv);
     const u = state.users.get(peer);
@@ -161,7 +181,10 @@ export function renderHeader() {
     $('#call-audio-button').setAttribute('aria-label', t('call_audio'));
     $('#call-video-button').setAttribute('aria-label', t('call_video'));
     $('#call-audio-button').classList.remove('live');
+    $('#room-call-bar').hidden = true;
   }
+  $('#file-button').hidden = !!room || !state.users.has(dmPeer(conv));
+  $('#search-button').hidden = !member;
   $('#call-audio-button').hidden = !canCall;
   $('#call-video-button').hidden = !canCall;
   $('#room-join-bar').hidden = member;
@@ -188,14 +211,110 @@ function statusMark(m, readSeq) {
   return el('span', {class: 'mark ' + (m.status || '') + (mark ? '' : ' clock'), role: 'img', 'data-testid': 'msg-status', 'data-state': m.seq === undefined ? (m.status === 'failed' ? 'failed' : 'sending') : 'delivered', title: label, 'aria-label': label, text: mark});
 }
 
+/** Who is in the open room's call, and a button to join it. */
+function renderCallBar(r) {
+  const bar = $('#room-call-bar');
+  if (!r) {
+    bar.hidden = true;
+    return;
+  }
+  const people = r?.call?.participants || [];
+  const inThisCall = window.ahoy?.calls.current()?.room === r?.id;
+  bar.hidden = !people.length || !isMember('room:' + r.id);
+  $('#room-call-people').textContent = t('call_in_room', {names: people.map((u) => nameOf(u) || t('someone')).join(', ')});
+  $('#join-call-button').hidden = inThisCall || people.length >= (state.limits.call_members || 4);
+}
+
+function setReply(m) {
+  replyTo = m ? {conv: m.conv, seq: m.seq} : null;
+  $('#reply-bar').hidden = !m;
+  if (m) {
+    $('#reply-text').textContent = t('reply_to', {name: m.name || nameOf(m.from) || t('someone')}) + ' ' + snippet(m.text);
+    $('#composer-input').focus();
+  }
+}
+
+const snippet = (text) => (text.length > 80 ? text.slice(0, 80) + '…' : text);
+
+/** The actions for one message: reactions and reply (the menu loads on first use). */
+async function openActions(m, anchor) {
+  if (m.seq === undefined || !isMember(m.conv)) return;
+  const {openMenu} = await import('./msgmenu.js');
+  openMenu(m, anchor, {onReply: setReply, onReact: react});
+}
+
+/** Toggle my reaction `emoji` on message `m`. */
+export function react(m, emoji) {
+  const on = !(m.reactions?.[emoji] || []).includes(state.me?.id);
+  request({type: 'react', conv: m.conv, seq: m.seq, emoji, on}).catch((err) => toast(err.message));
+}
+
+function reactionRow(m) {
+  const entries = Object.entries(m.reactions || {}).filter(([, who]) => who.length);
+  if (!entries.length) return null;
+  return el('span', {class: 'reactions'}, entries.map(([emoji, who]) => {
+    const mine = who.includes(state.me?.id);
+    const names = who.map((u) => nameOf(u) || t('someone')).join(', ');
+    return el('button', {type: 'button', class: 'reaction' + (mine ? ' mine' : ''), 'data-testid': 'reaction', 'data-emoji': emoji, 'aria-pressed': String(mine), title: names, 'aria-label': t('reaction_label', {emoji, n: who.length, names}), onclick: () => react(m, emoji)}, emoji + ' ' + who.length);
+  }));
+}
+
 function messageNode(m, isRoom, readSeq) {
   const mine = m.from === state.me?.id;
   const li = el('li', {class: 'msg ' + (mine ? 'mine' : 'theirs'), 'data-testid': 'message', 'data-id': m.id, 'data-seq': m.seq ?? ''});
-  if (isRoom && !mine) li.append(el('span', {class: 'sender', 'data-testid': 'msg-sender', text: m.name || nameOf(m.from) || t('someone')}));
-  // textContent only: whatever people type is shown as text, never parsed as HTML.
-  li.append(el('span', {class: 'text', 'data-testid': 'msg-text', text: m.text}));
-  li.append(el('span', {class: 'meta'}, el('time', {datetime: new Date(m.ts).toISOString(), text: formatTime(m.ts)}), statusMark(m, readSeq)));
+  const name = m.name || nameOf(m.from) || t('someone');
+  if (isRoom && !mine) li.append(el('span', {class: 'msg-head'}, avatar(name, 'small', m.from), el('span', {class: 'sender', 'data-testid': 'msg-sender', text: name})));
+  if (m.reply_to) {
+    const orig = messageBySeq(m.conv, m.reply_to);
+    li.append(el('button', {type: 'button', class: 'quote', 'data-testid': 'msg-quote', 'data-seq': m.reply_to, onclick: () => jumpTo(m.conv, m.reply_to)},
+      el('strong', {text: orig ? orig.name || nameOf(orig.from) || t('someone') : t('reply_earlier')}),
+      orig ? el('span', {text: snippet(orig.text)}) : null));
+  }
+  // Formatting builds elements and text nodes only: typed markup never becomes HTML.
+  li.append(el('span', {class: 'text', 'data-testid': 'msg-text'}, formatText(m.text)));
+  li.append(reactionRow(m) || '');
+  li.append(el('span', {class: 'meta'},
+    m.seq !== undefined ? el('button', {type: 'button', class: 'msg-more', 'data-testid': 'msg-actions', 'aria-label': t('msg_actions'), title: t('msg_actions'), onclick: (ev) => openActions(m, ev.currentTarget), text: '☺'}) : null,
+    el('time', {datetime: new Date(m.ts).toISOString(), text: formatTime(m.ts)}), statusMark(m, readSeq)));
+  li.addEventListener('contextmenu', (ev) => {
+    ev.preventDefault();
+    openActions(m, li);
+  });
+  let press = null;
+  li.addEventListener('pointerdown', (ev) => {
+    if (ev.pointerType !== 'touch') return;
+    press = setTimeout(() => openActions(m, li), 550);
+  });
+  for (const type of ['pointerup', 'pointercancel', 'pointermove']) li.addEventListener(type, () => clearTimeout(press));
   return li;
+}
+
+/** Show message `seq` of `conv`, loading the messages around it first if needed. */
+export async function jumpTo(conv, seq) {
+  if (state.current !== conv) openConv(conv);
+  if (!messageBySeq(conv, seq)) {
+    const loaded = orderedMessages(conv).find((m) => m.seq);
+    const from = Math.max(0, seq - 25);
+    const upTo = loaded ? loaded.seq : seq + 26;
+    try {
+      const reply = await request({type: 'sync', conv, after: from, limit: Math.min(500, Math.max(50, upTo - from))});
+      for (const m of reply.messages || []) {
+        const {type, ...rest} = m;
+        mergeMessage(rest);
+      }
+      if (from === 0) conversation(conv).loadedOldest = true;
+    } catch (err) {
+      toast(err.message);
+      return;
+    }
+    renderConv(true);
+  }
+  const node = $(`#messages [data-seq="${Number(seq)}"]`);
+  if (!node) return;
+  node.scrollIntoView({block: 'center'});
+  node.classList.remove('flash');
+  void node.offsetWidth;
+  node.classList.add('flash');
 }
 
 /** Render the open conversation, reusing nodes that did not change. */
@@ -212,7 +331,7 @@ export function renderConv(keepScroll = false) {
   const readSeq = peer ? state.readBy[conv]?.[peer] || 0 : 0;
   const next = new Map();
   const nodes = msgs.map((m) => {
-    const key = `${m.id}|${m.seq}|${m.status}|${m.from === state.me?.id && readSeq >= (m.seq || Infinity)}`;
+    const key = `${m.id}|${m.seq}|${m.status}|${m.from === state.me?.id && readSeq >= (m.seq || Infinity)}|${JSON.stringify(m.reactions || '')}|${m.reply_to ? !!messageBySeq(conv, m.reply_to) : ''}`;
     let li = rendered.get(m.id);
     if (!li || li.dataset.key !== key) {
       li = messageNode(m, isRoom, readSeq);

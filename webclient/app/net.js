@@ -2,7 +2,7 @@
 // `ref`, the outbox of unsent messages and per-conversation sequence tracking.
 // See docs/protocol.md.
 
-import {state, emit, setIdentity, forgetIdentity, mergeMessage, saveOutbox, conversation, persistConv, flushSaves, rememberName, boxNow, newId} from './store.js';
+import {state, emit, setIdentity, forgetIdentity, mergeMessage, saveOutbox, conversation, persistConv, flushSaves, rememberUser, boxNow, newId} from './store.js';
 
 const handlers = new Map(); // type -> [fn]
 const pending = new Map(); // ref -> {resolve, reject, timer}
@@ -263,9 +263,10 @@ function onWelcome(msg) {
   state.clockSkew = (msg.server_time || Date.now()) - Date.now();
   setIdentity({id: msg.you.id, name: msg.you.name}, msg.token || state.token);
   state.users = new Map();
+  rememberUser(msg.you);
   for (const u of msg.users || []) {
     state.users.set(u.id, u);
-    rememberName(u.id, u.name);
+    rememberUser(u);
   }
   state.rooms = new Map((msg.rooms || []).map((r) => [r.id, r]));
   state.iceServers = msg.ice_servers || [];
@@ -311,6 +312,7 @@ function onAck(msg) {
     from: state.me.id,
     name: state.me.name,
     text: known?.text ?? item?.text ?? '',
+    reply_to: known?.reply_to ?? item?.reply_to,
   });
   emit('messages', {conv: msg.conv, fresh: []});
 }
@@ -366,8 +368,9 @@ function strip(m) {
  * (localStorage) until the box acks it; resending uses the same id, so the box
  * stores it once.
  */
-export function sendText(target, text) {
+export function sendText(target, text, replyTo) {
   const item = {id: newId(), text, ts: boxNow()};
+  if (replyTo) item.reply_to = replyTo;
   if (target.room) {
     item.room = target.room;
     item.conv = 'room:' + target.room;
@@ -378,7 +381,7 @@ export function sendText(target, text) {
   state.outbox.push(item);
   saveOutbox();
   const c = conversation(item.conv);
-  c.messages.set(item.id, {id: item.id, conv: item.conv, from: state.me.id, name: state.me.name, text, ts: item.ts, status: 'sending'});
+  c.messages.set(item.id, {id: item.id, conv: item.conv, from: state.me.id, name: state.me.name, text, ts: item.ts, reply_to: item.reply_to, status: 'sending'});
   emit('messages', {conv: item.conv, fresh: []});
   transmit(item);
   return item;
@@ -386,6 +389,7 @@ export function sendText(target, text) {
 
 function transmit(item) {
   const frame = {type: 'send', id: item.id, text: item.text, ref: item.id};
+  if (item.reply_to) frame.reply_to = item.reply_to;
   if (item.room) frame.room = item.room;
   else frame.to = item.to;
   send(frame);

@@ -1,19 +1,48 @@
-// Rooms: create, join, leave, and the owner's controls (rename, description,
-// open/closed, limit, remove participant, delete). Room events from the box.
+// Rooms: joining (also by invite link), and the box's room events: updates,
+// invitations, join requests for moderators, pending and refused joins.
+// Creating rooms and the room settings (roomadmin.js) load on first use.
 
 import {state, emit, nameOf, removeConv} from './store.js';
 import {request, handle} from './net.js';
-import {el, openDialog, closeDialog, toast} from './ui.js';
-import {qrImage, boxInfo} from './boxinfo.js';
+import {el, toast, setBanner} from './ui.js';
+import {beep} from './notify.js';
 import {t} from './strings.js';
 
+let openConvFn = () => {};
+
+function keep(room) {
+  if (room) state.rooms.set(room.id, room);
+  emit('rooms');
+}
+
 export function initRooms({openConv, closeConv}) {
-  handle('room_update', (msg) => {
-    state.rooms.set(msg.room.id, msg.room);
-    emit('rooms');
+  openConvFn = openConv;
+  handle('room_update', (msg) => keep(msg.room));
+  handle('room', (msg) => keep(msg.room));
+  handle('room_pending', (msg) => {
+    keep(msg.room);
+    toast(t('room_pending_toast', {name: msg.room.name}));
   });
-  handle('room', (msg) => {
-    if (msg.room) state.rooms.set(msg.room.id, msg.room);
+  handle('room_invited', (msg) => {
+    keep(msg.room);
+    beep();
+    const open = () => {
+      setBanner('invite-' + msg.room.id, null);
+      openRoom(msg.room.id);
+    };
+    setBanner('invite-' + msg.room.id, [
+      el('span', {text: t('room_invited_banner', {name: nameOf(msg.by) || t('someone'), room: msg.room.name}) + ' '}),
+      el('button', {class: 'link', 'data-testid': 'invite-open', text: t('room_join'), onclick: open})]);
+  });
+  handle('room_request', (msg) => {
+    const r = state.rooms.get(msg.room);
+    beep();
+    toast(t('room_request_toast', {name: msg.name, room: r ? r.name : ''}));
+  });
+  handle('room_denied', (msg) => {
+    const r = state.rooms.get(msg.room);
+    toast(t('room_denied', {name: r ? r.name : ''}));
+    if (r?.visibility === 'hidden') state.rooms.delete(msg.room);
     emit('rooms');
   });
   handle('room_deleted', (msg) => {
@@ -31,139 +60,37 @@ export function initRooms({openConv, closeConv}) {
     toast(t('room_removed', {name: r ? r.name : ''}));
     emit('rooms');
   });
-  openConvFn = openConv;
 }
 
-let openConvFn = () => {};
-
-function field(label, input) {
-  return el('label', {class: 'field'}, el('span', {text: label}), input);
-}
-
-export function createRoomDialog() {
-  const name = el('input', {name: 'name', maxlength: 48, required: true, 'data-testid': 'room-name-input', autocomplete: 'off'});
-  const desc = el('input', {name: 'description', maxlength: 200, 'data-testid': 'room-description-input', autocomplete: 'off'});
-  const limit = el('input', {name: 'limit', type: 'number', min: 2, max: state.limits.room_members || 200, value: 20, inputmode: 'numeric', 'data-testid': 'room-limit-input'});
-  const ephemeral = el('input', {type: 'checkbox', name: 'ephemeral'});
-  const error = el('p', {class: 'error', role: 'alert'});
-  const form = el('form', {class: 'stack', onsubmit: async (ev) => {
-    ev.preventDefault();
-    const n = name.value.trim();
-    if (!n) {
-      error.textContent = t('join_name_empty');
-      name.focus();
-      return;
-    }
-    try {
-      const reply = await request({type: 'room_create', name: n, description: desc.value.trim(), limit: Number(limit.value) || 20, ephemeral: ephemeral.checked});
-      state.rooms.set(reply.room.id, reply.room);
-      emit('rooms');
-      closeDialog();
-      openConvFn('room:' + reply.room.id);
-    } catch (err) {
-      error.textContent = err.message;
-    }
-  }},
-  field(t('room_name'), name),
-  field(t('room_description'), desc),
-  field(t('room_limit'), limit),
-  el('label', {class: 'check'}, ephemeral, el('span', {text: t('room_ephemeral')})),
-  error,
-  el('button', {class: 'primary wide', 'data-testid': 'room-create-submit', text: t('room_create_button')}));
-  openDialog(t('room_create_title'), form, {testid: 'room-create-dialog'});
-  name.focus();
+/** Join a room (with an invite code from a link, if any); true once a member. */
+export async function joinRoom(id, code) {
+  try {
+    const reply = await request(code ? {type: 'room_join', room: id, code} : {type: 'room_join', room: id});
+    keep(reply.room);
+    return reply.type === 'room';
+  } catch (err) {
+    toast(err.message);
+    return false;
+  }
 }
 
 /** Open a room from the list: join it if needed, then show it. */
-export async function openRoom(id) {
+export async function openRoom(id, code) {
   const r = state.rooms.get(id);
-  if (r && !r.members.includes(state.me?.id) && r.active) {
-    try {
-      const reply = await request({type: 'room_join', room: id});
-      state.rooms.set(id, reply.room);
-      emit('rooms');
-    } catch (err) {
-      toast(err.message);
-    }
+  const member = r?.members.includes(state.me?.id);
+  if (!member && (code || (r && r.active && !r.requests?.includes(state.me?.id)))) {
+    const joined = await joinRoom(id, code);
+    if (!joined && !state.rooms.has(id)) return;
   }
-  openConvFn('room:' + id);
+  if (state.rooms.has(id)) openConvFn('room:' + id);
 }
 
-export async function roomInfoDialog(id) {
-  const r = state.rooms.get(id);
-  if (!r) return;
-  const me = state.me.id;
-  const owner = r.owner === me;
-  const info = await boxInfo();
-  const roomUrl = (info?.https_url || location.origin) + '/#room=' + r.id;
-  const parts = [];
-  if (r.description) parts.push(el('p', {text: r.description}));
-  parts.push(el('figure', {class: 'qr'}, qrImage(roomUrl, t('room_qr_title')), el('figcaption', {}, el('strong', {text: t('room_qr_title')}), el('br'), el('span', {class: 'small muted', text: roomUrl}))));
+const admin = () => import('./roomadmin.js');
 
-  if (owner) {
-    const name = el('input', {value: r.name, maxlength: 48, required: true, 'data-testid': 'room-edit-name'});
-    const desc = el('input', {value: r.description || '', maxlength: 200, 'data-testid': 'room-edit-description'});
-    const limit = el('input', {type: 'number', min: 2, max: state.limits.room_members || 200, value: r.limit, inputmode: 'numeric', 'data-testid': 'room-edit-limit'});
-    const active = el('input', {type: 'checkbox', checked: r.active, 'data-testid': 'room-edit-active'});
-    const error = el('p', {class: 'error', role: 'alert'});
-    parts.push(el('form', {class: 'stack', onsubmit: async (ev) => {
-      ev.preventDefault();
-      try {
-        await request({type: 'room_update', room: r.id, name: name.value.trim(), description: desc.value.trim(), active: active.checked, limit: Number(limit.value)});
-        toast(t('room_saved'));
-        closeDialog();
-      } catch (err) {
-        error.textContent = err.message;
-      }
-    }},
-    field(t('room_name'), name),
-    field(t('room_description'), desc),
-    field(t('room_limit'), limit),
-    el('label', {class: 'check'}, active, el('span', {text: t('room_active')})),
-    error,
-    el('button', {class: 'primary wide', 'data-testid': 'room-save', text: t('room_save')})));
-  }
+export function createRoomDialog() {
+  admin().then((m) => m.createRoomDialog(openConvFn));
+}
 
-  parts.push(el('h3', {text: t('room_members')}));
-  parts.push(el('ul', {class: 'members', 'data-testid': 'room-members'}, r.members.map((uid) => {
-    const nm = nameOf(uid) || t('someone');
-    const online = uid === me || state.users.has(uid);
-    return el('li', {},
-      el('span', {class: online ? 'dot on' : 'dot', 'aria-hidden': 'true'}),
-      el('span', {class: 'grow', text: uid === me ? nm + ' (' + t('you') + ')' : nm}),
-      uid === r.owner ? el('span', {class: 'tag', text: t('room_owner_tag')}) : null,
-      owner && uid !== me ? el('button', {class: 'small danger-text', 'aria-label': t('room_remove_label', {name: nm}), 'data-testid': 'room-kick', onclick: async (ev) => {
-        try {
-          await request({type: 'room_kick', room: r.id, user: uid});
-          ev.target.closest('li').remove();
-        } catch (err) {
-          toast(err.message);
-        }
-      }, text: t('room_remove')}) : null);
-  })));
-
-  const actions = el('div', {class: 'row-actions'});
-  if (r.members.includes(me) && !owner) {
-    actions.append(el('button', {class: 'wide', 'data-testid': 'room-leave', onclick: async () => {
-      try {
-        await request({type: 'room_leave', room: r.id});
-        closeDialog();
-      } catch (err) {
-        toast(err.message);
-      }
-    }, text: t('room_leave')}));
-  }
-  if (owner) {
-    actions.append(el('button', {class: 'wide danger', 'data-testid': 'room-delete', onclick: async () => {
-      if (!confirm(t('room_delete_confirm', {name: r.name}))) return;
-      try {
-        await request({type: 'room_delete', room: r.id});
-        closeDialog();
-      } catch (err) {
-        toast(err.message);
-      }
-    }, text: t('room_delete')}));
-  }
-  parts.push(actions);
-  openDialog(r.name, parts, {testid: 'room-info-dialog'});
+export function roomInfoDialog(id) {
+  admin().then((m) => m.roomInfoDialog(id));
 }

@@ -1,5 +1,5 @@
-// Files and photos sent straight from phone to phone over the call's
-// RTCDataChannel. The box never sees them. Each transfer: a JSON header
+// Files and photos sent straight from phone to phone over an RTCDataChannel
+// (a call's, or one made for a single transfer by transfer.js). The box never sees them. Each transfer: a JSON header
 // {t: 'file', id, name, size, mime}, the bytes in 16 KiB chunks, then {t: 'end', id}.
 
 import {nameOf} from './store.js';
@@ -11,7 +11,8 @@ const HIGH_WATER = 1024 * 1024; // pause sending while this much is buffered
 const channels = new Map(); // user id -> RTCDataChannel
 const incoming = new Map(); // `${user}|${id}` -> {name, size, mime, parts, got, row}
 
-export function attachChannel(ch, userId) {
+/** Receive files on `ch`; progress rows go into `box`, `onEnd` runs after each file. */
+export function attachChannel(ch, userId, box = '#call-files', onEnd = null) {
   ch.binaryType = 'arraybuffer';
   ch.bufferedAmountLowThreshold = HIGH_WATER / 4;
   channels.set(userId, ch);
@@ -25,12 +26,13 @@ export function attachChannel(ch, userId) {
         return;
       }
       if (msg.t === 'file') {
-        receiving = {...msg, parts: [], got: 0, row: progressRow(t('file_receiving', {name: msg.name}), msg.size)};
+        receiving = {...msg, parts: [], got: 0, row: progressRow(t('file_receiving', {name: msg.name}), msg.size, box)};
         incoming.set(userId + '|' + msg.id, receiving);
       } else if (msg.t === 'end' && receiving && receiving.id === msg.id) {
         finish(receiving, userId);
         incoming.delete(userId + '|' + msg.id);
         receiving = null;
+        if (onEnd) onEnd();
       }
     } else if (receiving) {
       receiving.parts.push(ev.data);
@@ -44,11 +46,11 @@ export function attachChannel(ch, userId) {
   };
 }
 
-function progressRow(label, size) {
+export function progressRow(label, size, box = '#call-files') {
   const bar = el('progress', {max: size || 1, value: 0, 'data-testid': 'file-progress'});
   const labelEl = el('span', {text: label});
   const row = el('div', {class: 'file-row', 'data-testid': 'file-transfer'}, labelEl, bar);
-  $('#call-files').append(row);
+  $(box).append(row);
   return {el: row, bar, label: labelEl};
 }
 
@@ -81,9 +83,10 @@ export async function shareFiles(files) {
   }
 }
 
-async function sendFile(ch, file) {
+/** Send one file over an open channel, showing progress in `box`. Resolves true once all is sent. */
+export async function sendFile(ch, file, box = '#call-files') {
   const id = Math.random().toString(36).slice(2, 10);
-  const row = progressRow(t('file_sending', {name: file.name}), file.size);
+  const row = progressRow(t('file_sending', {name: file.name}), file.size, box);
   ch.send(JSON.stringify({t: 'file', id, name: file.name, size: file.size, mime: file.type}));
   let offset = 0;
   try {
@@ -97,8 +100,10 @@ async function sendFile(ch, file) {
     ch.send(JSON.stringify({t: 'end', id}));
     row.label.textContent = t('file_sent', {name: file.name});
     row.el.dataset.done = 'true';
+    return true;
   } catch {
     row.label.textContent = t('file_failed', {name: file.name});
+    return false;
   }
 }
 

@@ -28,6 +28,7 @@ export const state = {
   conn: 'offline', // offline | connecting | online | replaced
   users: new Map(), // online users except me: id -> {id, name, status}
   names: new Map(Object.entries(load('names', {}))), // every id we have seen -> name
+  profiles: new Map(Object.entries(load('profiles', {}))), // id -> {colour, avatar, status_text}
   rooms: new Map(), // id -> room object from the box
   convs: new Map(), // conv -> {id, messages: Map(msgId -> msg)}
   lastSeq: load('seq', {}), // conv -> highest seq seen
@@ -96,6 +97,17 @@ export function rememberName(id, name) {
   if (!id || !name || state.names.get(id) === name) return;
   state.names.set(id, name);
   save('names', Object.fromEntries(state.names));
+}
+
+/** Keep what we know of a person (name, colour, picture, status line). */
+export function rememberUser(u) {
+  if (!u?.id) return;
+  rememberName(u.id, u.name);
+  const p = {colour: u.colour || null, avatar: u.avatar || null, status_text: u.status_text || ''};
+  const old = state.profiles.get(u.id);
+  if (old && old.colour === p.colour && old.avatar === p.avatar && old.status_text === p.status_text) return;
+  state.profiles.set(u.id, p);
+  save('profiles', Object.fromEntries(state.profiles));
 }
 
 export function nameOf(id) {
@@ -167,7 +179,7 @@ export function flushSaves() {
     const c = state.convs.get(conv);
     if (!c) continue;
     const kept = orderedMessages(conv).filter((m) => m.seq !== undefined).slice(-MAX_KEPT);
-    save('msgs.' + conv, kept.map(({id, conv: cv, seq, from, name, text, ts}) => ({id, conv: cv, seq, from, name, text, ts})));
+    save('msgs.' + conv, kept.map(({id, conv: cv, seq, from, name, text, ts, reply_to, reactions}) => ({id, conv: cv, seq, from, name, text, ts, reply_to, reactions})));
   }
   pendingSaves.clear();
   save('seq', state.lastSeq);
@@ -187,6 +199,36 @@ export function mergeMessage(msg) {
   if (msg.seq > (state.lastSeq[msg.conv] || 0)) state.lastSeq[msg.conv] = msg.seq;
   persistConv(msg.conv);
   return !known;
+}
+
+/** The message with sequence number `seq` in `conv`, if we have it. */
+export function messageBySeq(conv, seq) {
+  for (const m of conversation(conv).messages.values()) if (m.seq === seq) return m;
+  return null;
+}
+
+/** Someone reacted (or took a reaction back). Returns the message, if known. */
+export function applyReaction(conv, seq, from, emoji, on) {
+  const m = messageBySeq(conv, seq);
+  if (!m) return null;
+  const reactions = {...(m.reactions || {})};
+  const who = new Set(reactions[emoji] || []);
+  if (on) who.add(from);
+  else who.delete(from);
+  if (who.size) reactions[emoji] = [...who];
+  else delete reactions[emoji];
+  m.reactions = reactions;
+  persistConv(conv);
+  return m;
+}
+
+/** The admin deleted a message: forget it here too. */
+export function deleteBySeq(conv, seq) {
+  const m = messageBySeq(conv, seq);
+  if (!m) return false;
+  conversation(conv).messages.delete(m.id);
+  persistConv(conv);
+  return true;
 }
 
 export function removeConv(conv) {

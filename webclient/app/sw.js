@@ -2,10 +2,11 @@
 // briefly out of reach. Network first (the box is always the fresher copy),
 // the cache only when the network fails. /api, /ws and /ca.crt are never cached.
 
-const CACHE = 'ahoy-shell-v1';
+const CACHE = 'ahoy-shell-v2';
 const SHELL = [
   '/', '/index.html', '/style.css', '/app.js', '/strings.js', '/store.js', '/net.js', '/ui.js',
-  '/chat.js', '/rooms.js', '/boxinfo.js', '/notify.js', '/calls.js', '/share.js',
+  '/chat.js', '/rooms.js', '/boxinfo.js', '/notify.js', '/calls.js', '/share.js', '/format.js',
+  '/roomadmin.js', '/msgmenu.js', '/search.js', '/profile.js', '/transfer.js', '/direct.js', '/qr.js',
   '/manifest.webmanifest', '/icons/icon.svg', '/icons/icon-192.png',
 ];
 

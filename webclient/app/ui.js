@@ -34,12 +34,16 @@ export function icon(name) {
   return svg;
 }
 
-export function avatar(name, extra = '') {
+/** A round badge: the person's picture, else their initial on their colour. */
+export function avatar(name, extra = '', userId = null) {
   const letter = (name || '?').trim().charAt(0).toUpperCase() || '?';
   let h = 0;
   for (const ch of name || '') h = (h * 31 + ch.codePointAt(0)) % 360;
   const a = el('span', {class: 'avatar ' + extra, 'aria-hidden': 'true', text: letter});
   a.style.setProperty('--hue', h);
+  const p = userId ? state.profiles.get(userId) : null;
+  if (p?.colour && /^#[0-9a-f]{6}$/i.test(p.colour)) a.style.background = p.colour;
+  if (p?.avatar && p.avatar.startsWith('/api/avatar/')) a.append(el('img', {src: p.avatar, alt: '', 'data-testid': 'avatar-img'}));
   return a;
 }
 
@@ -115,11 +119,13 @@ export function statusText(status) {
 
 let openConvHandler = () => {};
 let roomHandler = () => {};
+let sendFileHandler = () => {};
 
 /** Wire the home lists: what to do when a chat, person or room is tapped. */
-export function initHome({openConv, openRoom}) {
+export function initHome({openConv, openRoom, sendFile}) {
   openConvHandler = openConv;
   roomHandler = openRoom;
+  sendFileHandler = sendFile;
   for (const tab of document.querySelectorAll('[role=tab]')) {
     tab.addEventListener('click', () => selectTab(tab.dataset.tab));
     tab.addEventListener('keydown', (ev) => {
@@ -214,7 +220,7 @@ function renderChats() {
     const peerStatus = e.peer ? state.users.get(e.peer)?.status : null;
     return el('li', {},
       el('button', {class: 'row', 'data-testid': 'chat-item', 'data-conv': e.conv, onclick: () => openConvHandler(e.conv)},
-        avatar(e.title, peerStatus ? 'status-' + peerStatus : ''),
+        avatar(e.title, peerStatus ? 'status-' + peerStatus : '', e.peer),
         el('span', {class: 'row-main'},
           el('span', {class: 'row-title', text: e.title}),
           el('span', {class: 'row-sub muted', text: preview})),
@@ -233,14 +239,16 @@ function renderPeople() {
   }
   list.replaceChildren(...users.map((u) => {
     const unread = state.me ? state.unread[dmConv(u.id)] || 0 : 0;
-    return el('li', {},
+    return el('li', {class: 'with-action'},
       el('button', {class: 'row', 'data-testid': 'user-item', 'data-user': u.id, 'data-status': u.status, onclick: () => openConvHandler(dmConv(u.id))},
-        avatar(u.name, 'status-' + u.status),
+        avatar(u.name, 'status-' + u.status, u.id),
         el('span', {class: 'row-main'},
           el('span', {class: 'row-title', text: u.name}),
-          el('span', {class: 'row-sub status-text ' + u.status, 'data-testid': 'user-status', text: statusText(u.status)})),
+          el('span', {class: 'row-sub status-text ' + u.status, 'data-testid': 'user-status', text: statusText(u.status)}),
+          u.status_text ? el('span', {class: 'row-sub muted small', 'data-testid': 'user-status-line', text: u.status_text}) : null),
         el('span', {class: 'row-side'},
-          unread ? el('span', {class: 'badge', 'aria-label': t('unread_label', {n: unread}), text: unread}) : null)));
+          unread ? el('span', {class: 'badge', 'aria-label': t('unread_label', {n: unread}), text: unread}) : null)),
+      el('button', {class: 'icon row-action', 'data-testid': 'user-send-file', 'aria-label': t('file_send_to', {name: u.name}), title: t('file_send_to', {name: u.name}), onclick: () => sendFileHandler(u.id)}, icon('clip')));
   }));
 }
 
@@ -255,6 +263,10 @@ function renderRooms() {
   list.replaceChildren(...rooms.map((r) => {
     const tags = [];
     if (r.members.includes(me)) tags.push(el('span', {class: 'tag', text: t('room_member_tag')}));
+    else if (r.invited?.includes(me)) tags.push(el('span', {class: 'tag live', text: t('room_invited_tag')}));
+    else if (r.requests?.includes(me)) tags.push(el('span', {class: 'tag', text: t('room_pending_tag')}));
+    if (r.visibility === 'hidden') tags.push(el('span', {class: 'tag', text: t('room_hidden_tag')}));
+    if (r.requests?.length && (r.owner === me || r.moderators?.includes(me))) tags.push(el('span', {class: 'tag warn', 'data-testid': 'room-requests-tag', text: t('room_requests_tag', {n: r.requests.length})}));
     if (!r.active) tags.push(el('span', {class: 'tag warn', text: t('room_inactive_tag')}));
     if (r.call?.participants?.length) tags.push(el('span', {class: 'tag live', text: t('room_call_tag', {n: r.call.participants.length})}));
     const unread = state.unread['room:' + r.id] || 0;
