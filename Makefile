@@ -37,6 +37,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy appliance provisioning
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -r bench/requirements.txt
 	$(PY) -m bench
 
 screenshots: $(STAMP)
