@@ -17,6 +17,9 @@
 #   4 output      xz, sha256, bmap.
 #
 # Needs root (ownership in the root file system) and, for arm64, qemu-user via binfmt_misc.
+# The whole script is one block, so bash reads it completely before running it: editing
+# this file during a build does not change the running build.
+{
 set -euo pipefail
 
 ARCH=${1:-arm64}
@@ -219,6 +222,8 @@ rm -f /var/lib/dbus/machine-id
 echo ahoy > /etc/hostname
 EOF
 printf '127.0.0.1\tlocalhost\n127.0.1.1\tahoy\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' > "$ROOT/etc/hosts"
+# The box answers its own DNS questions (dnsmasq); `ip netns exec` also needs the file.
+rm -f "$ROOT/etc/resolv.conf" && echo "nameserver 127.0.0.1" > "$ROOT/etc/resolv.conf"
 rm -rf "$ROOT"/var/cache/apt/*.bin "$ROOT"/var/log/*.log "$ROOT"/var/log/apt/* "$ROOT"/tmp/*
 
 # ---------------------------------------------------------------- 3 partitions
@@ -295,3 +300,5 @@ else
   ls -lh "$OUT/$NAME"*
 fi
 stage "done in $(( $(date +%s) - START )) s"
+exit 0
+}

@@ -63,12 +63,16 @@ def box_config() -> dict[str, str]:
     return config
 
 
-def wait_for_hotspot(timeout: float = 300) -> None:
+def wait_for_hotspot(timeout: float = 300) -> float:
+    """Seconds since boot when hostapd had the access point up."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         info = subprocess.run(["iw", "dev", "wlan0", "info"], capture_output=True, text=True)
         if "type AP" in info.stdout and "ssid" in info.stdout:
-            return
+            started = subprocess.run(
+                ["systemctl", "show", "-P", "ActiveEnterTimestampMonotonic", "hostapd@wlan0"],
+                capture_output=True, text=True).stdout.strip()
+            return int(started) / 1e6 if started.isdigit() and int(started) else uptime()
         time.sleep(0.2)
     raise RuntimeError("wlan0 never became an access point")
 
@@ -111,7 +115,10 @@ def phone_py(netns: str, *args: str, timeout: float = 300) -> dict[str, Any]:
     lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     for line in lines[:-1]:
         report(f"phone_{line.pop('event')}", phone=netns, **line)
-    return lines[-1]
+    result = lines[-1]
+    result.pop("event", None)
+    result.pop("command", None)
+    return result
 
 
 def check(name: str, ok: bool, **detail: Any) -> bool:
@@ -186,8 +193,8 @@ def main() -> int:
             phase = arg.split("=", 1)[1]
     report("agent_start", phase=phase)
     try:
-        wait_for_hotspot()
-        report("hotspot_up")
+        up = wait_for_hotspot()
+        report("hotspot_up", t=round(up, 2), seen=round(uptime(), 2))
         config = box_config()
         ok = first_boot(config) if phase == "1" else second_boot(config)
     except Exception as exc:

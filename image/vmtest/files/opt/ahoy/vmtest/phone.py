@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import re
 import ssl
 import sys
 import time
@@ -24,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import websockets
-from websockets.typing import Origin
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack
+from websockets.typing import Origin
 
 CA = Path("/data/ahoy/tls/ahoy-ca.crt")
 STATE = Path("/data/vmtest")  # device tokens survive the pulled plug like a phone's storage
@@ -45,13 +46,14 @@ def tls_context() -> ssl.SSLContext:
 
 
 def http_get(host: str, path: str, https: bool = False, method: str = "GET",
-             headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+             headers: dict[str, str] | None = None,
+             body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
     conn: http.client.HTTPConnection
     if https:
         conn = http.client.HTTPSConnection(host, 443, timeout=30, context=tls_context())
     else:
         conn = http.client.HTTPConnection(host, 80, timeout=30)
-    conn.request(method, path, headers=headers or {})
+    conn.request(method, path, body=body, headers=headers or {})
     response = conn.getresponse()
     body = response.read()
     conn.close()
@@ -63,7 +65,10 @@ def portal(box: str) -> dict[str, Any]:
     probe = "connectivitycheck.gstatic.com"
     before, headers, _ = http_get(probe, "/generate_204")
     redirect = headers.get("location", "")
+    _, _, page = http_get(box, "/portal")
+    nonce = re.search(rb'name="nonce" value="([^"]*)"', page)
     accepted, _, _ = http_get(box, "/portal/continue", method="POST",
+                              body=b"nonce=" + (nonce.group(1) if nonce else b""),
                               headers={"Origin": f"http://{box}",
                                        "Content-Type": "application/x-www-form-urlencoded"})
     after, _, _ = http_get(probe, "/generate_204")
