@@ -81,7 +81,8 @@ def qr() -> Response:
     if not text or len(text) > MAX_QR_TEXT:
         abort(400, f"text must be 1 to {MAX_QR_TEXT} characters")
     buf = io.BytesIO()
-    segno.make(text, error="m").save(buf, kind="svg", scale=6, border=2, dark="#000",
+    # micro=False: many phone scanners cannot read Micro QR codes.
+    segno.make(text, error="m", micro=False).save(buf, kind="svg", scale=6, border=2, dark="#000",
                                      light="#fff", xmldecl=False)
     response = Response(buf.getvalue(), mimetype="image/svg+xml")
     response.headers["Cache-Control"] = "public, max-age=86400"

@@ -649,8 +649,9 @@ class Hub:
         self._broadcast_room(room)
 
     def _on_room_update(self, conn: Connection, user: str, req: Request) -> None:
-        room = self._room(req.get("room"))
+        room = self._room(req.get("room"), user)
         room.check_owner(user)
+        saw_it = {s.user_id for s in self.presence.sessions() if room.can_see(s.user_id)}
         if req.get("name") is not None:
             room.name = protocol.clean_room_name(req.get("name"))
         if req.get("description") is not None:
@@ -666,6 +667,10 @@ class Hub:
         self.store.save_room(room.record())
         conn.peer.send(self._reply(req, {"type": "room", "room": self._room_wire(room)}))
         self._broadcast_room(room)
+        # People who no longer may see it (it was made hidden) drop it from their list.
+        self._send_all([p for u in saw_it if not room.can_see(u)
+                        if (p := self.presence.peer(u)) is not None],
+                       {"type": "room_deleted", "room": room.id})
 
     def _on_room_kick(self, conn: Connection, user: str, req: Request) -> None:
         room = self._room(req.get("room"), user)

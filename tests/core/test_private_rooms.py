@@ -96,3 +96,13 @@ def test_private_room_settings_roles_and_invites_survive_a_restart(box: Box) -> 
     room = Hub(box.store, clock=box.clock).rooms[room_id]
     assert (room.visibility, room.approval, room.moderators) == ("hidden", True, {ben_id})
     assert room.invited == [cy_id]
+
+
+def test_making_a_room_hidden_removes_it_from_outsiders_lists(box: Box) -> None:
+    ana, _, _ = box.join("Ana")
+    eve, _, _ = box.join("Eve")
+    room_id = box.room(ana, "Deck")
+    assert eve.last("room_update")["room"]["id"] == room_id
+    box.say(ana, "room_update", room=room_id, visibility="hidden")
+    assert eve.last("room_deleted") == {"type": "room_deleted", "room": room_id}
+    assert not [m for m in ana.of("room_deleted")]
