@@ -210,7 +210,7 @@ groupadd --system --gid 900 ahoy
 useradd --system --uid 900 --gid ahoy --home-dir /data/ahoy --no-create-home --shell /usr/sbin/nologin ahoy
 groupadd --system gpio && usermod -a -G gpio ahoy
 # Started by provisioning once their config files exist, not on their own.
-systemctl disable --quiet dnsmasq.service coturn.service 2>/dev/null || true
+systemctl disable --quiet dnsmasq.service coturn.service hostapd.service 2>/dev/null || true
 systemctl mask --quiet systemd-networkd-wait-online.service
 systemctl enable --quiet systemd-networkd.service ahoy-data-partition.service ahoy-provision.service \
   ahoy.service ahoy-requests.path ahoy-clock-save.timer ssh.service
