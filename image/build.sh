@@ -77,6 +77,7 @@ need() {  # need COMMAND PACKAGE
 WORK=""
 cleanup() {
   local status=$?
+  set +e
   # Stage 2 mounts nothing and the image is assembled without loop devices, so only the
   # scratch folder (and anything mmdebstrap left mounted below it) needs to go.
   if [ -n "$WORK" ] && [ -d "$WORK" ]; then

@@ -41,7 +41,7 @@ class Boot:
         cmdline = (f"root=LABEL=AHOYROOT ro console=ttyS0,115200 net.ifnames=0 "
                    f"ahoy.vmtest={n} panic=10")
         self.argv = [
-            "qemu-system-x86_64", "-accel", "tcg", "-machine", "q35", "-cpu", "max",
+            "qemu-system-x86_64", "-accel", "tcg", "-machine", "pc", "-cpu", "max",
             "-smp", "2", "-m", memory, "-display", "none", "-monitor", "none",
             "-no-reboot", "-nic", "none", "-device", "i6300esb",
             "-kernel", str(VM / "vmlinuz"), "-initrd", str(VM / "initrd.img"),
@@ -77,10 +77,13 @@ class Boot:
                 show(self.n, event)
         return new
 
-    def pull_the_plug(self) -> None:
-        if self.proc.poll() is None:
+    def pull_the_plug(self) -> bool:
+        """Kill qemu; False when the VM had already stopped on its own (reset, panic)."""
+        alive = self.proc.poll() is None
+        if alive:
             self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
+        return alive
 
     def first(self, name: str) -> dict[str, Any] | None:
         return next((e for e in self.events if e["event"] == name), None)
@@ -159,7 +162,8 @@ def main() -> int:
                        args.timeout)
     if reached and first.first("burst_start"):
         reached = wait_for(first, burst_done, 300)
-    first.pull_the_plug()
+    if not first.pull_the_plug():
+        failures.append(f"boot 1: the VM stopped on its own (see {first.console})")
     print(f"  boot 1: plug pulled with {len(acked)} burst messages acknowledged", flush=True)
     for event in first.events:
         if event["event"] == "check" and not event["ok"]:
@@ -175,7 +179,8 @@ def main() -> int:
           flush=True)
     second = Boot(2, disk, run_dir, args.memory)
     wait_for(second, lambda e: e["event"] == "done", args.timeout)
-    second.pull_the_plug()
+    if not second.pull_the_plug() and not second.first("done"):
+        failures.append(f"boot 2: the VM stopped on its own (see {second.console})")
     history = second.first("history")
     if history is None:
         failures.append("boot 2: no history from the box")

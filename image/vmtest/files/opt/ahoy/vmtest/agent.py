@@ -149,11 +149,36 @@ def chat_and_call(phones: list[dict[str, str]]) -> bool:
     return ok
 
 
+def system_checks() -> bool:
+    """What the image promises besides the hotspot: read-only root, RAM logs, no SSH, ..."""
+    def out(*argv: str) -> str:
+        return subprocess.run(argv, capture_output=True, text=True).stdout.strip()
+
+    ok = check("root is a RAM overlay on a read-only root file system",
+               out("findmnt", "-n", "-o", "FSTYPE", "/") == "overlay"
+               and "ro" in out("findmnt", "-n", "-o", "OPTIONS", "/media/root-ro").split(","))
+    ok &= check("logs in RAM only", not Path("/var/log/journal").exists()
+                and Path("/run/log/journal").exists())
+    ok &= check("SSH off without a key in ahoy.txt",
+                out("systemctl", "is-active", "ssh") != "active")
+    pid = out("systemctl", "show", "-P", "MainPID", "ahoy.service")
+    status = Path(f"/proc/{pid}/status").read_text() if pid.isdigit() and pid != "0" else ""
+    uid = next((line.split()[1] for line in status.splitlines() if line.startswith("Uid:")), "")
+    ok &= check("ahoy.service runs as the unprivileged user ahoy", uid == "900", uid=uid)
+    watchdog = out("systemctl", "show", "-P", "RuntimeWatchdogUSec")
+    ok &= check("hardware watchdog armed", Path("/dev/watchdog0").exists()
+                and watchdog not in ("", "0", "infinity"), runtime_watchdog=watchdog)
+    size_mb = int(out("findmnt", "-n", "-b", "-o", "SIZE", "/data") or 0) // 2**20
+    ok &= check("data partition grown to fill the disk", size_mb > 200, size_mb=size_mb)
+    return ok
+
+
 def first_boot(config: dict[str, str]) -> bool:
+    ok = system_checks()
     phones = [make_phone(1, config), make_phone(2, config)]
     leases = Path("/data/ahoy/dnsmasq.leases")
     text = leases.read_text() if leases.exists() else ""
-    ok = check("dnsmasq lease for each phone", all(p["mac"] in text for p in phones))
+    ok &= check("dnsmasq lease for each phone", all(p["mac"] in text for p in phones))
     portal = phone_py("phone1", "portal", BOX)
     ok &= check("captive portal: probe redirected, then answered after accepting",
                 portal["probe_before"] == 302 and "/portal" in portal["redirect"]
@@ -181,6 +206,7 @@ def second_boot(config: dict[str, str]) -> bool:
     phone = make_phone(1, config)
     ok = check("hotspot back with the new config", True, wpa2=bool(config.get("wifi_passphrase")),
                ip=phone["ip"])
+    ok &= check("clock saved on the data partition", Path("/data/fake-hwclock.data").exists())
     result = phone_py("phone1", "history", BOX)
     report("history", conv=result["conv"], ids=result["ids"])
     return ok
