@@ -10,6 +10,15 @@ import pytest
 from ahoytest import AhoyServer, WsClient
 
 
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Any]:
+    """One Playwright for the whole run: a second one cannot start inside the
+    first one's asyncio loop."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        yield p
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the real-browser tests last.
 

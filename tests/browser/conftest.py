@@ -15,15 +15,9 @@ from browserkit import CHROMIUM, Phone, launch  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def playwright() -> Iterator[Any]:
+def browser(playwright: Any) -> Iterator[Any]:
     if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
         pytest.skip(f"no Chromium at {CHROMIUM}")
-    with sync_api.sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="session")
-def browser(playwright: Any) -> Iterator[Any]:
     b = launch(playwright)
     yield b
     b.close()
