@@ -226,6 +226,8 @@ EOF
 printf '127.0.0.1\tlocalhost\n127.0.1.1\tahoy\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' > "$ROOT/etc/hosts"
 # The box answers its own DNS questions (dnsmasq); `ip netns exec` also needs the file.
 rm -f "$ROOT/etc/resolv.conf" && echo "nameserver 127.0.0.1" > "$ROOT/etc/resolv.conf"
+# The clock is saved on /data (see /etc/default/fake-hwclock), not here.
+rm -f "$ROOT/etc/fake-hwclock.data"
 rm -rf "$ROOT"/var/cache/apt/*.bin "$ROOT"/var/log/*.log "$ROOT"/var/log/apt/* "$ROOT"/tmp/*
 
 # ---------------------------------------------------------------- 3 partitions
