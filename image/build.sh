@@ -190,9 +190,10 @@ chroot "$ROOT" python3 -m venv --without-pip /opt/ahoy/venv
 SITE="$ROOT/opt/ahoy/venv/lib/python3.11/site-packages"
 PLATFORM_ARGS=(); for p in "${PIP_PLATFORMS[@]}"; do PLATFORM_ARGS+=(--platform "$p"); done
 python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
-  --cache-dir "$CACHE/pip" --only-binary=:all: --python-version 3.11 --implementation cp \
-  --abi cp311 "${PLATFORM_ARGS[@]}" --target "$SITE" \
-  -r "$REPO/requirements.txt" "${PIP_EXTRA[@]}"
+  --root-user-action=ignore --cache-dir "$CACHE/pip" --only-binary=:all: --python-version 3.11 \
+  --implementation cp --abi cp311 "${PLATFORM_ARGS[@]}" --target "$SITE" \
+  -r "$REPO/requirements.txt" "${PIP_EXTRA[@]}" 2>&1 |
+  { grep -v "is ignored: it is neither a file nor a directory" || true; }  # local find-links
 # The root is read-only at run time: compile now so Python never tries to write .pyc files.
 python3 -m compileall -q -j 2 "$SITE" "$APP" >/dev/null || true
 
