@@ -5,7 +5,8 @@
 - the boot partition: kernel, initrd, config.txt/cmdline.txt, the Pi firmware, device trees
   for every supported board, and ahoy.txt with every setting commented out
 - the arm64 root runs `python -m appliance --help` and `python -m provisioning --help`
-  under qemu-user (chroot into the read-only root, mounted from the image)
+  under qemu-user (chroot into the read-only root, mounted from the image), and its venv
+  imports every runtime dependency
 
 Needs root (the loop mount), mtools and, off an arm64 machine, qemu-user with binfmt_misc.
 Exit status 0 when every check passes; each result is printed.
@@ -91,6 +92,19 @@ def run_in_root(image: Path, start: int, size: int) -> None:
                 check(f"arm64 root runs `python -m {module} --help` under qemu-user",
                       done.returncode == 0 and "usage" in done.stdout,
                       (done.stdout + done.stderr).strip()[-300:])
+            # The service's imports, with /tmp as on the box (lgpio puts its pipes in LG_WD).
+            subprocess.run(["mount", "-t", "tmpfs", "tmpfs", f"{mnt}/tmp"], check=True)
+            try:
+                done = subprocess.run(
+                    ["chroot", mnt, "/usr/bin/env", "-i", "PATH=/usr/bin:/bin", "LG_WD=/tmp",
+                     "PYTHONDONTWRITEBYTECODE=1", "/opt/ahoy/venv/bin/python", "-c",
+                     "import aiortc, av, cryptography, flask, flask_sock, gevent, gpiozero, "
+                     "lgpio, pyroute2, segno, zeroconf"],
+                    capture_output=True, text=True, timeout=300, check=False)
+            finally:
+                subprocess.run(["umount", f"{mnt}/tmp"], check=False)
+            check("arm64 venv imports every runtime dependency (lgpio included)",
+                  done.returncode == 0, done.stderr.strip()[-300:])
             for unit in ("ahoy.service", "ahoy-provision.service", "ahoy-requests.path",
                          "ahoy-data-partition.service"):
                 # The links point into the image's own /etc, so look at the links themselves.
