@@ -21,6 +21,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,11 +30,16 @@ from typing import Any, Protocol
 from provisioning.datadir import ADMIN_PASSWORD_NOTE, DEFAULT_BOOT_CONFIG
 
 MAX_REQUEST_BYTES = 16 * 1024
-APPLY, SHOW_PASSWORD = "apply", "show-admin-password"
+APPLY, SHOW_PASSWORD, SET_CLOCK = "apply", "show-admin-password", "set-clock"
 REBOOT, SHUTDOWN, FACTORY_RESET = "reboot", "shutdown", "factory-reset"
 # Power actions, strongest first: only one of them is carried out.
 POWER_ACTIONS = (FACTORY_RESET, SHUTDOWN, REBOOT)
-ACTIONS = frozenset({APPLY, SHOW_PASSWORD, *POWER_ACTIONS})
+ACTIONS = frozenset({APPLY, SHOW_PASSWORD, SET_CLOCK, *POWER_ACTIONS})
+# A clock the admin's browser may set: after this software was written, before 2100.
+EARLIEST_CLOCK, LATEST_CLOCK = 1_767_225_600, 4_102_444_800
+# Config keys the service itself reads at start; changing one restarts it.
+SERVICE_KEYS = ("box_name", "network", "wifi_name", "wifi_passphrase", "retention_days",
+                "retention_messages", "interface", "status_led_pins", "button_pin")
 # The admin page may also leave `apply-request.json` with no action inside.
 ACTION_BY_FILE_NAME = {"apply-request": APPLY}
 
@@ -67,12 +73,20 @@ def parse_request(name: str, data: bytes) -> Request:
         if not isinstance(password, str) or not password.isprintable() or not password \
                 or len(password) > 128:
             raise RequestError(f"{name}: show-admin-password needs a printable password")
+    if action == SET_CLOCK:
+        when = payload.get("time")
+        if isinstance(when, bool) or not isinstance(when, int | float) \
+                or not EARLIEST_CLOCK <= when <= LATEST_CLOCK:
+            raise RequestError(f"{name}: set-clock needs a plausible 'time' (seconds since 1970)")
     return Request(action, payload, name)
 
 
 def plan(requests: Sequence[Request]) -> list[Request]:
     """The order to carry requests out in; duplicates and weaker power actions dropped."""
     chosen: list[Request] = []
+    clocks = [r for r in requests if r.action == SET_CLOCK]
+    if clocks:
+        chosen.append(clocks[-1])  # the newest reading of the admin's clock
     if any(r.action == APPLY for r in requests):
         chosen.append(next(r for r in requests if r.action == APPLY))
     shows = [r for r in requests if r.action == SHOW_PASSWORD]
@@ -140,6 +154,7 @@ class Machine(Protocol):
     """What carrying out requests does to the box; tests record it."""
 
     def apply(self) -> int: ...
+    def set_clock(self, when: float) -> None: ...
     def show_admin_password(self, password: str) -> None: ...
     def reboot(self) -> None: ...
     def shutdown(self) -> None: ...
@@ -155,9 +170,25 @@ class HostMachine:
     consoles: tuple[str, ...] = ("/dev/console", "/dev/ttyS0", "/dev/ttyS1", "/dev/ttyAMA0")
 
     def apply(self) -> int:
+        """Apply the config; restart the service when a setting it reads changed
+        (phones reconnect by themselves and lose nothing)."""
+        from provisioning.configstore import current_config
+
+        before = current_config(self.data_dir)
         argv = [sys.executable, "-m", "provisioning", "apply",
                 "--config", str(self.config), "--data-dir", str(self.data_dir)]
-        return subprocess.run(argv, check=False).returncode
+        code = subprocess.run(argv, check=False).returncode
+        after = current_config(self.data_dir)
+        if any(getattr(before, key) != getattr(after, key) for key in SERVICE_KEYS):
+            subprocess.run(["systemctl", "try-restart", "ahoy.service"], check=False)
+        return code
+
+    def set_clock(self, when: float) -> None:
+        """The Pi has no real-time clock: take the admin's, and keep it on /data."""
+        time.clock_settime(time.CLOCK_REALTIME, when)
+        # "force": the saved time may be later than the corrected one.
+        env = dict(os.environ, **_shell_vars(Path("/etc/default/fake-hwclock")))
+        subprocess.run(["fake-hwclock", "save", "force"], check=False, env=env)
 
     def show_admin_password(self, password: str) -> None:
         banner = "*" * 60
@@ -199,12 +230,29 @@ class HostMachine:
         self.reboot()
 
 
+def _shell_vars(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of a /etc/default file (where fake-hwclock keeps its time)."""
+    found: dict[str, str] = {}
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        key, sep, value = line.strip().partition("=")
+        if sep and key.isidentifier() and not key.startswith("#"):
+            found[key] = value.strip().strip("'\"")
+    return found
+
+
 def carry_out(
     requests: Sequence[Request], machine: Machine, say: Callable[[str], None] = print
 ) -> None:
     """Do the planned requests, saying each step before it (a reboot ends the process)."""
     for request in plan(requests):
-        if request.action == APPLY:
+        if request.action == SET_CLOCK:
+            say("setting the clock from the admin's browser")
+            machine.set_clock(float(request.payload["time"]))
+        elif request.action == APPLY:
             say("applying the config")
             code = machine.apply()
             say(f"apply finished (exit {code})")

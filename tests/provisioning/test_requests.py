@@ -22,6 +22,9 @@ class RecordingMachine:
         self.done.append("apply")
         return 0
 
+    def set_clock(self, when: float) -> None:
+        self.done.append(f"clock {when:.0f}")
+
     def show_admin_password(self, password: str) -> None:
         self.done.append(f"show {password}")
 
@@ -134,3 +137,20 @@ def test_admin_password_note_goes_next_to_the_config(tmp_path: Path) -> None:
     machine = req.HostMachine(tmp_path / "data", tmp_path / "ahoy.txt", consoles=())
     machine.show_admin_password("correct-horse")
     assert "correct-horse" in (tmp_path / "ahoy-admin-password.txt").read_text()
+
+
+def test_clock_from_the_admin_browser_is_set_first_and_must_be_plausible() -> None:
+    requests = [
+        parse_request("1.json", b'{"action": "apply"}'),
+        parse_request("2.json", b'{"action": "set-clock", "time": 1800000000}'),
+        parse_request("3.json", b'{"action": "set-clock", "time": 1800000060.5}'),
+    ]
+    machine = RecordingMachine()
+    carry_out(requests, machine, say=lambda line: None)
+    assert machine.done == ["clock 1800000060", "apply"]
+    for bad in (b'{"action": "set-clock"}', b'{"action": "set-clock", "time": 0}',
+                b'{"action": "set-clock", "time": "now"}',
+                b'{"action": "set-clock", "time": true}',
+                b'{"action": "set-clock", "time": 9999999999}'):
+        with pytest.raises(RequestError, match="plausible"):
+            parse_request("x.json", bad)
