@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from provisioning_programs import need, run, stop_all
 
 from appliance.ice import ice_servers
 from provisioning import credentials, render
 from provisioning.config import BoxConfig, parse_config
-from tests.provisioning.provisioning_programs import need, run
 
 pytestmark = pytest.mark.netns
 
@@ -174,16 +174,7 @@ def hotspot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hotspot]:
         _wait_for_stun(spot)
         yield spot
     finally:
-        for process in spot.processes:
-            process.terminate()
-        for process in spot.processes:
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        for ns in reversed(namespaces):
-            run(["ip", "netns", "del", ns])
+        stop_all(spot.processes, namespaces)
 
 
 class Peer:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from provisioning_programs import stop_all
 
 from provisioning import render
 from provisioning.config import BoxConfig, parse_config
@@ -200,16 +201,7 @@ def hotspot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hotspot]:
         _take_leases([spot.waiting, spot.joining])
         yield spot
     finally:
-        for process in spot.processes:
-            process.terminate()
-        for process in spot.processes:
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        for namespace in reversed(namespaces):
-            _run(["ip", "netns", "del", namespace])
+        stop_all(spot.processes, namespaces)
 
 
 @pytest.fixture(scope="module")

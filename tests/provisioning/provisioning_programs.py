@@ -33,3 +33,17 @@ def write(folder: Path, name: str, text: str) -> Path:
     path = folder / name
     path.write_text(text)
     return path
+
+
+def stop_all(processes: list[subprocess.Popen[bytes]], namespaces: list[str]) -> None:
+    """Stop the test's programs (kill what does not stop in 5 s), then its namespaces."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    for namespace in reversed(namespaces):
+        run(["ip", "netns", "del", namespace])

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from provisioning_programs import need, run
+from provisioning_programs import need, run, stop_all
 
 from provisioning import credentials, render
 from provisioning.apply import HostSystem
@@ -111,15 +111,7 @@ def hotspot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hotspot]:
                               "--bind", "10.42.0.1", "--directory", str(folder / "www"))
         yield spot
     finally:
-        for process in spot.processes:
-            process.terminate()
-        for process in spot.processes:
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        run(["ip", "netns", "del", phone])
-        run(["ip", "netns", "del", box])
+        stop_all(spot.processes, [box, phone])
 
 
 def test_pyroute2_sets_exactly_the_box_address_and_a_second_run_changes_nothing(
