@@ -70,8 +70,9 @@ esac
 stage() { printf '\n==> [%4ss] %s\n' "$(( $(date +%s) - START ))" "$*"; }
 die() { echo "error: $*" >&2; exit 1; }
 
-need() {  # need COMMAND PACKAGE
-  command -v "$1" >/dev/null 2>&1 || die "$1 is missing: install it with 'apt-get install $2'"
+MISSING=()
+need() {  # need COMMAND PACKAGE: remember PACKAGE when COMMAND is absent
+  command -v "$1" >/dev/null 2>&1 || MISSING+=("$2")
 }
 
 WORK=""
@@ -101,8 +102,16 @@ need sfdisk fdisk
 need xz xz-utils
 need python3 python3
 need git git
-python3 -m pip --version >/dev/null 2>&1 || die "pip is missing: install it with 'apt-get install python3-pip'"
+python3 -m pip --version >/dev/null 2>&1 || MISSING+=(python3-pip)
 if [ "$VARIANT" = release ]; then need bmaptool bmap-tools; fi
+# mmdebstrap stops at once without arch-test when the target is a foreign architecture.
+if [ "$ARCH" = arm64 ] && [ "$(uname -m)" != aarch64 ]; then
+  need arch-test arch-test
+  need qemu-aarch64-static qemu-user-static
+  need update-binfmts binfmt-support
+fi
+[ ${#MISSING[@]} -eq 0 ] || die "missing tools; install them all with:
+    apt-get install ${MISSING[*]}"
 if [ "$ARCH" = arm64 ] && [ "$(uname -m)" != aarch64 ]; then
   [ -e /proc/sys/fs/binfmt_misc/status ] || die "binfmt_misc is not mounted, so arm64 programs cannot run here. Fix:
     mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
