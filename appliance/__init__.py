@@ -60,9 +60,8 @@ def create_app(settings: Settings) -> Flask:
         return ice_servers(settings.stun_urls, settings.turn_urls, settings.turn_secret,
                            user_id, int(time.time()), settings.turn_ttl_s)
 
-    day_ms = 24 * 3600 * 1000
     hub = Hub(store, ice_servers=ice_for,
-              retention=(settings.retention_days * day_ms, settings.retention_messages))
+              retention=(settings.retention_days, settings.retention_messages))
     from flask import Flask
 
     app = Flask(__name__, static_folder=None)

@@ -28,6 +28,7 @@ from .store import Store, StoredMessage, dm_conv, room_conv
 log = logging.getLogger(__name__)
 
 HISTORY_ON_JOIN = 100
+DAY_MS = 24 * 3600 * 1000
 
 
 def _now_ms() -> int:
@@ -78,7 +79,8 @@ class Hub:
         self.clock = clock
         self.ice_servers = ice_servers
         self.rate_limit = rate_limit or RateLimit()
-        self.retention = retention  # (max age ms, max messages per conversation)
+        # (days to keep, messages per conversation to keep); 0 keeps forever.
+        self.retention = retention
         self.lock = threading.RLock()
         self.presence = Presence()
         self.calls = calls or Calls(lambda: new_id("c_"))
@@ -158,9 +160,10 @@ class Hub:
         """Apply the retention policy; returns how many messages were deleted."""
         if self.retention is None:
             return 0
-        max_age, max_count = self.retention
+        max_days, max_count = self.retention
+        older_than = self.clock() - max_days * DAY_MS if max_days > 0 else None
         with self.lock:
-            return self.store.prune(self.clock() - max_age, max_count)
+            return self.store.prune(older_than, max_count if max_count > 0 else None)
 
     def _take_token(self, conn: Connection) -> bool:
         now = float(self.clock())

@@ -8,7 +8,8 @@ a commit that returned survives both a killed process and a pulled plug.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,10 +175,28 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One SQLite transaction: all of the block's writes commit together or none do.
+
+        The connection is in autocommit mode (isolation_level=None), where
+        `with self.db:` would commit every statement on its own; BEGIN IMMEDIATE
+        takes the write lock up front so the block never fails half-way on a busy
+        database.
+        """
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+
     # -- users ---------------------------------------------------------------
 
     def create_user(self, user_id: str, token_hash: str, name: str, now: int) -> None:
-        with self.db:
+        with self._transaction():
             self.db.execute(
                 "INSERT INTO users (id, token_hash, name, created) VALUES (?, ?, ?, ?)",
                 (user_id, token_hash, name, now),
@@ -197,19 +216,19 @@ class Store:
         return UserRecord(*row) if row else None
 
     def set_profile(self, user_id: str, colour: str, status_text: str, avatar: int) -> None:
-        with self.db:
+        with self._transaction():
             self.db.execute(
                 "UPDATE users SET colour = ?, status_text = ?, avatar = ? WHERE id = ?",
                 (colour, status_text, avatar, user_id),
             )
 
     def rename_user(self, user_id: str, name: str) -> None:
-        with self.db:
+        with self._transaction():
             self.db.execute("UPDATE users SET name = ? WHERE id = ?", (name, user_id))
 
     def delete_user(self, user_id: str) -> None:
         """Forget an identity (its token stops working); its messages stay."""
-        with self.db:
+        with self._transaction():
             self.db.execute("DELETE FROM members WHERE user_id = ?", (user_id,))
             self.db.execute("DELETE FROM users WHERE id = ?", (user_id,))
 
@@ -248,7 +267,7 @@ class Store:
 
     def save_room(self, room: RoomRecord) -> None:
         """Insert or update a room's settings (not its members)."""
-        with self.db:
+        with self._transaction():
             self.db.execute(
                 "INSERT INTO rooms (id, name, description, max_members, active, ephemeral, owner,"
                 " created, visibility, approval, invite_code)"
@@ -273,7 +292,7 @@ class Store:
             )
 
     def add_member(self, room_id: str, user_id: str, now: int, role: str = "member") -> None:
-        with self.db:
+        with self._transaction():
             self.db.execute(
                 "INSERT OR IGNORE INTO members (room_id, user_id, joined, role)"
                 " VALUES (?, ?, ?, ?)",
@@ -284,7 +303,7 @@ class Store:
             )
 
     def set_role(self, room_id: str, user_id: str, role: str) -> None:
-        with self.db:
+        with self._transaction():
             self.db.execute(
                 "UPDATE members SET role = ? WHERE room_id = ? AND user_id = ?",
                 (role, room_id, user_id),
@@ -292,7 +311,7 @@ class Store:
 
     def set_invite(self, room_id: str, user_id: str, kind: str | None, now: int) -> None:
         """Record an invitation or a join request (`kind`), or remove it (None)."""
-        with self.db:
+        with self._transaction():
             if kind is None:
                 self.db.execute(
                     "DELETE FROM room_invites WHERE room_id = ? AND user_id = ?",
@@ -312,14 +331,14 @@ class Store:
         ))
 
     def remove_member(self, room_id: str, user_id: str) -> None:
-        with self.db:
+        with self._transaction():
             self.db.execute(
                 "DELETE FROM members WHERE room_id = ? AND user_id = ?", (room_id, user_id)
             )
 
     def delete_room(self, room_id: str, delete_messages: bool) -> None:
         conv = room_conv(room_id)
-        with self.db:
+        with self._transaction():
             self.db.execute("DELETE FROM rooms WHERE id = ?", (room_id,))
             if delete_messages:
                 self.db.execute("DELETE FROM messages WHERE conv = ?", (conv,))
@@ -355,7 +374,7 @@ class Store:
             users = (a, b)
 
         def commit() -> int:
-            with self.db:
+            with self._transaction():
                 self.db.execute(
                     "INSERT INTO convs (conv, last_seq, user_a, user_b) VALUES (?, 1, ?, ?)"
                     " ON CONFLICT(conv) DO UPDATE SET last_seq = last_seq + 1",
@@ -419,7 +438,7 @@ class Store:
             "SELECT 1 FROM messages WHERE conv = ? AND seq = ?", (conv, seq)
         ).fetchone() is None:
             return False
-        with self.db:
+        with self._transaction():
             if on:
                 self.db.execute(
                     "INSERT OR IGNORE INTO reactions (conv, seq, user_id, emoji)"
@@ -462,20 +481,24 @@ class Store:
         return [r[0] for r in rows]
 
     def delete_message(self, conv: str, seq: int) -> bool:
-        with self.db:
+        with self._transaction():
             cur = self.db.execute("DELETE FROM messages WHERE conv = ? AND seq = ?", (conv, seq))
         return cur.rowcount > 0
 
-    def prune(self, older_than: int, keep_per_conv: int) -> int:
+    def prune(self, older_than: int | None, keep_per_conv: int | None) -> int:
         """Delete messages older than `older_than` (ms) and beyond the newest
-        `keep_per_conv` of each conversation. Sequence numbers are never reused."""
-        with self.db:
-            n = self.db.execute("DELETE FROM messages WHERE ts < ?", (older_than,)).rowcount
-            n += self.db.execute(
-                "DELETE FROM messages WHERE rowid IN (SELECT m.rowid FROM messages m"
-                " JOIN convs c ON c.conv = m.conv WHERE m.seq <= c.last_seq - ?)",
-                (keep_per_conv,),
-            ).rowcount
+        `keep_per_conv` of each conversation; None for either means no limit.
+        Sequence numbers are never reused."""
+        n = 0
+        with self._transaction():
+            if older_than is not None:
+                n += self.db.execute("DELETE FROM messages WHERE ts < ?", (older_than,)).rowcount
+            if keep_per_conv is not None:
+                n += self.db.execute(
+                    "DELETE FROM messages WHERE rowid IN (SELECT m.rowid FROM messages m"
+                    " JOIN convs c ON c.conv = m.conv WHERE m.seq <= c.last_seq - ?)",
+                    (keep_per_conv,),
+                ).rowcount
         return n
 
     def message_count(self) -> int:
