@@ -9,6 +9,7 @@ disagree. It never touches a socket: connections are `Peer` objects whose
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import logging
 import secrets
@@ -59,7 +60,19 @@ class RateLimit:
 class Connection:
     peer: Peer
     bucket: list[float]  # tokens, last refill (ms), strikes
+    address: str = ""  # the client's IP address, "" when unknown
     user_id: str | None = None
+
+
+def _limited_address(address: str) -> bool:
+    """Whether new identities from this address count against the hourly limit.
+
+    Loopback is exempt: only programs on the box itself connect from it.
+    """
+    try:
+        return not ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 IceProvider = Callable[[str], list[dict[str, Any]]]
@@ -93,6 +106,8 @@ class Hub:
                 (room.invited if kind == "invite" else room.requests).append(user_id)
         self._conns: dict[int, Connection] = {}
         self._stale_counts: set[str] = set()
+        # When each address last made new identities (ms), for the hourly limit.
+        self._new_people: dict[str, list[int]] = {}
         self.started = clock()
         self.counters = {"messages": 0, "connections": 0, "errors": 0}
         # Observers (LEDs, admin page) are told when online users or calls change.
@@ -100,9 +115,10 @@ class Hub:
 
     # -- connection lifecycle ------------------------------------------------
 
-    def connect(self, peer: Peer) -> None:
+    def connect(self, peer: Peer, address: str = "") -> None:
         with self.lock:
-            self._conns[id(peer)] = Connection(peer, self.rate_limit.new_state(self.clock()))
+            self._conns[id(peer)] = Connection(peer, self.rate_limit.new_state(self.clock()),
+                                               address)
             self.counters["connections"] += 1
 
     def disconnect(self, peer: Peer) -> None:
@@ -151,6 +167,7 @@ class Hub:
             rooms_before = self._room_call_snapshot()
             events = self.calls.tick(self.clock())
             self._deliver(events)
+            self._forget_old_new_people(self.clock())
             self._after_calls_changed(busy_before, rooms_before)
             self.flush_online_counts()
         if events:
@@ -225,6 +242,7 @@ class Hub:
         else:
             if name is None:
                 raise ProtocolError("bad_name", "Please enter a name.")
+            self._check_new_person_allowed(conn.address, now)
             user_id, current_name = new_id("u_"), name
         wanted = name or current_name
         holder = self.presence.name_holder(wanted)
@@ -234,6 +252,8 @@ class Hub:
         if token is None:
             token = secrets.token_urlsafe(32)
             self.store.create_user(user_id, hash_token(token), wanted, now)
+            if _limited_address(conn.address):
+                self._new_people.setdefault(conn.address, []).append(now)
         elif wanted != current_name:
             self.store.rename_user(user_id, wanted)
 
@@ -263,6 +283,8 @@ class Hub:
             "ice_servers": self.ice_servers(user_id),
             "limits": {"text": protocol.MAX_TEXT, "name": protocol.MAX_NAME,
                        "room_members": protocol.MAX_ROOM_LIMIT,
+                       "rooms_per_person": protocol.MAX_ROOMS_PER_PERSON,
+                       "rooms": protocol.MAX_ROOMS,
                        "call_members": protocol.MAX_CALL_MEMBERS},
             "server_time": now,
         }))
@@ -271,6 +293,23 @@ class Hub:
         if not was_online or wanted != current_name:
             self._broadcast_presence(user_id, self._status(user_id))
         self._touch_rooms_of(user_id)
+
+    def _check_new_person_allowed(self, address: str, now: int) -> None:
+        """At most NEW_PEOPLE_PER_ADDRESS_PER_HOUR identities per address an hour."""
+        if not _limited_address(address):
+            return
+        recent = [t for t in self._new_people.get(address, []) if now - t < 3600_000]
+        self._new_people[address] = recent
+        if len(recent) >= protocol.NEW_PEOPLE_PER_ADDRESS_PER_HOUR:
+            raise ProtocolError(
+                "too_many_people",
+                "This phone made too many new names in the last hour. Open Ahoy where you "
+                "used it before, or try again in an hour.")
+
+    def _forget_old_new_people(self, now: int) -> None:
+        for address in [a for a, times in self._new_people.items()
+                        if not times or now - times[-1] >= 3600_000]:
+            del self._new_people[address]
 
     def _send_missed(self, peer: Peer, user_id: str, since: dict[str, int]) -> None:
         convs = [room_conv(r.id) for r in self.rooms.values() if user_id in r.members]
@@ -326,7 +365,7 @@ class Hub:
         """The conversation a send/typing targets and who else is in it."""
         room_id = req.get("room")
         if room_id is not None:
-            room = self._room(room_id)
+            room = self._room(room_id, user)
             if posting:
                 room.check_can_post(user)
             else:
@@ -360,7 +399,7 @@ class Hub:
 
     def _check_conv_access(self, user: str, conv: str) -> None:
         if conv.startswith("room:"):
-            self._room(conv[5:]).check_member(user)
+            self._room(conv[5:], user).check_member(user)
         elif user not in conv.split(":")[1:]:
             raise ProtocolError("not_member", "That conversation is not yours.")
 
@@ -507,6 +546,15 @@ class Hub:
 
     def _on_room_create(self, conn: Connection, user: str, req: Request) -> None:
         now = self.clock()
+        if len(self.rooms) >= protocol.MAX_ROOMS:
+            raise ProtocolError(
+                "too_many_rooms", f"This box already holds {protocol.MAX_ROOMS} rooms, its "
+                "most. Ask the box's admin to delete rooms nobody uses.")
+        owned = sum(1 for r in self.rooms.values() if r.owner == user)
+        if owned >= protocol.MAX_ROOMS_PER_PERSON:
+            raise ProtocolError(
+                "too_many_rooms", f"You already own {owned} rooms, the most one person can. "
+                "Delete one you no longer need first.")
         room = Room(
             id=new_id("r_"),
             name=protocol.clean_room_name(req.get("name")),
@@ -694,7 +742,7 @@ class Hub:
         self._broadcast_room(room)
 
     def _on_room_delete(self, conn: Connection, user: str, req: Request) -> None:
-        room = self._room(req.get("room"))
+        room = self._room(req.get("room"), user)
         room.check_owner(user)
         self.delete_room(room)
         conn.peer.send(self._reply(req, {"type": "room_deleted", "room": room.id}))
@@ -729,7 +777,7 @@ class Hub:
         self._deliver(self.calls.hangup(user, req.get("call")), ref_for=(user, req))
 
     def _on_call_join(self, conn: Connection, user: str, req: Request) -> None:
-        room = self._room(req.get("room"))
+        room = self._room(req.get("room"), user)
         room.check_can_post(user)
         online = [m for m in room.members if self.presence.is_online(m)]
         _, events = self.calls.join_room(user, room.id, req.get("media", "video"), online,

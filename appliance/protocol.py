@@ -25,6 +25,9 @@ MAX_ROOM_LIMIT = 200
 MAX_CALL_MEMBERS = 4
 MAX_SIGNAL_BYTES = 60000
 MAX_HISTORY = 500
+MAX_ROOMS_PER_PERSON = 10  # rooms one person owns
+MAX_ROOMS = 200  # rooms on the box in all
+NEW_PEOPLE_PER_ADDRESS_PER_HOUR = 20  # new identities (hello without a token) per phone address
 
 _MSG_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _ENTITY_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")

@@ -138,7 +138,7 @@ def install(app: Flask, hub: Hub, extra_origins: frozenset[str]) -> None:
     def websocket(ws: Any) -> None:
         peer = SocketPeer(ws)
         peer.start()
-        hub.connect(peer)
+        hub.connect(peer, request.remote_addr or "")
         try:
             while not peer.closing:
                 # A timeout, because simple-websocket can drop the wake-up when

@@ -55,9 +55,9 @@ class Box:
         self.store = store
         self.hub = Hub(store, clock=self.clock)
 
-    def connect(self) -> RecordingPeer:
+    def connect(self, address: str = "") -> RecordingPeer:
         peer = RecordingPeer()
-        self.hub.connect(peer)
+        self.hub.connect(peer, address)
         return peer
 
     def say(self, peer: RecordingPeer, type_: str, **fields: Any) -> list[dict[str, Any]]:

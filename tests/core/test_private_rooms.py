@@ -9,7 +9,7 @@ def test_hidden_room_is_invisible_and_unjoinable_for_outsiders(box: Box) -> None
     room_id = box.room(ana, "Secret", visibility="hidden")
     assert not [m for m in eve.of("room_update") if m["room"]["id"] == room_id]
     assert box.say(eve, "room_join", room=room_id)[0]["code"] == "unknown_room"
-    assert box.say(eve, "send", id="m-sneak001", room=room_id, text="hi")[0]["code"] == "not_member"
+    assert box.say(eve, "send", id="m-sneak001", room=room_id, text="hi")[0]["code"] == "unknown_room"
     welcome = box.say(box.connect(), "hello", name="Late")[0]
     assert room_id not in [r["id"] for r in welcome["rooms"]]
     assert room_id not in [r["id"] for r in box.hub.public_rooms()]
@@ -106,3 +106,29 @@ def test_making_a_room_hidden_removes_it_from_outsiders_lists(box: Box) -> None:
     box.say(ana, "room_update", room=room_id, visibility="hidden")
     assert eve.last("room_deleted") == {"type": "room_deleted", "room": room_id}
     assert not [m for m in ana.of("room_deleted")]
+
+
+def test_errors_never_name_a_hidden_room_to_outsiders_who_know_its_id(box: Box) -> None:
+    ana, _, _ = box.join("Ana")
+    eve, _, _ = box.join("Eve")
+    room_id = box.room(ana, "Mutiny Plans", visibility="hidden")
+    conv = f"room:{room_id}"
+    attempts = [
+        ("send", {"id": "m-sneak002", "room": room_id, "text": "hi"}),
+        ("typing", {"room": room_id}),
+        ("sync", {"conv": conv, "after": 0}),
+        ("read", {"conv": conv, "seq": 1}),
+        ("react", {"conv": conv, "seq": 1, "emoji": "👍", "on": True}),
+        ("search", {"conv": conv, "query": "plans"}),
+        ("room_join", {"room": room_id}),
+        ("room_leave", {"room": room_id}),
+        ("room_delete", {"room": room_id}),
+        ("room_update", {"room": room_id, "name": "Mine now"}),
+        ("call_join", {"room": room_id}),
+    ]
+    for type_, fields in attempts:
+        replies = box.say(eve, type_, **fields)
+        errors = [m for m in replies if m["type"] == "error"]
+        assert errors, (type_, replies)
+        assert "Mutiny" not in errors[0]["message"], (type_, errors[0])
+        assert errors[0]["code"] == "unknown_room", (type_, errors[0])
