@@ -115,6 +115,7 @@ def build_settings(args: argparse.Namespace) -> tuple[Any, tuple[str, ...]]:
         retention_messages=config.retention_messages,
         wifi_ssid=config.wifi_name if config_path is not None else None,
         wifi_passphrase=(config.wifi_passphrase or None) if config_path is not None else None,
+        hotspot_network=str(config.network) if config_path is not None else None,
     )
     return settings, errors
 
@@ -126,9 +127,10 @@ def announce_admin_password(settings: Any) -> None:
     password = ensure_admin_password(settings.data_dir)
     if password is None:
         return
+    from provisioning.datadir import write_file
+
     note = settings.data_dir / "ahoy-admin-password.txt"
-    note.write_text(f"Ahoy admin password: {password}\n")
-    note.chmod(0o600)
+    write_file(note, f"Ahoy admin password: {password}\n".encode(), mode=0o600)
     print(f"Admin password for /admin: {password}  (also in {note})", flush=True)
 
 

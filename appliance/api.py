@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import ipaddress
 import json
 import os
 import re
@@ -50,6 +51,23 @@ def _base_urls() -> tuple[str, str]:
     return http, https
 
 
+def _joined_the_wifi(address: str | None) -> bool:
+    """Whether this client is a phone on the hotspot (or the box itself).
+
+    A phone on the hotspot typed the passphrase to get there, so showing it
+    again (for the share-Wi-Fi QR code) tells it nothing new; anyone reaching
+    the box some other way (a cable, another network) does not get it.
+    """
+    network = box_of(current_app).settings.hotspot_network
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    if ip.is_loopback:
+        return True
+    return network is not None and ip in ipaddress.ip_network(network, strict=False)
+
+
 @blueprint.get("/api/info")
 def info() -> Response:
     box = box_of(current_app)
@@ -57,7 +75,9 @@ def info() -> Response:
     http_url, https_url = _base_urls()
     wifi = None
     if settings.wifi_ssid:
-        wifi = {"ssid": settings.wifi_ssid, "passphrase": settings.wifi_passphrase or None}
+        passphrase = settings.wifi_passphrase if _joined_the_wifi(request.remote_addr) else None
+        wifi = {"ssid": settings.wifi_ssid, "passphrase": passphrase or None,
+                "open": not settings.wifi_passphrase}
     return jsonify({
         "box_name": settings.box_name,
         "http_url": http_url,

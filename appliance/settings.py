@@ -36,6 +36,9 @@ class Settings:
     retention_messages: int = 10000
     wifi_ssid: str | None = None
     wifi_passphrase: str | None = None
+    # The hotspot's own network ("10.42.0.0/24"): phones there have joined the
+    # Wi-Fi, so they already know its passphrase. None in development.
+    hotspot_network: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -348,3 +348,23 @@ def test_all_portal_words_live_in_one_place() -> None:
         for pattern in (r"<style>.*?</style>", r"\{\{.*?\}\}", r"\{%.*?%\}", r"<[^>]*>"):
             source = re.sub(pattern, " ", source, flags=re.S)
         assert not re.search(r"[A-Za-z]", source), (template.name, source.strip())
+
+
+def test_wifi_passphrase_is_shown_only_to_phones_on_the_hotspot(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", box_name="ahoy", wifi_ssid="Harbour",
+                        wifi_passphrase="seagull-42", hotspot_network="10.42.0.0/24")
+    app = create_app(settings)
+
+    def wifi_seen_from(address: str) -> dict[str, Any]:
+        client = app.test_client()
+        reply = client.get("/api/info", environ_base={"REMOTE_ADDR": address})
+        assert reply.status_code == 200
+        wifi: dict[str, Any] = reply.get_json()["wifi"]
+        return wifi
+
+    assert wifi_seen_from("10.42.0.57") == {"ssid": "Harbour", "passphrase": "seagull-42",
+                                            "open": False}
+    assert wifi_seen_from("127.0.0.1")["passphrase"] == "seagull-42"
+    assert wifi_seen_from("192.168.1.20") == {"ssid": "Harbour", "passphrase": None,
+                                              "open": False}
+    assert wifi_seen_from("10.43.0.5")["passphrase"] is None

@@ -36,7 +36,9 @@ export async function inviteDialog() {
     return;
   }
   const parts = [];
-  if (info.wifi?.ssid) {
+  // A withheld password (`open` false, no passphrase) means this device is not on the
+  // hotspot: a QR code for an open network would be wrong, so show none.
+  if (info.wifi?.ssid && (info.wifi.passphrase || info.wifi.open)) {
     const {ssid, passphrase} = info.wifi;
     parts.push(el('figure', {class: 'qr'},
       qrImage(wifiQrText(ssid, passphrase), t('invite_wifi')),
