@@ -9,7 +9,10 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from appliance.cliclient import BoxClient, Message, StateFile, parse_box
+from appliance.terminal.boxclient import BoxClient
+from appliance.terminal.boxes import parse_box
+from appliance.terminal.conversations import Message
+from appliance.terminal.state import StateFile
 
 
 def run(coro: Coroutine[Any, Any, Any], timeout: float = 30) -> Any:

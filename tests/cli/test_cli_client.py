@@ -11,8 +11,10 @@ from pathlib import Path
 from ahoytest import AhoyServer, WsClient, unique
 from clitestkit import Recorder, new_client, run, running
 
-from appliance.cli import display_text
-from appliance.cliclient import BoxClient, StateFile, parse_box
+from appliance.terminal.boxclient import BoxClient
+from appliance.terminal.boxes import parse_box
+from appliance.terminal.state import StateFile
+from appliance.terminal.text import display_text
 
 
 def test_client_joins_and_keeps_its_token_in_a_private_file(ahoy_server: AhoyServer,

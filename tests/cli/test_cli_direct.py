@@ -7,8 +7,8 @@ import asyncio
 import pytest
 from clitestkit import Recorder, run
 
-from appliance.cliclient import ChatError
-from appliance.direct import CONV, DirectChat, decode_description
+from appliance.terminal.conversations import ChatError
+from appliance.terminal.direct import CONV, DirectChat, decode_description
 
 
 def test_offer_and_answer_lines_open_a_chat_both_ways() -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from appliance.cli import display_text, text_width, wrap
-from appliance.cliclient import BoxAddress, Conversation, Message, discover_boxes, parse_box
 from appliance.mdns import Announcement, Announcer
+from appliance.terminal.boxes import BoxAddress, discover_boxes, parse_box
+from appliance.terminal.conversations import Conversation, Message
+from appliance.terminal.text import display_text, text_width, wrap
 
 
 @pytest.mark.parametrize(("raw", "shown"), [

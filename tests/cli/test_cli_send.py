@@ -1,4 +1,4 @@
-"""`python -m appliance.cli --send`: one message from a script, then exit."""
+"""`python -m appliance.terminal --send`: one message from a script, then exit."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from pathlib import Path
 
 from ahoytest import REPO, AhoyServer, free_port, unique
 
-from appliance.cli import main
+from appliance.terminal.command import main
 
 
 def cli(*args: str, config: Path, timeout: float = 20) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, XDG_CONFIG_HOME=str(config))
-    return subprocess.run([sys.executable, "-m", "appliance.cli", *args], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "appliance.terminal", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 

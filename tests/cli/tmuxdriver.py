@@ -109,6 +109,6 @@ def ahoy_cli(box_url: str, name: str, config_dir: Path, *, width: int = 100, hei
     Use it as a context manager; ``wait_for("online")`` once it is up.
     """
     repo = Path(__file__).resolve().parents[2]
-    return TmuxSession([sys.executable, "-m", "appliance.cli", "--box", box_url,
+    return TmuxSession([sys.executable, "-m", "appliance.terminal", "--box", box_url,
                         "--name", name, *extra_args], width=width, height=height,
                        env={"XDG_CONFIG_HOME": str(config_dir)}, cwd=repo)

@@ -1,12 +1,13 @@
-"""The terminal client's side of the WebSocket protocol (see docs/protocol.md).
+"""The terminal client's connection to a box, with the web app's delivery guarantees.
 
-`BoxClient` keeps one connection to the box on an asyncio loop: it says
-`hello` with the stored device token (or a name), reconnects with backoff,
-keeps an outbox of messages the box has not acknowledged (resent with the same
-id, so the box stores each once), remembers the last `seq` per conversation
-for `since`, and hands every message to the application once, keyed by
-(conversation, seq). It knows nothing about terminals: the curses UI in
-`appliance.cli` and the tests drive it the same way.
+`BoxClient` keeps one WebSocket connection (see docs/protocol.md) on an
+asyncio loop: it says `hello` with the stored device token (or a name),
+reconnects with backoff, keeps an outbox of messages the box has not
+acknowledged (resent with the same id, so the box stores each once), remembers
+the last `seq` per conversation for `since`, and hands every message to the
+application once, keyed by (conversation, seq). It knows nothing about
+terminals: the curses UI in `appliance.terminal.ui` and the tests drive it
+the same way.
 """
 
 from __future__ import annotations
@@ -14,293 +15,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import random
-import re
 import ssl
-import threading
 import time
-import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from .boxes import BoxAddress
+from .conversations import (
+    TEXT_LIMIT,
+    ChatError,
+    Conversation,
+    Listener,
+    Message,
+    dm_conv,
+    new_message_id,
+    now_ms,
+)
+from .state import StateFile
+
 # Errors after which a message is worth sending again later; any other refusal
 # (unknown room, not a member, bad text, …) will not change by retrying.
 RETRYABLE = frozenset({"rate_limited", "internal"})
-TEXT_LIMIT = 4000
-
-Listener = Callable[[str, dict[str, Any]], None]
-
-
-class ChatError(Exception):
-    """Something the person asked for could not be done; ``str()`` says what and why."""
-
-    def __init__(self, message: str, code: str = "error") -> None:
-        super().__init__(message)
-        self.code = code
-
-
-# -- where the box is ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BoxAddress:
-    """Where a box answers: ``ws(s)://host:port<path>ws``."""
-
-    host: str
-    port: int
-    secure: bool = False
-    path: str = "/"
-    name: str = ""  # the box's mDNS host name, when it was found that way
-
-    @property
-    def ws_url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        base = self.path if self.path.endswith("/") else self.path + "/"
-        return f"{'wss' if self.secure else 'ws'}://{host}:{self.port}{base}ws"
-
-    @property
-    def label(self) -> str:
-        """How the box is shown to the person: its name, or its address."""
-        default = 443 if self.secure else 80
-        host = self.name.rstrip(".") or self.host
-        return host if self.port == default else f"{host}:{self.port}"
-
-    @property
-    def key(self) -> str:
-        """A file-name-safe key for this box's saved identity."""
-        return re.sub(r"[^A-Za-z0-9._-]", "-", self.label.replace(":", "-"))
-
-
-def parse_box(text: str, port: int | None = None) -> BoxAddress:
-    """``http://10.42.0.1``, ``ahoy.internal``, ``https://ahoy.local:8443`` → a BoxAddress."""
-    raw = text.strip()
-    if "://" not in raw:
-        raw = "http://" + raw
-    try:
-        parts = urlsplit(raw)
-        url_port = parts.port
-    except ValueError as e:
-        raise ValueError(f"box address {text!r} is not valid: {e}") from e
-    if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname:
-        raise ValueError(
-            f"box address {text!r} is not valid; give it like http://10.42.0.1 or ahoy.internal"
-        )
-    secure = parts.scheme in ("https", "wss")
-    path = parts.path or "/"
-    if path.endswith("/ws"):
-        path = path[:-2]
-    chosen = port or url_port or (443 if secure else 80)
-    if not 0 < chosen < 65536:
-        raise ValueError(f"port {chosen} is not between 1 and 65535")
-    return BoxAddress(parts.hostname, chosen, secure, path)
-
-
-def discover_boxes(timeout: float = 3.0, interfaces: Any = None,
-                   first_only: bool = True) -> list[BoxAddress]:
-    """Boxes announcing ``_http._tcp`` with a ``path`` in their TXT record.
-
-    Blocks for up to ``timeout`` seconds (less once one is found when
-    ``first_only``); run it in a thread from async code.
-    """
-    from zeroconf import InterfaceChoice, IPVersion, ServiceBrowser, ServiceListener, Zeroconf
-
-    from .mdns import HTTP_TYPE
-
-    found: list[BoxAddress] = []
-    done = threading.Event()
-
-    class Listener(ServiceListener):
-        def add_service(self, zc: Zeroconf, type_: str, name: str) -> None:
-            info = zc.get_service_info(type_, name, timeout=1500)
-            if info is None or b"path" not in (info.properties or {}):
-                return
-            addresses = info.parsed_addresses(IPVersion.V4Only) or info.parsed_addresses()
-            if not addresses or info.port is None:
-                return
-            path = (info.properties.get(b"path") or b"/").decode("utf-8", "replace")
-            box = BoxAddress(addresses[0], info.port, False, path or "/", info.server or "")
-            if box not in found:
-                found.append(box)
-            if first_only:
-                done.set()
-
-        def update_service(self, zc: Zeroconf, type_: str, name: str) -> None:
-            pass
-
-        def remove_service(self, zc: Zeroconf, type_: str, name: str) -> None:
-            pass
-
-    zc = Zeroconf(interfaces=interfaces if interfaces is not None else InterfaceChoice.All)
-    try:
-        browser = ServiceBrowser(zc, HTTP_TYPE, Listener())
-        done.wait(timeout)
-        browser.cancel()
-    finally:
-        zc.close()
-    return found
-
-
-# -- the saved identity ---------------------------------------------------------
-
-
-def config_dir() -> Path:
-    """``$XDG_CONFIG_HOME/ahoy``, else ``~/.config/ahoy``."""
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "ahoy"
-
-
-class StateFile:
-    """One box's device token, name, last-seen seqs and outbox, as private JSON."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.data: dict[str, Any] = {}
-        try:
-            loaded = json.loads(path.read_text(encoding="utf-8"))
-            if isinstance(loaded, dict):
-                self.data = loaded
-        except (OSError, ValueError):
-            pass  # no file yet, or a damaged one: start as a new device
-        self.data.setdefault("since", {})
-        self.data.setdefault("outbox", [])
-
-    @classmethod
-    def for_box(cls, box: BoxAddress) -> StateFile:
-        return cls(config_dir() / f"{box.key}.json")
-
-    @property
-    def token(self) -> str | None:
-        return self.data.get("token")
-
-    @property
-    def name(self) -> str | None:
-        return self.data.get("name")
-
-    @property
-    def user_id(self) -> str | None:
-        return self.data.get("user_id")
-
-    @property
-    def since(self) -> dict[str, int]:
-        since: dict[str, int] = self.data["since"]
-        return since
-
-    @property
-    def outbox(self) -> list[dict[str, Any]]:
-        outbox: list[dict[str, Any]] = self.data["outbox"]
-        return outbox
-
-    def forget_identity(self) -> None:
-        for key in ("token", "user_id"):
-            self.data.pop(key, None)
-        self.data["since"] = {}
-        self.data["outbox"] = []
-
-    def save(self) -> None:
-        """Write atomically; the token is a password, so the file is 0600."""
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            os.fchmod(f.fileno(), 0o600)
-            json.dump(self.data, f, indent=1, sort_keys=True)
-        os.replace(tmp, self.path)
-
-
-# -- conversations ---------------------------------------------------------------
-
-
-@dataclass
-class Message:
-    """One chat message as the client shows it."""
-
-    conv: str
-    id: str
-    sender: str
-    name: str
-    text: str
-    ts: int
-    seq: int | None = None
-    status: str = "sent"  # "sending" until acknowledged, "failed" if refused
-    error: str = ""
-
-
-@dataclass
-class Conversation:
-    """A room or one-to-one chat: messages unique by seq (and by sender and id)."""
-
-    id: str
-    by_seq: dict[int, Message] = field(default_factory=dict)
-    by_id: dict[tuple[str, str], Message] = field(default_factory=dict)
-    unread: int = 0
-    _order: list[Message] | None = None
-
-    @property
-    def kind(self) -> str:
-        return self.id.split(":", 1)[0]
-
-    def add(self, message: Message) -> bool:
-        """Take a message; False if it was already here (a duplicate delivery)."""
-        if message.seq is not None and message.seq in self.by_seq:
-            return False
-        key = (message.sender, message.id)
-        known = self.by_id.get(key)
-        if known is not None:
-            if known.seq is None and message.seq is not None:
-                # Our own message, stored by the box: it now has its place.
-                known.seq, known.ts, known.status, known.error = message.seq, message.ts, "sent", ""
-                self.by_seq[message.seq] = known
-                self._order = None
-            return False
-        self.by_id[key] = message
-        if message.seq is not None:
-            self.by_seq[message.seq] = message
-        self._order = None
-        return True
-
-    def remove_seq(self, seq: int) -> None:
-        message = self.by_seq.pop(seq, None)
-        if message is not None:
-            self.by_id.pop((message.sender, message.id), None)
-            self._order = None
-
-    def messages(self) -> list[Message]:
-        """In conversation order; messages still being sent come last."""
-        if self._order is None:
-            self._order = sorted(
-                self.by_id.values(),
-                key=lambda m: (m.seq is None, m.seq or 0, m.ts),
-            )
-        return self._order
-
-    def oldest_seq(self) -> int | None:
-        return min(self.by_seq) if self.by_seq else None
-
-    def changed(self) -> None:
-        self._order = None
-
-
-def dm_conv(a: str, b: str) -> str:
-    first, second = sorted((a, b))
-    return f"dm:{first}:{second}"
-
-
-def new_message_id() -> str:
-    return "m-" + uuid.uuid4().hex[:20]
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-# -- the connection --------------------------------------------------------------
 
 
 class BoxClient:

@@ -1,4 +1,4 @@
-"""A chat between two devices on the same network without a box.
+"""The terminal client's chat with one other device on the same network, without a box.
 
 One side makes a WebRTC offer, the other answers; both texts travel by copy
 and paste (or a QR code) and the chat then runs over an aiortc data channel.
@@ -25,7 +25,7 @@ from typing import Any
 
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
-from .cliclient import (
+from .conversations import (
     TEXT_LIMIT,
     ChatError,
     Conversation,
