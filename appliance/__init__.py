@@ -8,7 +8,6 @@ captive portal and the admin page. Nothing happens at import time.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,12 +37,10 @@ class Box:
         The service runs unprivileged; it only drops a request file into
         `<data_dir>/requests/`, which the root side validates and carries out.
         """
-        folder = self.settings.data_dir / "requests"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{time.time_ns()}-{action}.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"action": action, **(payload or {})}))
-        os.replace(tmp, path)
+        from provisioning.datadir import write_file
+
+        path = self.settings.data_dir / "requests" / f"{time.time_ns()}-{action}.json"
+        write_file(path, json.dumps({"action": action, **(payload or {})}).encode(), mode=0o600)
         return path
 
 

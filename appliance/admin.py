@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import re
 import threading
 import time
@@ -654,19 +653,9 @@ def _upload(name: str) -> bytes:
     return request.form.get(name, "").encode()
 
 
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 @blueprint.post("/admin/api/certificates/custom")
 def upload_certificate() -> Any:
+    from provisioning.datadir import write_file
     from provisioning.tls import CertificateProblem, validate_uploaded_certificate
 
     cert_pem, key_pem = _upload("certificate"), _upload("key")
@@ -681,8 +670,8 @@ def upload_certificate() -> Any:
         message = str(exc)
         return _error(400, message[:1].upper() + message[1:] + ".")
     cert_path, key_path = _custom_paths()
-    _write_atomic(key_path, key_pem, 0o600)
-    _write_atomic(cert_path, cert_pem, 0o644)
+    write_file(key_path, key_pem, mode=0o600)
+    write_file(cert_path, cert_pem, mode=0o644)
     log.info("admin: uploaded a certificate for %s", ", ".join(uploaded.dns_names))
     return jsonify({
         "saved": True,

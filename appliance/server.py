@@ -27,15 +27,29 @@ PRUNE_EVERY_S = 3600
 
 
 def ensure_tls(settings: Settings) -> tuple[str, str]:
-    """The server certificate and key, made on first start if the box has none."""
+    """The certificate and key to serve HTTPS with, made on first start if the box has none.
+
+    Damaged files (say, emptied by a power cut) are made again, and a damaged
+    uploaded certificate is passed over for the box's own: the service starts
+    either way, and the log says what happened.
+    """
     from provisioning.tls import ensure_certificates
 
+    notes: list[str] = []
     paths = ensure_certificates(settings.tls_dir, settings.box_name, settings.dns_names,
-                                settings.ip_addresses)
+                                settings.ip_addresses, notes=notes)
+    for note in notes:
+        log.warning("%s", note)
     custom_cert = settings.tls_dir / "custom.crt"
     custom_key = settings.tls_dir / "custom.key"
     if custom_cert.exists() and custom_key.exists():
-        return str(custom_cert), str(custom_key)
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(custom_cert, custom_key)
+        except (ssl.SSLError, OSError) as exc:
+            log.error("the uploaded certificate cannot be used (%s); serving the box's own "
+                      "certificate instead: upload it again on the admin page", exc)
+        else:
+            return str(custom_cert), str(custom_key)
     return str(paths.server_cert), str(paths.server_key)
 
 

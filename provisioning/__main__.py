@@ -8,6 +8,8 @@ still brings up the hotspot with the last good config or the defaults);
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -83,7 +85,13 @@ def cmd_apply(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return FAILED
-    loaded = configstore.load_config(args.config, args.data_dir)
+    try:
+        loaded = configstore.load_config(args.config, args.data_dir)
+    except OSError as exc:
+        # A data partition that cannot be written must not keep the hotspot down.
+        loaded = configstore.read_config(args.config, args.data_dir)
+        problem = f"cannot write to {args.data_dir}: {exc.strerror}"
+        loaded = dataclasses.replace(loaded, errors=(*loaded.errors, problem))
     if loaded.errors:
         fallback = {"last-good": "the last good config", "defaults": "the safe defaults"}
         print(
@@ -116,6 +124,13 @@ def cmd_apply(args: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
     if not report.changed:
         print("nothing to change")
+    if report.warnings:
+        # Shown on the admin page beside the config's notices (e.g. a remade CA).
+        try:
+            configstore.write_status(args.data_dir, dataclasses.replace(
+                loaded, notices=(*loaded.notices, *report.warnings)))
+        except OSError:
+            pass
     return FAILED if loaded.errors or report.problems else OK
 
 
@@ -181,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     try:
         return int(args.run(args))
     except PermissionError as exc:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import secrets
 import socket
 import subprocess
 from collections.abc import Sequence
@@ -134,12 +135,23 @@ def target_path(root: Path, name: str, config: BoxConfig) -> Path:
 def write_files(
     config: BoxConfig, data_dir: Path, root: Path, report: ApplyReport
 ) -> dict[str, bool]:
-    """Secrets, certificates and every rendered file; which files changed, by name."""
-    secret = credentials.turn_secret(data_dir)
-    tls_folder = DataDir(data_dir).tls
-    tls.ensure_certificates(
-        tls_folder, config.box_name, config.dns_names, [str(config.box_address)]
-    )
+    """Secrets, certificates and every rendered file; which files changed, by name.
+
+    A data partition that cannot be written (full, failing) costs calls (TURN,
+    HTTPS) but never the hotspot: hostapd and dnsmasq get their files anyway.
+    """
+    try:
+        secret = credentials.turn_secret(data_dir)
+    except OSError as exc:
+        secret = secrets.token_urlsafe(32)  # coturn starts; TURN works once it is saved
+        report.problems.append(f"could not save the TURN secret ({exc.strerror}): calls "
+                               "through the box's TURN server will fail")
+    try:
+        tls.ensure_certificates(DataDir(data_dir).tls, config.box_name, config.dns_names,
+                                [str(config.box_address)], notes=report.warnings)
+    except OSError as exc:
+        report.problems.append(f"could not make the box's certificate ({exc.strerror}): "
+                               "the secure address (https) will not work")
     files = render.render_all(config, secret, lease_file=data_dir / "dnsmasq.leases")
     changed: dict[str, bool] = {}
     for name, text in files.items():

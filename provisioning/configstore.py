@@ -135,6 +135,9 @@ def load_config(
         notices.append(f"the admin password from {boot_file.name} is now set; the line was blanked")
     generated = None
     if not credentials.has_admin_password(data_dir):
+        if credentials.admin_password_damaged(data_dir):
+            notices.append("the stored admin password was damaged (perhaps by a power cut); "
+                           "a new one was made")
         generated = credentials.generate_admin_password()
         credentials.set_admin_password(data_dir, generated)
         note = boot_file.parent / ADMIN_PASSWORD_NOTE

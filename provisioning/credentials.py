@@ -6,6 +6,8 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
+import re
 import secrets
 import time
 from pathlib import Path
@@ -18,6 +20,10 @@ SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 # No 0/O, 1/l/I: the generated password is read off a screen or a text file.
 PASSWORD_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 PASSWORD_GROUPS, PASSWORD_GROUP_LENGTH = 4, 4
+# What `secrets.token_urlsafe(32)` makes; anything else in the file is damage.
+TURN_SECRET = re.compile(r"[A-Za-z0-9_-]{32,128}")
+
+log = logging.getLogger(__name__)
 
 
 def generate_admin_password() -> str:
@@ -71,17 +77,51 @@ def set_admin_password(data_dir: Path, password: str) -> None:
     write_file(DataDir(data_dir).admin_password, record.encode(), mode=0o600)
 
 
+def stored_admin_password(data_dir: Path) -> dict[str, object] | None:
+    """The stored admin password hash, None if there is none or the file is damaged."""
+    try:
+        stored = json.loads(DataDir(data_dir).admin_password.read_bytes())
+    except (FileNotFoundError, ValueError):
+        return None
+    if not isinstance(stored, dict) or stored.get("algorithm") != "scrypt":
+        return None
+    try:
+        salt = base64.b64decode(str(stored["salt"]), validate=True)
+        digest = base64.b64decode(str(stored["hash"]), validate=True)
+        n, r, p = (int(str(stored[k])) for k in ("n", "r", "p"))
+    except (KeyError, ValueError):
+        return None
+    if not (salt and len(digest) == 32 and n > 1 and r > 0 and p > 0):
+        return None
+    return stored
+
+
 def has_admin_password(data_dir: Path) -> bool:
-    return DataDir(data_dir).admin_password.exists()
+    """True if the box has a usable admin password (a damaged file counts as none)."""
+    return stored_admin_password(data_dir) is not None
+
+
+def admin_password_damaged(data_dir: Path) -> bool:
+    """True if the admin password file is there but cannot be used (say, after a power cut)."""
+    return DataDir(data_dir).admin_password.exists() and not has_admin_password(data_dir)
 
 
 def verify_admin_password(data_dir: Path, password: str) -> bool:
     """True if `password` is the box's admin password. False when none is set."""
+    stored = stored_admin_password(data_dir)
+    return stored is not None and password_matches(stored, password)
+
+
+def _read_turn_secret(path: Path) -> str | None:
+    """The secret in `path`; None if there is none; ValueError if the file is damaged."""
     try:
-        stored = json.loads(DataDir(data_dir).admin_password.read_text())
-    except (FileNotFoundError, ValueError):
-        return False
-    return isinstance(stored, dict) and password_matches(stored, password)
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    secret = data.decode("ascii", errors="replace").strip()
+    if not TURN_SECRET.fullmatch(secret):
+        raise ValueError(f"{path} is damaged ({len(data)} bytes, not a secret)")
+    return secret
 
 
 def read_turn_secret(data_dir: Path) -> str | None:
@@ -91,20 +131,25 @@ def read_turn_secret(data_dir: Path) -> str | None:
     (`turn_credentials`) and should not invent a secret coturn does not know.
     """
     try:
-        secret = DataDir(data_dir).turn_secret.read_text().strip()
-    except OSError:
+        return _read_turn_secret(DataDir(data_dir).turn_secret)
+    except (OSError, ValueError) as exc:
+        log.warning("no TURN for calls: %s", exc)
         return None
-    return secret if len(secret) >= 32 else None
 
 
 def turn_secret(data_dir: Path) -> str:
-    """The box's TURN secret, made on first use and kept in the data dir."""
+    """The box's TURN secret, made on first use and kept in the data dir.
+
+    A damaged secret file (empty, garbage) is replaced by a new secret, and the
+    log says so; coturn and the service both pick up the new one.
+    """
     path = DataDir(data_dir).turn_secret
     try:
-        existing = path.read_text().strip()
-    except FileNotFoundError:
-        existing = ""
-    if len(existing) >= 32:
+        existing = _read_turn_secret(path)
+    except ValueError as exc:
+        log.warning("%s; made a new TURN secret", exc)
+        existing = None
+    if existing is not None:
         return existing
     secret = secrets.token_urlsafe(32)
     write_file(path, (secret + "\n").encode(), mode=0o600)

@@ -8,6 +8,7 @@ either the old or the new version, never half of one.
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +58,15 @@ class DataDir:
 
 
 def write_file(path: Path, data: bytes, mode: int = 0o644) -> bool:
-    """Atomically write `data` unless the file already holds it; True if it changed."""
+    """Write `data` to `path` atomically and durably, unless it already holds it.
+
+    The bytes go to a temporary file in the same folder, which is synced,
+    renamed over `path`, and then the folder is synced: after a power cut the
+    file holds the old bytes or the new ones, never a mix or nothing. A failure
+    leaves the old file as it was. `mode` (0600 for secrets) is set on the new
+    file; when root replaces a file it keeps the old one's owner, so the service
+    can still read its secrets. Returns True if the file was written.
+    """
     try:
         if path.read_bytes() == data:
             if (path.stat().st_mode & 0o777) != mode:
@@ -65,31 +74,59 @@ def write_file(path: Path, data: bytes, mode: int = 0o644) -> bool:
             return False
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    _make_folder(path.parent)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
+        os.fchmod(fd, mode)
+        owner = _owner_to_keep(path)
+        if owner is not None:
+            os.fchown(fd, *owner)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+        os.close(fd)
+        fd = -1
         os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _sync_dir(path.parent)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    _sync_folder(path.parent)
     return True
 
 
-def _sync_dir(folder: Path) -> None:
+def _owner_to_keep(path: Path) -> tuple[int, int] | None:
+    if os.geteuid() != 0:
+        return None
     try:
-        fd = os.open(folder, os.O_RDONLY)
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    return info.st_uid, info.st_gid
+
+
+def _make_folder(folder: Path) -> None:
+    """Create `folder` and its missing parents, each one's entry synced in its parent."""
+    missing: list[Path] = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for new in reversed(missing):
+        new.mkdir(exist_ok=True)
+        _sync_folder(new.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
         return
     try:
         os.fsync(fd)
     except OSError:
-        pass  # some file systems (FAT) do not sync directories
+        pass  # some file systems (FAT) do not sync folders
     finally:
         os.close(fd)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from provisioning.datadir import ADMIN_PASSWORD_NOTE, DEFAULT_BOOT_CONFIG
+from provisioning.datadir import ADMIN_PASSWORD_NOTE, DEFAULT_BOOT_CONFIG, write_file
 
 MAX_REQUEST_BYTES = 16 * 1024
 APPLY, SHOW_PASSWORD, SET_CLOCK = "apply", "show-admin-password", "set-clock"
@@ -206,7 +206,7 @@ class HostMachine:
                 os.close(fd)
         note = self.config.parent / ADMIN_PASSWORD_NOTE
         try:
-            note.write_text(f"Ahoy admin password: {password}\n")
+            write_file(note, f"Ahoy admin password: {password}\n".encode())
         except OSError as exc:
             print(f"cannot write {note}: {exc.strerror}", file=sys.stderr)
 

@@ -12,17 +12,18 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import itertools
-import os
 import plistlib
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from provisioning.datadir import write_file
 
 SERVER_LIFETIME_DAYS = 825
 CA_LIFETIME_DAYS = 3650
@@ -50,23 +51,6 @@ class CertificatePaths:
     @property
     def server_key(self) -> Path:
         return self.folder / "server.key"
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write a secret file readable by its owner only, atomically."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _write_public(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _now() -> dt.datetime:
@@ -140,13 +124,68 @@ def _make_server(
     return key, cert
 
 
-def _server_cert_is_current(paths: CertificatePaths, dns_names: list[str], ips: list[str]) -> bool:
-    if not (paths.server_cert.exists() and paths.server_key.exists()):
+class DamagedFile(ValueError):
+    """A certificate or key file that exists but cannot be used (empty, cut off, garbage)."""
+
+
+def _load_pair(cert_path: Path, key_path: Path) -> tuple[ec.EllipticCurvePrivateKey,
+                                                         x509.Certificate]:
+    """A certificate and its private key; raises DamagedFile saying what is wrong."""
+    for path in (cert_path, key_path):
+        if path.stat().st_size == 0:
+            raise DamagedFile(f"{path.name} is empty")
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    except ValueError:
+        raise DamagedFile(f"{cert_path.name} is not a readable certificate") from None
+    try:
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise DamagedFile(f"{key_path.name} is not a readable private key") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise DamagedFile(f"{key_path.name} is not an EC private key")
+    if _public_der(key.public_key()) != _public_der(cert.public_key()):
+        raise DamagedFile(f"{key_path.name} does not belong to {cert_path.name}")
+    return key, cert
+
+
+def _load_ca(paths: CertificatePaths, notes: list[str]) -> tuple[ec.EllipticCurvePrivateKey,
+                                                                 x509.Certificate] | None:
+    """The box CA, or None when it must be made (none yet, or damaged: said in `notes`)."""
+    if not paths.ca_cert.exists() and not paths.ca_key.exists():
+        return None
+    try:
+        if not (paths.ca_cert.exists() and paths.ca_key.exists()):
+            missing = paths.ca_key if paths.ca_cert.exists() else paths.ca_cert
+            raise DamagedFile(f"{missing.name} is missing")
+        key, cert = _load_pair(paths.ca_cert, paths.ca_key)
+    except DamagedFile as exc:
+        notes.append(f"the box CA in {paths.folder} was damaged ({exc}); made a new CA and "
+                     "server certificate: phones that installed the old CA must install the "
+                     "new one (from the portal)")
+        return None
+    return key, cert
+
+
+def _server_cert_is_current(
+    paths: CertificatePaths, ca_cert: x509.Certificate, dns_names: list[str], ips: list[str],
+    notes: list[str],
+) -> bool:
+    if not (paths.server_cert.exists() or paths.server_key.exists()):
         return False
     try:
-        cert = x509.load_pem_x509_certificate(paths.server_cert.read_bytes())
+        if not (paths.server_cert.exists() and paths.server_key.exists()):
+            missing = paths.server_key if paths.server_cert.exists() else paths.server_cert
+            raise DamagedFile(f"{missing.name} is missing")
+        _, cert = _load_pair(paths.server_cert, paths.server_key)
+    except DamagedFile as exc:
+        notes.append(f"the server certificate in {paths.folder} was damaged ({exc}); "
+                     "made a new one from the box CA")
+        return False
+    try:
+        cert.verify_directly_issued_by(ca_cert)
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except (ValueError, x509.ExtensionNotFound):
+    except (ValueError, TypeError, InvalidSignature, x509.ExtensionNotFound):
         return False
     have_dns = set(san.get_values_for_type(x509.DNSName))
     have_ip = {str(a) for a in san.get_values_for_type(x509.IPAddress)}
@@ -155,32 +194,38 @@ def _server_cert_is_current(paths: CertificatePaths, dns_names: list[str], ips: 
 
 
 def ensure_certificates(
-    folder: Path, box_name: str, dns_names: list[str], ip_addresses: list[str]
+    folder: Path,
+    box_name: str,
+    dns_names: list[str],
+    ip_addresses: list[str],
+    *,
+    notes: list[str] | None = None,
 ) -> CertificatePaths:
     """Make the box CA and a server certificate in `folder` unless current ones exist.
 
     Idempotent: a second call with the same names changes nothing. A server
     certificate whose names differ or that is close to expiry is reissued from
     the same CA, so phones that installed the CA keep trusting the box.
+    Damaged files (empty, cut off by a power cut, garbage, a key that does not
+    match) are made again rather than failing; what was remade is added to
+    `notes`, in words for a person.
     """
     if not dns_names:
         raise ValueError("at least one DNS name is needed for the server certificate")
+    notes = [] if notes is None else notes
     folder.mkdir(parents=True, exist_ok=True)
     paths = CertificatePaths(folder)
-    if paths.ca_cert.exists() and paths.ca_key.exists():
-        ca_cert = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
-        loaded = serialization.load_pem_private_key(paths.ca_key.read_bytes(), password=None)
-        if not isinstance(loaded, ec.EllipticCurvePrivateKey):
-            raise ValueError(f"{paths.ca_key} is not an EC private key")
-        ca_key = loaded
-    else:
+    ca = _load_ca(paths, notes)
+    if ca is None:
         ca_key, ca_cert = _make_ca(box_name)
-        _write_private(paths.ca_key, _pem_key(ca_key))
-        _write_public(paths.ca_cert, ca_cert.public_bytes(serialization.Encoding.PEM))
-    if not _server_cert_is_current(paths, dns_names, ip_addresses):
+        write_file(paths.ca_key, _pem_key(ca_key), mode=0o600)
+        write_file(paths.ca_cert, ca_cert.public_bytes(serialization.Encoding.PEM))
+    else:
+        ca_key, ca_cert = ca
+    if not _server_cert_is_current(paths, ca_cert, dns_names, ip_addresses, notes):
         key, cert = _make_server(ca_key, ca_cert, dns_names, ip_addresses)
-        _write_private(paths.server_key, _pem_key(key))
-        _write_public(paths.server_cert, cert.public_bytes(serialization.Encoding.PEM))
+        write_file(paths.server_key, _pem_key(key), mode=0o600)
+        write_file(paths.server_cert, cert.public_bytes(serialization.Encoding.PEM))
     return paths
 
 
