@@ -15,21 +15,43 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from . import protocol
 from .presence import Peer, Presence
 from .protocol import ProtocolError, Request
-from .rooms import DEFAULT_LIMIT, Room
+from .rooms import (
+    DEFAULT_LIMIT,
+    AddMember,
+    Announce,
+    DeleteRoom,
+    Effect,
+    EndCall,
+    Gone,
+    LeaveCall,
+    RemoveMember,
+    Reply,
+    Room,
+    Rooms,
+    SaveRoom,
+    SendHistory,
+    SetInvite,
+    SetRole,
+    Tell,
+    TellRoom,
+    Unlist,
+)
 from .signaling import Calls, Event
-from .store import Store, StoredMessage, dm_conv, room_conv
+from .store import Conv, Store, StoredMessage
 
 log = logging.getLogger(__name__)
 
 HISTORY_ON_JOIN = 100
 DAY_MS = 24 * 3600 * 1000
+# What a room's owner may change with `room_update`.
+ROOM_SETTINGS = ("name", "description", "limit", "active", "visibility", "approval")
 
 
 def _now_ms() -> int:
@@ -97,13 +119,8 @@ class Hub:
         self.lock = threading.RLock()
         self.presence = Presence()
         self.calls = calls or Calls(lambda: new_id("c_"))
-        self.rooms: dict[str, Room] = {
-            r.id: Room.from_record(r) for r in store.load_rooms()
-        }
-        for room_id, user_id, kind in store.invites():
-            if room_id in self.rooms:
-                room = self.rooms[room_id]
-                (room.invited if kind == "invite" else room.requests).append(user_id)
+        self.rooms = Rooms(lambda: new_id("r_"), lambda: secrets.token_urlsafe(12))
+        self.rooms.load(store.load_rooms(), store.invites())
         self._conns: dict[int, Connection] = {}
         self._stale_counts: set[str] = set()
         # When each address last made new identities (ms), for the hourly limit.
@@ -112,6 +129,39 @@ class Hub:
         self.counters = {"messages": 0, "connections": 0, "errors": 0}
         # Observers (LEDs, admin page) are told when online users or calls change.
         self.on_change: list[Callable[[], None]] = []
+        # Every request type after `hello`, and who handles it. `ping` and
+        # `hello` are answered before a user is known (see `_dispatch`).
+        self._handlers: dict[str, Callable[[Connection, str, Request], None]] = {
+            "ice": self._on_ice,
+            "send": self._on_send,
+            "sync": self._on_sync,
+            "react": self._on_react,
+            "search": self._on_search,
+            "profile": self._on_profile,
+            "typing": self._on_typing,
+            "read": self._on_read,
+            "rename": self._on_rename,
+            "room_create": self._on_room_create,
+            "room_join": self._on_room_join,
+            "room_invite": self._on_room_invite,
+            "room_invite_link": self._on_room_invite_link,
+            "room_approve": self._on_room_approve,
+            "room_deny": self._on_room_deny,
+            "room_role": self._on_room_role,
+            "room_leave": self._on_room_leave,
+            "room_update": self._on_room_update,
+            "room_kick": self._on_room_kick,
+            "room_delete": self._on_room_delete,
+            "call_invite": self._on_call_invite,
+            "call_join": self._on_call_join,
+            "call_accept": self._on_call_accept,
+            "call_reject": self._on_call_reject,
+            "call_cancel": self._on_call_cancel,
+            "call_hangup": self._on_call_hangup,
+            "signal": self._on_signal,
+        }
+        unhandled = set(protocol.SCHEMA) - set(self._handlers) - {"hello", "ping"}
+        assert not unhandled, f"request types without a handler: {sorted(unhandled)}"
 
     # -- connection lifecycle ------------------------------------------------
 
@@ -211,7 +261,7 @@ class Hub:
         user = conn.user_id
         if user is None or self.presence.user_of(conn.peer) != user:
             raise ProtocolError("not_joined", "Say hello with your name first.")
-        handler = getattr(self, "_on_" + req.type)
+        handler = self._handlers[req.type]
         busy_before = self.calls.busy_users()
         rooms_before = self._room_call_snapshot()
         handler(conn, user, req)
@@ -279,7 +329,7 @@ class Hub:
             "you": self._user_wire(user_id),
             "token": token,
             "users": users,
-            "rooms": [self._room_wire(r) for r in self.rooms.values() if r.can_see(user_id)],
+            "rooms": [self._room_wire(r) for r in self.rooms if r.can_see(user_id)],
             "ice_servers": self.ice_servers(user_id),
             "limits": {"text": protocol.MAX_TEXT, "name": protocol.MAX_NAME,
                        "room_members": protocol.MAX_ROOM_LIMIT,
@@ -312,7 +362,7 @@ class Hub:
             del self._new_people[address]
 
     def _send_missed(self, peer: Peer, user_id: str, since: dict[str, int]) -> None:
-        convs = [room_conv(r.id) for r in self.rooms.values() if user_id in r.members]
+        convs = [Conv.of_room(r.id) for r in self.rooms.of_member(user_id)]
         convs += self.store.dm_convs(user_id)
         for conv in convs:
             last = self.store.last_seq(conv)
@@ -361,22 +411,22 @@ class Hub:
 
     # -- messages ------------------------------------------------------------
 
-    def _target_conv(self, user: str, req: Request, posting: bool) -> tuple[str, list[str]]:
+    def _target_conv(self, user: str, req: Request, posting: bool) -> tuple[Conv, list[str]]:
         """The conversation a send/typing targets and who else is in it."""
         room_id = req.get("room")
         if room_id is not None:
-            room = self._room(room_id, user)
+            room = self.rooms.visible(room_id, user)
             if posting:
                 room.check_can_post(user)
             else:
                 room.check_member(user)
-            return room_conv(room.id), [m for m in room.members if m != user]
+            return Conv.of_room(room.id), [m for m in room.members if m != user]
         to = req.get("to")
         if to == user:
             raise ProtocolError("bad_request", "You cannot send a message to yourself.")
         if not self.presence.is_online(to) and self.store.user(to) is None:
             raise ProtocolError("unknown_user", "There is no such person on this box.")
-        return dm_conv(user, to), [to]
+        return Conv.between(user, to), [to]
 
     def _on_send(self, conn: Connection, user: str, req: Request) -> None:
         text = protocol.clean_text(req.get("text"))
@@ -394,18 +444,22 @@ class Hub:
         if not created:
             return
         self.counters["messages"] += 1
-        self._send_all([p for p in map(self.presence.peer, others) if p is not None],
-                       message.to_wire())
+        self._send_to(others, message.to_wire())
 
-    def _check_conv_access(self, user: str, conv: str) -> None:
-        if conv.startswith("room:"):
-            self._room(conv[5:], user).check_member(user)
-        elif user not in conv.split(":")[1:]:
+    def _audience(self, user: str, conv: Conv) -> list[str]:
+        """Everyone in the conversation, once `user` is known to be one of them."""
+        room_id = conv.room_id
+        if room_id is not None:
+            room = self.rooms.visible(room_id, user)
+            room.check_member(user)
+            return list(room.members)
+        if user not in conv.people:
             raise ProtocolError("not_member", "That conversation is not yours.")
+        return list(conv.people)
 
     def _on_sync(self, conn: Connection, user: str, req: Request) -> None:
-        conv: str = req.get("conv")
-        self._check_conv_access(user, conv)
+        conv = Conv(req.get("conv"))
+        self._audience(user, conv)
         limit: int = req.get("limit", HISTORY_ON_JOIN)
         before = req.get("before")
         if before is not None:
@@ -414,28 +468,21 @@ class Hub:
             messages, more = self.store.after(conv, req.get("after", 0), limit)
         conn.peer.send(self._reply(req, self._history(conv, messages, more)))
 
-    def _conv_audience(self, conv: str) -> list[str]:
-        if conv.startswith("room:"):
-            return list(self._room(conv[5:]).members)
-        return conv.split(":")[1:]
-
     def _on_react(self, conn: Connection, user: str, req: Request) -> None:
-        conv: str = req.get("conv")
-        self._check_conv_access(user, conv)
+        conv = Conv(req.get("conv"))
+        audience = self._audience(user, conv)
         emoji = protocol.clean_emoji(req.get("emoji"))
         on: bool = req.get("on", True)
         if not self.store.react(conv, req.get("seq"), user, emoji, on):
             raise ProtocolError("unknown_message", "That message is gone.")
         event = {"type": "reaction", "conv": conv, "seq": req.get("seq"), "from": user,
                  "emoji": emoji, "on": on}
-        for member in self._conv_audience(conv):
-            peer = self.presence.peer(member)
-            if peer is not None:
-                peer.send(self._reply(req, dict(event)) if member == user else event)
+        conn.peer.send(self._reply(req, dict(event)))
+        self._send_to([m for m in audience if m != user], event)
 
     def _on_search(self, conn: Connection, user: str, req: Request) -> None:
-        conv: str = req.get("conv")
-        self._check_conv_access(user, conv)
+        conv = Conv(req.get("conv"))
+        self._audience(user, conv)
         query = req.get("query").strip()
         if not query:
             raise ProtocolError("bad_request", "Type something to search for.")
@@ -474,31 +521,14 @@ class Hub:
 
     def _on_typing(self, conn: Connection, user: str, req: Request) -> None:
         conv, others = self._target_conv(user, req, posting=False)
-        for other in others:
-            peer = self.presence.peer(other)
-            if peer is not None:
-                peer.send({"type": "typing", "conv": conv, "from": user})
+        self._send_to(others, {"type": "typing", "conv": conv, "from": user})
 
     def _on_read(self, conn: Connection, user: str, req: Request) -> None:
-        conv: str = req.get("conv")
-        self._check_conv_access(user, conv)
-        if conv.startswith("room:"):
-            others = [m for m in self._room(conv[5:]).members if m != user]
-        else:
-            others = [u for u in conv.split(":")[1:] if u != user]
-        for other in others:
-            peer = self.presence.peer(other)
-            if peer is not None:
-                peer.send({"type": "read", "conv": conv, "from": user, "seq": req.get("seq")})
+        conv = Conv(req.get("conv"))
+        others = [m for m in self._audience(user, conv) if m != user]
+        self._send_to(others, {"type": "read", "conv": conv, "from": user, "seq": req.get("seq")})
 
     # -- rooms ---------------------------------------------------------------
-
-    def _room(self, room_id: str, user: str | None = None) -> Room:
-        """The room, if it exists and (given `user`) that user may know of it."""
-        room = self.rooms.get(room_id)
-        if room is None or (user is not None and not room.can_see(user)):
-            raise ProtocolError("unknown_room", "That room does not exist (any more).")
-        return room
 
     def _room_wire(self, room: Room) -> dict[str, Any]:
         online = sum(1 for m in room.members if self.presence.is_online(m))
@@ -527,231 +557,122 @@ class Hub:
                 text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
             send_encoded(text)
 
+    def _send_to(self, user_ids: Iterable[str], message: dict[str, Any]) -> None:
+        """Send to these users where they are online; the others get it from history
+        or their next `welcome`."""
+        self._send_all([p for u in user_ids if (p := self.presence.peer(u)) is not None],
+                       message)
+
     def _touch_rooms_of(self, user_id: str) -> None:
         """Online counts changed for the rooms this user is in.
 
         They are sent at the next tick, so a crowd arriving at once (the
         hotspot coming back) costs one update per room, not one per arrival.
         """
-        for room in self.rooms.values():
-            if user_id in room.members:
-                self._stale_counts.add(room.id)
+        for room in self.rooms.of_member(user_id):
+            self._stale_counts.add(room.id)
 
     def flush_online_counts(self) -> None:
         with self.lock:
             for room_id in list(self._stale_counts):
-                if room_id in self.rooms:
-                    self._broadcast_room(self.rooms[room_id])
+                room = self.rooms.get(room_id)
+                if room is not None:
+                    self._broadcast_room(room)
             self._stale_counts.clear()
 
-    def _on_room_create(self, conn: Connection, user: str, req: Request) -> None:
+    def _apply(self, effects: list[Effect], answer: tuple[Peer, Request] | None = None) -> None:
+        """Carry out what a room operation decided, in its order (each write
+        before what is told of it). `answer` is the connection and request
+        that a `Reply` answers."""
         now = self.clock()
-        if len(self.rooms) >= protocol.MAX_ROOMS:
-            raise ProtocolError(
-                "too_many_rooms", f"This box already holds {protocol.MAX_ROOMS} rooms, its "
-                "most. Ask the box's admin to delete rooms nobody uses.")
-        owned = sum(1 for r in self.rooms.values() if r.owner == user)
-        if owned >= protocol.MAX_ROOMS_PER_PERSON:
-            raise ProtocolError(
-                "too_many_rooms", f"You already own {owned} rooms, the most one person can. "
-                "Delete one you no longer need first.")
-        room = Room(
-            id=new_id("r_"),
-            name=protocol.clean_room_name(req.get("name")),
-            description=protocol.clean_description(req.get("description", "")),
-            limit=req.get("limit", DEFAULT_LIMIT),
-            active=True,
-            ephemeral=req.get("ephemeral", False),
-            owner=user,
-            created=now,
-            members=[user],
-            visibility=req.get("visibility", "public"),
-            approval=req.get("approval", False),
-        )
-        self.store.save_room(room.record())
-        self.store.add_member(room.id, user, now)
-        self.rooms[room.id] = room
-        conn.peer.send(self._reply(req, {"type": "room", "room": self._room_wire(room)}))
-        self._broadcast_room(room)
+        for effect in effects:
+            match effect:
+                case SaveRoom(room):
+                    self.store.save_room(room)
+                case AddMember(room_id, user_id, role):
+                    self.store.add_member(room_id, user_id, now, role)
+                case RemoveMember(room_id, user_id):
+                    self.store.remove_member(room_id, user_id)
+                case SetRole(room_id, user_id, role):
+                    self.store.set_role(room_id, user_id, role)
+                case SetInvite(room_id, user_id, kind):
+                    self.store.set_invite(room_id, user_id, kind, now)
+                case DeleteRoom(room_id, delete_messages):
+                    self.store.delete_room(room_id, delete_messages)
+                case Reply(kind, room, message):
+                    assert answer is not None
+                    if message is None:
+                        assert room is not None
+                        message = {"type": kind, "room": self._room_wire(room)}
+                    answer[0].send(self._reply(answer[1], dict(message)))
+                case Tell(user_id, message):
+                    self._send_to([user_id], message)
+                case TellRoom(user_id, kind, room, extra):
+                    self._send_to([user_id], {"type": kind, "room": self._room_wire(room),
+                                              **extra})
+                case SendHistory(user_id, room):
+                    peer = self.presence.peer(user_id)
+                    conv = Conv.of_room(room.id)
+                    last = self.store.last_seq(conv)
+                    if peer is not None and last:
+                        messages, _ = self.store.before(conv, last + 1, HISTORY_ON_JOIN)
+                        peer.send(self._history(conv, messages, False))
+                case Announce(room):
+                    self._broadcast_room(room)
+                case Unlist(room):
+                    self._send_all([s.peer for s in self.presence.sessions()
+                                    if not room.can_see(s.user_id)],
+                                   {"type": "room_deleted", "room": room.id})
+                case Gone(room_id):
+                    self._broadcast({"type": "room_deleted", "room": room_id})
+                case LeaveCall(user_id, room_id):
+                    self._deliver(self.calls.leave_room_call(user_id, room_id))
+                case EndCall(room_id):
+                    self._deliver(self.calls.end_room_call(room_id))
+
+    def _on_room_create(self, conn: Connection, user: str, req: Request) -> None:
+        self._apply(self.rooms.create(
+            user, self.clock(), req.get("name"), req.get("description", ""),
+            req.get("limit", DEFAULT_LIMIT), req.get("ephemeral", False),
+            req.get("visibility", "public"), req.get("approval", False),
+        ), (conn.peer, req))
 
     def _on_room_join(self, conn: Connection, user: str, req: Request) -> None:
-        code: str | None = req.get("code")
-        room = self.rooms.get(req.get("room"))
-        if room is None or not (room.can_see(user) or (code and code == room.invite_code)):
-            raise ProtocolError("unknown_room", "That room does not exist (any more).")
-        room.check_can_join(user)
-        if room.needs_approval(user, code):
-            if user not in room.requests:
-                room.requests.append(user)
-                self.store.set_invite(room.id, user, "request", self.clock())
-                name = self._user_wire(user)["name"]
-                for moderator in [room.owner, *room.moderators]:
-                    peer = self.presence.peer(moderator)
-                    if peer is not None:
-                        peer.send({"type": "room_request", "room": room.id, "user": user,
-                                   "name": name})
-            conn.peer.send(self._reply(req, {"type": "room_pending",
-                                             "room": self._room_wire(room)}))
-            self._broadcast_room(room)
-            return
-        self._admit(room, user, conn.peer, req)
-
-    def _admit(self, room: Room, user: str, peer: Peer | None, req: Request | None) -> None:
-        """Make `user` a member and send them the room and its recent history."""
-        room.check_can_join(user)
-        if user not in room.members:
-            self.store.add_member(room.id, user, self.clock())
-            room.members.append(user)
-        for pending in (room.invited, room.requests):
-            if user in pending:
-                pending.remove(user)
-        if peer is not None:
-            reply = {"type": "room", "room": self._room_wire(room)}
-            peer.send(self._reply(req, reply) if req is not None else reply)
-            conv = room_conv(room.id)
-            last = self.store.last_seq(conv)
-            if last:
-                messages, _ = self.store.before(conv, last + 1, HISTORY_ON_JOIN)
-                peer.send(self._history(conv, messages, False))
-        self._broadcast_room(room)
+        name = self._user_wire(user)["name"]
+        self._apply(self.rooms.join(user, name, req.get("room"), req.get("code")),
+                    (conn.peer, req))
 
     def _on_room_invite(self, conn: Connection, user: str, req: Request) -> None:
-        room = self._room(req.get("room"), user)
-        room.check_moderator(user)
         target: str = req.get("user")
-        if self.store.user(target) is None:
-            raise ProtocolError("unknown_user", "There is no such person on this box.")
-        if target in room.members:
-            raise ProtocolError("bad_request", "They are already in this room.")
-        if target in room.requests:
-            # Inviting someone who asked to join is approving them.
-            self._admit(room, target, self.presence.peer(target), None)
-        elif target not in room.invited:
-            room.invited.append(target)
-            self.store.set_invite(room.id, target, "invite", self.clock())
-            peer = self.presence.peer(target)
-            if peer is not None:
-                peer.send({"type": "room_invited", "room": self._room_wire(room), "by": user})
-            self._broadcast_room(room)
-        conn.peer.send(self._reply(req, {"type": "room", "room": self._room_wire(room)}))
+        exists = self.store.user(target) is not None
+        self._apply(self.rooms.invite(user, req.get("room"), target, exists), (conn.peer, req))
 
     def _on_room_invite_link(self, conn: Connection, user: str, req: Request) -> None:
-        room = self._room(req.get("room"), user)
-        room.check_moderator(user)
-        if not room.invite_code or req.get("reset"):
-            room.invite_code = secrets.token_urlsafe(12)
-            self.store.save_room(room.record())
-        conn.peer.send(self._reply(req, {"type": "room_invite_link", "room": room.id,
-                                         "code": room.invite_code}))
+        self._apply(self.rooms.invite_link(user, req.get("room"), bool(req.get("reset"))),
+                    (conn.peer, req))
 
     def _on_room_approve(self, conn: Connection, user: str, req: Request) -> None:
-        room = self._room(req.get("room"), user)
-        room.check_moderator(user)
-        target: str = req.get("user")
-        if target not in room.requests:
-            raise ProtocolError("bad_request", "That person has not asked to join.")
-        self._admit(room, target, self.presence.peer(target), None)
-        conn.peer.send(self._reply(req, {"type": "room", "room": self._room_wire(room)}))
+        self._apply(self.rooms.approve(user, req.get("room"), req.get("user")), (conn.peer, req))
 
     def _on_room_deny(self, conn: Connection, user: str, req: Request) -> None:
-        room = self._room(req.get("room"), user)
-        room.check_moderator(user)
-        target: str = req.get("user")
-        if target not in room.requests:
-            raise ProtocolError("bad_request", "That person has not asked to join.")
-        room.requests.remove(target)
-        self.store.set_invite(room.id, target, None, self.clock())
-        peer = self.presence.peer(target)
-        if peer is not None:
-            peer.send({"type": "room_denied", "room": room.id})
-        conn.peer.send(self._reply(req, {"type": "room", "room": self._room_wire(room)}))
-        self._broadcast_room(room)
+        self._apply(self.rooms.deny(user, req.get("room"), req.get("user")), (conn.peer, req))
 
     def _on_room_role(self, conn: Connection, user: str, req: Request) -> None:
-        room = self._room(req.get("room"), user)
-        room.check_owner(user)
-        target: str = req.get("user")
-        if target not in room.members or target == room.owner:
-            raise ProtocolError("bad_request", "Roles are for the room's other members.")
-        role: str = req.get("role")
-        if role == "moderator":
-            room.moderators.add(target)
-        else:
-            room.moderators.discard(target)
-        self.store.set_role(room.id, target, role)
-        conn.peer.send(self._reply(req, {"type": "room", "room": self._room_wire(room)}))
-        self._broadcast_room(room)
-
-    def _remove_member(self, room: Room, user: str) -> None:
-        self._deliver(self.calls.leave_room_call(user, room.id))
-        room.moderators.discard(user)
-        if user in room.members:
-            room.members.remove(user)
-            self.store.remove_member(room.id, user)
+        self._apply(self.rooms.set_role(user, req.get("room"), req.get("user"), req.get("role")),
+                    (conn.peer, req))
 
     def _on_room_leave(self, conn: Connection, user: str, req: Request) -> None:
-        room = self._room(req.get("room"), user)
-        self._remove_member(room, user)
-        for pending in (room.invited, room.requests):
-            if user in pending:
-                pending.remove(user)
-                self.store.set_invite(room.id, user, None, self.clock())
-        conn.peer.send(self._reply(req, {"type": "room", "room": self._room_wire(room)}))
-        self._broadcast_room(room)
+        self._apply(self.rooms.leave(user, req.get("room")), (conn.peer, req))
 
     def _on_room_update(self, conn: Connection, user: str, req: Request) -> None:
-        room = self._room(req.get("room"), user)
-        room.check_owner(user)
-        saw_it = {s.user_id for s in self.presence.sessions() if room.can_see(s.user_id)}
-        if req.get("name") is not None:
-            room.name = protocol.clean_room_name(req.get("name"))
-        if req.get("description") is not None:
-            room.description = protocol.clean_description(req.get("description"))
-        if req.get("limit") is not None:
-            room.limit = req.get("limit")
-        if req.get("active") is not None:
-            room.active = req.get("active")
-        if req.get("visibility") is not None:
-            room.visibility = req.get("visibility")
-        if req.get("approval") is not None:
-            room.approval = req.get("approval")
-        self.store.save_room(room.record())
-        conn.peer.send(self._reply(req, {"type": "room", "room": self._room_wire(room)}))
-        self._broadcast_room(room)
-        # People who no longer may see it (it was made hidden) drop it from their list.
-        self._send_all([p for u in saw_it if not room.can_see(u)
-                        if (p := self.presence.peer(u)) is not None],
-                       {"type": "room_deleted", "room": room.id})
+        changes = {key: req.get(key) for key in ROOM_SETTINGS if req.get(key) is not None}
+        self._apply(self.rooms.update(user, req.get("room"), changes), (conn.peer, req))
 
     def _on_room_kick(self, conn: Connection, user: str, req: Request) -> None:
-        room = self._room(req.get("room"), user)
-        target: str = req.get("user")
-        if target == user:
-            raise ProtocolError("bad_request", "Use 'room_leave' to leave the room.")
-        room.check_can_remove(user, target)
-        if target not in room.members:
-            raise ProtocolError("unknown_user", "That person is not in this room.")
-        self.remove_from_room(room, target, by=user)
-        conn.peer.send(self._reply(req, {"type": "room", "room": self._room_wire(room)}))
-
-    def remove_from_room(self, room: Room, target: str, by: str) -> None:
-        self._remove_member(room, target)
-        peer = self.presence.peer(target)
-        if peer is not None:
-            peer.send({"type": "room_removed", "room": room.id, "by": by})
-        self._broadcast_room(room)
+        self._apply(self.rooms.kick(user, req.get("room"), req.get("user")), (conn.peer, req))
 
     def _on_room_delete(self, conn: Connection, user: str, req: Request) -> None:
-        room = self._room(req.get("room"), user)
-        room.check_owner(user)
-        self.delete_room(room)
-        conn.peer.send(self._reply(req, {"type": "room_deleted", "room": room.id}))
-
-    def delete_room(self, room: Room) -> None:
-        self._deliver(self.calls.end_room_call(room.id))
-        self.store.delete_room(room.id, delete_messages=room.ephemeral)
-        del self.rooms[room.id]
-        self._broadcast({"type": "room_deleted", "room": room.id})
+        self._apply(self.rooms.delete_as_owner(user, req.get("room")), (conn.peer, req))
 
     # -- calls ---------------------------------------------------------------
 
@@ -777,7 +698,7 @@ class Hub:
         self._deliver(self.calls.hangup(user, req.get("call")), ref_for=(user, req))
 
     def _on_call_join(self, conn: Connection, user: str, req: Request) -> None:
-        room = self._room(req.get("room"), user)
+        room = self.rooms.visible(req.get("room"), user)
         room.check_can_post(user)
         online = [m for m in room.members if self.presence.is_online(m)]
         _, events = self.calls.join_room(user, room.id, req.get("media", "video"), online,
@@ -795,9 +716,8 @@ class Hub:
             # Without a call, signaling sets up a direct transfer (a file or a
             # photo) between two people who are both here right now.
             raise ProtocolError("user_offline", "They are not online right now.")
-        peer = self.presence.peer(to)
-        if peer is not None:
-            peer.send({"type": "signal", "call": call_id, "from": user, "data": req.get("data")})
+        self._send_to([to], {"type": "signal", "call": call_id, "from": user,
+                             "data": req.get("data")})
 
     def _on_rename(self, conn: Connection, user: str, req: Request) -> None:
         name = protocol.clean_name(req.get("name"))
@@ -821,9 +741,7 @@ class Hub:
             if pending_ref is not None and user_id == pending_ref[0]:
                 message = self._reply(pending_ref[1], dict(message))
                 pending_ref = None
-            peer = self.presence.peer(user_id)
-            if peer is not None:
-                peer.send(message)
+            self._send_to([user_id], message)
 
     def _room_call_snapshot(self) -> dict[str, tuple[str, ...]]:
         return {
@@ -845,8 +763,9 @@ class Hub:
             for room_id in set(rooms_before) | set(rooms_after):
                 if rooms_before.get(room_id) != rooms_after.get(room_id):
                     changed = True
-                    if room_id in self.rooms:
-                        self._broadcast_room(self.rooms[room_id])
+                    room = self.rooms.get(room_id)
+                    if room is not None:
+                        self._broadcast_room(room)
         return changed
 
     def _notify(self) -> None:
@@ -878,10 +797,7 @@ class Hub:
                 if conn is not None:
                     conn.user_id = None
                 self._broadcast_presence(user_id, "offline")
-            for room in self.rooms.values():
-                if user_id in room.members:
-                    room.members.remove(user_id)
-                    self._broadcast_room(room)
+            self._apply(self.rooms.forget_user(user_id))
             self.store.delete_user(user_id)
             self._after_calls_changed(busy_before, rooms_before)
         self._notify()
@@ -894,7 +810,7 @@ class Hub:
             if room is None:
                 return False
             busy_before = self.calls.busy_users()
-            self.delete_room(room)
+            self._apply(self.rooms.delete(room))
             self._after_calls_changed(busy_before, set())
         self._notify()
         return True
@@ -904,15 +820,13 @@ class Hub:
         with self.lock:
             if not self.store.delete_message(conv, seq):
                 return False
-            if conv.startswith("room:"):
-                room = self.rooms.get(conv[5:])
+            room_id = Conv(conv).room_id
+            if room_id is not None:
+                room = self.rooms.get(room_id)
                 audience = room.members if room else []
             else:
-                audience = conv.split(":")[1:]
-            for user_id in audience:
-                peer = self.presence.peer(user_id)
-                if peer is not None:
-                    peer.send({"type": "message_deleted", "conv": conv, "seq": seq})
+                audience = list(Conv(conv).people)
+            self._send_to(audience, {"type": "message_deleted", "conv": conv, "seq": seq})
         return True
 
     def online_users(self) -> list[dict[str, Any]]:
@@ -950,9 +864,9 @@ class Hub:
     def public_rooms(self) -> list[dict[str, Any]]:
         """Rooms anyone may see (hidden rooms are left out)."""
         with self.lock:
-            return [self._room_wire(r) for r in self.rooms.values() if r.public]
+            return [self._room_wire(r) for r in self.rooms if r.public]
 
     def all_rooms(self) -> list[dict[str, Any]]:
         """Every room, hidden ones included (for the admin page)."""
         with self.lock:
-            return [self._room_wire(r) for r in self.rooms.values()]
+            return [self._room_wire(r) for r in self.rooms]

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .rooms import Room
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
     id TEXT PRIMARY KEY,
@@ -95,23 +97,6 @@ class UserRecord:
 
 
 @dataclass(frozen=True)
-class RoomRecord:
-    id: str
-    name: str
-    description: str
-    limit: int
-    active: bool
-    ephemeral: bool
-    owner: str
-    created: int
-    members: tuple[str, ...]
-    visibility: str = "public"
-    approval: bool = False
-    invite_code: str = ""
-    roles: tuple[tuple[str, str], ...] = ()  # (user id, role) for non-members roles
-
-
-@dataclass(frozen=True)
 class StoredMessage:
     conv: str
     seq: int
@@ -147,14 +132,31 @@ class StoredMessage:
 _MESSAGE_COLUMNS = "conv, seq, msg_id, sender, sender_name, text, ts, reply_to"
 
 
-def dm_conv(a: str, b: str) -> str:
-    """The conversation key of the one-to-one chat between users `a` and `b`."""
-    x, y = sorted((a, b))
-    return f"dm:{x}:{y}"
+class Conv(str):
+    """A conversation id: `room:<room id>`, or `dm:<a>:<b>` for the one-to-one
+    chat of users a and b (sorted). A str, so it goes into SQLite and onto the
+    wire as it is."""
 
+    __slots__ = ()
 
-def room_conv(room_id: str) -> str:
-    return f"room:{room_id}"
+    @classmethod
+    def of_room(cls, room_id: str) -> Conv:
+        return cls(f"room:{room_id}")
+
+    @classmethod
+    def between(cls, a: str, b: str) -> Conv:
+        x, y = sorted((a, b))
+        return cls(f"dm:{x}:{y}")
+
+    @property
+    def room_id(self) -> str | None:
+        """The room's id, or None for a one-to-one chat."""
+        return self[5:] if self.startswith("room:") else None
+
+    @property
+    def people(self) -> tuple[str, ...]:
+        """The two user ids of a one-to-one chat; () for a room."""
+        return tuple(self.split(":")[1:]) if self.startswith("dm:") else ()
 
 
 class Store:
@@ -234,7 +236,7 @@ class Store:
 
     # -- rooms ---------------------------------------------------------------
 
-    def load_rooms(self) -> list[RoomRecord]:
+    def load_rooms(self) -> list[Room]:
         members: dict[str, list[str]] = {}
         roles: dict[str, list[tuple[str, str]]] = {}
         for room_id, user_id, role in self.db.execute(
@@ -244,7 +246,7 @@ class Store:
             if role != "member":
                 roles.setdefault(room_id, []).append((user_id, role))
         return [
-            RoomRecord(
+            Room(
                 id=r[0],
                 name=r[1],
                 description=r[2],
@@ -253,11 +255,11 @@ class Store:
                 ephemeral=bool(r[5]),
                 owner=r[6],
                 created=r[7],
-                members=tuple(members.get(r[0], ())),
+                members=list(members.get(r[0], ())),
                 visibility=r[8],
                 approval=bool(r[9]),
                 invite_code=r[10],
-                roles=tuple(roles.get(r[0], ())),
+                moderators={user for user, role in roles.get(r[0], ()) if role == "moderator"},
             )
             for r in self.db.execute(
                 "SELECT id, name, description, max_members, active, ephemeral, owner, created,"
@@ -265,7 +267,7 @@ class Store:
             )
         ]
 
-    def save_room(self, room: RoomRecord) -> None:
+    def save_room(self, room: Room) -> None:
         """Insert or update a room's settings (not its members)."""
         with self._transaction():
             self.db.execute(
@@ -337,7 +339,7 @@ class Store:
             )
 
     def delete_room(self, room_id: str, delete_messages: bool) -> None:
-        conv = room_conv(room_id)
+        conv = Conv.of_room(room_id)
         with self._transaction():
             self.db.execute("DELETE FROM rooms WHERE id = ?", (room_id,))
             if delete_messages:
@@ -368,10 +370,10 @@ class Store:
         ).fetchone()
         if found:
             return self._with_reactions([StoredMessage(*found)])[0], False
+        people = Conv(conv).people
         users: tuple[str | None, str | None] = (None, None)
-        if conv.startswith("dm:"):
-            _, a, b = conv.split(":", 2)
-            users = (a, b)
+        if people:
+            users = (people[0], people[1])
 
         def commit() -> int:
             with self._transaction():
@@ -474,11 +476,11 @@ class Store:
             for m in messages
         ]
 
-    def dm_convs(self, user_id: str) -> list[str]:
+    def dm_convs(self, user_id: str) -> list[Conv]:
         rows = self.db.execute(
             "SELECT conv FROM convs WHERE user_a = ? OR user_b = ?", (user_id, user_id)
         )
-        return [r[0] for r in rows]
+        return [Conv(r[0]) for r in rows]
 
     def delete_message(self, conv: str, seq: int) -> bool:
         with self._transaction():
