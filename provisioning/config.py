@@ -166,8 +166,6 @@ def _box_name(raw: str) -> str:
 
 def _wifi_name(raw: str) -> str:
     size = len(raw.encode("utf-8"))
-    if size == 0:
-        raise _Invalid("wifi_name must not be empty; leave the line out to use the default")
     if size > 32:
         raise _Invalid(
             f"wifi_name must be 1 to 32 bytes; {raw!r} is {size} bytes "
@@ -381,6 +379,10 @@ KEYS: dict[str, Key] = {
     ]
 }
 SECRET_KEYS = ("admin_password",)
+# `key =` with nothing after it means the key's default, as if the line were not
+# there; except for these, where it means "none": a pin left empty on purpose
+# must not be driven because the default happens to be wired to something else.
+EMPTY_MEANS_NONE = ("status_led_pins", "button_pin")
 
 
 # --- the file format
@@ -396,7 +398,12 @@ class Entry:
 
 
 def decode_config(data: bytes) -> str:
-    """Turn the file's bytes into text, or explain why they are not a config file."""
+    """Turn the file's bytes into text, or explain why they are not a config file.
+
+    A file nobody can have meant is refused, so the box keeps its last good
+    config: too big, not text, or empty (a save or a copy cut short; the file
+    from the image is all notes, so it is never empty).
+    """
     if len(data) > MAX_FILE_BYTES:
         raise ConfigError(
             [
@@ -406,7 +413,17 @@ def decode_config(data: bytes) -> str:
                 )
             ]
         )
-    return decode_with_codec(data)[0]
+    text = decode_with_codec(data)[0]
+    if not text.strip():
+        what = "empty (0 bytes)" if not data else "blank (only spaces and line ends)"
+        raise ConfigError(
+            [
+                f"the file is {what}; was it saved or copied completely? Write your "
+                "settings into it; for the defaults, use the ahoy.txt from the image "
+                "(every line a # note)"
+            ]
+        )
+    return text
 
 
 def decode_with_codec(data: bytes) -> tuple[str, str]:
@@ -504,6 +521,8 @@ def parse_config(text: str, *, mac: str | None = None) -> BoxConfig:
     failed: set[str] = set()
     for entry in entries:
         lines[entry.key] = entry.line
+        if entry.value == "" and entry.key not in EMPTY_MEANS_NONE:
+            continue  # the default, as if the line were not there
         try:
             values[entry.key] = KEYS[entry.key].parse(entry.value)
         except _Invalid as exc:
@@ -643,9 +662,9 @@ def format_value(config: BoxConfig, key: str) -> str:
     if key == "dhcp_range":
         return f"{value[0]} - {value[1]}"
     if key == "status_led_pins":
-        return ", ".join(str(p) for p in value)
+        return ", ".join(str(p) for p in value) or "none"
     if value is None:
-        return ""
+        return "none" if key in EMPTY_MEANS_NONE else ""
     return str(value)
 
 
@@ -657,11 +676,14 @@ def format_config(config: BoxConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
-def change_config(config: BoxConfig, changes: Mapping[str, str]) -> BoxConfig:
+def change_config(
+    config: BoxConfig, changes: Mapping[str, str], *, mac: str | None = None
+) -> BoxConfig:
     """`config` with some keys set to new values (as they would be written in ahoy.txt).
 
     The admin page's path: the same validation as the file. Messages name the
-    key but no line, since the person typed into a form, not the file.
+    key but no line, since the person typed into a form, not the file. `mac`
+    makes the default Wi-Fi name, for a Wi-Fi name set back to empty.
     """
     problems = [
         f"unknown key {key!r}{_did_you_mean(key)}" for key in changes if key not in KEYS
@@ -675,6 +697,6 @@ def change_config(config: BoxConfig, changes: Mapping[str, str]) -> BoxConfig:
         raise ConfigError(problems)
     text = set_values(format_config(config), changes)
     try:
-        return parse_config(text)
+        return parse_config(text, mac=mac)
     except ConfigError as exc:
         raise ConfigError([re.sub(r"^line \d+: ", "", m) for m in exc.messages]) from None

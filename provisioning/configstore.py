@@ -93,12 +93,9 @@ def read_config(
             return LoadedConfig(_parse_with_mac(text, mac, sys_class_net), "file")
         except ConfigError as exc:
             errors += [f"{boot_file.name}: {m}" for m in exc.messages]
-    last_good = DataDir(data_dir).last_good_config
-    try:
-        fallback = parse_config(last_good.read_text(encoding="utf-8"))
+    fallback = _last_good(data_dir)
+    if fallback is not None:
         return LoadedConfig(fallback, "last-good", tuple(errors))
-    except (OSError, ValueError, ConfigError):
-        pass
     if mac is None:
         mac = interface_mac(BoxConfig.interface, sys_class_net)
     defaults = BoxConfig(wifi_name=wifi_name_for_mac(mac))
@@ -157,12 +154,17 @@ def load_config(
     return result
 
 
+def _last_good(data_dir: Path) -> BoxConfig | None:
+    """The last good config, None if there is none or it is damaged."""
+    try:
+        return parse_config(decode_config(DataDir(data_dir).last_good_config.read_bytes()))
+    except (OSError, ConfigError):
+        return None
+
+
 def current_config(data_dir: Path) -> BoxConfig:
     """The config last applied successfully (what the box runs), or the defaults."""
-    try:
-        return parse_config(DataDir(data_dir).last_good_config.read_text(encoding="utf-8"))
-    except (OSError, ValueError, ConfigError):
-        return BoxConfig()
+    return _last_good(data_dir) or BoxConfig()
 
 
 def request_changes(data_dir: Path, changes: Mapping[str, str]) -> BoxConfig:
@@ -181,7 +183,8 @@ def request_changes(data_dir: Path, changes: Mapping[str, str]) -> BoxConfig:
     if not isinstance(pending, dict):
         pending = {}
     pending.update(changes)
-    new = change_config(current_config(data_dir), pending)
+    current = current_config(data_dir)
+    new = change_config(current, pending, mac=interface_mac(current.interface))
     write_file(store.requested_changes, (json.dumps(pending, indent=2) + "\n").encode())
     return new
 
@@ -210,6 +213,12 @@ def _merge_requested_changes(
     except (OSError, ConfigError) as exc:
         errors.append(f"cannot apply the admin page's settings to {boot_file}: {exc}")
         return
+    if not text.strip():
+        # No file, or one emptied by accident: the box runs its last good config,
+        # so the changes go on top of that, not on top of the defaults.
+        last_good = _last_good(data_dir)
+        if last_good is not None:
+            text = format_config(last_good)
     try:
         write_file(boot_file, set_values(text, changes).encode(codec))
     except OSError as exc:
