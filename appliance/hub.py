@@ -253,7 +253,7 @@ class Hub:
     def _dispatch(self, conn: Connection, req: Request) -> bool:
         """Run one request; returns True when presence, rooms or calls changed."""
         if req.type == "ping":
-            conn.peer.send(self._reply(req, {"type": "pong", "ts": self.clock()}))
+            conn.peer.send(self._reply(req, protocol.pong(self.clock())))
             return False
         if req.type == "hello":
             self._hello(conn, req)
@@ -323,21 +323,9 @@ class Hub:
             {**self._user_wire(s.user_id), "status": "busy" if s.user_id in busy else "online"}
             for s in self.presence.sessions() if s.user_id != user_id
         ]
-        conn.peer.send(self._reply(req, {
-            "type": "welcome",
-            "protocol": protocol.PROTOCOL_VERSION,
-            "you": self._user_wire(user_id),
-            "token": token,
-            "users": users,
-            "rooms": [self._room_wire(r) for r in self.rooms if r.can_see(user_id)],
-            "ice_servers": self.ice_servers(user_id),
-            "limits": {"text": protocol.MAX_TEXT, "name": protocol.MAX_NAME,
-                       "room_members": protocol.MAX_ROOM_LIMIT,
-                       "rooms_per_person": protocol.MAX_ROOMS_PER_PERSON,
-                       "rooms": protocol.MAX_ROOMS,
-                       "call_members": protocol.MAX_CALL_MEMBERS},
-            "server_time": now,
-        }))
+        rooms = [self._room_wire(r) for r in self.rooms if r.can_see(user_id)]
+        conn.peer.send(self._reply(req, protocol.welcome(
+            self._user_wire(user_id), token, users, rooms, self.ice_servers(user_id), now)))
         self._send_missed(conn.peer, user_id, req.get("since") or {})
         self._deliver(self.calls.user_back(user_id))
         if not was_online or wanted != current_name:
@@ -379,8 +367,8 @@ class Hub:
             peer.send(self._history(conv, messages, more))
 
     def _history(self, conv: str, messages: list[StoredMessage], more: bool) -> dict[str, Any]:
-        return {"type": "history", "conv": conv, "messages": [m.to_wire() for m in messages],
-                "more": more, "last_seq": self.store.last_seq(conv)}
+        return protocol.history(conv, [m.to_wire() for m in messages], more,
+                                self.store.last_seq(conv))
 
     def _status(self, user_id: str) -> str:
         if not self.presence.is_online(user_id):
@@ -403,11 +391,11 @@ class Hub:
         user["status"] = status
         self._send_all(
             [s.peer for s in self.presence.sessions() if s.user_id != user_id],
-            {"type": "presence", "user": user},
+            protocol.presence(user),
         )
 
     def _on_ice(self, conn: Connection, user: str, req: Request) -> None:
-        conn.peer.send(self._reply(req, {"type": "ice", "ice_servers": self.ice_servers(user)}))
+        conn.peer.send(self._reply(req, protocol.ice(self.ice_servers(user))))
 
     # -- messages ------------------------------------------------------------
 
@@ -439,8 +427,8 @@ class Hub:
         message, created = self.store.append(conv, req.get("id"), user, session.name, text,
                                              self.clock(), reply_to)
         # The ack goes out only now, after the commit.
-        conn.peer.send(self._reply(req, {"type": "ack", "id": message.id, "conv": message.conv,
-                                         "seq": message.seq, "ts": message.ts}))
+        conn.peer.send(self._reply(req, protocol.ack(message.id, message.conv, message.seq,
+                                                     message.ts)))
         if not created:
             return
         self.counters["messages"] += 1
@@ -475,8 +463,7 @@ class Hub:
         on: bool = req.get("on", True)
         if not self.store.react(conv, req.get("seq"), user, emoji, on):
             raise ProtocolError("unknown_message", "That message is gone.")
-        event = {"type": "reaction", "conv": conv, "seq": req.get("seq"), "from": user,
-                 "emoji": emoji, "on": on}
+        event = protocol.reaction(conv, req.get("seq"), user, emoji, on)
         conn.peer.send(self._reply(req, dict(event)))
         self._send_to([m for m in audience if m != user], event)
 
@@ -487,8 +474,8 @@ class Hub:
         if not query:
             raise ProtocolError("bad_request", "Type something to search for.")
         found = self.store.search(conv, query, req.get("limit", 50))
-        conn.peer.send(self._reply(req, {"type": "search_results", "conv": conv, "query": query,
-                                         "messages": [m.to_wire() for m in found]}))
+        conn.peer.send(self._reply(req, protocol.search_results(
+            conv, query, [m.to_wire() for m in found])))
 
     def _on_profile(self, conn: Connection, user: str, req: Request) -> None:
         record = self.store.user(user)
@@ -497,7 +484,7 @@ class Hub:
         status_text = protocol.clean_status(req.get("status_text", record.status_text))
         self.store.set_profile(user, colour, status_text, record.avatar)
         self.profile_changed(user)
-        conn.peer.send(self._reply(req, {"type": "profile", "user": self._user_wire(user)}))
+        conn.peer.send(self._reply(req, protocol.profile(self._user_wire(user))))
 
     def user_for_token(self, token: str) -> str | None:
         with self.lock:
@@ -521,12 +508,12 @@ class Hub:
 
     def _on_typing(self, conn: Connection, user: str, req: Request) -> None:
         conv, others = self._target_conv(user, req, posting=False)
-        self._send_to(others, {"type": "typing", "conv": conv, "from": user})
+        self._send_to(others, protocol.typing(conv, user))
 
     def _on_read(self, conn: Connection, user: str, req: Request) -> None:
         conv = Conv(req.get("conv"))
         others = [m for m in self._audience(user, conv) if m != user]
-        self._send_to(others, {"type": "read", "conv": conv, "from": user, "seq": req.get("seq")})
+        self._send_to(others, protocol.read(conv, user, req.get("seq")))
 
     # -- rooms ---------------------------------------------------------------
 
@@ -538,7 +525,7 @@ class Hub:
         self._stale_counts.discard(room.id)
         self._send_all(
             [s.peer for s in self.presence.sessions() if room.can_see(s.user_id)],
-            {"type": "room_update", "room": self._room_wire(room)},
+            protocol.room_message("room_update", self._room_wire(room)),
         )
 
     def _broadcast(self, message: dict[str, Any]) -> None:
@@ -603,13 +590,13 @@ class Hub:
                     assert answer is not None
                     if message is None:
                         assert room is not None
-                        message = {"type": kind, "room": self._room_wire(room)}
+                        message = protocol.room_message(kind, self._room_wire(room))
                     answer[0].send(self._reply(answer[1], dict(message)))
                 case Tell(user_id, message):
                     self._send_to([user_id], message)
                 case TellRoom(user_id, kind, room, extra):
-                    self._send_to([user_id], {"type": kind, "room": self._room_wire(room),
-                                              **extra})
+                    self._send_to([user_id],
+                                  protocol.room_message(kind, self._room_wire(room), **extra))
                 case SendHistory(user_id, room):
                     peer = self.presence.peer(user_id)
                     conv = Conv.of_room(room.id)
@@ -622,9 +609,9 @@ class Hub:
                 case Unlist(room):
                     self._send_all([s.peer for s in self.presence.sessions()
                                     if not room.can_see(s.user_id)],
-                                   {"type": "room_deleted", "room": room.id})
+                                   protocol.room_deleted(room.id))
                 case Gone(room_id):
-                    self._broadcast({"type": "room_deleted", "room": room_id})
+                    self._broadcast(protocol.room_deleted(room_id))
                 case LeaveCall(user_id, room_id):
                     self._deliver(self.calls.leave_room_call(user_id, room_id))
                 case EndCall(room_id):
@@ -716,8 +703,7 @@ class Hub:
             # Without a call, signaling sets up a direct transfer (a file or a
             # photo) between two people who are both here right now.
             raise ProtocolError("user_offline", "They are not online right now.")
-        self._send_to([to], {"type": "signal", "call": call_id, "from": user,
-                             "data": req.get("data")})
+        self._send_to([to], protocol.signal(call_id, user, req.get("data")))
 
     def _on_rename(self, conn: Connection, user: str, req: Request) -> None:
         name = protocol.clean_name(req.get("name"))
@@ -728,7 +714,7 @@ class Hub:
         self.store.rename_user(user, name)
         self.presence.rename(user, name)
         self._broadcast_presence(user, self._status(user))
-        conn.peer.send(self._reply(req, {"type": "profile", "user": self._user_wire(user)}))
+        conn.peer.send(self._reply(req, protocol.profile(self._user_wire(user))))
 
     # -- delivery ------------------------------------------------------------
 
@@ -826,7 +812,7 @@ class Hub:
                 audience = room.members if room else []
             else:
                 audience = list(Conv(conv).people)
-            self._send_to(audience, {"type": "message_deleted", "conv": conv, "seq": seq})
+            self._send_to(audience, protocol.message_deleted(conv, seq))
         return True
 
     def online_users(self) -> list[dict[str, Any]]:

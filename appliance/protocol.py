@@ -328,3 +328,103 @@ def error(code: str, message: str, ref: str | None = None) -> dict[str, Any]:
     if ref is not None:
         out["ref"] = ref
     return out
+
+
+# -- outgoing messages ----------------------------------------------------------
+# One constructor per message the box sends, named after its `type`, so the
+# wire format lives here beside the incoming schema (docs/protocol.md has an
+# example of each). Call signaling events are built in signaling.py.
+
+Wire = dict[str, Any]
+
+
+def pong(ts: int) -> Wire:
+    return {"type": "pong", "ts": ts}
+
+
+def welcome(you: Wire, token: str, users: list[Wire], rooms: list[Wire],
+            ice_servers: list[Wire], now: int) -> Wire:
+    return {
+        "type": "welcome",
+        "protocol": PROTOCOL_VERSION,
+        "you": you,
+        "token": token,
+        "users": users,
+        "rooms": rooms,
+        "ice_servers": ice_servers,
+        "limits": {"text": MAX_TEXT, "name": MAX_NAME, "room_members": MAX_ROOM_LIMIT,
+                   "rooms_per_person": MAX_ROOMS_PER_PERSON, "rooms": MAX_ROOMS,
+                   "call_members": MAX_CALL_MEMBERS},
+        "server_time": now,
+    }
+
+
+def ice(ice_servers: list[Wire]) -> Wire:
+    return {"type": "ice", "ice_servers": ice_servers}
+
+
+def presence(user: Wire) -> Wire:
+    return {"type": "presence", "user": user}
+
+
+def profile(user: Wire) -> Wire:
+    return {"type": "profile", "user": user}
+
+
+def ack(msg_id: str, conv: str, seq: int, ts: int) -> Wire:
+    return {"type": "ack", "id": msg_id, "conv": conv, "seq": seq, "ts": ts}
+
+
+def history(conv: str, messages: list[Wire], more: bool, last_seq: int) -> Wire:
+    return {"type": "history", "conv": conv, "messages": messages, "more": more,
+            "last_seq": last_seq}
+
+
+def reaction(conv: str, seq: int, by: str, emoji: str, on: bool) -> Wire:
+    return {"type": "reaction", "conv": conv, "seq": seq, "from": by, "emoji": emoji, "on": on}
+
+
+def search_results(conv: str, query: str, messages: list[Wire]) -> Wire:
+    return {"type": "search_results", "conv": conv, "query": query, "messages": messages}
+
+
+def typing(conv: str, by: str) -> Wire:
+    return {"type": "typing", "conv": conv, "from": by}
+
+
+def read(conv: str, by: str, seq: int) -> Wire:
+    return {"type": "read", "conv": conv, "from": by, "seq": seq}
+
+
+def message_deleted(conv: str, seq: int) -> Wire:
+    return {"type": "message_deleted", "conv": conv, "seq": seq}
+
+
+def signal(call: str | None, by: str, data: Wire) -> Wire:
+    return {"type": "signal", "call": call, "from": by, "data": data}
+
+
+def room_message(kind: str, room: Wire, **extra: Any) -> Wire:
+    """A message carrying a room: `room` (a reply), `room_update`, `room_pending`,
+    `room_invited` (with `by`)."""
+    return {"type": kind, "room": room, **extra}
+
+
+def room_deleted(room_id: str) -> Wire:
+    return {"type": "room_deleted", "room": room_id}
+
+
+def room_request(room_id: str, user: str, name: str) -> Wire:
+    return {"type": "room_request", "room": room_id, "user": user, "name": name}
+
+
+def room_denied(room_id: str) -> Wire:
+    return {"type": "room_denied", "room": room_id}
+
+
+def room_removed(room_id: str, by: str) -> Wire:
+    return {"type": "room_removed", "room": room_id, "by": by}
+
+
+def room_invite_link(room_id: str, code: str) -> Wire:
+    return {"type": "room_invite_link", "room": room_id, "code": code}

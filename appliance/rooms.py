@@ -332,8 +332,7 @@ class Rooms:
         if user not in room.requests:
             room.requests.append(user)
             effects.append(SetInvite(room.id, user, "request"))
-            effects += [Tell(moderator, {"type": "room_request", "room": room.id, "user": user,
-                                         "name": user_name})
+            effects += [Tell(moderator, protocol.room_request(room.id, user, user_name))
                         for moderator in [room.owner, *room.moderators]]
         return [*effects, Reply("room_pending", room), Announce(room)]
 
@@ -375,8 +374,7 @@ class Rooms:
         if not room.invite_code or reset:
             room.invite_code = self._new_code()
             effects.append(SaveRoom(room))
-        return [*effects, Reply(message={"type": "room_invite_link", "room": room.id,
-                                         "code": room.invite_code})]
+        return [*effects, Reply(message=protocol.room_invite_link(room.id, room.invite_code))]
 
     def approve(self, user: str, room_id: str, target: str) -> list[Effect]:
         room = self.visible(room_id, user)
@@ -392,7 +390,7 @@ class Rooms:
             raise ProtocolError("bad_request", "That person has not asked to join.")
         room.requests.remove(target)
         return [SetInvite(room.id, target, None),
-                Tell(target, {"type": "room_denied", "room": room.id}),
+                Tell(target, protocol.room_denied(room.id)),
                 Reply("room", room), Announce(room)]
 
     def set_role(self, user: str, room_id: str, target: str, role: str) -> list[Effect]:
@@ -453,13 +451,13 @@ class Rooms:
     def remove(self, room: Room, target: str, by: str) -> list[Effect]:
         """Take `target` out of the room (a moderator's or the admin's doing)."""
         return [*self._remove_member(room, target),
-                Tell(target, {"type": "room_removed", "room": room.id, "by": by}),
+                Tell(target, protocol.room_removed(room.id, by)),
                 Announce(room)]
 
     def delete_as_owner(self, user: str, room_id: str) -> list[Effect]:
         room = self.visible(room_id, user)
         room.check_owner(user)
-        return [*self.delete(room), Reply(message={"type": "room_deleted", "room": room.id})]
+        return [*self.delete(room), Reply(message=protocol.room_deleted(room.id))]
 
     def delete(self, room: Room) -> list[Effect]:
         """The room goes, with its messages if it is ephemeral."""
