@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from provisioning import credentials, render, tls
+from provisioning import credentials, render, tls, wireless
 from provisioning.config import BoxConfig
 from provisioning.datadir import DataDir, write_file
 
@@ -62,10 +62,15 @@ class System(Protocol):
     def run(self, argv: Sequence[str]) -> CommandResult: ...
 
     def ensure_address(self, interface: str, address: str, prefixlen: int) -> bool:
-        """Give `interface` exactly this IPv4 address and bring it up; True if changed.
+        """Give `interface` this IPv4 address and bring it up; True if changed.
 
+        A Wi-Fi interface gets exactly this address; any other keeps its own.
         Raises LookupError when the interface does not exist.
         """
+        ...
+
+    def access_point_problem(self, interface: str) -> str | None:
+        """Why `interface` cannot carry the hotspot, in words; None if it can or is not there."""
         ...
 
 
@@ -86,9 +91,15 @@ class HostSystem:
             return CommandResult(124, f"{argv[0]} did not finish within 60 s")
         return CommandResult(done.returncode, (done.stdout + done.stderr).strip())
 
+    def access_point_problem(self, interface: str) -> str | None:
+        return wireless.access_point_problem(interface, netns=self.netns)
+
     def ensure_address(self, interface: str, address: str, prefixlen: int) -> bool:
         from pyroute2 import IPRoute
 
+        # The hotspot's Wi-Fi interface is ours alone: addresses from old configs go.
+        # A wired or loopback interface named by mistake keeps its own.
+        exclusive = wireless.is_wireless(interface, netns=self.netns)
         changed = False
         with IPRoute(netns=self.netns) if self.netns else IPRoute() as ipr:
             found = ipr.link_lookup(ifname=interface)
@@ -100,8 +111,7 @@ class HostSystem:
                 have, plen = msg.get("IFA_ADDRESS"), msg["prefixlen"]
                 if have == address and plen == prefixlen:
                     present = True
-                else:
-                    # The hotspot interface is ours alone: drop addresses from old configs.
+                elif exclusive:
                     ipr.addr("del", index=index, address=have, prefixlen=plen)
                     changed = True
             if not present:
@@ -223,8 +233,15 @@ def apply_config(
 
     Without `system` only files are written (secrets and certificates in the
     data dir, configs under `root`), which is what tests and dry runs use.
+    An interface that cannot carry the hotspot (not Wi-Fi, no access point
+    mode) is refused before anything is written or changed.
     """
     report = ApplyReport()
+    if system is not None:
+        problem = system.access_point_problem(config.interface)
+        if problem:
+            report.problems.append(f"{problem}; nothing was changed")
+            return report
     changed = write_files(config, data_dir, root, report)
     if service_user:
         share_with_service(data_dir, service_user)

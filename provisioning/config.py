@@ -240,6 +240,11 @@ def _interface(raw: str) -> str:
             "interface must be a network interface name of 1 to 15 letters and digits "
             f"such as wlan0 or wlan1, not {raw!r}"
         )
+    if name == "lo":
+        raise _Invalid(
+            "interface lo is the loopback interface, not Wi-Fi; the hotspot needs a Wi-Fi "
+            "adapter: wlan0 is the Pi's own, wlan1 a USB one"
+        )
     return name
 
 

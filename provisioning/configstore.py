@@ -12,11 +12,11 @@ one up when there is none. `read_config` only reads.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from provisioning import credentials
+from provisioning import credentials, wireless
 from provisioning.config import (
     BoxConfig,
     ConfigError,
@@ -33,6 +33,8 @@ from provisioning.config import (
 from provisioning.datadir import ADMIN_PASSWORD_NOTE, DataDir, write_file
 
 SYS_CLASS_NET = Path("/sys/class/net")
+# Why an interface cannot carry the hotspot, or None (see provisioning.wireless).
+InterfaceCheck = Callable[[str], str | None]
 
 
 @dataclass(frozen=True)
@@ -77,8 +79,14 @@ def read_config(
     *,
     mac: str | None = None,
     sys_class_net: Path = SYS_CLASS_NET,
+    interface_problem: InterfaceCheck = wireless.access_point_problem,
 ) -> LoadedConfig:
-    """The config to use, without changing anything on disk."""
+    """The config to use, without changing anything on disk.
+
+    `interface_problem` says why an interface cannot carry the hotspot (not
+    Wi-Fi, no access point mode); a config whose interface it refuses is not
+    used, like a config with a wrong value.
+    """
     errors: list[str] = []
     try:
         data = boot_file.read_bytes()
@@ -90,12 +98,21 @@ def read_config(
     if data is not None:
         try:
             text = decode_config(data)
-            return LoadedConfig(_parse_with_mac(text, mac, sys_class_net), "file")
+            config = _parse_with_mac(text, mac, sys_class_net)
+            problem = interface_problem(config.interface)
+            if problem is None:
+                return LoadedConfig(config, "file")
+            entries, _ = read_entries(text)
+            line = next((f"line {e.line}: " for e in entries if e.key == "interface"), "")
+            errors.append(f"{boot_file.name}: {line}{problem}")
         except ConfigError as exc:
             errors += [f"{boot_file.name}: {m}" for m in exc.messages]
     fallback = _last_good(data_dir)
     if fallback is not None:
-        return LoadedConfig(fallback, "last-good", tuple(errors))
+        problem = interface_problem(fallback.interface)
+        if problem is None:
+            return LoadedConfig(fallback, "last-good", tuple(errors))
+        errors.append(f"the last good config cannot be used either: {problem}")
     if mac is None:
         mac = interface_mac(BoxConfig.interface, sys_class_net)
     defaults = BoxConfig(wifi_name=wifi_name_for_mac(mac))
@@ -108,6 +125,7 @@ def load_config(
     *,
     mac: str | None = None,
     sys_class_net: Path = SYS_CLASS_NET,
+    interface_problem: InterfaceCheck = wireless.access_point_problem,
 ) -> LoadedConfig:
     """Load the config for applying it: read_config plus the first-boot chores.
 
@@ -123,7 +141,8 @@ def load_config(
     notices: list[str] = []
     errors: list[str] = []
     _merge_requested_changes(boot_file, data_dir, notices, errors)
-    loaded = read_config(boot_file, data_dir, mac=mac, sys_class_net=sys_class_net)
+    loaded = read_config(boot_file, data_dir, mac=mac, sys_class_net=sys_class_net,
+                         interface_problem=interface_problem)
     errors += loaded.errors
     if loaded.source == "file":
         write_file(store.last_good_config, format_config(loaded.config.without_secrets()).encode())

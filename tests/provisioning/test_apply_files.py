@@ -29,6 +29,7 @@ class RecordingSystem:
         self.nft_loaded = False
         self.active: set[str] = set()
         self.interfaces = {"wlan0", "wlan1"}
+        self.wired = {"eth0": "interface eth0 is not a Wi-Fi interface (it is wired)"}
 
     def run(self, argv: Sequence[str]) -> CommandResult:
         argv = list(argv)
@@ -55,6 +56,9 @@ class RecordingSystem:
                 raise AssertionError(f"unexpected command {argv}")
         self.commands.append(argv)
         return CommandResult(0, "")
+
+    def access_point_problem(self, interface: str) -> str | None:
+        return self.wired.get(interface)
 
     def ensure_address(self, interface: str, address: str, prefixlen: int) -> bool:
         if interface not in self.interfaces:
@@ -280,3 +284,17 @@ def test_service_user_gets_the_data_dir_secrets(tmp_path: Path) -> None:
         assert path.stat().st_uid == nobody.pw_uid
     # An unknown user is skipped, not an error (development machines).
     apply_config(BoxConfig(), tmp_path / "data", root=tmp_path / "root", service_user="no-such")
+
+
+def test_an_interface_that_cannot_be_an_access_point_is_refused_and_nothing_changes(
+    tmp_path: Path,
+) -> None:
+    system = RecordingSystem()
+    system.interfaces.add("eth0")  # it exists, but is wired
+    wired = parse_config("interface = eth0\n")
+    report = apply_config(wired, tmp_path / "data", root=tmp_path / "root", system=system)
+    assert report.problems == [
+        "interface eth0 is not a Wi-Fi interface (it is wired); nothing was changed"
+    ]
+    assert system.commands == [] and system.address is None
+    assert not (tmp_path / "root").exists()
