@@ -39,7 +39,8 @@ class Devices:
         self.refresh()
 
     def _start_lights(self) -> None:
-        from .leds import StatusButton, StatusLights
+        from .button import StatusButton
+        from .lights import StatusLights
 
         green, red = [*self.led_pins, 17, 27][:2]
         try:

@@ -14,7 +14,7 @@ from gpiozero.pins.mock import MockFactory
 
 from appliance import box_of, create_app
 from appliance.devices import Devices
-from appliance.leds import BoxState
+from appliance.lights import BoxState
 from appliance.settings import Settings
 
 

@@ -1,36 +1,29 @@
-"""Status lights and button: the pure state machine, then the real gpiozero
-drivers on gpiozero's MockFactory pins."""
+"""Status lights: the pure state machine and pattern table, then the real
+gpiozero drivers on gpiozero's MockFactory pins."""
 
 from __future__ import annotations
 
 import statistics
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 from hypothesis import given
 from hypothesis import strategies as st
 
-from appliance.leds import (
+from appliance.lights import (
     LOOKS,
     SHOW_STATUS_PRELUDE,
     BoxFacts,
     BoxState,
-    ButtonAction,
-    ButtonGestures,
-    ButtonTimings,
     Look,
     Pattern,
-    StatusButton,
     StatusLights,
     blink,
     box_state,
-    interpret_presses,
 )
 
 # The light thread sleeps until each edge; on a loaded CI machine it wakes late.
@@ -124,104 +117,12 @@ def test_heartbeat_is_a_double_blink() -> None:
     assert rising == 2
 
 
-# --------------------------------------------------------------- gestures
-
-
-T = ButtonTimings()
-
-
-def test_a_short_press_shows_status_once_no_second_press_can_come() -> None:
-    assert interpret_presses([(0.0, 0.2)], now=0.5) == []
-    assert interpret_presses([(0.0, 0.2)], now=0.8) == [ButtonAction.SHOW_STATUS]
-
-
-def test_two_quick_presses_shut_down_instead_of_showing_status() -> None:
-    assert interpret_presses([(0.0, 0.2), (0.6, 0.8)], now=5) == [ButtonAction.SHUTDOWN]
-
-
-def test_two_slow_presses_show_status_twice() -> None:
-    assert interpret_presses([(0.0, 0.2), (1.5, 1.7)], now=5) == [
-        ButtonAction.SHOW_STATUS,
-        ButtonAction.SHOW_STATUS,
-    ]
-
-
-@pytest.mark.parametrize(
-    ("held", "expected"),
-    [
-        (0.01, []),  # contact bounce
-        (3.0, []),  # neither short nor long enough
-        (9.9, []),
-        (10.0, [ButtonAction.RESET_ADMIN_PASSWORD]),
-        (29.0, [ButtonAction.RESET_ADMIN_PASSWORD]),
-        (30.0, [ButtonAction.FACTORY_RESET]),
-        (59.0, [ButtonAction.FACTORY_RESET]),
-        (90.0, []),  # a stuck button never wipes the box
-    ],
-)
-def test_holding_acts_on_release(held: float, expected: list[ButtonAction]) -> None:
-    assert interpret_presses([(0.0, held)], now=held + 5) == expected
-
-
-def test_contact_bounce_does_not_make_a_double_press() -> None:
-    bouncy = [(0.0, 0.004), (0.008, 0.25), (0.252, 0.255)]
-    assert interpret_presses(bouncy, now=2) == [ButtonAction.SHOW_STATUS]
-
-
-def test_hold_feedback_says_what_letting_go_would_do() -> None:
-    gestures = ButtonGestures(T)
-    gestures.press(100.0)
-    assert gestures.hold_action(105) is None
-    assert gestures.next_deadline(105) == 110.0
-    assert gestures.hold_action(110) is ButtonAction.RESET_ADMIN_PASSWORD
-    assert gestures.next_deadline(110) == 130.0
-    assert gestures.hold_action(131) is ButtonAction.FACTORY_RESET
-    assert gestures.hold_action(161) is None
-    assert gestures.next_deadline(161) is None
-
-
-def test_status_waits_while_a_second_press_is_still_down() -> None:
-    gestures = ButtonGestures(T)
-    gestures.press(0.0)
-    assert gestures.release(0.2) is None
-    gestures.press(0.5)
-    assert gestures.poll(2.0) is None
-    assert gestures.next_deadline(2.0) == 10.5  # no busy wait on the old window
-    assert gestures.release(2.1) is None  # 1.6 s: neither press nor hold
-    assert gestures.poll(10) is None
-
-
-@given(st.lists(st.tuples(st.floats(0.0, 5.0), st.floats(0.0, 70.0)), min_size=1, max_size=8))
-def test_any_press_sequence_gives_at_most_one_action_per_press(
-    gaps_and_holds: list[tuple[float, float]],
-) -> None:
-    presses, t = [], 0.0
-    for gap, held in gaps_and_holds:
-        presses.append((t + gap, t + gap + held))
-        t += gap + held
-    actions = interpret_presses(presses, now=t + 10)
-    assert len(actions) <= len(presses)
-    destructive = {ButtonAction.RESET_ADMIN_PASSWORD, ButtonAction.FACTORY_RESET}
-    long_holds = sum(1 for _, held in gaps_and_holds if held >= T.reset_password_hold)
-    assert sum(1 for a in actions if a in destructive) <= long_holds
-
-
 # ------------------------------------------------------------ mock hardware
 
 # The real table sped up ten times, so a lifecycle test takes seconds.
 FAST = 0.1
 FAST_LOOKS = {state: look.scaled(FAST) for state, look in LOOKS.items()}
 FAST_PRELUDE = tuple((look, seconds * FAST) for look, seconds in SHOW_STATUS_PRELUDE)
-
-
-@pytest.fixture
-def pins() -> Iterator[MockFactory]:
-    factory = MockFactory()
-    saved = Device.pin_factory
-    Device.pin_factory = factory
-    yield factory
-    factory.reset()
-    Device.pin_factory = saved
 
 
 @pytest.fixture
@@ -331,116 +232,6 @@ def test_pins_are_configurable_and_a_missing_act_led_is_skipped(
         wait_until(lambda: pins.pin(5).state)
         assert not pins.pin(6).state
     finally:
-        lights.close()
-
-
-# Sped-up button timings: short < 0.2 s, double within 0.15 s, holds 0.3/0.6 s.
-QUICK = ButtonTimings(
-    noise_under=0.01,
-    short_press_under=0.2,
-    double_press_gap=0.15,
-    reset_password_hold=0.3,
-    factory_reset_hold=0.6,
-    stuck_after=1.2,
-)
-
-
-class Calls:
-    """Records which button callbacks ran."""
-
-    def __init__(self) -> None:
-        self.seen: list[str] = []
-        self.holds: list[ButtonAction | None] = []
-        self.event = threading.Event()
-
-    def callback(self, name: str) -> Callable[[], None]:
-        def record() -> None:
-            self.seen.append(name)
-            self.event.set()
-
-        return record
-
-    def wait(self, timeout: float = 2.0) -> list[str]:
-        assert self.event.wait(timeout), "no callback ran"
-        self.event.clear()
-        return self.seen
-
-
-@pytest.fixture
-def button(pins: MockFactory) -> Iterator[tuple[Any, Calls]]:
-    calls = Calls()
-    status_button = StatusButton(
-        show_status=calls.callback("show_status"),
-        reset_admin_password=calls.callback("reset_admin_password"),
-        factory_reset=calls.callback("factory_reset"),
-        shutdown=calls.callback("shutdown"),
-        on_hold=calls.holds.append,
-        timings=QUICK,
-    )
-    yield pins.pin(22), calls
-    status_button.close()
-
-
-def press(pin: Any, seconds: float) -> None:
-    pin.drive_low()  # the button pulls the pin to ground
-    time.sleep(seconds)
-    pin.drive_high()
-
-
-def test_short_press_shows_status(button: tuple[Any, Calls]) -> None:
-    pin, calls = button
-    press(pin, 0.05)
-    assert calls.wait() == ["show_status"]
-
-
-def test_double_press_shuts_down(button: tuple[Any, Calls]) -> None:
-    pin, calls = button
-    press(pin, 0.05)
-    time.sleep(0.05)
-    press(pin, 0.05)
-    assert calls.wait() == ["shutdown"]
-    time.sleep(0.25)
-    assert calls.seen == ["shutdown"]  # and no status flash after it
-
-
-def test_holding_resets_the_admin_password(button: tuple[Any, Calls]) -> None:
-    pin, calls = button
-    press(pin, 0.4)
-    assert calls.wait() == ["reset_admin_password"]
-    assert calls.holds == [ButtonAction.RESET_ADMIN_PASSWORD, None]
-
-
-def test_holding_longer_factory_resets(button: tuple[Any, Calls]) -> None:
-    pin, calls = button
-    press(pin, 0.7)
-    assert calls.wait() == ["factory_reset"]
-    assert calls.holds == [
-        ButtonAction.RESET_ADMIN_PASSWORD,
-        ButtonAction.FACTORY_RESET,
-        None,
-    ]
-
-
-def test_button_hold_feedback_drives_the_lights(pins: MockFactory) -> None:
-    lights = StatusLights(act_path=None, looks=FAST_LOOKS)
-    status_button = StatusButton(
-        lambda: None,
-        lambda: None,
-        lambda: None,
-        lambda: None,
-        on_hold=lights.show_hold,
-        timings=QUICK,
-    )
-    green, red, pin = pins.pin(17), pins.pin(27), pins.pin(22)
-    try:
-        lights.set_facts(hotspot_up=True)
-        pin.drive_low()
-        wait_until(lambda: red.state and green.state)  # "let go to reset password"
-        pin.drive_high()
-        wait_until(lambda: not red.state)
-        assert green.state
-    finally:
-        status_button.close()
         lights.close()
 
 
