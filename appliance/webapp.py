@@ -6,7 +6,7 @@ from flask import Blueprint, Response, current_app, send_from_directory
 
 from . import box_of
 
-blueprint = Blueprint("client", __name__)
+blueprint = Blueprint("webapp", __name__)
 
 # Files that must never be served stale: the page itself and the service worker.
 _NO_CACHE = {"index.html", "sw.js", "manifest.webmanifest"}
