@@ -15,6 +15,7 @@ one power action (factory reset beats shutdown beats reboot).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import shutil
@@ -35,7 +36,8 @@ REBOOT, SHUTDOWN, FACTORY_RESET = "reboot", "shutdown", "factory-reset"
 # Power actions, strongest first: only one of them is carried out.
 POWER_ACTIONS = (FACTORY_RESET, SHUTDOWN, REBOOT)
 ACTIONS = frozenset({APPLY, SHOW_PASSWORD, SET_CLOCK, *POWER_ACTIONS})
-# A clock the admin's browser may set: after this software was written, before 2100.
+# A clock the admin's browser may set (seconds since 1970): after this software
+# was written (2026-01-01), before 2100. The admin page checks the same bounds.
 EARLIEST_CLOCK, LATEST_CLOCK = 1_767_225_600, 4_102_444_800
 # Config keys the service itself reads at start; changing one restarts it.
 SERVICE_KEYS = ("box_name", "network", "wifi_name", "wifi_passphrase", "retention_days",
@@ -46,6 +48,21 @@ ACTION_BY_FILE_NAME = {"apply-request": APPLY}
 
 class RequestError(ValueError):
     """A request file that is refused, with the reason in words."""
+
+
+def clock_problem(when: float) -> str | None:
+    """Why a clock reading (seconds since 1970) from the admin's browser cannot be
+    right, in words; None when the box takes it."""
+    if EARLIEST_CLOCK <= when < LATEST_CLOCK:
+        return None
+    try:
+        shown = f"{dt.datetime.fromtimestamp(when, dt.UTC):%Y-%m-%d %H:%M} UTC"
+    except (OverflowError, ValueError, OSError):
+        shown = "That time"
+    earliest = dt.datetime.fromtimestamp(EARLIEST_CLOCK, dt.UTC)
+    latest = dt.datetime.fromtimestamp(LATEST_CLOCK, dt.UTC)
+    return (f"{shown} cannot be right (the box takes a time from {earliest:%Y-%m-%d} until "
+            f"{latest:%Y-%m-%d}); check this device's clock first.")
 
 
 @dataclass(frozen=True)
@@ -75,9 +92,11 @@ def parse_request(name: str, data: bytes) -> Request:
             raise RequestError(f"{name}: show-admin-password needs a printable password")
     if action == SET_CLOCK:
         when = payload.get("time")
-        if isinstance(when, bool) or not isinstance(when, int | float) \
-                or not EARLIEST_CLOCK <= when <= LATEST_CLOCK:
+        if isinstance(when, bool) or not isinstance(when, int | float):
             raise RequestError(f"{name}: set-clock needs a plausible 'time' (seconds since 1970)")
+        problem = clock_problem(when)
+        if problem:
+            raise RequestError(f"{name}: set-clock needs a plausible 'time': {problem}")
     return Request(action, payload, name)
 
 

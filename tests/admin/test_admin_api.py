@@ -22,6 +22,7 @@ from flask import Flask
 from appliance import box_of
 from appliance.admin import disconnect_notes, field_errors, wifi_qr_text
 from provisioning.config import BoxConfig
+from provisioning.requests import EARLIEST_CLOCK, RequestError, clock_problem, parse_request
 
 
 def requests_made(app: Flask) -> list[dict[str, object]]:
@@ -241,6 +242,38 @@ def test_clock_is_not_set_in_development(admin: Admin) -> None:
 def test_clock_refuses_impossible_times(admin: Admin, value: object) -> None:
     response = admin.post("/admin/api/clock", {"time_ms": value})
     assert response.status_code == 400
+
+
+def test_a_clock_the_root_side_would_refuse_is_refused_by_the_admin_page_in_the_same_words(
+        admin: Admin) -> None:
+    # 2025-06-01: after the admin page's old lower bound (2024), before the root side's (2026).
+    seconds = int(dt.datetime(2025, 6, 1, tzinfo=dt.UTC).timestamp())
+    response = admin.post("/admin/api/clock", {"time_ms": seconds * 1000})
+    assert response.status_code == 400
+    assert response.json["error"] == clock_problem(seconds)
+    assert response.json["error"] == ("2025-06-01 00:00 UTC cannot be right (the box takes a time "
+                                      "from 2026-01-01 until 2100-01-01); check this device's "
+                                      "clock first.")
+    with pytest.raises(RequestError) as refused:
+        parse_request("x.json", json.dumps({"action": "set-clock", "time": seconds}).encode())
+    assert str(refused.value).endswith(response.json["error"])
+
+
+def test_the_earliest_clock_the_admin_page_takes_is_carried_out_by_the_root_side(
+        box_admin: tuple[Flask, Admin], monkeypatch: pytest.MonkeyPatch) -> None:
+    app, admin = box_admin
+
+    def refuse(clock_id: int, seconds: float) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(time, "clock_settime", refuse)
+    response = admin.post("/admin/api/clock", {"time_ms": EARLIEST_CLOCK * 1000})
+    assert response.status_code == 200, response.json
+    (path,) = sorted((box_of(app).settings.data_dir / "requests").glob("*.json"))
+    request = parse_request(path.name, path.read_bytes())
+    assert request.payload == {"time": EARLIEST_CLOCK}
+    before = admin.post("/admin/api/clock", {"time_ms": EARLIEST_CLOCK * 1000 - 1})
+    assert before.status_code == 400
 
 
 def test_on_the_box_the_clock_is_set_directly_or_by_the_apply_step(
