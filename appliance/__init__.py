@@ -45,7 +45,7 @@ class Box:
 
 
 def create_app(settings: Settings) -> Flask:
-    from . import admin, api, client, portalweb, ws
+    from . import admin, api, portalweb, webapp, ws
     from .hub import Hub
     from .ice import ice_servers
     from .store import Store
@@ -69,7 +69,7 @@ def create_app(settings: Settings) -> Flask:
     app.register_blueprint(api.blueprint)
     app.register_blueprint(portalweb.blueprint)
     app.register_blueprint(admin.blueprint)
-    app.register_blueprint(client.blueprint)
+    app.register_blueprint(webapp.blueprint)
 
     @app.after_request
     def security_headers(response: Any) -> Any:
