@@ -499,6 +499,8 @@ def field_errors(messages: list[str]) -> tuple[dict[str, str], list[str]]:
 
 def disconnect_notes(changed: list[str], new: Any) -> list[str]:
     """Who loses their connection when these settings change, for a person."""
+    from provisioning.requests import SERVICE_KEYS
+
     notes = []
     radio = [k for k in changed if k in RADIO_FIELDS]
     if radio:
@@ -514,11 +516,70 @@ def disconnect_notes(changed: list[str], new: Any) -> list[str]:
     if "box_name" in changed:
         notes.append(
             f"The box's address becomes {new.box_name}.local and its certificate is renewed; "
-            "phones that installed the box certificate keep trusting it. Nobody is disconnected."
+            "phones that installed the box certificate keep trusting it."
         )
-    if not radio and "box_name" not in changed:
+    if any(k in SERVICE_KEYS for k in changed):
+        if not radio:
+            notes.append(
+                "Nobody leaves the Wi-Fi. The chat service restarts to take the change: "
+                "phones reconnect by themselves within seconds and miss no messages."
+            )
+        notes.append("This page signs you out when the service restarts: sign in again.")
+    if not notes:
         notes.append("Nobody is disconnected.")
     return notes
+
+
+@dataclass(frozen=True)
+class RestorePlan:
+    """What restoring a backup changes, and what in it the admin page leaves alone."""
+
+    changes: dict[str, str]  # form settings whose value differs, as written in ahoy.txt
+    skipped: list[str]  # other keys in the file whose value differs: ahoy.txt only
+
+
+def restore_plan(text: str, current: Any, mac: str | None = None) -> RestorePlan:
+    """Compare a backup file's text with the settings in force. Raises ConfigError.
+
+    Only settings the admin page may change are restored, and only those
+    written in the file (a band written without a channel brings the file's
+    channel for that band). The rest (network, interface, SSH key, pins, the
+    admin password) is set only in ahoy.txt on the SD card: a mistake there
+    could lock the admin out.
+    """
+    from provisioning.config import (
+        SECRET_KEYS,
+        ConfigError,
+        format_value,
+        parse_config,
+        read_entries,
+    )
+
+    backup = parse_config(text, mac=mac)
+    written = [entry.key for entry in read_entries(text)[0]]
+    if not written:
+        raise ConfigError(["the file sets nothing; is this an Ahoy config backup?"])
+    keys = [k for k in SETTINGS_FIELDS if k in written]
+    if "band" in written and "channel" not in written and backup.band != current.band:
+        keys.append("channel")
+    changes = {k: format_value(backup, k) for k in keys
+               if format_value(backup, k) != format_value(current, k)}
+    skipped = [k for k in written if k not in SETTINGS_FIELDS and (
+        bool(backup.admin_password) if k in SECRET_KEYS
+        else format_value(backup, k) != format_value(current, k))]
+    return RestorePlan(changes, skipped)
+
+
+def _skipped_message(skipped: list[str]) -> str | None:
+    others = [k for k in skipped if k != "admin_password"]
+    parts = []
+    if others:
+        parts.append(f"Not restored, because they are set only in ahoy.txt on the SD card: "
+                     f"{', '.join(others)}.")
+    if "admin_password" in skipped:
+        parts.append("The admin password is never restored from a file; change it under "
+                     "Admin password.")
+    return " ".join(parts) or None
 
 
 @blueprint.get("/admin/api/settings")
@@ -784,38 +845,34 @@ def backup() -> Response:
 
 @blueprint.post("/admin/api/restore")
 def restore() -> Any:
-    from provisioning.config import (
-        SECRET_KEYS,
-        ConfigError,
-        decode_config,
-        parse_config,
-        read_entries,
-    )
-    from provisioning.configstore import request_changes
+    from provisioning.config import ConfigError, decode_config
+    from provisioning.configstore import interface_mac, request_changes
 
     data = _upload("file")
     if not data:
         return _error(400, "Choose a backup file (ahoy.txt) to restore.")
+    current = _effective_config()
     try:
-        text = decode_config(data)
-        parse_config(text)
-        entries, _ = read_entries(text)
-        changes = {e.key: e.value for e in entries if e.key not in SECRET_KEYS}
-        if not changes:
-            raise ConfigError(["the file sets nothing; is this an Ahoy config backup?"])
-        new = request_changes(_data_dir(), changes)
+        plan = restore_plan(decode_config(data), current, interface_mac(current.interface))
+        new = request_changes(_data_dir(), plan.changes) if plan.changes else current
     except ConfigError as exc:
         return _error(400, "Nothing was restored: the file has problems.",
                       problems=exc.messages)
-    log.info("admin: restored a config backup (%d settings)", len(changes))
+    answer = {"restored": bool(plan.changes), "changed": sorted(plan.changes),
+              "skipped": plan.skipped, "skipped_message": _skipped_message(plan.skipped)}
+    if not plan.changes:
+        return jsonify({**answer, "notes": [],
+                        "message": "Nothing to restore: the box already has the settings "
+                                   "this page can change."})
+    log.info("admin: restored a config backup: %s", ", ".join(sorted(plan.changes)))
     dev = _box().settings.dev
     if not dev:
         _request_privileged("apply")
-    notes = disconnect_notes(list(changes), new)
-    return jsonify({"restored": True, "notes": notes,
-                    "message": "Restored. Development mode: nothing is applied to this "
-                               "machine." if dev else
-                               "Restored. The box applies it in a few seconds."})
+    restored = ", ".join(FIELD_LABELS[k] for k in SETTINGS_FIELDS if k in plan.changes)
+    return jsonify({**answer, "notes": disconnect_notes(list(plan.changes), new),
+                    "message": f"Restored: {restored}. Development mode: nothing is applied "
+                               "to this machine." if dev else
+                               f"Restored: {restored}. The box applies them in a few seconds."})
 
 
 @blueprint.post("/admin/api/factory-reset")

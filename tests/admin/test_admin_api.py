@@ -108,7 +108,11 @@ def test_on_the_box_saved_settings_ask_the_apply_step(box_admin: tuple[Flask, Ad
     app, admin = box_admin
     response = admin.post("/admin/api/settings", {"retention_days": "3"})
     assert response.status_code == 200
-    assert response.json["notes"] == ["Nobody is disconnected."]
+    assert response.json["notes"] == [
+        "Nobody leaves the Wi-Fi. The chat service restarts to take the change: phones "
+        "reconnect by themselves within seconds and miss no messages.",
+        "This page signs you out when the service restarts: sign in again.",
+    ]
     assert requests_made(app) == [{"action": "apply"}]
 
 
@@ -127,13 +131,16 @@ def test_field_errors_sort_messages_by_field() -> None:
 
 def test_disconnect_notes_say_who_loses_the_connection() -> None:
     new = BoxConfig(wifi_name="Harbour", box_name="harbour")
-    assert "Nobody is disconnected." in disconnect_notes(["retention_days"], new)
-    [radio] = disconnect_notes(["channel"], new)
+    assert disconnect_notes([], new) == ["Nobody is disconnected."]
+    kept, signed_out = disconnect_notes(["retention_days"], new)
+    assert kept.startswith("Nobody leaves the Wi-Fi. The chat service restarts")
+    assert "sign in again" in signed_out
+    [radio] = disconnect_notes(["channel"], new)  # the radio only: the service keeps running
     assert "Every phone and laptop" in radio and "Harbour" in radio
-    [name] = disconnect_notes(["box_name"], new)
-    assert "harbour.local" in name and "Nobody is disconnected" in name
-    [opened] = disconnect_notes(["wifi_passphrase"], new)
-    assert "open network" in opened
+    name, kept, _ = disconnect_notes(["box_name"], new)
+    assert "harbour.local" in name and kept.startswith("Nobody leaves the Wi-Fi")
+    opened, signed_out = disconnect_notes(["wifi_passphrase"], new)
+    assert "open network" in opened and "sign in again" in signed_out
 
 
 @pytest.mark.parametrize(("ssid", "passphrase", "text"), [
