@@ -59,7 +59,8 @@ function backupCard() {
     }
     try {
       const r = await api('POST', 'restore', new FormData(form));
-      clear(status, h('p', {}, r.message), h('ul', {}, (r.notes || []).map((n) => h('li', {}, n))));
+      clear(status, h('p', {}, r.message), h('ul', {}, (r.notes || []).map((n) => h('li', {}, n))),
+        r.skipped_message ? h('p', {class: 'muted small', testid: 'restore-skipped'}, r.skipped_message) : null);
       status.dataset.kind = 'ok';
       status.hidden = false;
     } catch (e) {
@@ -70,7 +71,7 @@ function backupCard() {
     }
   });
   return h('div', {class: 'card'}, h('h2', {}, 'Backup'),
-    h('p', {class: 'muted small'}, 'The backup is the box config file (ahoy.txt): names, Wi-Fi, channel, message keeping. It holds the Wi-Fi password but never the admin password. Messages are not in it.'),
+    h('p', {class: 'muted small'}, 'The backup is the box config file (ahoy.txt): names, Wi-Fi, channel, message keeping. It holds the Wi-Fi password but never the admin password. Messages are not in it. Restore takes back only what Settings can change; the rest is set in ahoy.txt on the SD card.'),
     h('div', {class: 'actions'}, h('a', {class: 'button', href: '/admin/api/backup', download: 'ahoy.txt', testid: 'backup-download'}, 'Download backup')),
     form);
 }
