@@ -49,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _accept_any_interface(interface: str) -> None:
+    return None
+
+
 def _port(value: int | None, default: int) -> int:
     port = default if value is None else value
     if not 0 < port < 65536:
@@ -61,6 +65,7 @@ def build_settings(args: argparse.Namespace) -> tuple[Any, tuple[str, ...]]:
     has already checked and applied at boot; a bad file means the last good one)."""
     from provisioning.config import BoxConfig
     from provisioning.configstore import read_config
+    from provisioning.wireless import access_point_problem
 
     from .settings import Settings
 
@@ -70,7 +75,10 @@ def build_settings(args: argparse.Namespace) -> tuple[Any, tuple[str, ...]]:
     config_path: Path | None = args.config or (None if dev else DEFAULT_BOX_CONFIG)
     errors: tuple[str, ...] = ()
     if config_path is not None:
-        loaded = read_config(config_path, data_dir)
+        # On the box, the same choice as the apply step: a config whose interface
+        # cannot carry the hotspot is not used. Development manages no hotspot.
+        check = _accept_any_interface if dev else access_point_problem
+        loaded = read_config(config_path, data_dir, interface_problem=check)
         config, errors = loaded.config, loaded.errors
     else:
         config = BoxConfig()
