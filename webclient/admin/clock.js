@@ -1,6 +1,8 @@
 // Clock: the Pi has no battery-backed clock, so the box may be wrong after a power cut.
 import {get, post} from './api.js';
-import {clear, formatTime, h, say} from './dom.js';
+import {clear, el} from '/dom.js';
+import {say} from './feedback.js';
+import {formatTime} from './format.js';
 
 export const TOLERANCE_MS = 60 * 1000;
 let timer = null;
@@ -30,8 +32,8 @@ export function setFromBrowser() {
 /** A warning with a fix button, or null when the clocks agree. */
 export function clockWarning(offset, onFixed) {
   if (Math.abs(offset) <= TOLERANCE_MS) return null;
-  const status = h('p', {class: 'status', hidden: true});
-  const button = h('button', {type: 'button', class: 'primary', testid: 'clock-fix'},
+  const status = el('p', {class: 'status', hidden: true});
+  const button = el('button', {type: 'button', class: 'primary', testid: 'clock-fix'},
     'Set the box clock from this device');
   button.addEventListener('click', async () => {
     button.disabled = true;
@@ -45,19 +47,19 @@ export function clockWarning(offset, onFixed) {
       button.disabled = false;
     }
   });
-  return h('div', {class: 'status', 'data-kind': 'warn', testid: 'clock-warning'},
-    h('p', {}, describeOffset(offset),
+  return el('div', {class: 'status', 'data-kind': 'warn', testid: 'clock-warning'},
+    el('p', {}, describeOffset(offset),
       ' Messages get wrong times and certificates may look invalid until it is set.'),
     button, status);
 }
 
 export function show(section) {
   leave();
-  const boxTime = h('p', {class: 'big-clock', testid: 'box-time'}, '…');
-  const hereTime = h('p', {class: 'muted', testid: 'browser-time'});
-  const warning = h('div');
-  const status = h('p', {class: 'status', role: 'status', testid: 'clock-status', hidden: true});
-  const button = h('button', {type: 'button', class: 'primary', testid: 'clock-set'},
+  const boxTime = el('p', {class: 'big-clock', testid: 'box-time'}, '…');
+  const hereTime = el('p', {class: 'muted', testid: 'browser-time'});
+  const warning = el('div');
+  const status = el('p', {class: 'status', role: 'status', testid: 'clock-status', hidden: true});
+  const button = el('button', {type: 'button', class: 'primary', testid: 'clock-set'},
     'Set the box clock from this device');
   let offset = 0;
 
@@ -66,7 +68,7 @@ export function show(section) {
       offset = await measureOffset();
       clear(warning, clockWarning(offset, measure));
       if (Math.abs(offset) <= TOLERANCE_MS) {
-        clear(warning, h('p', {class: 'status', 'data-kind': 'ok', testid: 'clock-ok'},
+        clear(warning, el('p', {class: 'status', 'data-kind': 'ok', testid: 'clock-ok'},
           'The box clock agrees with this device (within a minute).'));
       }
     } catch (e) {
@@ -91,12 +93,12 @@ export function show(section) {
     boxTime.textContent = formatTime(Date.now() + offset);
     hereTime.textContent = `This device: ${formatTime(Date.now())}`;
   };
-  clear(section, h('div', {class: 'card'},
-    h('h2', {}, 'Clock'),
-    h('p', {class: 'muted'}, 'The box has no battery-backed clock. After a power cut it starts from the last time it saved, so it can be behind. Set it from a phone or laptop whose time is right.'),
-    h('p', {class: 'muted small'}, 'The box clock:'),
+  clear(section, el('div', {class: 'card'},
+    el('h2', {}, 'Clock'),
+    el('p', {class: 'muted'}, 'The box has no battery-backed clock. After a power cut it starts from the last time it saved, so it can be behind. Set it from a phone or laptop whose time is right.'),
+    el('p', {class: 'muted small'}, 'The box clock:'),
     boxTime, hereTime, warning,
-    h('div', {class: 'actions'}, button), status));
+    el('div', {class: 'actions'}, button), status));
   tick();
   timer = setInterval(tick, 1000);
   measure();

@@ -1,15 +1,17 @@
 // Logs: what the service did lately, the hotspot's state and the config file's problems.
 import {get} from './api.js';
-import {clear, formatTime, formatValue, h, say} from './dom.js';
+import {clear, el} from '/dom.js';
+import {say} from './feedback.js';
+import {formatTime, formatValue} from './format.js';
 
 const REFRESH_MS = 5000;
 let section = null;
 let timer = null;
 
-export function show(el) {
+export function show(screen) {
   leave();
-  section = el;
-  clear(section, h('p', {class: 'muted'}, 'Loading…'));
+  section = screen;
+  clear(section, el('p', {class: 'muted'}, 'Loading…'));
   refresh();
   timer = setInterval(refresh, REFRESH_MS);
 }
@@ -20,7 +22,7 @@ export function leave() {
 }
 
 async function refresh() {
-  const status = h('p', {class: 'status', hidden: true});
+  const status = el('p', {class: 'status', hidden: true});
   let data;
   try {
     data = await get('logs');
@@ -33,28 +35,28 @@ async function refresh() {
   const hotspot = Object.entries(data.hotspot || {});
   const config = data.config_status || {};
   clear(section,
-    h('div', {class: 'grid'},
-      h('div', {class: 'card'},
-        h('h2', {}, 'Hotspot'),
+    el('div', {class: 'grid'},
+      el('div', {class: 'card'},
+        el('h2', {}, 'Hotspot'),
         hotspot.length
-          ? h('dl', {class: 'facts', testid: 'log-hotspot'}, hotspot.map(([k, v]) =>
-            [h('dt', {}, k.replaceAll('_', ' ')), h('dd', {}, formatValue(v))]))
-          : h('p', {class: 'empty'}, 'No hotspot reports (development mode, or the watcher is not running).')),
-      h('div', {class: 'card'},
-        h('h2', {}, 'Config file'),
-        h('p', {}, {file: 'ahoy.txt is in use.', 'last-good': 'ahoy.txt has problems: the last config that worked is in use.',
+          ? el('dl', {class: 'facts', testid: 'log-hotspot'}, hotspot.map(([k, v]) =>
+            [el('dt', {}, k.replaceAll('_', ' ')), el('dd', {}, formatValue(v))]))
+          : el('p', {class: 'empty'}, 'No hotspot reports (development mode, or the watcher is not running).')),
+      el('div', {class: 'card'},
+        el('h2', {}, 'Config file'),
+        el('p', {}, {file: 'ahoy.txt is in use.', 'last-good': 'ahoy.txt has problems: the last config that worked is in use.',
           defaults: 'No usable ahoy.txt: the safe defaults are in use.'}[config.source] || 'No report from the apply step yet.'),
-        (config.errors || []).length ? h('ul', {testid: 'log-config-errors'}, config.errors.map((m) => h('li', {class: 'field-error'}, m))) : null,
-        (config.notices || []).length ? h('ul', {}, config.notices.map((m) => h('li', {}, m))) : null)),
-    h('div', {class: 'card'},
-      h('h2', {}, `Recent events (${records.length})`),
+        (config.errors || []).length ? el('ul', {testid: 'log-config-errors'}, config.errors.map((m) => el('li', {class: 'field-error'}, m))) : null,
+        (config.notices || []).length ? el('ul', {}, config.notices.map((m) => el('li', {}, m))) : null)),
+    el('div', {class: 'card'},
+      el('h2', {}, `Recent events (${records.length})`),
       records.length
-        ? h('div', {class: 'table-wrap'}, h('table', {testid: 'log-table'},
-          h('thead', {}, h('tr', {}, h('th', {}, 'Time'), h('th', {}, 'Level'), h('th', {}, 'Event'))),
-          h('tbody', {}, records.map((r) => h('tr', {'data-level': r.level, testid: 'log-row'},
-            h('td', {class: 'small'}, formatTime(r.time * 1000)),
-            h('td', {class: 'small'}, r.level.toLowerCase()),
-            h('td', {class: 'msg'}, r.message, h('br'), h('span', {class: 'muted small'}, r.logger)))))))
-        : h('p', {class: 'empty'}, 'Nothing logged since the service started.')),
+        ? el('div', {class: 'table-wrap'}, el('table', {testid: 'log-table'},
+          el('thead', {}, el('tr', {}, el('th', {}, 'Time'), el('th', {}, 'Level'), el('th', {}, 'Event'))),
+          el('tbody', {}, records.map((r) => el('tr', {'data-level': r.level, testid: 'log-row'},
+            el('td', {class: 'small'}, formatTime(r.time * 1000)),
+            el('td', {class: 'small'}, r.level.toLowerCase()),
+            el('td', {class: 'msg'}, r.message, el('br'), el('span', {class: 'muted small'}, r.logger)))))))
+        : el('p', {class: 'empty'}, 'Nothing logged since the service started.')),
     status);
 }

@@ -1,6 +1,7 @@
 // The admin page: sign-in, the screen tabs, and signing out.
 import {api, get, onSignedOut, post, setCsrfToken} from './api.js';
-import {$, say} from './dom.js';
+import {$} from '/dom.js';
+import {say} from './feedback.js';
 import * as dashboard from './dashboard.js';
 import * as settings from './settings.js';
 import * as people from './people.js';

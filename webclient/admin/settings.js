@@ -1,6 +1,7 @@
 // Settings: the same values as ahoy.txt, checked by the box with the same rules.
 import {get, post} from './api.js';
-import {clear, h, say} from './dom.js';
+import {clear, el} from '/dom.js';
+import {say} from './feedback.js';
 
 const HINTS = {
   box_name: 'Letters a-z, digits and hyphens. The box answers at <name>.local.',
@@ -15,13 +16,13 @@ const HINTS = {
 
 let section = null;
 
-export async function show(el) {
-  section = el;
-  clear(section, h('p', {class: 'muted'}, 'Loading…'));
+export async function show(screen) {
+  section = screen;
+  clear(section, el('p', {class: 'muted'}, 'Loading…'));
   try {
     render(await get('settings'));
   } catch (e) {
-    clear(section, h('p', {class: 'status', 'data-kind': 'error'}, e.message));
+    clear(section, el('p', {class: 'status', 'data-kind': 'error'}, e.message));
   }
 }
 
@@ -30,52 +31,52 @@ function field(name, label, input) {
   input.name = name;
   input.dataset.testid = `setting-${name}`;
   input.setAttribute('aria-describedby', `hint-${name} error-${name}`);
-  return h('div', {class: 'field', 'data-field': name},
-    h('label', {for: input.id}, label),
+  return el('div', {class: 'field', 'data-field': name},
+    el('label', {for: input.id}, label),
     input,
-    h('p', {class: 'hint', id: `hint-${name}`}, HINTS[name] || ''),
-    h('p', {class: 'field-error', id: `error-${name}`, testid: `error-${name}`, role: 'alert', hidden: true}));
+    el('p', {class: 'hint', id: `hint-${name}`}, HINTS[name] || ''),
+    el('p', {class: 'field-error', id: `error-${name}`, testid: `error-${name}`, role: 'alert', hidden: true}));
 }
 
 function textInput(value, attrs = {}) {
-  return h('input', {type: 'text', value, autocomplete: 'off', autocapitalize: 'off', spellcheck: 'false', ...attrs});
+  return el('input', {type: 'text', value, autocomplete: 'off', autocapitalize: 'off', spellcheck: 'false', ...attrs});
 }
 
 function render(data) {
   const v = data.values;
   const L = data.labels;
   const open = v.wifi_passphrase === '';
-  const openRadio = h('input', {type: 'radio', name: 'security', value: 'open', checked: open, testid: 'security-open'});
-  const passRadio = h('input', {type: 'radio', name: 'security', value: 'passphrase', checked: !open, testid: 'security-passphrase'});
+  const openRadio = el('input', {type: 'radio', name: 'security', value: 'open', checked: open, testid: 'security-open'});
+  const passRadio = el('input', {type: 'radio', name: 'security', value: 'passphrase', checked: !open, testid: 'security-passphrase'});
   const passphraseField = field('wifi_passphrase', L.wifi_passphrase,
     textInput(v.wifi_passphrase, {minlength: 8, maxlength: 63}));
-  const band = h('select', {},
-    h('option', {value: '2.4', selected: v.band === '2.4'}, '2.4 GHz'),
-    h('option', {value: '5', selected: v.band === '5'}, '5 GHz'));
+  const band = el('select', {},
+    el('option', {value: '2.4', selected: v.band === '2.4'}, '2.4 GHz'),
+    el('option', {value: '5', selected: v.band === '5'}, '5 GHz'));
   const channelHint = (b) => {
     const list = data.channels[b] || [];
     return list.length ? `Allowed with the saved country: ${list.join(', ')}.` : 'Not available with the saved country.';
   };
-  const channelField = field('channel', L.channel, h('input', {type: 'number', min: 1, max: 196, value: v.channel, inputmode: 'numeric'}));
+  const channelField = field('channel', L.channel, el('input', {type: 'number', min: 1, max: 196, value: v.channel, inputmode: 'numeric'}));
   const setChannelHint = () => { channelField.querySelector('.hint').textContent = `${HINTS.channel} ${channelHint(band.value)}`; };
 
-  const status = h('div', {class: 'status', role: 'status', testid: 'settings-status', hidden: true});
-  const notes = h('ul', {testid: 'settings-notes'});
-  const form = h('form', {novalidate: true, testid: 'settings-form'},
+  const status = el('div', {class: 'status', role: 'status', testid: 'settings-status', hidden: true});
+  const notes = el('ul', {testid: 'settings-notes'});
+  const form = el('form', {novalidate: true, testid: 'settings-form'},
     field('box_name', L.box_name, textInput(v.box_name, {maxlength: 63})),
     field('wifi_name', L.wifi_name, textInput(v.wifi_name)),
-    h('fieldset', {class: 'plain'},
-      h('legend', {class: 'label'}, 'Who may join'),
-      h('label', {class: 'inline'}, openRadio, 'Anyone (open network)'),
-      h('label', {class: 'inline'}, passRadio, 'Only with the Wi-Fi password')),
+    el('fieldset', {class: 'plain'},
+      el('legend', {class: 'label'}, 'Who may join'),
+      el('label', {class: 'inline'}, openRadio, 'Anyone (open network)'),
+      el('label', {class: 'inline'}, passRadio, 'Only with the Wi-Fi password')),
     passphraseField,
     field('country', L.country, textInput(v.country, {maxlength: 3, autocapitalize: 'characters', placeholder: 'e.g. DE'})),
     field('band', L.band, band),
     channelField,
-    field('retention_days', L.retention_days, h('input', {type: 'number', min: 0, max: 3650, value: v.retention_days, inputmode: 'numeric'})),
-    field('retention_messages', L.retention_messages, h('input', {type: 'number', min: 0, max: 1000000, value: v.retention_messages, inputmode: 'numeric'})),
-    h('p', {class: 'hint'}, 'Changing the Wi-Fi name, password, country, band or channel restarts the hotspot: every phone is disconnected and must join again.'),
-    h('div', {class: 'actions'}, h('button', {type: 'submit', class: 'primary', testid: 'settings-save'}, 'Save')),
+    field('retention_days', L.retention_days, el('input', {type: 'number', min: 0, max: 3650, value: v.retention_days, inputmode: 'numeric'})),
+    field('retention_messages', L.retention_messages, el('input', {type: 'number', min: 0, max: 1000000, value: v.retention_messages, inputmode: 'numeric'})),
+    el('p', {class: 'hint'}, 'Changing the Wi-Fi name, password, country, band or channel restarts the hotspot: every phone is disconnected and must join again.'),
+    el('div', {class: 'actions'}, el('button', {type: 'submit', class: 'primary', testid: 'settings-save'}, 'Save')),
     status, notes);
 
   const syncSecurity = () => { passphraseField.hidden = openRadio.checked; };
@@ -102,7 +103,7 @@ function render(data) {
     try {
       const r = await post('settings', values);
       say(status, r.message, r.saved ? 'ok' : 'info');
-      clear(notes, (r.notes || []).map((n) => h('li', {testid: 'settings-note'}, n)));
+      clear(notes, (r.notes || []).map((n) => el('li', {testid: 'settings-note'}, n)));
     } catch (e) {
       const fields = (e.data && e.data.fields) || {};
       showErrors(form, fields);
@@ -115,12 +116,12 @@ function render(data) {
     }
   });
 
-  clear(section, h('div', {class: 'card'},
-    h('h2', {}, 'Settings'),
-    data.pending ? h('p', {class: 'status', 'data-kind': 'warn', testid: 'settings-pending'},
+  clear(section, el('div', {class: 'card'},
+    el('h2', {}, 'Settings'),
+    data.pending ? el('p', {class: 'status', 'data-kind': 'warn', testid: 'settings-pending'},
       data.dev ? 'Saved changes are waiting; in development mode nothing applies them.'
         : 'Saved changes are being applied.') : null,
-    h('p', {class: 'muted'}, 'These are the same settings as in ahoy.txt on the SD card; saving here writes them there too.'),
+    el('p', {class: 'muted'}, 'These are the same settings as in ahoy.txt on the SD card; saving here writes them there too.'),
     form));
 }
 

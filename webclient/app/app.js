@@ -3,7 +3,8 @@
 
 import {state, on, emit, loadKeptConversations, setUnread, nameOf, flushSaves, rememberUser, setIdentity} from './store.js';
 import {connect, nudge, handle, send, request, drop} from './net.js';
-import {$, el, showScreen, initHome, renderHome, setBanner, toast, announce} from './ui.js';
+import {$, el} from './dom.js';
+import {showScreen, initHome, renderHome, setBanner, toast, announce} from './ui.js';
 import {initChat, openConv, closeConv, noteTyping, clearTyping, renderHeader, jumpTo} from './chat.js';
 import {initRooms, createRoomDialog, openRoom, roomInfoDialog} from './rooms.js';
 import {inviteDialog, callBlocker, httpsHelpDialog, boxInfo} from './boxinfo.js';

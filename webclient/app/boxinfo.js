@@ -1,7 +1,8 @@
 // What the box tells about itself (/api/info): the invite QR codes and the
 // explanation of how to reach the secure address when calls are not possible.
 
-import {el, openDialog} from './ui.js';
+import {el} from './dom.js';
+import {openDialog} from './ui.js';
 import {t} from './strings.js';
 
 let infoPromise = null;

@@ -9,7 +9,8 @@
 
 import {state, nameOf} from './store.js';
 import {send, request} from './net.js';
-import {$, el, avatar, setOverlay, toast, openDialog} from './ui.js';
+import {$, el} from './dom.js';
+import {avatar, setOverlay, toast, openDialog} from './ui.js';
 import {t} from './strings.js';
 import {startRing, stopRing, systemNotify, beep} from './notify.js';
 import {callBlocker, httpsHelpDialog} from './boxinfo.js';

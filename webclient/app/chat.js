@@ -2,7 +2,8 @@
 
 import {state, on, emit, conversation, orderedMessages, nameOf, dmPeer, roomOfConv, setUnread, messageBySeq, applyReaction, deleteBySeq, mergeMessage} from './store.js';
 import {send, sendText, loadOlder, request, handle} from './net.js';
-import {$, el, showScreen, formatTime, toast, statusText, avatar} from './ui.js';
+import {$, el} from './dom.js';
+import {showScreen, formatTime, toast, statusText, avatar} from './ui.js';
 import {formatText} from './format.js';
 import {t} from './strings.js';
 

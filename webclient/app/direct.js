@@ -4,7 +4,8 @@
 // The text is the session description, deflated when the browser can, in base64.
 // Loaded on first use; after the page is loaded nothing here talks to the box.
 
-import {$, el, showScreen} from './ui.js';
+import {$, el} from './dom.js';
+import {showScreen} from './ui.js';
 import {qrSvg} from './qr.js';
 import {t} from './strings.js';
 

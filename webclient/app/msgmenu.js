@@ -2,7 +2,7 @@
 // a row of common emoji to react with, and Reply. Loaded on first use.
 
 import {state} from './store.js';
-import {el} from './ui.js';
+import {el} from './dom.js';
 import {t} from './strings.js';
 
 export const EMOJI = ['👍', '❤️', '😂', '😮', '😢', '🎉', '👎', '🙏'];

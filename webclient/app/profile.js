@@ -4,7 +4,8 @@
 
 import {state, savePrefs, forgetIdentity, rememberUser, emit} from './store.js';
 import {request, disconnect} from './net.js';
-import {el, openDialog, closeDialog, avatar} from './ui.js';
+import {el} from './dom.js';
+import {openDialog, closeDialog, avatar} from './ui.js';
 import {askPermission, notificationsSupported} from './notify.js';
 import {t} from './strings.js';
 

@@ -4,7 +4,8 @@
 
 import {state, emit, nameOf} from './store.js';
 import {request} from './net.js';
-import {el, openDialog, closeDialog, toast} from './ui.js';
+import {el} from './dom.js';
+import {openDialog, closeDialog, toast} from './ui.js';
 import {qrImage, boxInfo} from './boxinfo.js';
 import {t} from './strings.js';
 

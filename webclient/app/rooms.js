@@ -4,7 +4,8 @@
 
 import {state, emit, nameOf, removeConv} from './store.js';
 import {request, handle} from './net.js';
-import {el, toast, setBanner} from './ui.js';
+import {el} from './dom.js';
+import {toast, setBanner} from './ui.js';
 import {beep} from './notify.js';
 import {t} from './strings.js';
 

@@ -3,7 +3,8 @@
 
 import {nameOf} from './store.js';
 import {request} from './net.js';
-import {el, openDialog, closeDialog, formatTime} from './ui.js';
+import {el} from './dom.js';
+import {openDialog, closeDialog, formatTime} from './ui.js';
 import {jumpTo} from './chat.js';
 import {t} from './strings.js';
 

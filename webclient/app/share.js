@@ -3,7 +3,7 @@
 // {t: 'file', id, name, size, mime}, the bytes in 16 KiB chunks, then {t: 'end', id}.
 
 import {nameOf} from './store.js';
-import {$, el} from './ui.js';
+import {$, el} from './dom.js';
 import {t} from './strings.js';
 
 const CHUNK = 16 * 1024;

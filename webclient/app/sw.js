@@ -2,9 +2,9 @@
 // briefly out of reach. Network first (the box is always the fresher copy),
 // the cache only when the network fails. /api, /ws and /ca.crt are never cached.
 
-const CACHE = 'ahoy-shell-v2';
+const CACHE = 'ahoy-shell-v3';
 const SHELL = [
-  '/', '/index.html', '/style.css', '/app.js', '/strings.js', '/store.js', '/net.js', '/ui.js',
+  '/', '/index.html', '/style.css', '/app.js', '/strings.js', '/store.js', '/net.js', '/dom.js', '/ui.js',
   '/chat.js', '/rooms.js', '/boxinfo.js', '/notify.js', '/calls.js', '/share.js', '/format.js',
   '/roomadmin.js', '/msgmenu.js', '/search.js', '/profile.js', '/transfer.js', '/direct.js', '/qr.js',
   '/manifest.webmanifest', '/icons/icon.svg', '/icons/icon-192.png',

@@ -8,7 +8,8 @@
 
 import {state, nameOf, newId} from './store.js';
 import {send} from './net.js';
-import {$, el, openDialog, closeDialog, toast} from './ui.js';
+import {$, el} from './dom.js';
+import {openDialog, closeDialog, toast} from './ui.js';
 import {attachChannel, sendFile, progressRow} from './share.js';
 import {beep} from './notify.js';
 import {t} from './strings.js';

@@ -1,29 +1,10 @@
-// DOM helpers and the home screen: screens, tabs, lists, banners, dialogs, toasts.
+// The home screen and what every screen shares: screens, tabs, lists, banners,
+// dialogs, toasts, avatars. Elements are built with dom.js.
 // User text only ever goes through textContent or attributes, never innerHTML.
 
 import {state, on, nameOf, dmConv, dmPeer, roomOfConv, orderedMessages, totalUnread} from './store.js';
 import {t} from './strings.js';
-
-export const $ = (sel, root = document) => root.querySelector(sel);
-
-/** Build an element: el('p', {class: 'x', dataset: {a: 1}, onclick}, child, 'text'). */
-export function el(tag, attrs, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === 'class') node.className = v;
-    else if (k === 'dataset') Object.assign(node.dataset, v);
-    else if (k === 'text') node.textContent = v;
-    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
-    else if (k in node && typeof v !== 'string') node[k] = v;
-    else node.setAttribute(k, v === true ? '' : v);
-  }
-  for (const c of children.flat()) {
-    if (c === null || c === undefined || c === false) continue;
-    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return node;
-}
+import {$, el} from './dom.js';
 
 export function icon(name) {
   const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
