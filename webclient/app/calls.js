@@ -1,5 +1,6 @@
-// Calls: one-to-one and room mesh (up to 4), one RTCPeerConnection per other
-// participant, perfect negotiation. Loaded on first use to keep the chat light.
+// Calls: one-to-one and room mesh (up to 4), one peer connection (peer.js) per
+// other participant; this phone's mic, camera and screen are callmedia.js's.
+// Loaded on first use to keep the chat light.
 //
 // Politeness: of two peers, the one with the smaller user id (string order) is
 // polite: on an offer collision it rolls back and takes the other's offer.
@@ -15,14 +16,15 @@ import {t} from './strings.js';
 import {startRing, stopRing, systemNotify, beep} from './notify.js';
 import {callBlocker, httpsHelpDialog} from './boxinfo.js';
 import {attachChannel, shareFiles, clearFiles} from './share.js';
+import {Peer} from './peer.js';
+import {openLocal, closeLocal, addLocalTracks, applySink, mediaError, initMediaControls, outgoingVideo} from './callmedia.js';
 
 let call = null; // the call we are in (or dialling)
-let screenTrack = null; // the shared screen, sent instead of the camera
 let incoming = null; // a call ringing on this phone
 let timer = null;
 
 export function peerConnections() {
-  return call ? [...call.peers.values()].map((p) => p.pc) : [];
+  return call ? [...call.peers.values()].map((p) => p.peer.pc) : [];
 }
 
 export function current() {
@@ -34,121 +36,54 @@ export function incomingCall() {
   return incoming;
 }
 
-// ---------- one peer connection ----------
+// ---------- one other participant ----------
 
-class Peer {
+/** Someone else in the call: the connection to them and their video tile. */
+class Participant {
   constructor(userId, offerer) {
     this.userId = userId;
-    this.polite = state.me.id < userId;
-    this.offerer = offerer;
-    this.gotRemote = false;
-    this.makingOffer = false;
-    this.ignoreOffer = false;
-    this.queue = Promise.resolve();
     this.tile = makeTile(userId);
-    this.open();
+    this.peer = new Peer({
+      polite: state.me.id < userId,
+      offerer,
+      iceServers: state.iceServers,
+      signal: (data) => call && send({type: 'signal', call: call.id, to: userId, data}),
+      setup: (pc) => {
+        // Negotiated data channel: both sides create it with the same id, so no
+        // extra round trip, and the first offer already carries it.
+        attachChannel(pc.createDataChannel('files', {negotiated: true, id: 0, ordered: true}), userId);
+        addLocalTracks(pc);
+      },
+      onTrack: (ev) => this.show(ev),
+      onState: (s) => this.onState(s),
+    });
   }
 
-  open() {
-    const pc = new RTCPeerConnection({iceServers: state.iceServers});
-    this.pc = pc;
-    // Negotiated data channel: both sides create it with the same id, so no
-    // extra round trip, and the first offer already carries it.
-    attachChannel(pc.createDataChannel('files', {negotiated: true, id: 0, ordered: true}), this.userId);
-    const tracks = (call.stream?.getTracks() || []).filter((tr) => !(screenTrack && tr.kind === 'video'));
-    if (screenTrack) tracks.push(screenTrack);
-    for (const track of tracks) pc.addTrack(track, call.stream);
-    pc.onnegotiationneeded = () => this.negotiate();
-    pc.onicecandidate = ({candidate}) => {
-      if (candidate) this.signal({candidate: candidate.toJSON()});
-    };
-    pc.ontrack = (ev) => {
-      const stream = ev.streams[0] || new MediaStream([ev.track]);
-      if (this.tile.video.srcObject !== stream) this.tile.video.srcObject = stream;
-      this.tile.video.play().catch(() => {});
-      applySink(this.tile.video);
-    };
-    pc.onconnectionstatechange = () => this.onState();
-    pc.oniceconnectionstatechange = () => {
-      // Older Safari has no connectionState; ICE state tells the same story.
-      if (pc.connectionState === undefined) this.onState(pc.iceConnectionState);
-    };
+  show(ev) {
+    const video = this.tile.video;
+    const stream = ev.streams[0] || new MediaStream([ev.track]);
+    if (video.srcObject !== stream) video.srcObject = stream;
+    video.play().catch(() => {});
+    applySink(video);
   }
 
-  signal(data) {
-    send({type: 'signal', call: call.id, to: this.userId, data});
-  }
-
-  async negotiate() {
-    if (!this.offerer && !this.gotRemote) return; // the other side makes the first offer
-    try {
-      this.makingOffer = true;
-      await this.pc.setLocalDescription();
-      this.signal({description: this.pc.localDescription.toJSON()});
-    } catch (err) {
-      console.warn('negotiation', err);
-    } finally {
-      this.makingOffer = false;
-    }
-  }
-
-  onState(s = this.pc.connectionState) {
+  onState(s) {
+    if (!call) return;
     this.tile.el.dataset.state = s;
-    if (s === 'connected' || s === 'completed') {
-      clearTimeout(this.failTimer);
-      if (!call.startedAt) {
-        call.startedAt = Date.now();
-        startTimer();
-      }
-    } else if (s === 'failed') {
-      // Wi-Fi dropped long enough for ICE to give up: gather again and re-offer.
-      this.pc.restartIce();
+    if (s === 'connected' && !call.startedAt) {
+      call.startedAt = Date.now();
+      startTimer();
     }
-    // 'disconnected' is usually a short Wi-Fi hiccup; ICE recovers on its own.
     updateStatus();
   }
 
-  /** Handle one signal from this peer, in order. */
+  /** Handle one signal from this participant, in order. */
   onSignal(data) {
-    this.queue = this.queue.then(() => this.apply(data)).catch((err) => console.warn('signal', err));
-  }
-
-  async apply({description, candidate}) {
-    const pc = this.pc;
-    if (description) {
-      const collision = description.type === 'offer' && (this.makingOffer || pc.signalingState !== 'stable');
-      this.ignoreOffer = !this.polite && collision;
-      if (this.ignoreOffer) return;
-      try {
-        await pc.setRemoteDescription(description);
-      } catch (err) {
-        if (description.type !== 'offer') throw err;
-        // The other side started over (e.g. it reloaded the page): so do we.
-        this.reopen();
-        await this.pc.setRemoteDescription(description);
-      }
-      this.gotRemote = true;
-      if (description.type === 'offer') {
-        await this.pc.setLocalDescription();
-        this.signal({description: this.pc.localDescription.toJSON()});
-      }
-    } else if (candidate) {
-      try {
-        await pc.addIceCandidate(candidate);
-      } catch (err) {
-        if (!this.ignoreOffer) console.warn('candidate', err);
-      }
-    }
-  }
-
-  reopen() {
-    this.pc.close();
-    this.gotRemote = false;
-    this.open();
+    this.peer.receive(data).catch((err) => console.warn('signal', err));
   }
 
   close() {
-    this.pc.close();
+    this.peer.close();
     this.tile.el.remove();
   }
 }
@@ -161,27 +96,7 @@ function makeTile(userId) {
   return {el: tile, video};
 }
 
-// ---------- local media ----------
-
-async function getMedia(media) {
-  const video = media === 'video' ? {facingMode: 'user', width: {ideal: 640}, height: {ideal: 480}} : false;
-  try {
-    return await navigator.mediaDevices.getUserMedia({audio: {echoCancellation: true, noiseSuppression: true}, video});
-  } catch (err) {
-    if (video && (err.name === 'NotFoundError' || err.name === 'OverconstrainedError')) {
-      return navigator.mediaDevices.getUserMedia({audio: true}); // no camera: talk anyway
-    }
-    throw err;
-  }
-}
-
-function mediaError(err) {
-  const key = err.name === 'NotAllowedError' || err.name === 'SecurityError' ? 'calls_denied'
-    : err.name === 'NotFoundError' ? 'calls_no_device'
-    : err.name === 'NotReadableError' ? 'calls_device_busy' : null;
-  const text = key ? t(key) : t('call_error', {reason: err.message || err.name});
-  openDialog(t('call_video'), el('p', {'data-testid': 'call-error', text}), {testid: 'call-error-dialog'});
-}
+// ---------- before a call ----------
 
 /** Check the browser can call at all; explain and return false when not. */
 function canCall() {
@@ -205,26 +120,16 @@ async function freshIce() {
 }
 
 function newCall(fields) {
-  call = {id: null, media: 'audio', room: null, peers: new Map(), stream: null, phase: 'outgoing', startedAt: null, micOn: true, camOn: true, facing: 'user', ...fields};
+  call = {id: null, media: 'audio', room: null, peers: new Map(), phase: 'outgoing', startedAt: null, ...fields};
   $('#call-grid').replaceChildren();
   clearFiles();
   return call;
 }
 
-async function prepareLocal(media) {
-  const stream = await getMedia(media);
-  if (!call) {
-    stream.getTracks().forEach((tr) => tr.stop());
-    return false;
-  }
-  call.stream = stream;
-  call.camOn = stream.getVideoTracks().length > 0;
-  const local = $('#local-video');
-  local.srcObject = stream;
-  local.hidden = !call.camOn;
-  local.classList.toggle('mirror', call.facing === 'user');
-  setupControls();
-  return true;
+/** This phone's mic (and camera): false when the call ended while they opened. */
+function prepareLocal(media) {
+  const mine = call;
+  return openLocal(media, peerConnections, () => call === mine);
 }
 
 // ---------- starting and answering ----------
@@ -284,7 +189,7 @@ function addPeer(uid, offerer) {
   if (!call || uid === state.me.id) return null;
   let p = call.peers.get(uid);
   if (!p) {
-    p = new Peer(uid, offerer);
+    p = new Participant(uid, offerer);
     call.peers.set(uid, p);
   }
   return p;
@@ -378,13 +283,10 @@ function endCall(reasonKey, params) {
   if (!call) return;
   stopRing();
   for (const p of call.peers.values()) p.close();
-  call.stream?.getTracks().forEach((tr) => tr.stop());
-  screenTrack?.stop();
-  screenTrack = null;
+  closeLocal();
   call = null;
   clearInterval(timer);
   timer = null;
-  $('#local-video').srcObject = null;
   $('#call-grid').replaceChildren();
   setOverlay('call-screen', false);
   if (reasonKey) toast(t(reasonKey, params));
@@ -457,7 +359,7 @@ async function onResume(msg) {
   if (call && call.id === msg.call) {
     for (const uid of msg.peers || []) {
       const p = call.peers.get(uid);
-      if (p) p.pc.restartIce();
+      if (p) p.peer.restartIce();
       else addPeer(uid, true);
     }
     for (const uid of [...call.peers.keys()]) if (!(msg.peers || []).includes(uid)) removePeer(uid);
@@ -512,13 +414,13 @@ function startTimer() {
 
 function updateStatus() {
   if (!call) return;
-  const states = [...call.peers.values()].map((p) => p.pc.connectionState || p.pc.iceConnectionState);
+  const states = [...call.peers.values()].map((p) => p.peer.state);
   let key;
   let st;
   if (call.phase === 'outgoing' && !call.room) {
     key = call.id ? 'call_ringing' : 'call_calling';
     st = call.id ? 'ringing' : 'calling';
-  } else if (states.some((s) => s === 'connected' || s === 'completed')) {
+  } else if (states.includes('connected')) {
     key = 'call_connected';
     st = 'connected';
   } else if (states.some((s) => s === 'disconnected' || s === 'failed')) {
@@ -537,37 +439,11 @@ function updateStatus() {
   $('#call-screen').dataset.peers = String(call.peers.size);
 }
 
-let controlsWired = false;
+// ---------- wiring ----------
 
-function setupControls() {
-  const mute = $('#mute-button');
-  const cam = $('#camera-button');
-  const hasVideo = call.stream.getVideoTracks().length > 0;
-  renderToggles();
-  cam.hidden = !hasVideo;
-  $('#switch-button').hidden = true;
-  if (hasVideo) {
-    navigator.mediaDevices.enumerateDevices().then((devs) => {
-      $('#switch-button').hidden = devs.filter((d) => d.kind === 'videoinput').length < 2;
-    }).catch(() => {});
-  }
-  setupSpeakers();
-  // Desktop browsers can share the screen; phones have no getDisplayMedia.
-  const canShare = !!navigator.mediaDevices?.getDisplayMedia;
-  $('#screen-button').hidden = !canShare;
-  $('#screen-note').hidden = canShare;
-  renderScreenButton();
-  if (controlsWired) return;
-  controlsWired = true;
-  mute.addEventListener('click', () => {
-    if (!call) return;
-    call.micOn = !call.micOn;
-    for (const tr of call.stream.getAudioTracks()) tr.enabled = call.micOn;
-    renderToggles();
-  });
-  cam.addEventListener('click', () => toggleCamera());
-  $('#screen-button').addEventListener('click', () => toggleScreen());
-  $('#switch-button').addEventListener('click', () => switchCamera());
+export function init() {
+  $('#accept-button').addEventListener('click', accept);
+  $('#reject-button').addEventListener('click', reject);
   $('#hangup-button').addEventListener('click', hangup);
   $('#share-button').addEventListener('click', () => {
     if (call && call.peers.size) $('#share-input').click();
@@ -578,180 +454,10 @@ function setupControls() {
     ev.target.value = '';
     if (call && files.length) shareFiles(files);
   });
-  $('#speaker-select').addEventListener('change', () => {
-    for (const v of document.querySelectorAll('#call-grid video')) applySink(v);
-  });
-}
-
-function renderToggles() {
-  const mute = $('#mute-button');
-  mute.setAttribute('aria-pressed', String(!call.micOn));
-  mute.setAttribute('aria-label', t(call.micOn ? 'call_mute' : 'call_unmute'));
-  mute.title = mute.getAttribute('aria-label');
-  mute.querySelector('use').setAttribute('href', call.micOn ? '#i-mic' : '#i-mic-off');
-  const cam = $('#camera-button');
-  cam.setAttribute('aria-pressed', String(!call.camOn));
-  cam.setAttribute('aria-label', t(call.camOn ? 'call_cam_off' : 'call_cam_on'));
-  cam.title = cam.getAttribute('aria-label');
-  cam.querySelector('use').setAttribute('href', call.camOn ? '#i-video' : '#i-cam-off');
-}
-
-function videoSenders() {
-  const out = [];
-  for (const p of call.peers.values()) {
-    for (const tr of p.pc.getTransceivers()) {
-      if (tr.receiver.track?.kind === 'video' && tr.sender) out.push(tr.sender);
-    }
-  }
-  return out;
-}
-
-async function replaceVideo(track) {
-  for (const old of call.stream.getVideoTracks()) {
-    call.stream.removeTrack(old);
-    old.stop();
-  }
-  if (track) call.stream.addTrack(track);
-  await Promise.all(videoSenders().map((s) => s.replaceTrack(track).catch(() => {})));
-  const local = $('#local-video');
-  local.srcObject = call.stream;
-  local.hidden = !track;
-  local.classList.toggle('mirror', call.facing === 'user');
-}
-
-function renderScreenButton() {
-  const b = $('#screen-button');
-  b.setAttribute('aria-pressed', String(!!screenTrack));
-  b.setAttribute('aria-label', t(screenTrack ? 'screen_stop' : 'screen_share'));
-  b.title = b.getAttribute('aria-label');
-}
-
-/** Send `track` as everyone's outgoing video (replaceTrack; an audio call gets a video line). */
-async function sendVideo(track) {
-  for (const p of call.peers.values()) {
-    const tr = p.pc.getTransceivers().find((x) => x.sender.track?.kind === 'video' || x.receiver.track?.kind === 'video');
-    if (tr) await tr.sender.replaceTrack(track).catch(() => {});
-    else if (track) p.pc.addTrack(track, call.stream);
-  }
-}
-
-async function toggleScreen() {
-  if (!call) return;
-  if (screenTrack) {
-    await stopScreen();
-    return;
-  }
-  let stream;
-  try {
-    stream = await navigator.mediaDevices.getDisplayMedia({video: true, audio: false});
-  } catch (err) {
-    if (err.name !== 'NotAllowedError' && err.name !== 'AbortError') toast(t('screen_failed', {reason: err.message || err.name}));
-    return;
-  }
-  if (!call) {
-    stream.getTracks().forEach((tr) => tr.stop());
-    return;
-  }
-  screenTrack = stream.getVideoTracks()[0];
-  // The browser's own "Stop sharing" button ends the track: go back to the camera.
-  screenTrack.addEventListener('ended', () => stopScreen());
-  await sendVideo(screenTrack);
-  const local = $('#local-video');
-  local.srcObject = new MediaStream([screenTrack]);
-  local.hidden = false;
-  local.classList.remove('mirror');
-  renderScreenButton();
-}
-
-async function stopScreen() {
-  if (!screenTrack) return;
-  screenTrack.stop();
-  screenTrack = null;
-  if (!call) return;
-  const cam = call.camOn ? call.stream.getVideoTracks()[0] || null : null;
-  await sendVideo(cam);
-  const local = $('#local-video');
-  local.srcObject = call.stream;
-  local.hidden = !cam;
-  local.classList.toggle('mirror', call.facing === 'user');
-  renderScreenButton();
-}
-
-/** What each peer is sent as video right now (for tests): track labels. */
-export function outgoingVideo() {
-  return call ? [...call.peers.values()].map((p) => p.pc.getSenders().find((x) => x.track?.kind === 'video')?.track?.label || null) : [];
-}
-
-async function cameraTrack(facing) {
-  // Stop the current camera first: many phones cannot open two at once.
-  const base = {width: {ideal: 640}, height: {ideal: 480}};
-  try {
-    const s = await navigator.mediaDevices.getUserMedia({video: {...base, facingMode: {exact: facing}}});
-    return s.getVideoTracks()[0];
-  } catch {
-    const s = await navigator.mediaDevices.getUserMedia({video: {...base, facingMode: facing}});
-    return s.getVideoTracks()[0];
-  }
-}
-
-async function toggleCamera() {
-  if (!call) return;
-  try {
-    if (call.camOn) {
-      call.camOn = false;
-      await replaceVideo(null);
-    } else {
-      const track = await cameraTrack(call.facing);
-      call.camOn = true;
-      await replaceVideo(track);
-    }
-  } catch (err) {
-    mediaError(err);
-  }
-  renderToggles();
-}
-
-async function switchCamera() {
-  if (!call || !call.camOn) return;
-  call.facing = call.facing === 'user' ? 'environment' : 'user';
-  try {
-    for (const old of call.stream.getVideoTracks()) old.stop();
-    await replaceVideo(await cameraTrack(call.facing));
-  } catch (err) {
-    mediaError(err);
-  }
-}
-
-function setupSpeakers() {
-  const row = $('#speaker-row');
-  // Choosing the speaker only works where the browser has setSinkId (Chrome, Edge, recent Firefox).
-  if (!('setSinkId' in HTMLMediaElement.prototype)) {
-    row.hidden = true;
-    return;
-  }
-  navigator.mediaDevices.enumerateDevices().then((devs) => {
-    const outs = devs.filter((d) => d.kind === 'audiooutput');
-    row.hidden = outs.length < 2;
-    const sel = $('#speaker-select');
-    sel.replaceChildren(...outs.map((d, i) => el('option', {value: d.deviceId, text: d.label || (d.deviceId === 'default' ? t('call_speaker_default') : t('call_speaker') + ' ' + (i + 1))})));
-  }).catch(() => {
-    row.hidden = true;
-  });
-}
-
-function applySink(video) {
-  const id = $('#speaker-select').value;
-  if (id && video.setSinkId) video.setSinkId(id).catch(() => {});
-}
-
-// ---------- wiring ----------
-
-export function init() {
-  $('#accept-button').addEventListener('click', accept);
-  $('#reject-button').addEventListener('click', reject);
+  initMediaControls();
   document.addEventListener('keydown', (ev) => {
     if (ev.key === 'Escape' && incoming) reject();
   });
 }
 
-export {httpsHelpDialog};
+export {httpsHelpDialog, outgoingVideo};

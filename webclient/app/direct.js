@@ -1,15 +1,18 @@
 // Connect by address: two browsers on the same network chat with no box at
 // all. One makes an invitation (a WebRTC offer with a data channel), the other
 // pastes it (or scans its QR code) and gives back an answer the same way.
-// The text is the session description, deflated when the browser can, in base64.
-// Loaded on first use; after the page is loaded nothing here talks to the box.
+// The text is the session description with every candidate in it (peer.js
+// without trickle: the codes are the only signaling), deflated when the browser
+// can, in base64. Loaded on first use; after the page is loaded nothing here
+// talks to the box.
 
 import {$, el} from './dom.js';
 import {showScreen} from './ui.js';
 import {qrSvg} from './qr.js';
 import {t} from './strings.js';
+import {Peer} from './peer.js';
 
-let pc = null;
+let peer = null;
 let channel = null;
 
 function b64(bytes) {
@@ -48,20 +51,26 @@ export async function unpack(text) {
   return {type, sdp};
 }
 
-function gathered(conn) {
-  return new Promise((resolve) => {
-    if (conn.iceGatheringState === 'complete') return resolve();
-    conn.addEventListener('icegatheringstatechange', () => conn.iceGatheringState === 'complete' && resolve());
-    setTimeout(resolve, 4000); // enough candidates by now on a LAN
-  });
+/**
+ * A new connection in place of any old one. Resolves `description` with the
+ * first description it makes (once all its candidates are in it).
+ */
+function fresh(options) {
+  if (peer) peer.close();
+  let described;
+  const description = new Promise((resolve) => (described = resolve));
+  // No ICE servers: both devices are on the same network, host candidates do.
+  // No ICE restart: a new offer could only travel by hand.
+  peer = new Peer({trickle: false, iceRestart: false, signal: (data) => data.description && described(data.description),
+    onState: (s) => setStatus(t('direct_state_' + s)), ...options});
+  return {peer, description};
 }
 
-function fresh() {
-  if (pc) pc.close();
-  // No ICE servers: both devices are on the same network, host candidates do.
-  pc = new RTCPeerConnection({iceServers: []});
-  pc.onconnectionstatechange = () => setStatus(t('direct_state_' + pc.connectionState));
-  return pc;
+/** A pasted code, which must hold the kind of description this step needs. */
+async function unpackAs(type, text) {
+  const desc = await unpack(text);
+  if (desc.type !== type) throw new Error(t('direct_bad_code'));
+  return desc;
 }
 
 function useChannel(ch) {
@@ -103,11 +112,8 @@ function codeBlock(label, text, testid) {
 }
 
 async function start(body) {
-  const conn = fresh();
-  useChannel(conn.createDataChannel('chat'));
-  await conn.setLocalDescription(await conn.createOffer());
-  await gathered(conn);
-  const offer = await pack(conn.localDescription);
+  const {peer: conn, description} = fresh({polite: false, setup: (pc) => useChannel(pc.createDataChannel('chat'))});
+  const offer = await pack(await description);
   const answer = el('textarea', {rows: 4, class: 'code', 'data-testid': 'direct-answer-input', 'aria-label': t('direct_paste_answer')});
   const error = el('p', {class: 'error', role: 'alert'});
   body.replaceChildren(
@@ -117,7 +123,7 @@ async function start(body) {
     error,
     el('button', {class: 'primary wide', 'data-testid': 'direct-connect', text: t('direct_connect'), onclick: async () => {
       try {
-        await conn.setRemoteDescription(await unpack(answer.value));
+        await conn.receive({description: await unpackAs('answer', answer.value)});
         setStatus(t('direct_state_connecting'));
       } catch (err) {
         error.textContent = err.message || t('direct_bad_code');
@@ -132,17 +138,14 @@ function join(body) {
     el('label', {class: 'field'}, el('span', {text: t('direct_paste_offer')}), offer),
     error,
     el('button', {class: 'primary wide', 'data-testid': 'direct-make-answer', text: t('direct_make_answer'), onclick: async () => {
-      const conn = fresh();
-      conn.ondatachannel = (ev) => useChannel(ev.channel);
+      const {peer: conn, description} = fresh({polite: true, offerer: false, onChannel: useChannel});
       try {
-        await conn.setRemoteDescription(await unpack(offer.value));
+        await conn.receive({description: await unpackAs('offer', offer.value)});
       } catch (err) {
         error.textContent = err.message || t('direct_bad_code');
         return;
       }
-      await conn.setLocalDescription(await conn.createAnswer());
-      await gathered(conn);
-      body.replaceChildren(el('p', {text: t('direct_answer_help')}), codeBlock(t('direct_answer'), await pack(conn.localDescription), 'direct-answer'));
+      body.replaceChildren(el('p', {text: t('direct_answer_help')}), codeBlock(t('direct_answer'), await pack(await description), 'direct-answer'));
     }}));
 }
 

@@ -5,8 +5,8 @@
 const CACHE = 'ahoy-shell-v3';
 const SHELL = [
   '/', '/index.html', '/style.css', '/app.js', '/strings.js', '/store.js', '/net.js', '/dom.js', '/ui.js',
-  '/chat.js', '/rooms.js', '/boxinfo.js', '/notify.js', '/calls.js', '/share.js', '/format.js',
-  '/roomadmin.js', '/msgmenu.js', '/search.js', '/profile.js', '/transfer.js', '/direct.js', '/qr.js',
+  '/chat.js', '/rooms.js', '/boxinfo.js', '/notify.js', '/calls.js', '/callmedia.js', '/peer.js', '/share.js',
+  '/format.js', '/roomadmin.js', '/msgmenu.js', '/search.js', '/profile.js', '/transfer.js', '/direct.js', '/qr.js',
   '/manifest.webmanifest', '/icons/icon.svg', '/icons/icon-192.png',
 ];
 

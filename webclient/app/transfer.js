@@ -3,8 +3,9 @@
 // phone to phone over a data channel. The receiver is asked first.
 //
 // Signal data: {transfer: id, ask: {name, size, mime}} → {transfer, accept: true|false}
-// → {transfer, description} / {transfer, candidate} both ways, then share.js's
-// file framing on the channel.
+// → {transfer, description} / {transfer, candidate} both ways (peer.js: the sender
+// offers first, then either side may renegotiate, e.g. to restart ICE), then
+// share.js's file framing on the channel.
 
 import {state, nameOf, newId} from './store.js';
 import {send} from './net.js';
@@ -13,9 +14,11 @@ import {openDialog, closeDialog, toast} from './ui.js';
 import {attachChannel, sendFile, progressRow} from './share.js';
 import {beep} from './notify.js';
 import {t} from './strings.js';
+import {Peer} from './peer.js';
 
-const transfers = new Map(); // id -> {peer, pc, file?, row?, queue}
+const transfers = new Map(); // id -> {id, userId, outgoing, file?, row?, peer?, channel?}
 const BOX = '#transfers';
+const GIVE_UP_MS = 20000; // how long a failed connection may take to come back after its ICE restart
 
 function panel() {
   let p = $(BOX);
@@ -33,27 +36,51 @@ function sizeText(n) {
 }
 
 function signal(tr, data) {
-  send({type: 'signal', to: tr.peer, data: {transfer: tr.id, ...data}});
+  send({type: 'signal', to: tr.userId, data: {transfer: tr.id, ...data}});
 }
 
+/** The connection for one transfer; the file goes over its one data channel. */
 function connect(tr) {
-  const pc = new RTCPeerConnection({iceServers: state.iceServers});
-  tr.pc = pc;
-  pc.onicecandidate = ({candidate}) => {
-    if (candidate) signal(tr, {candidate: candidate.toJSON()});
-  };
-  pc.onconnectionstatechange = () => {
-    if (pc.connectionState === 'failed') finish(tr);
-  };
-  const ch = pc.createDataChannel('file', {negotiated: true, id: 0, ordered: true});
-  ch.binaryType = 'arraybuffer';
-  ch.onclose = () => finish(tr);
-  return ch;
+  tr.peer = new Peer({
+    polite: !tr.outgoing,
+    offerer: tr.outgoing,
+    iceServers: state.iceServers,
+    signal: (data) => signal(tr, data),
+    setup: (pc) => {
+      const ch = pc.createDataChannel('file', {negotiated: true, id: 0, ordered: true});
+      ch.binaryType = 'arraybuffer';
+      tr.channel = ch;
+      if (tr.outgoing) {
+        ch.onopen = async () => {
+          tr.row.el.remove();
+          await sendFile(ch, tr.file, BOX);
+        };
+      } else {
+        attachChannel(ch, tr.userId, BOX, () => finish(tr));
+      }
+      ch.addEventListener('close', () => tr.channel === ch && finish(tr));
+    },
+    onState: (s) => {
+      // A failed connection restarts ICE (peer.js); give up if it does not come back.
+      if (s === 'connected') {
+        clearTimeout(tr.giveUp);
+        tr.giveUp = null;
+      } else if (s === 'failed' && !tr.giveUp) {
+        tr.giveUp = setTimeout(() => finish(tr), GIVE_UP_MS);
+      }
+    },
+  });
 }
 
 function finish(tr) {
+  clearTimeout(tr.giveUp);
   transfers.delete(tr.id);
-  setTimeout(() => tr.pc?.close(), 300);
+  setTimeout(() => tr.peer?.close(), 300);
+}
+
+/** The connections of the transfers under way (for tests). */
+export function peerConnections() {
+  return [...transfers.values()].filter((tr) => tr.peer).map((tr) => tr.peer.pc);
 }
 
 /** Let the person pick a file and send it to `userId`. */
@@ -78,14 +105,14 @@ export function pickAndSend(userId) {
 
 export function sendTo(userId, file) {
   panel();
-  const tr = {id: newId('t-'), peer: userId, file, queue: Promise.resolve(), outgoing: true};
+  const tr = {id: newId('t-'), userId, file, outgoing: true};
   tr.row = progressRow(t('file_waiting', {name: nameOf(userId) || t('someone'), file: file.name}), file.size, BOX);
   transfers.set(tr.id, tr);
   signal(tr, {ask: {name: file.name, size: file.size, mime: file.type}});
 }
 
 function ask(tr, info) {
-  const who = nameOf(tr.peer) || t('someone');
+  const who = nameOf(tr.userId) || t('someone');
   beep();
   const answer = (yes) => {
     tr.answered = true;
@@ -96,8 +123,7 @@ function ask(tr, info) {
       return;
     }
     panel();
-    const ch = connect(tr);
-    attachChannel(ch, tr.peer, BOX, () => finish(tr));
+    connect(tr);
   };
   openDialog(t('file_offer_title'), [
     el('p', {'data-testid': 'transfer-offer', text: t('file_offer', {name: who, file: String(info.name || ''), size: sizeText(Number(info.size) || 0)})}),
@@ -109,27 +135,15 @@ function ask(tr, info) {
   }});
 }
 
-async function apply(tr, data) {
-  if (data.accept === true && tr.outgoing && !tr.pc) {
+function apply(tr, data) {
+  if (data.accept === true && tr.outgoing && !tr.peer) {
     tr.row.label.textContent = t('file_sending', {name: tr.file.name});
-    const ch = connect(tr);
-    ch.onopen = async () => {
-      tr.row.el.remove();
-      await sendFile(ch, tr.file, BOX);
-    };
-    await tr.pc.setLocalDescription();
-    signal(tr, {description: tr.pc.localDescription.toJSON()});
+    connect(tr);
   } else if (data.accept === false && tr.outgoing) {
-    tr.row.label.textContent = t('file_declined', {name: nameOf(tr.peer) || t('someone'), file: tr.file.name});
+    tr.row.label.textContent = t('file_declined', {name: nameOf(tr.userId) || t('someone'), file: tr.file.name});
     transfers.delete(tr.id);
-  } else if (data.description && tr.pc) {
-    await tr.pc.setRemoteDescription(data.description);
-    if (data.description.type === 'offer') {
-      await tr.pc.setLocalDescription();
-      signal(tr, {description: tr.pc.localDescription.toJSON()});
-    }
-  } else if (data.candidate && tr.pc) {
-    await tr.pc.addIceCandidate(data.candidate).catch(() => {});
+  } else if ((data.description || data.candidate) && tr.peer) {
+    tr.peer.receive(data).catch((err) => console.warn('transfer', err));
   }
 }
 
@@ -141,11 +155,11 @@ export function onSignal(msg) {
   let tr = transfers.get(id);
   if (!tr) {
     if (!data.ask) return;
-    tr = {id, peer: msg.from, queue: Promise.resolve(), outgoing: false};
+    tr = {id, userId: msg.from, outgoing: false};
     transfers.set(id, tr);
     ask(tr, data.ask);
     return;
   }
-  if (tr.peer !== msg.from) return;
-  tr.queue = tr.queue.then(() => apply(tr, data)).catch((err) => console.warn('transfer', err));
+  if (tr.userId !== msg.from) return;
+  apply(tr, data);
 }
