@@ -130,15 +130,14 @@ def build_settings(args: argparse.Namespace) -> tuple[Any, tuple[str, ...]]:
 
 def announce_admin_password(settings: Any) -> None:
     """Development boxes get an admin password at first start, printed once."""
+    from provisioning.datadir import ADMIN_PASSWORD_NOTE
+
     from .admin import ensure_admin_password
 
     password = ensure_admin_password(settings.data_dir)
     if password is None:
         return
-    from provisioning.datadir import write_file
-
-    note = settings.data_dir / "ahoy-admin-password.txt"
-    write_file(note, f"Ahoy admin password: {password}\n".encode(), mode=0o600)
+    note = settings.data_dir / ADMIN_PASSWORD_NOTE
     print(f"Admin password for /admin: {password}  (also in {note})", flush=True)
 
 

@@ -33,6 +33,8 @@ from flask import (
 )
 from flask.blueprints import BlueprintSetupState
 
+from provisioning.config import ADMIN_KEYS, KEYS, ConfigError, Problem, Service
+
 from . import Box, adminlog, box_of
 from .adminauth import (
     LoginLimiter,
@@ -47,29 +49,10 @@ log = logging.getLogger(__name__)
 
 blueprint = Blueprint("admin", __name__)
 
-# Fields of the settings form, in the order the page shows them (keys of ahoy.txt).
-SETTINGS_FIELDS = (
-    "box_name",
-    "wifi_name",
-    "wifi_passphrase",
-    "country",
-    "band",
-    "channel",
-    "retention_days",
-    "retention_messages",
-)
-FIELD_LABELS = {
-    "box_name": "Box name",
-    "wifi_name": "Wi-Fi name",
-    "wifi_passphrase": "Wi-Fi password",
-    "country": "Country",
-    "band": "Band",
-    "channel": "Channel",
-    "retention_days": "Keep messages for (days)",
-    "retention_messages": "Keep at most (messages per chat)",
-}
-# Changing these restarts the access point: every phone drops off the Wi-Fi.
-RADIO_FIELDS = ("wifi_name", "wifi_passphrase", "country", "band", "channel")
+# Fields of the settings form, in the order the page shows them (keys of ahoy.txt),
+# and their labels: both from the config file's table, provisioning.config.KEYS.
+SETTINGS_FIELDS = ADMIN_KEYS
+FIELD_LABELS = {name: str(KEYS[name].label) for name in SETTINGS_FIELDS}
 FACTORY_RESET_WORD = "ERASE"
 MAX_UPLOAD = 64 * 1024
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -104,19 +87,23 @@ def ensure_admin_password(data_dir: Path) -> str | None:
     """Make up an admin password if the box has none; return it so it can be printed.
 
     On the box the apply step does this at first boot (and writes the password
-    next to ahoy.txt); this covers development, where nothing else does.
-    Returns None when a password already exists.
+    next to ahoy.txt); this covers development, where nothing else does: the
+    note goes into the data folder. Returns None when a password already exists.
     """
     from provisioning.credentials import (
         generate_admin_password,
         has_admin_password,
         set_admin_password,
+        write_admin_password_note,
     )
 
     if has_admin_password(data_dir):
         return None
     password = generate_admin_password()
     set_admin_password(data_dir, password)
+    write_admin_password_note(
+        data_dir, password, "Made up for development at the service's first start."
+    )
     return password
 
 
@@ -464,7 +451,7 @@ def _pending_changes() -> dict[str, str]:
 
 def _effective_config() -> Any:
     """The config in force plus the changes saved here and not yet applied."""
-    from provisioning.config import ConfigError, change_config
+    from provisioning.config import change_config
 
     config = _current_config()
     pending = _pending_changes()
@@ -482,27 +469,31 @@ def _settings_values(config: Any) -> dict[str, str]:
     return {key: format_value(config, key) for key in SETTINGS_FIELDS}
 
 
-def field_errors(messages: list[str]) -> tuple[dict[str, str], list[str]]:
-    """Sort validation messages by the form field they name; the rest are general."""
+def field_errors(problems: list[Problem]) -> tuple[dict[str, str], list[str]]:
+    """Sort validation problems by the form field they are about; the rest are general.
+
+    A field's message names it by its label ("Channel 14 is not allowed ...").
+    """
     fields: dict[str, str] = {}
     general: list[str] = []
-    for message in messages:
-        match = re.match(r"(?:line \d+: )?([a-z_]+)\b", message)
-        key = match.group(1) if match else ""
-        if key in SETTINGS_FIELDS:
-            text = FIELD_LABELS[key] + message[match.end():] if match else message
+    for problem in problems:
+        key = problem.key
+        if key is not None and key in SETTINGS_FIELDS and problem.text.startswith(key):
+            text = FIELD_LABELS[key] + problem.text.removeprefix(key)
             fields[key] = f"{fields[key]} {text}" if key in fields else text
         else:
-            general.append(message)
+            general.append(str(problem))
     return fields, general
+
+
+def _restarts(key: str, service: Service) -> bool:
+    return key in KEYS and service in KEYS[key].restarts
 
 
 def disconnect_notes(changed: list[str], new: Any) -> list[str]:
     """Who loses their connection when these settings change, for a person."""
-    from provisioning.requests import SERVICE_KEYS
-
     notes = []
-    radio = [k for k in changed if k in RADIO_FIELDS]
+    radio = [k for k in changed if _restarts(k, Service.HOTSPOT)]
     if radio:
         how = f"join \u201c{new.wifi_name}\u201d again"
         if "wifi_passphrase" in radio and new.wifi_passphrase:
@@ -518,7 +509,7 @@ def disconnect_notes(changed: list[str], new: Any) -> list[str]:
             f"The box's address becomes {new.box_name}.local and its certificate is renewed; "
             "phones that installed the box certificate keep trusting it."
         )
-    if any(k in SERVICE_KEYS for k in changed):
+    if any(_restarts(k, Service.CHAT) for k in changed):
         if not radio:
             notes.append(
                 "Nobody leaves the Wi-Fi. The chat service restarts to take the change: "
@@ -547,36 +538,31 @@ def restore_plan(text: str, current: Any, mac: str | None = None) -> RestorePlan
     admin password) is set only in ahoy.txt on the SD card: a mistake there
     could lock the admin out.
     """
-    from provisioning.config import (
-        SECRET_KEYS,
-        ConfigError,
-        format_value,
-        parse_config,
-        read_entries,
-    )
+    from provisioning.config import format_value, parse_file
 
-    backup = parse_config(text, mac=mac)
-    written = [entry.key for entry in read_entries(text)[0]]
+    parsed = parse_file(text)
+    backup = parsed.config(mac)
+    written = list(parsed.lines)  # in the file's order
     if not written:
-        raise ConfigError(["the file sets nothing; is this an Ahoy config backup?"])
+        raise ConfigError.about_file("the file sets nothing; is this an Ahoy config backup?")
     keys = [k for k in SETTINGS_FIELDS if k in written]
     if "band" in written and "channel" not in written and backup.band != current.band:
         keys.append("channel")
     changes = {k: format_value(backup, k) for k in keys
                if format_value(backup, k) != format_value(current, k)}
-    skipped = [k for k in written if k not in SETTINGS_FIELDS and (
-        bool(backup.admin_password) if k in SECRET_KEYS
+    skipped = [k for k in written if not KEYS[k].admin_page and (
+        bool(getattr(backup, k)) if KEYS[k].secret
         else format_value(backup, k) != format_value(current, k))]
     return RestorePlan(changes, skipped)
 
 
 def _skipped_message(skipped: list[str]) -> str | None:
-    others = [k for k in skipped if k != "admin_password"]
+    others = [k for k in skipped if not KEYS[k].secret]
     parts = []
     if others:
         parts.append(f"Not restored, because they are set only in ahoy.txt on the SD card: "
                      f"{', '.join(others)}.")
-    if "admin_password" in skipped:
+    if len(others) < len(skipped):
         parts.append("The admin password is never restored from a file; change it under "
                      "Admin password.")
     return " ".join(parts) or None
@@ -599,7 +585,6 @@ def get_settings() -> Response:
 
 @blueprint.post("/admin/api/settings")
 def save_settings() -> Any:
-    from provisioning.config import ConfigError
     from provisioning.configstore import request_changes
 
     data = _json_body()
@@ -615,7 +600,7 @@ def save_settings() -> Any:
     try:
         new = request_changes(_data_dir(), changes)
     except ConfigError as exc:
-        fields, general = field_errors(exc.messages)
+        fields, general = field_errors(exc.problems)
         return _error(400, "Nothing was saved: fix the marked settings.", fields=fields,
                       general=general)
     notes = disconnect_notes(list(changes), new)
@@ -845,7 +830,7 @@ def backup() -> Response:
 
 @blueprint.post("/admin/api/restore")
 def restore() -> Any:
-    from provisioning.config import ConfigError, decode_config
+    from provisioning.config import decode_config
     from provisioning.configstore import interface_mac, request_changes
 
     data = _upload("file")

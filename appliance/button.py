@@ -19,11 +19,13 @@ from typing import Any
 
 from gpiozero import Button
 
+from provisioning.config import KEYS
+
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 
-DEFAULT_BUTTON_PIN = 22
+DEFAULT_BUTTON_PIN: int = KEYS["button_pin"].default
 
 
 class ButtonAction(Enum):

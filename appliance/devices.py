@@ -12,6 +12,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from provisioning.config import KEYS
+from provisioning.datadir import ADMIN_PASSWORD_NOTE
+
 from . import Box
 
 log = logging.getLogger(__name__)
@@ -21,8 +24,8 @@ log = logging.getLogger(__name__)
 class Devices:
     box: Box
     hotspot_interface: str | None = None
-    led_pins: tuple[int, ...] = (17, 27)
-    button_pin: int | None = 22
+    led_pins: tuple[int, ...] = KEYS["status_led_pins"].default
+    button_pin: int | None = KEYS["button_pin"].default
     announce: bool = True
     parts: list[Any] = field(default_factory=list)
     lights: Any = None
@@ -42,7 +45,7 @@ class Devices:
         from .button import StatusButton
         from .lights import StatusLights
 
-        green, red = [*self.led_pins, 17, 27][:2]
+        green, red = [*self.led_pins, *KEYS["status_led_pins"].default][:2]
         try:
             self.lights = StatusLights(green_pin=green, red_pin=red)
             self.parts.append(self.lights)
@@ -124,15 +127,23 @@ class Devices:
 
     def reset_admin_password(self) -> None:
         """Button held 10 s: a new admin password, shown like at first boot."""
-        from provisioning.credentials import generate_admin_password, set_admin_password
+        from provisioning.credentials import (
+            generate_admin_password,
+            set_admin_password,
+            write_admin_password_note,
+        )
 
         password = generate_admin_password()
         set_admin_password(self.box.settings.data_dir, password)
-        note = self.box.settings.boot_dir / "ahoy-admin-password.txt" \
-            if self.box.settings.boot_dir else None
-        if note is not None:
+        boot_dir = self.box.settings.boot_dir
+        # The root side writes it too (the service may not write on the boot
+        # partition); this one serves a machine without the root side.
+        note = boot_dir / ADMIN_PASSWORD_NOTE if boot_dir is not None else None
+        if boot_dir is not None:
             try:
-                note.write_text(f"Ahoy admin password (reset with the button): {password}\n")
+                write_admin_password_note(
+                    boot_dir, password, "Made new when the status button was held."
+                )
             except OSError as e:
                 log.warning("cannot write %s: %s", note, e)
         self.box.request("show-admin-password", {"password": password})

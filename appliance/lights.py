@@ -26,14 +26,15 @@ from typing import Any, Protocol
 
 from gpiozero import LED
 
+from provisioning.config import KEYS
+
 from .button import ButtonAction
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 
-DEFAULT_GREEN_PIN = 17
-DEFAULT_RED_PIN = 27
+DEFAULT_GREEN_PIN, DEFAULT_RED_PIN = KEYS["status_led_pins"].default
 ACT_LED_PATH = Path("/sys/class/leds/ACT")
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from provisioning.config import KEYS
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -22,8 +24,8 @@ class Settings:
     box_config: Path | None = None
     # The hotspot's network interface to watch (None: no hotspot, e.g. development).
     hotspot_interface: str | None = None
-    led_pins: tuple[int, ...] = (17, 27)
-    button_pin: int | None = 22
+    led_pins: tuple[int, ...] = KEYS["status_led_pins"].default
+    button_pin: int | None = KEYS["button_pin"].default
     announce_mdns: bool = True
     # Extra page origins allowed to open the WebSocket (besides the page's own).
     extra_origins: frozenset[str] = frozenset()

@@ -3,8 +3,8 @@
 Modules, from the pure core outwards:
 
 - `regulatory`: countries and the Wi-Fi channels allowed there.
-- `config`: the file's schema, parser and validator (`parse_config`, `BoxConfig`,
-  `ConfigError`, `change_config`).
+- `config`: the file's schema (`KEYS`, one row per key), parser and validator
+  (`parse_config`, `BoxConfig`, `ConfigError` of `Problem`s, `change_config`).
 - `render`: hostapd, dnsmasq, nftables, coturn and networkd files from a config.
 - `credentials`: admin password hash, TURN secret and TURN credentials.
 - `configstore`: the config in force (boot file, else last good, else defaults),

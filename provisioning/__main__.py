@@ -27,11 +27,11 @@ def _read_config_file(path: Path) -> str:
     try:
         return decode_config(path.read_bytes())
     except FileNotFoundError:
-        raise ConfigError([f"{path} does not exist"]) from None
+        raise ConfigError.about_file(f"{path} does not exist") from None
     except IsADirectoryError:
-        raise ConfigError([f"{path} is a folder, not a config file"]) from None
+        raise ConfigError.about_file(f"{path} is a folder, not a config file") from None
     except PermissionError:
-        raise ConfigError([f"{path} cannot be read (permission denied)"]) from None
+        raise ConfigError.about_file(f"{path} cannot be read (permission denied)") from None
 
 
 def _print_errors(path: Path, error: ConfigError) -> None:

@@ -7,6 +7,11 @@ curly quotes, upper-case keys) and strict about what matters (every value is
 checked, unknown keys are reported with a "did you mean" hint). Every problem
 is reported at once, each naming its line and key.
 
+`KEYS` is the one table of the file's keys: parser, default, admin page label,
+what a change restarts, whether it is secret. `BoxConfig`, the admin page,
+the privileged apply step and the status lights take their facts from it, and
+a test checks docs/config.md against it.
+
 This module is pure: bytes or text in, `BoxConfig` or `ConfigError` out.
 Reading the boot partition and falling back to the last good config happen in
 `provisioning.configstore`.
@@ -18,8 +23,9 @@ import base64
 import binascii
 import difflib
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import Enum
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
@@ -74,12 +80,35 @@ QUOTE_PAIRS = {
 }
 
 
-class ConfigError(Exception):
-    """The config is not usable; `messages` says why, one line per problem."""
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a config: its line (None: the whole file, or a form),
+    the key it is about (None: no known key) and what a person reads."""
 
-    def __init__(self, messages: list[str]) -> None:
-        self.messages = list(messages)
+    line: int | None
+    key: str | None
+    text: str
+
+    def __str__(self) -> str:
+        return self.text if self.line is None else f"line {self.line}: {self.text}"
+
+
+class ConfigError(Exception):
+    """The config is not usable; `problems` says why, `messages` the same in words."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
         super().__init__("\n".join(self.messages))
+
+    @classmethod
+    def about_file(cls, text: str, line: int | None = None) -> ConfigError:
+        """A problem with the file as a whole rather than with one key."""
+        return cls([Problem(line, None, text)])
+
+    @property
+    def messages(self) -> list[str]:
+        """One line per problem, as a person reads it ("line 3: channel ...")."""
+        return [str(problem) for problem in self.problems]
 
 
 class _Invalid(Exception):
@@ -98,53 +127,6 @@ def wifi_name_for_mac(mac: str | None) -> str:
     if len(digits) < 4:
         return "Ahoy"
     return f"Ahoy-{digits[-4:].upper()}"
-
-
-@dataclass(frozen=True)
-class BoxConfig:
-    """Everything the box owner can set. Defaults give a working open hotspot."""
-
-    box_name: str = "ahoy"
-    wifi_name: str = "Ahoy"
-    wifi_passphrase: str = ""
-    country: str = ""
-    band: str = "2.4"
-    channel: int = 6
-    interface: str = "wlan0"
-    network: IPv4Network = DEFAULT_NETWORK
-    dhcp_range: tuple[IPv4Address, IPv4Address] = field(
-        default=default_dhcp_range(DEFAULT_NETWORK)
-    )
-    admin_password: str = ""
-    retention_days: int = 30
-    retention_messages: int = 10000
-    status_led_pins: tuple[int, ...] = (17, 27)
-    button_pin: int | None = 22
-    ssh_authorized_key: str = ""
-
-    @property
-    def box_address(self) -> IPv4Address:
-        """The box's own address: the first one in the network."""
-        return self.network[1]
-
-    @property
-    def is_open_network(self) -> bool:
-        return not self.wifi_passphrase
-
-    @property
-    def dns_names(self) -> list[str]:
-        """Names the box answers to, for its TLS certificate."""
-        return ["ahoy.internal", f"{self.box_name}.local"]
-
-    def without_secrets(self) -> BoxConfig:
-        """A copy safe to keep around: the admin password is not in it."""
-        return _replace(self, admin_password="")
-
-
-def _replace(config: BoxConfig, **changes: Any) -> BoxConfig:
-    values = {f.name: getattr(config, f.name) for f in fields(config)}
-    values.update(changes)
-    return BoxConfig(**values)
 
 
 # --- value parsers: raw text in, typed value out, or _Invalid with a human message.
@@ -355,39 +337,129 @@ def _ssh_key(raw: str) -> str:
     return " ".join(parts)
 
 
+# --- the keys: one row each, the only place a key's facts are written down
+
+
+class Service(Enum):
+    """What changing a key restarts."""
+
+    HOTSPOT = "the access point"  # hostapd: every phone drops off the Wi-Fi
+    CHAT = "the chat service"  # ahoy.service reads the key at start
+
+
+# A default that depends on other keys (all earlier in KEYS) or on the MAC
+# of the hotspot's Wi-Fi adapter.
+Derived = Callable[[Mapping[str, Any], str | None], Any]
+
+
 @dataclass(frozen=True)
 class Key:
-    """One config key and how to read its value."""
+    """One key of `ahoy.txt` and everything Ahoy knows about it."""
 
     name: str
-    parse: Callable[[str], Any]
+    parse: Callable[[str], Any]  # the value as written -> typed value, or _Invalid
+    default: Any  # when the file does not set it (and the others are defaults)
+    # Its name on the admin page's Settings, which may change it; None: only in ahoy.txt.
+    label: str | None = None
+    restarts: frozenset[Service] = frozenset()
+    # Moved out of the file at start, never kept in a saved config, never restored.
+    secret: bool = False
+    # `key =` with nothing after it means the default, as if the line were not
+    # there; here it means "none" instead: a pin left empty on purpose must not
+    # be driven because the default happens to be wired to something else.
+    empty_means_none: bool = False
+    derived: Derived | None = None  # the default, worked out from the others
+
+    @property
+    def admin_page(self) -> bool:
+        """Whether the admin page may change it (Settings, and Restore)."""
+        return self.label is not None
 
 
+_HOTSPOT, _CHAT = frozenset({Service.HOTSPOT}), frozenset({Service.CHAT})
+
+# In the order of docs/config.md; a derived default comes after the keys it uses.
 KEYS: dict[str, Key] = {
     k.name: k
     for k in [
-        Key("box_name", _box_name),
-        Key("wifi_name", _wifi_name),
-        Key("wifi_passphrase", _passphrase),
-        Key("country", _country),
-        Key("band", _band),
-        Key("channel", _integer("channel", 1, 196, 6)),
-        Key("interface", _interface),
-        Key("network", _network),
-        Key("dhcp_range", _dhcp_range),
-        Key("admin_password", _admin_password),
-        Key("retention_days", _integer("retention_days", 0, 3650, 30)),
-        Key("retention_messages", _integer("retention_messages", 0, 1_000_000, 10000)),
-        Key("status_led_pins", _pins),
-        Key("button_pin", _button_pin),
-        Key("ssh_authorized_key", _ssh_key),
+        Key("box_name", _box_name, "ahoy", "Box name", _CHAT),
+        Key("wifi_name", _wifi_name, wifi_name_for_mac(None), "Wi-Fi name", _HOTSPOT | _CHAT,
+            derived=lambda values, mac: wifi_name_for_mac(mac)),
+        Key("wifi_passphrase", _passphrase, "", "Wi-Fi password", _HOTSPOT | _CHAT),
+        Key("country", _country, "", "Country", _HOTSPOT),
+        Key("band", _band, "2.4", "Band", _HOTSPOT),
+        Key("channel", _integer("channel", 1, 196, 6), regulatory.DEFAULT_CHANNEL["2.4"],
+            "Channel", _HOTSPOT,
+            derived=lambda values, mac: regulatory.DEFAULT_CHANNEL[values["band"]]),
+        Key("interface", _interface, "wlan0", None, _HOTSPOT | _CHAT),
+        Key("network", _network, DEFAULT_NETWORK, None, _CHAT),
+        Key("dhcp_range", _dhcp_range, default_dhcp_range(DEFAULT_NETWORK),
+            derived=lambda values, mac: default_dhcp_range(values["network"])),
+        Key("admin_password", _admin_password, "", secret=True),
+        Key("retention_days", _integer("retention_days", 0, 3650, 30), 30,
+            "Keep messages for (days)", _CHAT),
+        Key("retention_messages", _integer("retention_messages", 0, 1_000_000, 10000), 10000,
+            "Keep at most (messages per chat)", _CHAT),
+        Key("status_led_pins", _pins, (17, 27), None, _CHAT, empty_means_none=True),
+        Key("button_pin", _button_pin, 22, None, _CHAT, empty_means_none=True),
+        Key("ssh_authorized_key", _ssh_key, ""),
     ]
 }
-SECRET_KEYS = ("admin_password",)
-# `key =` with nothing after it means the key's default, as if the line were not
-# there; except for these, where it means "none": a pin left empty on purpose
-# must not be driven because the default happens to be wired to something else.
-EMPTY_MEANS_NONE = ("status_led_pins", "button_pin")
+SECRET_KEYS = tuple(k.name for k in KEYS.values() if k.secret)
+EMPTY_MEANS_NONE = tuple(k.name for k in KEYS.values() if k.empty_means_none)
+# What the admin page's Settings shows and may change, in the order it shows them.
+ADMIN_KEYS = tuple(k.name for k in KEYS.values() if k.admin_page)
+
+
+def restarted_by(service: Service) -> tuple[str, ...]:
+    """The keys whose change restarts `service`."""
+    return tuple(k.name for k in KEYS.values() if service in k.restarts)
+
+
+def _default(name: str) -> Any:
+    return KEYS[name].default
+
+
+@dataclass(frozen=True)
+class BoxConfig:
+    """Everything the box owner can set: one field per key of KEYS, with its default.
+
+    The defaults give a working open hotspot.
+    """
+
+    box_name: str = _default("box_name")
+    wifi_name: str = _default("wifi_name")
+    wifi_passphrase: str = _default("wifi_passphrase")
+    country: str = _default("country")
+    band: str = _default("band")
+    channel: int = _default("channel")
+    interface: str = _default("interface")
+    network: IPv4Network = field(default=_default("network"))
+    dhcp_range: tuple[IPv4Address, IPv4Address] = _default("dhcp_range")
+    admin_password: str = _default("admin_password")
+    retention_days: int = _default("retention_days")
+    retention_messages: int = _default("retention_messages")
+    status_led_pins: tuple[int, ...] = _default("status_led_pins")
+    button_pin: int | None = _default("button_pin")
+    ssh_authorized_key: str = _default("ssh_authorized_key")
+
+    @property
+    def box_address(self) -> IPv4Address:
+        """The box's own address: the first one in the network."""
+        return self.network[1]
+
+    @property
+    def is_open_network(self) -> bool:
+        return not self.wifi_passphrase
+
+    @property
+    def dns_names(self) -> list[str]:
+        """Names the box answers to, for its TLS certificate."""
+        return ["ahoy.internal", f"{self.box_name}.local"]
+
+    def without_secrets(self) -> BoxConfig:
+        """A copy safe to keep around: the admin password is not in it."""
+        return replace(self, **{name: _default(name) for name in SECRET_KEYS})
 
 
 # --- the file format
@@ -410,23 +482,17 @@ def decode_config(data: bytes) -> str:
     from the image is all notes, so it is never empty).
     """
     if len(data) > MAX_FILE_BYTES:
-        raise ConfigError(
-            [
-                (
-                    f"the file is {len(data) // 1024} KiB; a config file is at most "
-                    f"{MAX_FILE_BYTES // 1024} KiB (is this the right file?)"
-                )
-            ]
+        raise ConfigError.about_file(
+            f"the file is {len(data) // 1024} KiB; a config file is at most "
+            f"{MAX_FILE_BYTES // 1024} KiB (is this the right file?)"
         )
     text = decode_with_codec(data)[0]
     if not text.strip():
         what = "empty (0 bytes)" if not data else "blank (only spaces and line ends)"
-        raise ConfigError(
-            [
-                f"the file is {what}; was it saved or copied completely? Write your "
-                "settings into it; for the defaults, use the ahoy.txt from the image "
-                "(every line a # note)"
-            ]
+        raise ConfigError.about_file(
+            f"the file is {what}; was it saved or copied completely? Write your "
+            "settings into it; for the defaults, use the ahoy.txt from the image "
+            "(every line a # note)"
         )
     return text
 
@@ -440,23 +506,22 @@ def decode_with_codec(data: bytes) -> tuple[str, str]:
         try:
             return data.decode("utf-16"), "utf-16"
         except UnicodeDecodeError:
-            raise ConfigError(["the file claims to be UTF-16 text but is damaged"]) from None
+            raise ConfigError.about_file(
+                "the file claims to be UTF-16 text but is damaged"
+            ) from None
     codec = "utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8"
     if b"\x00" in data:
-        raise ConfigError(
-            ["the file contains binary data, not text (is this the right file?)"]
+        raise ConfigError.about_file(
+            "the file contains binary data, not text (is this the right file?)"
         )
     try:
         return data.decode(codec), codec
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise ConfigError(
-            [
-                (
-                    f"line {line}: this is not UTF-8 text; save the file as UTF-8 "
-                    "(in Notepad: Save as, Encoding: UTF-8)"
-                )
-            ]
+        raise ConfigError.about_file(
+            "this is not UTF-8 text; save the file as UTF-8 (in Notepad: Save as, "
+            "Encoding: UTF-8)",
+            line,
         ) from None
 
 
@@ -470,29 +535,35 @@ def _unquote(value: str) -> str | None:
     return None
 
 
-def read_entries(text: str) -> tuple[list[Entry], list[str]]:
+def read_entries(text: str) -> tuple[list[Entry], list[Problem]]:
     """Split text into entries; also return problems with the file's shape."""
     entries: list[Entry] = []
-    problems: list[str] = []
+    problems: list[Problem] = []
     seen: dict[str, int] = {}
     for number, line in enumerate(_LINE_BREAK.split(text.removeprefix("\ufeff")), start=1):
         stripped = line.strip()
         if not stripped or stripped.startswith(("#", ";")):
             continue
         if any(ord(ch) < 32 and ch != "\t" for ch in line):
-            problems.append(f"line {number}: contains control characters; is this a text file?")
+            problems.append(
+                Problem(number, None, "contains control characters; is this a text file?")
+            )
             continue
         if "=" not in line:
             hint = " (use key = value)" if ":" in line else ""
-            problems.append(f"line {number}: expected key = value, found {stripped[:40]!r}{hint}")
+            problems.append(
+                Problem(number, None, f"expected key = value, found {stripped[:40]!r}{hint}")
+            )
             continue
         raw_key, raw_value = line.split("=", 1)
         key = re.sub(r"[\s-]+", "_", raw_key.strip().lower())
         if key not in KEYS:
-            problems.append(f"line {number}: unknown key {raw_key.strip()!r}{_did_you_mean(key)}")
+            problems.append(
+                Problem(number, None, f"unknown key {raw_key.strip()!r}{_did_you_mean(key)}")
+            )
             continue
         if key in seen:
-            problems.append(f"line {number}: {key} is already set on line {seen[key]}")
+            problems.append(Problem(number, key, f"{key} is already set on line {seen[key]}"))
             continue
         seen[key] = number
         value = raw_value.strip()
@@ -500,7 +571,9 @@ def read_entries(text: str) -> tuple[list[Entry], list[str]]:
         if inner is not None:
             value = inner
         elif value[:1] in QUOTE_PAIRS:
-            problems.append(f"line {number}: {key} starts with a quote but does not end with one")
+            problems.append(
+                Problem(number, key, f"{key} starts with a quote but does not end with one")
+            )
             continue
         entries.append(Entry(number, key, value))
     return entries, problems
@@ -515,8 +588,30 @@ def _did_you_mean(key: str) -> str:
     return f"; known keys are {', '.join(KEYS)}"
 
 
-def parse_config(text: str, *, mac: str | None = None) -> BoxConfig:
-    """Validate the text of `ahoy.txt`; `mac` makes the default Wi-Fi name unique.
+@dataclass(frozen=True)
+class ParsedFile:
+    """A valid `ahoy.txt`: the values it sets; every other key takes its default."""
+
+    values: Mapping[str, Any]  # the keys given a value, parsed
+    lines: Mapping[str, int]  # every key written (also with an empty value): its line
+
+    @property
+    def interface(self) -> str:
+        """The hotspot's interface, whose MAC the default Wi-Fi name needs."""
+        interface: str = self.values.get("interface", _default("interface"))
+        return interface
+
+    def config(self, mac: str | None = None) -> BoxConfig:
+        """The whole config; `mac` (of `interface`) makes the default Wi-Fi name unique."""
+        values = dict(self.values)
+        for key in KEYS.values():
+            if key.name not in values:
+                values[key.name] = key.derived(values, mac) if key.derived else key.default
+        return BoxConfig(**values)
+
+
+def parse_file(text: str) -> ParsedFile:
+    """Validate the text of `ahoy.txt` once, before the MAC for its Wi-Fi name is known.
 
     Raises ConfigError listing every problem found, each naming its line and key.
     """
@@ -526,100 +621,98 @@ def parse_config(text: str, *, mac: str | None = None) -> BoxConfig:
     failed: set[str] = set()
     for entry in entries:
         lines[entry.key] = entry.line
-        if entry.value == "" and entry.key not in EMPTY_MEANS_NONE:
+        key = KEYS[entry.key]
+        if entry.value == "" and not key.empty_means_none:
             continue  # the default, as if the line were not there
         try:
-            values[entry.key] = KEYS[entry.key].parse(entry.value)
+            values[entry.key] = key.parse(entry.value)
         except _Invalid as exc:
             failed.add(entry.key)
-            problems.append(f"line {entry.line}: {exc}")
+            problems.append(Problem(entry.line, entry.key, str(exc)))
     problems += _check_together(values, lines, failed)
     if problems:
-        raise ConfigError(sorted(problems, key=_line_order))
-    return _build(values, mac)
+        raise ConfigError(sorted(problems, key=lambda problem: problem.line or 0))
+    return ParsedFile(values, lines)
 
 
-def _build(values: Mapping[str, Any], mac: str | None) -> BoxConfig:
-    values = dict(values)
-    values.setdefault("wifi_name", wifi_name_for_mac(mac))
-    band = values.get("band", "2.4")
-    values.setdefault("channel", regulatory.DEFAULT_CHANNEL[band])
-    network = values.get("network", DEFAULT_NETWORK)
-    values.setdefault("dhcp_range", default_dhcp_range(network))
-    return BoxConfig(**values)
+def parse_config(text: str, *, mac: str | None = None) -> BoxConfig:
+    """Validate the text of `ahoy.txt`; `mac` makes the default Wi-Fi name unique.
 
-
-def _where(lines: Mapping[str, int], *keys: str) -> str:
-    for key in keys:
-        if key in lines:
-            return f"line {lines[key]}: "
-    return ""
+    Raises ConfigError listing every problem found, each naming its line and key.
+    """
+    return parse_file(text).config(mac)
 
 
 def _check_together(
     values: Mapping[str, Any], lines: Mapping[str, int], failed: set[str]
-) -> list[str]:
+) -> list[Problem]:
     """Rules that involve more than one key; skipped where a key already failed alone."""
-    problems: list[str] = []
+    problems: list[Problem] = []
+
+    def problem(text: str, key: str, *also: str) -> None:
+        line = next((lines[k] for k in (key, *also) if k in lines), None)
+        problems.append(Problem(line, key, text))
+
+    def value(name: str) -> Any:
+        return values.get(name, _default(name))
+
     if not failed & {"band", "country", "channel"}:
-        band = values.get("band", "2.4")
-        country = values.get("country", "")
+        band, country = value("band"), value("country")
         allowed = regulatory.allowed_channels(country, band)
         if band == "5" and not country:
-            problems.append(
-                f"{_where(lines, 'band')}band 5 needs a country (for example country = DE); "
-                "the legal 5 GHz channels depend on it"
+            problem(
+                "band 5 needs a country (for example country = DE); "
+                "the legal 5 GHz channels depend on it",
+                "band",
             )
         elif not allowed:
             fix = "use band = 2.4" if band == "5" else "leave country empty"
-            problems.append(
-                f"{_where(lines, 'band', 'country')}band {band} is not available for country "
-                f"{country} in Ahoy's channel table; {fix}"
+            problem(
+                f"band {band} is not available for country {country} in Ahoy's channel "
+                f"table; {fix}",
+                "band", "country",
             )
         elif "channel" in values and values["channel"] not in allowed:
             place = f" in {country}" if country else " without a country set"
             five = regulatory.CHANNELS_5_LOW + regulatory.CHANNELS_5_HIGH
             hint = " (or set band = 5)" if band == "2.4" and values["channel"] in five else ""
-            problems.append(
-                f"{_where(lines, 'channel')}channel {values['channel']} is not allowed on "
-                f"{band} GHz{place}; use one of {regulatory.describe_channels(allowed)}{hint}"
+            problem(
+                f"channel {values['channel']} is not allowed on {band} GHz{place}; "
+                f"use one of {regulatory.describe_channels(allowed)}{hint}",
+                "channel",
             )
     if "dhcp_range" in values and "network" not in failed:
-        network = values.get("network", DEFAULT_NETWORK)
+        network = value("network")
         start, end = values["dhcp_range"]
         box = network[1]
-        where = _where(lines, "dhcp_range")
         if start not in network or end not in network:
-            problems.append(
-                f"{where}dhcp_range {start} - {end} must lie inside network {network}"
-            )
+            problem(f"dhcp_range {start} - {end} must lie inside network {network}",
+                    "dhcp_range")
         elif start <= box <= end:
-            problems.append(
-                f"{where}dhcp_range must not include the box's own address {box}; "
-                f"start it at {box + 1} or later"
+            problem(
+                f"dhcp_range must not include the box's own address {box}; "
+                f"start it at {box + 1} or later",
+                "dhcp_range",
             )
         elif end == network.broadcast_address or start == network.network_address:
-            problems.append(
-                f"{where}dhcp_range must not include the network address or the broadcast "
-                f"address of {network}"
+            problem(
+                "dhcp_range must not include the network address or the broadcast "
+                f"address of {network}",
+                "dhcp_range",
             )
     if not failed & {"status_led_pins", "button_pin"}:
-        pins = list(values.get("status_led_pins", BoxConfig.status_led_pins))
-        button = values.get("button_pin", BoxConfig.button_pin)
+        pins = list(value("status_led_pins"))
+        button = value("button_pin")
         if button is not None:
             pins.append(button)
         duplicates = sorted({p for p in pins if pins.count(p) > 1})
         if duplicates:
-            problems.append(
-                f"{_where(lines, 'button_pin', 'status_led_pins')}GPIO {duplicates[0]} is "
-                "used twice; each LED and the button need their own pin"
+            problem(
+                f"GPIO {duplicates[0]} is used twice; each LED and the button need their "
+                "own pin",
+                "button_pin", "status_led_pins",
             )
     return problems
-
-
-def _line_order(message: str) -> int:
-    match = re.match(r"line (\d+):", message)
-    return int(match.group(1)) if match else 0
 
 
 # --- writing values back, keeping the rest of the file as it is
@@ -669,7 +762,7 @@ def format_value(config: BoxConfig, key: str) -> str:
     if key == "status_led_pins":
         return ", ".join(str(p) for p in value) or "none"
     if value is None:
-        return "none" if key in EMPTY_MEANS_NONE else ""
+        return "none" if KEYS[key].empty_means_none else ""
     return str(value)
 
 
@@ -691,12 +784,14 @@ def change_config(
     makes the default Wi-Fi name, for a Wi-Fi name set back to empty.
     """
     problems = [
-        f"unknown key {key!r}{_did_you_mean(key)}" for key in changes if key not in KEYS
+        Problem(None, None, f"unknown key {key!r}{_did_you_mean(key)}")
+        for key in changes
+        if key not in KEYS
     ]
     problems += [
-        f"{key} is not changed this way; set the admin password on its own"
+        Problem(None, key, f"{key} is not changed this way; set the admin password on its own")
         for key in changes
-        if key in SECRET_KEYS
+        if key in KEYS and KEYS[key].secret
     ]
     if problems:
         raise ConfigError(problems)
@@ -704,4 +799,4 @@ def change_config(
     try:
         return parse_config(text, mac=mac)
     except ConfigError as exc:
-        raise ConfigError([re.sub(r"^line \d+: ", "", m) for m in exc.messages]) from None
+        raise ConfigError([replace(p, line=None) for p in exc.problems]) from None

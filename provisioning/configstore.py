@@ -20,12 +20,14 @@ from provisioning import credentials, wireless
 from provisioning.config import (
     BoxConfig,
     ConfigError,
+    Problem,
     admin_password_problem,
     change_config,
     decode_config,
     decode_with_codec,
     format_config,
     parse_config,
+    parse_file,
     read_entries,
     set_values,
     wifi_name_for_mac,
@@ -64,15 +66,6 @@ def interface_mac(interface: str, sys_class_net: Path = SYS_CLASS_NET) -> str | 
         return None
 
 
-def _parse_with_mac(text: str, mac: str | None, sys_class_net: Path) -> BoxConfig:
-    config = parse_config(text, mac=mac)
-    if mac is None:
-        found = interface_mac(config.interface, sys_class_net)
-        if found:
-            config = parse_config(text, mac=found)
-    return config
-
-
 def read_config(
     boot_file: Path,
     data_dir: Path,
@@ -97,14 +90,15 @@ def read_config(
         errors.append(f"cannot read {boot_file}: {exc.strerror}")
     if data is not None:
         try:
-            text = decode_config(data)
-            config = _parse_with_mac(text, mac, sys_class_net)
+            parsed = parse_file(decode_config(data))
+            # The default Wi-Fi name is made from the MAC of the interface the file names.
+            found = interface_mac(parsed.interface, sys_class_net) if mac is None else mac
+            config = parsed.config(found)
             problem = interface_problem(config.interface)
             if problem is None:
                 return LoadedConfig(config, "file")
-            entries, _ = read_entries(text)
-            line = next((f"line {e.line}: " for e in entries if e.key == "interface"), "")
-            errors.append(f"{boot_file.name}: {line}{problem}")
+            where = Problem(parsed.lines.get("interface"), "interface", problem)
+            errors.append(f"{boot_file.name}: {where}")
         except ConfigError as exc:
             errors += [f"{boot_file.name}: {m}" for m in exc.messages]
     fallback = _last_good(data_dir)
@@ -158,7 +152,9 @@ def load_config(
         credentials.set_admin_password(data_dir, generated)
         note = boot_file.parent / ADMIN_PASSWORD_NOTE
         try:
-            write_file(note, _admin_note(generated).encode())
+            credentials.write_admin_password_note(
+                boot_file.parent, generated, "Made up by the box at its first start."
+            )
             notices.append(f"a new admin password was made and written to {note}")
         except OSError as exc:
             errors.append(f"could not write the new admin password to {note}: {exc.strerror}")
@@ -270,18 +266,6 @@ def _take_admin_password(boot_file: Path, data_dir: Path, errors: list[str]) -> 
             f"({exc.strerror}); remove it from the file by hand"
         )
     return True
-
-
-def _admin_note(password: str) -> str:
-    return (
-        "Ahoy admin password\r\n"
-        "===================\r\n\r\n"
-        f"    {password}\r\n\r\n"
-        "Open the admin page (http://ahoy.internal/admin) and sign in with it.\r\n"
-        "Made up by the box at its first start. If you change the password on the\r\n"
-        "admin page, this file is out of date: delete it. To reset a forgotten\r\n"
-        "password, put a new one in ahoy.txt as admin_password = ... and restart.\r\n"
-    )
 
 
 def write_status(data_dir: Path, loaded: LoadedConfig) -> None:

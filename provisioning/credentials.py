@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from provisioning.config import admin_password_problem
-from provisioning.datadir import DataDir, write_file
+from provisioning.datadir import ADMIN_PASSWORD_NOTE, DataDir, write_file
 
 # scrypt with n=2**14, r=8 takes ~16 MiB and well under a second on a Pi 3.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
@@ -75,6 +75,27 @@ def set_admin_password(data_dir: Path, password: str) -> None:
         raise ValueError(problem)
     record = json.dumps(hash_password(password), indent=2) + "\n"
     write_file(DataDir(data_dir).admin_password, record.encode(), mode=0o600)
+
+
+def write_admin_password_note(folder: Path, password: str, made: str) -> Path:
+    """Write the admin password for a person to `folder`/ahoy-admin-password.txt.
+
+    `made` says where the password came from, as a sentence. The note goes next
+    to ahoy.txt on the boot partition (in development, into the data folder),
+    written durably; raises OSError. Returns the note's path.
+    """
+    note = folder / ADMIN_PASSWORD_NOTE
+    text = (
+        "Ahoy admin password\r\n"
+        "===================\r\n\r\n"
+        f"    {password}\r\n\r\n"
+        "Open the admin page (http://ahoy.internal/admin) and sign in with it.\r\n"
+        f"{made} If you change the password on the\r\n"
+        "admin page, this file is out of date: delete it. To reset a forgotten\r\n"
+        "password, put a new one in ahoy.txt as admin_password = ... and restart.\r\n"
+    )
+    write_file(note, text.encode(), mode=0o600)
+    return note
 
 
 def stored_admin_password(data_dir: Path) -> dict[str, object] | None:

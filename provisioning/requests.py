@@ -28,7 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from provisioning.datadir import ADMIN_PASSWORD_NOTE, DEFAULT_BOOT_CONFIG, write_file
+from provisioning.config import Service, restarted_by
+from provisioning.credentials import write_admin_password_note
+from provisioning.datadir import ADMIN_PASSWORD_NOTE, DEFAULT_BOOT_CONFIG
 
 MAX_REQUEST_BYTES = 16 * 1024
 APPLY, SHOW_PASSWORD, SET_CLOCK = "apply", "show-admin-password", "set-clock"
@@ -40,8 +42,7 @@ ACTIONS = frozenset({APPLY, SHOW_PASSWORD, SET_CLOCK, *POWER_ACTIONS})
 # was written (2026-01-01), before 2100. The admin page checks the same bounds.
 EARLIEST_CLOCK, LATEST_CLOCK = 1_767_225_600, 4_102_444_800
 # Config keys the service itself reads at start; changing one restarts it.
-SERVICE_KEYS = ("box_name", "network", "wifi_name", "wifi_passphrase", "retention_days",
-                "retention_messages", "interface", "status_led_pins", "button_pin")
+SERVICE_KEYS = restarted_by(Service.CHAT)
 # The admin page may also leave `apply-request.json` with no action inside.
 ACTION_BY_FILE_NAME = {"apply-request": APPLY}
 
@@ -223,10 +224,11 @@ class HostMachine:
                 pass
             finally:
                 os.close(fd)
-        note = self.config.parent / ADMIN_PASSWORD_NOTE
         try:
-            write_file(note, f"Ahoy admin password: {password}\n".encode())
+            write_admin_password_note(self.config.parent, password,
+                                      "Made new when the status button was held.")
         except OSError as exc:
+            note = self.config.parent / ADMIN_PASSWORD_NOTE
             print(f"cannot write {note}: {exc.strerror}", file=sys.stderr)
 
     def reboot(self) -> None:

@@ -21,7 +21,7 @@ from flask import Flask
 
 from appliance import box_of
 from appliance.admin import disconnect_notes, field_errors, wifi_qr_text
-from provisioning.config import BoxConfig
+from provisioning.config import BoxConfig, Problem
 from provisioning.requests import EARLIEST_CLOCK, RequestError, clock_problem, parse_request
 
 
@@ -118,9 +118,9 @@ def test_on_the_box_saved_settings_ask_the_apply_step(box_admin: tuple[Flask, Ad
 
 def test_field_errors_sort_messages_by_field() -> None:
     fields, general = field_errors([
-        "channel 14 is not allowed on 2.4 GHz in DE; use one of 1 to 13",
-        "line 3: country 'UK' is not an ISO 3166 code; did you mean GB?",
-        "unknown key 'colour'; known keys are ...",
+        Problem(None, "channel", "channel 14 is not allowed on 2.4 GHz in DE; use one of 1 to 13"),
+        Problem(3, "country", "country 'UK' is not an ISO 3166 code; did you mean GB?"),
+        Problem(None, None, "unknown key 'colour'; known keys are ..."),
     ])
     assert fields == {
         "channel": "Channel 14 is not allowed on 2.4 GHz in DE; use one of 1 to 13",
