@@ -45,7 +45,8 @@ class Devices:
         from .button import StatusButton
         from .lights import StatusLights
 
-        green, red = [*self.led_pins, *KEYS["status_led_pins"].default][:2]
+        # `status_led_pins` lists green, then red; a colour with no pin has no light.
+        green, red = (*self.led_pins, None, None)[:2]
         try:
             self.lights = StatusLights(green_pin=green, red_pin=red)
             self.parts.append(self.lights)

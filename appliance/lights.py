@@ -286,8 +286,8 @@ class StatusLights:
 
     def __init__(
         self,
-        green_pin: int | str = DEFAULT_GREEN_PIN,
-        red_pin: int | str = DEFAULT_RED_PIN,
+        green_pin: int | str | None = DEFAULT_GREEN_PIN,
+        red_pin: int | str | None = DEFAULT_RED_PIN,
         act_path: Path | None = ACT_LED_PATH,
         *,
         looks: Mapping[BoxState, Look] = LOOKS,
@@ -307,9 +307,10 @@ class StatusLights:
             }
         )
         self._clock = clock
+        # A pin set to none in ahoy.txt is never driven: something else may be wired there.
         self._lights: list[Light] = [
-            GpioLight(green_pin, pin_factory),
-            GpioLight(red_pin, pin_factory),
+            GpioLight(pin, pin_factory) if pin is not None else _NoLight()
+            for pin in (green_pin, red_pin)
         ]
         self._lights.append(SysfsLight(act_path) if act_path else _NoLight())
         self._facts = BoxFacts()

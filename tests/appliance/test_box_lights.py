@@ -90,3 +90,23 @@ def test_lights_follow_users_calls_and_failures(devices: Devices) -> None:
     devices.box.status["config_errors"] = ["line 3: passphrase must be 8 to 63 characters"]
     devices.refresh()
     assert devices.lights.state is BoxState.CONFIG_ERROR
+
+
+@pytest.mark.parametrize(("led_pins", "driven"), [((), set()), ((5,), {5}), ((5, 6), {5, 6})])
+def test_only_the_configured_led_pins_are_ever_driven(
+        tmp_path: Path, led_pins: tuple[int, ...], driven: set[int]) -> None:
+    """docs/config.md: `status_led_pins = none` drives no pin; one pin is green alone."""
+    factory = MockFactory()
+    Device.pin_factory = factory
+    try:
+        app = create_app(Settings(data_dir=tmp_path, dev=True))
+        devices = Devices(box_of(app), hotspot_interface=None, led_pins=led_pins,
+                          button_pin=None, announce=False)
+        devices.start()
+        time.sleep(0.3)
+        devices.close()
+        used = {int(str(info.name).removeprefix("GPIO")) for info in factory.pins}
+        assert used == driven
+    finally:
+        factory.close()
+        Device.pin_factory = None
