@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,11 @@ if TYPE_CHECKING:  # the terminal client imports this package without Flask
 __version__ = "0.1.0"
 
 
+def run_here(work: Callable[[], Any]) -> Any:
+    """Run `work` in the calling thread (development; `Box.run_blocking`'s default)."""
+    return work()
+
+
 @dataclass
 class Box:
     """Everything the blueprints share, kept in `app.extensions["ahoy"]`."""
@@ -30,6 +36,10 @@ class Box:
     started: float = field(default_factory=time.time)
     # Facts about the hotspot and config, updated by the watchers.
     status: dict[str, Any] = field(default_factory=dict)
+    # Runs blocking or CPU-heavy work (password hashing, decoding pictures) and
+    # returns its result. In production a thread of gevent's pool, so the loop
+    # serves everyone else meanwhile; in development the calling thread.
+    run_blocking: Callable[[Callable[[], Any]], Any] = run_here
 
     def request(self, action: str, payload: dict[str, Any] | None = None) -> Path:
         """Ask the privileged apply step (a root systemd path unit) to do `action`.
@@ -65,7 +75,7 @@ def create_app(settings: Settings) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = 8 * 1024 * 1024
     box = Box(settings=settings, hub=hub)
     app.extensions["ahoy"] = box
-    ws.install(app, hub, settings.extra_origins)
+    ws.install(app, hub, settings.extra_origins, hello_timeout_s=settings.hello_timeout_s)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(portalweb.blueprint)
     app.register_blueprint(admin.blueprint)

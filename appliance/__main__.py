@@ -44,9 +44,46 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a TURN URL handed to phones (repeatable; needs --turn-secret-file)")
     serve.add_argument("--turn-secret-file", type=Path, default=None,
                        help="file holding coturn's static-auth-secret")
+    limits = serve.add_argument_group(
+        "connection limits", "what one device, and all of them, may hold open (docs/protocol.md)")
+    limits.add_argument("--max-connections", type=_positive_int, default=4000, metavar="N",
+                        help="connections open at once in all (default 4000; at most half "
+                             "the open-files limit; production server)")
+    limits.add_argument("--max-connections-per-client", type=_positive_int, default=64,
+                        metavar="N", help="connections open at once from one address "
+                                          "(default 64; production server)")
+    limits.add_argument("--max-unfinished-per-client", type=_positive_int, default=16,
+                        metavar="N", help="connections from one address whose request has "
+                                          "not arrived yet (default 16; production server)")
+    limits.add_argument("--header-timeout", type=_positive_seconds, default=10.0,
+                        metavar="SECONDS", help="time for the TLS handshake and a request's "
+                                                "headers (default 10; production server)")
+    limits.add_argument("--hello-timeout", type=_positive_seconds, default=10.0,
+                        metavar="SECONDS",
+                        help="time for a new WebSocket's first frame, its hello (default 10)")
     serve.add_argument("--log-level", default="INFO",
                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not 1 or more")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{value:g} is not between 0 and 3600 seconds")
+    return value
 
 
 def _accept_any_interface(interface: str) -> None:
@@ -124,6 +161,11 @@ def build_settings(args: argparse.Namespace) -> tuple[Any, tuple[str, ...]]:
         wifi_ssid=config.wifi_name if config_path is not None else None,
         wifi_passphrase=(config.wifi_passphrase or None) if config_path is not None else None,
         hotspot_network=str(config.network) if config_path is not None else None,
+        max_connections=args.max_connections,
+        max_connections_per_client=args.max_connections_per_client,
+        max_unfinished_per_client=args.max_unfinished_per_client,
+        header_timeout_s=args.header_timeout,
+        hello_timeout_s=args.hello_timeout,
     )
     return settings, errors
 

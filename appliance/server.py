@@ -3,7 +3,8 @@
 Development uses Werkzeug's threaded server. On the box the service runs on
 gevent's WSGI server: every connection costs greenlets instead of OS threads
 (flask-sock needs two per connection plus Ahoy's writer), measured in
-docs/benchmarks.md.
+docs/benchmarks.md. `wsgiserver.py` adds the connection limits and timeouts a
+shared Wi-Fi needs; CPU-heavy work goes to gevent's thread pool.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
 
 from . import box_of
+from .admission import Admission, Limits, file_limit_connections
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -142,24 +145,85 @@ def listener(host: str, port: int) -> socket.socket:
     return sock
 
 
+def in_thread_pool(pool: Any) -> Callable[[Callable[[], Any]], Any]:
+    """`Box.run_blocking` on gevent's thread pool: the work's result, or its
+    exception raised here (raised in the pool, gevent would also print it)."""
+
+    def run(work: Callable[[], Any]) -> Any:
+        def attempt() -> tuple[bool, Any]:
+            try:
+                return True, work()
+            except Exception as e:
+                return False, e
+
+        ok, outcome = pool.apply(attempt)
+        if not ok:
+            raise outcome
+        return outcome
+
+    return run
+
+
+def raise_file_limit() -> int:
+    """Raise this process's soft limit on open files to its hard limit; returns it.
+
+    Each WebSocket costs two descriptors. The unit sets LimitNOFILE; outside
+    systemd the soft limit is often 1024 while the hard one is far higher.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = max(soft, 65536)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (OSError, ValueError) as e:
+            log.warning("cannot raise the open-files limit from %d to %d: %s", soft, hard, e)
+    return soft
+
+
+def admission_for(settings: Settings, file_limit: int) -> Admission:
+    """The connection limits from the settings, the total kept within the file limit."""
+    fits = file_limit_connections(file_limit)
+    if fits < settings.max_connections:
+        log.warning("%d open files allow %d connections, not %d", file_limit, fits,
+                    settings.max_connections)
+    return Admission(Limits(
+        connections=min(settings.max_connections, fits),
+        connections_per_client=settings.max_connections_per_client,
+        unfinished_per_client=settings.max_unfinished_per_client,
+        header_timeout_s=settings.header_timeout_s,
+    ))
+
+
 def serve_production(app: Flask, settings: Settings) -> None:
     """gevent WSGI servers; the caller has monkey-patched the standard library."""
     import gevent
-    from gevent.pywsgi import WSGIServer
+
+    from .wsgiserver import AhoyWSGIServer
 
     cert, key = ensure_tls(settings)
-    # A message is acknowledged after its fsync; do that wait in a real thread.
-    box_of(app).hub.store.run_blocking = gevent.get_hub().threadpool.apply
-    http = WSGIServer(listener(settings.host, settings.http_port), app, log=None)
-    https = WSGIServer(listener(settings.host, settings.https_port), app, log=None,
-                       certfile=cert, keyfile=key)
+    # Blocking or CPU-heavy work (a message's fsync, password hashing, decoding
+    # pictures) runs in real threads, so the loop keeps serving everyone else.
+    box = box_of(app)
+    box.run_blocking = in_thread_pool(gevent.get_hub().threadpool)
+    box.hub.store.run_blocking = box.run_blocking
+    admission = admission_for(settings, raise_file_limit())
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    http = AhoyWSGIServer(listener(settings.host, settings.http_port), app, admission, log=None)
+    https = AhoyWSGIServer(listener(settings.host, settings.https_port), app, admission,
+                           log=None, ssl_context=context, do_handshake_on_connect=False)
     http.start()
     https.start()
     stop = threading.Event()
     threading.Thread(target=housekeeping, args=(app, stop), daemon=True).start()
     devices = start_devices(app, settings)
     http_url, https_url = urls(settings)
-    log.info("Ahoy is serving %s and %s", http_url, https_url)
+    log.info("Ahoy is serving %s and %s (at most %d connections, %d per device)", http_url,
+             https_url, admission.limits.connections, admission.limits.connections_per_client)
     print(f"Ahoy is serving {http_url} and {https_url}", flush=True)
     done = gevent.event.Event()
     gevent.signal_handler(signal.SIGTERM, done.set)
@@ -169,4 +233,4 @@ def serve_production(app: Flask, settings: Settings) -> None:
     devices.close()
     http.stop(timeout=2)
     https.stop(timeout=2)
-    box_of(app).hub.store.close()
+    box.hub.store.close()

@@ -41,6 +41,13 @@ class Settings:
     # The hotspot's own network ("10.42.0.0/24"): phones there have joined the
     # Wi-Fi, so they already know its passphrase. None in development.
     hotspot_network: str | None = None
+    # Connection limits (docs/protocol.md, "Connections"); all but the hello
+    # timeout apply to the production server only.
+    max_connections: int = 4000
+    max_connections_per_client: int = 64
+    max_unfinished_per_client: int = 16
+    header_timeout_s: float = 10.0
+    hello_timeout_s: float = 10.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

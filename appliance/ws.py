@@ -13,12 +13,14 @@ import logging
 import queue
 import socket
 import threading
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, abort, request
 from flask_sock import ConnectionClosed, Sock
 
+from .admission import REFUSAL_ENVIRON_KEY
 from .hub import Hub
 from .protocol import MAX_FRAME_BYTES
 
@@ -27,6 +29,10 @@ log = logging.getLogger(__name__)
 PING_INTERVAL_S = 25
 MAX_QUEUE = 2000
 RECEIVE_POLL_S = 5
+HELLO_TIMEOUT_S = 10.0
+# Close codes of docs/protocol.md's table.
+CLOSE_TRY_AGAIN_LATER = 1013  # the box refused the connection (too many); the reason says why
+CLOSE_NO_HELLO = 4002
 
 
 class _Close:
@@ -117,7 +123,8 @@ def origin_allowed(origin: str | None, host: str | None, extra: frozenset[str]) 
     return bool(parts.netloc) and parts.scheme in ("http", "https") and parts.netloc == host
 
 
-def install(app: Flask, hub: Hub, extra_origins: frozenset[str]) -> None:
+def install(app: Flask, hub: Hub, extra_origins: frozenset[str],
+            hello_timeout_s: float = HELLO_TIMEOUT_S) -> None:
     app.config["SOCK_SERVER_OPTIONS"] = {
         "ping_interval": PING_INTERVAL_S,
         "max_message_size": MAX_FRAME_BYTES,
@@ -136,18 +143,32 @@ def install(app: Flask, hub: Hub, extra_origins: frozenset[str]) -> None:
 
     @sock.route("/ws")
     def websocket(ws: Any) -> None:
+        refusal = request.environ.get(REFUSAL_ENVIRON_KEY)
+        if refusal:
+            # Upgraded only to say why: a browser shows a close reason, not an HTTP body.
+            ws.close(reason=CLOSE_TRY_AGAIN_LATER, message=refusal)
+            return
         peer = SocketPeer(ws)
         peer.start()
         hub.connect(peer, request.remote_addr or "")
+        hello_by: float | None = time.monotonic() + hello_timeout_s
         try:
             while not peer.closing:
                 # A timeout, because simple-websocket can drop the wake-up when
                 # it closes a connection for an oversized frame.
-                frame = ws.receive(timeout=RECEIVE_POLL_S)
+                wait: float = RECEIVE_POLL_S
+                if hello_by is not None:
+                    wait = min(wait, max(0.01, hello_by - time.monotonic()))
+                frame = ws.receive(timeout=wait)
                 if frame is None:
                     if not ws.connected:
                         break
+                    if hello_by is not None and time.monotonic() >= hello_by:
+                        # A connection that never speaks only holds descriptors.
+                        peer.close(CLOSE_NO_HELLO, "say hello first")
+                        break
                     continue
+                hello_by = None  # the first frame must be the hello; the hub checks it
                 hub.handle(peer, frame)
         except ConnectionClosed:
             pass
@@ -155,7 +176,8 @@ def install(app: Flask, hub: Hub, extra_origins: frozenset[str]) -> None:
             hub.disconnect(peer)
             peer.finish()
             # Werkzeug keeps its own reference to the socket, so closing it is
-            # not enough for the client to see the end of the connection.
+            # not enough for the client to see the end of the connection. (The
+            # production server ends the connection itself: see wsgiserver.py.)
             try:
                 ws.sock.shutdown(socket.SHUT_RDWR)
             except OSError:

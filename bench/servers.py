@@ -60,6 +60,7 @@ class Server:
     workdir: Path = field(default_factory=lambda: Path())
     started_at: float = 0.0
     ready_s: float = 0.0
+    extra_args: tuple[str, ...] = ()  # more `serve` options (Ahoy only)
 
     @property
     def url(self) -> str:
@@ -72,9 +73,12 @@ class Server:
     def command(self) -> list[str]:
         py = sys.executable
         data = str(self.workdir / "data")
+        # Every load-generator client connects from 127.0.0.1: lift the per-device
+        # limits (bench/flood.py measures them).
         ahoy = [py, "-m", "appliance", "serve", "--data-dir", data, "--host", "127.0.0.1",
                 "--port", str(self.port), "--https-port", str(self.https_port),
-                "--log-level", "WARNING"]
+                "--log-level", "WARNING", "--max-connections-per-client", "100000",
+                "--max-unfinished-per-client", "100000", *self.extra_args]
         match self.kind.name:
             case "ahoy-gevent":
                 return ahoy

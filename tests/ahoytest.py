@@ -29,13 +29,22 @@ def free_port() -> int:
 
 @dataclass
 class AhoyServer:
-    """One `python -m appliance serve --dev` process on free loopback ports."""
+    """One `python -m appliance serve --dev` process on free loopback ports.
+
+    With `production`, the box's own server (gevent) on 127.0.0.1, without
+    mDNS and with mock GPIO; `program` replaces `-m appliance` (a wrapper that
+    takes the same arguments); `file_limit` sets its (soft, hard) open-files limit.
+    """
 
     data_dir: Path
     http_port: int = field(default_factory=free_port)
     https_port: int = field(default_factory=free_port)
     extra_args: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
+    production: bool = False
+    program: tuple[str, ...] = ("-m", "appliance")
+    env: dict[str, str] = field(default_factory=dict)
+    file_limit: tuple[int, int] | None = None
 
     @property
     def http_url(self) -> str:
@@ -49,14 +58,24 @@ class AhoyServer:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.http_port}/ws"
 
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir.parent / f"server-{self.http_port}.log"
+
     def start(self) -> AhoyServer:
-        log = open(self.data_dir.parent / f"server-{self.http_port}.log", "ab")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        log = open(self.log_path, "ab")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
+        mode = ["--dev"]
+        if self.production:
+            env["GPIOZERO_PIN_FACTORY"] = "mock"
+            mode = ["--host", "127.0.0.1", "--no-mdns",
+                    "--config", str(self.data_dir.parent / "no-ahoy.txt")]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "appliance", "serve", "--dev",
+            [sys.executable, *self.program, "serve", *mode,
              "--data-dir", str(self.data_dir), "--port", str(self.http_port),
              "--https-port", str(self.https_port), *self.extra_args],
             cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env,
+            preexec_fn=self._limit_files if self.file_limit else None,
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -69,6 +88,12 @@ class AhoyServer:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("server did not answer /healthz within 20 s")
+
+    def _limit_files(self) -> None:
+        import resource
+
+        assert self.file_limit is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, self.file_limit)
 
     def health(self) -> dict[str, Any]:
         with urllib.request.urlopen(self.http_url + "/healthz", timeout=5) as r:
@@ -94,11 +119,13 @@ class AhoyServer:
 class WsClient:
     """A blocking WebSocket client that speaks the Ahoy protocol, for tests."""
 
-    def __init__(self, url: str, origin: str | None = None) -> None:
+    def __init__(self, url: str, origin: str | None = None, source: str | None = None) -> None:
+        """`source`: the local address to connect from (127.0.0.2 … are loopback too)."""
         headers = {"Origin": origin} if origin else None
+        extra: dict[str, Any] = {"source_address": (source, 0)} if source else {}
         self.conn: ClientConnection = connect(url, additional_headers=headers,
                                               max_size=2**22, open_timeout=10,
-                                              close_timeout=1)
+                                              close_timeout=1, **extra)
         self.inbox: list[dict[str, Any]] = []
         self.user_id: str | None = None
         self.token: str | None = None
