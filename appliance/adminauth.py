@@ -12,7 +12,7 @@ import hmac
 import math
 import secrets
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -25,6 +25,10 @@ FIRST_LOCKOUT_S = 30
 MAX_LOCKOUT_S = 3600
 FORGET_AFTER_S = 24 * 3600
 MAX_TRACKED_CLIENTS = 4096
+# Box-wide, whatever the addresses: one phone can take many addresses, and 40
+# addresses with 4 free guesses each made 160 guesses without a lockout.
+BOX_FAILURES = 20
+BOX_WINDOW_S = 10 * 60
 
 
 @dataclass
@@ -113,37 +117,59 @@ class LoginLimiter:
     """Wrong passwords per client address: a few are free, then the wait doubles.
 
     The 5th failure in a row locks that address out for 30 s, the 6th for 60 s,
-    and so on up to an hour. A right password clears the count.
+    and so on up to an hour. A right password clears the count. Beside that,
+    the whole box takes at most `box_failures` wrong passwords in `box_window_s`
+    from all addresses together; then nobody may try (not even with the right
+    password) until the oldest of them is that old.
     """
 
     free_failures: int = FREE_FAILURES
     first_lockout_s: float = FIRST_LOCKOUT_S
     max_lockout_s: float = MAX_LOCKOUT_S
+    box_failures: int = BOX_FAILURES
+    box_window_s: float = BOX_WINDOW_S
     _clients: OrderedDict[str, _Failures] = field(default_factory=OrderedDict)
+    _recent: deque[float] = field(default_factory=deque)  # box-wide failure times
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def wait_seconds(self, client: str, now: float) -> int:
         """How long `client` must wait before trying again (0: may try now)."""
         with self._lock:
             entry = self._clients.get(client)
-            if entry is None or entry.locked_until <= now:
-                return 0
-            return max(1, math.ceil(entry.locked_until - now))
+            own = 0.0 if entry is None else entry.locked_until - now
+            return _whole_seconds(max(own, self._box_wait(now)))
+
+    def box_wait_seconds(self, now: float) -> int:
+        """How long everyone must wait because of the box-wide limit (0: no wait)."""
+        with self._lock:
+            return _whole_seconds(self._box_wait(now))
 
     def failed(self, client: str, now: float) -> int:
         """Record a wrong password; returns the lockout it starts in seconds (0: none)."""
         with self._lock:
             self._forget_old(now)
+            self._recent.append(now)
+            while len(self._recent) > self.box_failures:  # only the latest ones matter
+                self._recent.popleft()
+            box_wait = self._box_wait(now)
             entry = self._clients.pop(client, None) or _Failures()
             self._clients[client] = entry
             entry.count += 1
             entry.last = now
             over = entry.count - self.free_failures
             if over <= 0:
-                return 0
+                return _whole_seconds(box_wait)
             lockout = min(self.max_lockout_s, self.first_lockout_s * 2 ** (over - 1))
             entry.locked_until = now + lockout
-            return math.ceil(lockout)
+            return _whole_seconds(max(lockout, box_wait))
+
+    def _box_wait(self, now: float) -> float:
+        while self._recent and self._recent[0] <= now - self.box_window_s:
+            self._recent.popleft()
+        if len(self._recent) < self.box_failures:
+            return 0.0
+        # Free again when only box_failures - 1 of them are left in the window.
+        return self._recent[-self.box_failures] + self.box_window_s - now
 
     def succeeded(self, client: str) -> None:
         with self._lock:
@@ -158,6 +184,10 @@ class LoginLimiter:
             self._clients.popitem(last=False)
 
 
+def _whole_seconds(wait: float) -> int:
+    return 0 if wait <= 0 else max(1, math.ceil(wait))
+
+
 def describe_wait(seconds: int) -> str:
     """"30 seconds", "2 minutes", "1 hour": how long to wait, for a person."""
     if seconds < 90:
@@ -169,7 +199,13 @@ def describe_wait(seconds: int) -> str:
     return f"{hours} hour{'s' if hours != 1 else ''}"
 
 
-def lockout_message(seconds: int) -> str:
+def lockout_message(seconds: int, everyone: bool = False) -> str:
+    """Why signing in is refused, for a person; `everyone`: the box-wide limit."""
+    if everyone:
+        return (
+            "Too many wrong passwords on this box lately, from several devices. "
+            f"Nobody can sign in for {describe_wait(seconds)}; then try again."
+        )
     return (
         f"Too many wrong passwords from this device. Wait {describe_wait(seconds)}, "
         "then try again."

@@ -7,6 +7,7 @@ import ipaddress
 import json
 import os
 import re
+import threading
 import time
 from typing import Any
 
@@ -27,6 +28,8 @@ blueprint = Blueprint("api", __name__)
 
 MAX_QR_TEXT = 600
 _USER_ID = re.compile(r"u_[A-Za-z0-9]{1,40}")
+# One picture decodes at a time: a 12-megapixel one takes some 50 MB while it does.
+_decoding = threading.Lock()
 
 
 @blueprint.get("/healthz")
@@ -125,8 +128,10 @@ def upload_avatar() -> Response:
     from .avatars import AvatarError, reencode
 
     user_id = _user_from_bearer()
+    data = request.get_data(cache=False)
     try:
-        picture = reencode(request.get_data(cache=False))
+        with _decoding:
+            picture = box_of(current_app).run_blocking(lambda: reencode(data))
     except AvatarError as e:
         return Response(json.dumps({"error": str(e)}), status=400, mimetype="application/json")
     folder = box_of(current_app).settings.data_dir / "avatars"
