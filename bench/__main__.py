@@ -23,7 +23,7 @@ from typing import Any
 from .servers import KINDS, REPO, raise_fd_limit
 
 COMPARE_ONLY = {"ahoy-werkzeug", "ahoy-gunicorn", "ahoy-gevent-tmpfs"}
-SECTIONS = ["startup", "memory", "callsetup", "fanout", "webapp"]
+SECTIONS = ["startup", "memory", "callsetup", "fanout", "flood", "webapp"]
 
 
 def machine() -> str:
@@ -155,6 +155,17 @@ def section_fanout(quick: bool, servers: list[str], out: dict[str, Any],
     return text
 
 
+def section_flood(quick: bool, out: dict[str, Any]) -> str:
+    from .flood import run_flood
+
+    results = run_flood(quick)
+    out["flood"] = [asdict(r) for r in results]
+    text = ("### Floods: a newcomer's /healthz (ms, new connection each, 2 s timeout) "
+            "while one device misbehaves\n\n")
+    return text + table(["scenario", "requests", "p50", "p95", "max", "failed", "the load"],
+                        [r.row() for r in results])
+
+
 def section_webapp() -> str:
     script = REPO / "bench" / "webapp_weight.py"
     if not script.exists():
@@ -208,6 +219,8 @@ def main() -> int:
                 parts.append(section_callsetup(args.quick, raw))
             elif name == "fanout":
                 parts.append(section_fanout(args.quick, servers, raw, args.max_clients))
+            elif name == "flood":
+                parts.append(section_flood(args.quick, raw))
             elif name == "webapp":
                 parts.append(section_webapp())
         except Exception as e:  # one broken section must not hide the others' figures
