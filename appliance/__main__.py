@@ -203,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for problem in config_errors:
         print(f"config problem: {problem}", file=sys.stderr)
-    from . import box_of, create_app
+    from .app import create_app
+    from .box import box_of
     from .server import serve_dev, serve_production
 
     try:

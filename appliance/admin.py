@@ -35,7 +35,7 @@ from flask.blueprints import BlueprintSetupState
 
 from provisioning.config import ADMIN_KEYS, KEYS, ConfigError, Problem, Service
 
-from . import Box, adminlog, box_of
+from . import adminlog
 from .adminauth import (
     LoginLimiter,
     Session,
@@ -44,6 +44,7 @@ from .adminauth import (
     lockout_message,
     same_origin,
 )
+from .box import Box, box_of
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,8 @@ from flask import (
     send_from_directory,
 )
 
-from . import __version__, box_of
+from . import __version__
+from .box import box_of
 
 blueprint = Blueprint("api", __name__)
 

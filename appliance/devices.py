@@ -15,7 +15,7 @@ from typing import Any
 from provisioning.config import KEYS
 from provisioning.datadir import ADMIN_PASSWORD_NOTE
 
-from . import Box
+from .box import Box
 
 log = logging.getLogger(__name__)
 

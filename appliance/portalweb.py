@@ -33,7 +33,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from provisioning.render import CAPTIVE_PORTAL_API_PATH
 
-from . import box_of
+from .box import box_of
 from .portal import (
     ANSWERS,
     CaptivePortal,

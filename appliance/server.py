@@ -20,8 +20,8 @@ from typing import Any
 
 from flask import Flask
 
-from . import box_of
 from .admission import Admission, Limits, file_limit_connections
+from .box import box_of
 from .settings import Settings
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, send_from_directory
 
-from . import box_of
+from .box import box_of
 
 blueprint = Blueprint("webapp", __name__)
 

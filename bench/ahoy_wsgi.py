@@ -15,7 +15,7 @@ from flask import Flask
 
 
 def create() -> Flask:
-    from appliance import create_app
+    from appliance.app import create_app
     from appliance.settings import Settings
 
     settings = Settings(data_dir=Path(os.environ["AHOY_BENCH_DATA"]).resolve(),

@@ -10,8 +10,8 @@ import pytest
 from admintest import PASSWORD, Admin, FakeClock
 from flask import Flask
 
-from appliance import create_app
 from appliance.admin import admin_state
+from appliance.app import create_app
 from appliance.settings import Settings
 from provisioning.credentials import set_admin_password
 

@@ -18,8 +18,8 @@ import pytest
 from admintest import Admin
 from flask import Flask
 
-from appliance import box_of
 from appliance.admin import restore_plan
+from appliance.box import box_of
 from provisioning.config import BoxConfig
 
 KEY_BLOB = base64.b64encode(b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + bytes(32)).decode()

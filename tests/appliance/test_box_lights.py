@@ -12,7 +12,8 @@ import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
-from appliance import box_of, create_app
+from appliance.app import create_app
+from appliance.box import box_of
 from appliance.devices import Devices
 from appliance.lights import BoxState
 from appliance.settings import Settings

@@ -13,7 +13,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from appliance import create_app
+from appliance.app import create_app
 from appliance.portalweb import PortalState, is_local_address, neighbour_mac, portal_of
 from appliance.settings import Settings
 from provisioning import render

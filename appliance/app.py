@@ -1,0 +1,54 @@
+"""The Flask application factory: `create_app(settings)` wires the hub, the
+store and the blueprints (phone web app, JSON API, WebSocket, captive portal,
+admin page). Nothing happens at import time.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Flask
+
+from . import admin, api, portalweb, webapp, ws
+from .box import Box
+from .hub import Hub
+from .ice import ice_servers
+from .settings import Settings
+from .store import Store
+
+
+def create_app(settings: Settings) -> Flask:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.db_path)
+
+    def ice_for(user_id: str) -> list[dict[str, Any]]:
+        return ice_servers(settings.stun_urls, settings.turn_urls, settings.turn_secret,
+                           user_id, int(time.time()), settings.turn_ttl_s)
+
+    hub = Hub(store, ice_servers=ice_for,
+              retention=(settings.retention_days, settings.retention_messages))
+    app = Flask(__name__, static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = 8 * 1024 * 1024
+    box = Box(settings=settings, hub=hub)
+    app.extensions["ahoy"] = box
+    ws.install(app, hub, settings.extra_origins, hello_timeout_s=settings.hello_timeout_s)
+    app.register_blueprint(api.blueprint)
+    app.register_blueprint(portalweb.blueprint)
+    app.register_blueprint(admin.blueprint)
+    app.register_blueprint(webapp.blueprint)
+
+    @app.after_request
+    def security_headers(response: Any) -> Any:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data: blob:;"
+            " media-src 'self' blob:; style-src 'self' 'unsafe-inline'; script-src 'self';"
+            " object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+        )
+        return response
+
+    return app

@@ -1,0 +1,56 @@
+"""What the service's parts share: the settings, the hub and the box's status.
+
+One `Box` per application, kept in `app.extensions["ahoy"]`; `box_of(app)`
+finds it from any blueprint.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from provisioning.datadir import write_file
+
+from .hub import Hub
+from .settings import Settings
+
+
+def run_here(work: Callable[[], Any]) -> Any:
+    """Run `work` in the calling thread (development; `Box.run_blocking`'s default)."""
+    return work()
+
+
+@dataclass
+class Box:
+    """Everything the blueprints share, kept in `app.extensions["ahoy"]`."""
+
+    settings: Settings
+    hub: Hub
+    started: float = field(default_factory=time.time)
+    # Facts about the hotspot and config, updated by the watchers.
+    status: dict[str, Any] = field(default_factory=dict)
+    # Runs blocking or CPU-heavy work (password hashing, decoding pictures) and
+    # returns its result. In production a thread of gevent's pool, so the loop
+    # serves everyone else meanwhile; in development the calling thread.
+    run_blocking: Callable[[Callable[[], Any]], Any] = run_here
+
+    def request(self, action: str, payload: dict[str, Any] | None = None) -> Path:
+        """Ask the privileged apply step (a root systemd path unit) to do `action`.
+
+        The service runs unprivileged; it only drops a request file into
+        `<data_dir>/requests/`, which the root side validates and carries out.
+        """
+        path = self.settings.data_dir / "requests" / f"{time.time_ns()}-{action}.json"
+        write_file(path, json.dumps({"action": action, **(payload or {})}).encode(), mode=0o600)
+        return path
+
+
+def box_of(app: Flask) -> Box:
+    box: Box = app.extensions["ahoy"]
+    return box
