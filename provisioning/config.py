@@ -23,6 +23,7 @@ import base64
 import binascii
 import difflib
 import re
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -153,9 +154,25 @@ def _wifi_name(raw: str) -> str:
             f"wifi_name must be 1 to 32 bytes; {raw!r} is {size} bytes "
             "(letters like é or emoji count as 2 to 4 bytes)"
         )
-    if any(not ch.isprintable() for ch in raw):
+    if any(_unsafe_in_wifi_name(ch) for ch in raw):
         raise _Invalid("wifi_name must not contain control characters or tabs")
     return raw
+
+
+# Text-direction overrides could make a network name read as another one.
+_BIDI_CONTROLS = {*map(chr, range(0x202A, 0x202F)), *map(chr, range(0x2066, 0x206A))}
+
+
+def _unsafe_in_wifi_name(ch: str) -> bool:
+    """Control characters, line breaks and unassigned code points are refused;
+    format characters that join emoji (zero-width joiner, tags for flags) are
+    legal UTF-8 in an SSID and allowed."""
+    if ch == " ":
+        return False
+    if ch == "\u00a0" or (ch not in _BIDI_CONTROLS and unicodedata.category(ch) == "Cf"):
+        return False
+    return ch in _BIDI_CONTROLS or unicodedata.category(ch) in (
+        "Cc", "Zl", "Zp", "Zs", "Cs", "Co", "Cn")
 
 
 def _passphrase(raw: str) -> str:

@@ -395,3 +395,14 @@ def test_wifi_name_from_mac() -> None:
     assert wifi_name_for_mac("B8-27-EB-12-3F-2A") == "Ahoy-3F2A"
     assert wifi_name_for_mac(None) == "Ahoy"
     assert wifi_name_for_mac("zz") == "Ahoy"
+
+
+@pytest.mark.parametrize("name", ["Crew 👩\u200d🚀", "Deck 🏳\ufe0f\u200d🌈", "Camp\u00a0A"])
+def test_emoji_joined_with_zero_width_joiners_are_a_legal_wifi_name(name: str) -> None:
+    assert parse_config(f'wifi_name = "{name}"', mac="b8:27:eb:12:3f:2a").wifi_name == name
+
+
+@pytest.mark.parametrize("name", ["a\tb", "Boat\u202eevil", "x\u2028y", "x\u0007y"])
+def test_control_characters_and_direction_overrides_are_refused_in_the_wifi_name(
+        name: str) -> None:
+    assert "control characters" in only_error(f'wifi_name = "{name}"')
