@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import Flask
@@ -57,3 +58,13 @@ class Admin:
 
     def post(self, path: str, json: Any = None, **kwargs: Any) -> Any:
         return self.send("POST", path, json=json if json is not None else {}, **kwargs)
+
+
+def requests_made(app: Flask) -> list[dict[str, object]]:
+    """The requests the service left for the privileged apply step, oldest first."""
+    from appliance.box import box_of
+
+    folder = box_of(app).settings.data_dir / "requests"
+    if not folder.exists():
+        return []
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]

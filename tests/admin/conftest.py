@@ -46,3 +46,12 @@ def admin(app: Flask) -> Iterator[Admin]:
     a = Admin(app)
     assert a.login().status_code == 200
     yield a
+
+
+@pytest.fixture
+def box_admin(make_app: Callable[..., Flask]) -> tuple[Flask, Admin]:
+    """Signed in on a box that is not in development mode."""
+    app = make_app(dev=False)
+    admin = Admin(app)
+    assert admin.login().status_code == 200
+    return app, admin

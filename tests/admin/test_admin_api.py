@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from admintest import Admin
+from admintest import Admin, requests_made
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -23,23 +23,6 @@ from appliance.admin import disconnect_notes, field_errors, wifi_qr_text
 from appliance.box import box_of
 from provisioning.config import BoxConfig, Problem
 from provisioning.requests import EARLIEST_CLOCK, RequestError, clock_problem, parse_request
-
-
-def requests_made(app: Flask) -> list[dict[str, object]]:
-    folder = box_of(app).settings.data_dir / "requests"
-    if not folder.exists():
-        return []
-    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
-
-
-@pytest.fixture
-def box_admin(make_app: Callable[..., Flask]) -> tuple[Flask, Admin]:
-    """Signed in on a box that is not in development mode."""
-    app = make_app(dev=False)
-    admin = Admin(app)
-    assert admin.login().status_code == 200
-    return app, admin
-
 
 # --- settings
 

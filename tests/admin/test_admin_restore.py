@@ -10,12 +10,11 @@ from __future__ import annotations
 import base64
 import io
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from admintest import Admin
+from admintest import Admin, requests_made
 from flask import Flask
 
 from appliance.admin import restore_plan
@@ -34,19 +33,6 @@ def restore(admin: Admin, text: bytes) -> Any:
 def queued(app: Flask) -> dict[str, str]:
     path = box_of(app).settings.data_dir / "config" / "requested-changes.json"
     return json.loads(path.read_text()) if path.exists() else {}
-
-
-def requests_made(app: Flask) -> list[dict[str, object]]:
-    folder = box_of(app).settings.data_dir / "requests"
-    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
-
-
-@pytest.fixture
-def box_admin(make_app: Callable[..., Flask]) -> tuple[Flask, Admin]:
-    app = make_app(dev=False)
-    admin = Admin(app)
-    assert admin.login().status_code == 200
-    return app, admin
 
 
 def test_restore_applies_only_what_the_admin_page_may_change_and_lists_the_rest(

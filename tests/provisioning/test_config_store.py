@@ -14,17 +14,6 @@ from provisioning.datadir import ADMIN_PASSWORD_NOTE, DataDir
 
 
 @pytest.fixture
-def boot(tmp_path: Path) -> Path:
-    (tmp_path / "boot").mkdir()
-    return tmp_path / "boot" / "ahoy.txt"
-
-
-@pytest.fixture
-def data(tmp_path: Path) -> Path:
-    return tmp_path / "data"
-
-
-@pytest.fixture
 def sys_net(tmp_path: Path) -> Path:
     """A fake /sys/class/net with a wlan0 whose MAC ends in 3f:2a."""
     (tmp_path / "net" / "wlan0").mkdir(parents=True)

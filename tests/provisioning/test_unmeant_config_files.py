@@ -39,17 +39,6 @@ UNMEANT = {
 }
 
 
-@pytest.fixture
-def boot(tmp_path: Path) -> Path:
-    (tmp_path / "boot").mkdir()
-    return tmp_path / "boot" / "ahoy.txt"
-
-
-@pytest.fixture
-def data(tmp_path: Path) -> Path:
-    return tmp_path / "data"
-
-
 @pytest.mark.parametrize("case", sorted(UNMEANT))
 def test_a_file_nobody_meant_keeps_the_last_good_config_and_shows_why(
     boot: Path, data: Path, case: str
