@@ -90,7 +90,8 @@ def test_video_call_over_https_connects_with_media_flowing_then_hangs_up(ahoy_se
     assert ana.page.evaluate("window.ahoy.calls.peerConnections()[0].getSenders().find(s => s.track && s.track.kind === 'audio').track.enabled") is False
     ana.tid("mute-button").click()
     ana.tid("camera-button").click()
-    assert ana.tid("camera-button").get_attribute("aria-pressed") == "true"
+    # Turning the camera off replaces the senders' tracks asynchronously.
+    ana.page.locator("[data-testid=camera-button][aria-pressed=true]").wait_for()
     ana.tid("local-video").wait_for(state="hidden")
     ana.tid("camera-button").click()
     ana.tid("local-video").wait_for(state="visible")

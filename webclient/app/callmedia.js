@@ -175,6 +175,7 @@ async function toggleCamera() {
   try {
     if (mine.camOn) {
       mine.camOn = false;
+      renderToggles(); // the button answers at once; the senders follow
       await replaceVideo(null);
     } else {
       const track = await cameraTrack(mine.facing);
