@@ -566,9 +566,11 @@ def _skipped_message(skipped: list[str]) -> str | None:
     if others:
         parts.append(f"Not restored, because they are set only in ahoy.txt on the SD card: "
                      f"{', '.join(others)}.")
-    if len(others) < len(skipped):
+    if "admin_password" in skipped:
         parts.append("The admin password is never restored from a file; change it under "
                      "Admin password.")
+    if "site_secret" in skipped:
+        parts.append("The site secret is never restored from a file; write it into ahoy.txt.")
     return " ".join(parts) or None
 
 

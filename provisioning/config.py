@@ -27,7 +27,7 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, ip_address
 from typing import Any
 
 from provisioning import regulatory
@@ -53,6 +53,10 @@ SSH_KEY_TYPES = (
     "sk-ssh-ed25519@openssh.com",
     "sk-ecdsa-sha2-nistp256@openssh.com",
 )
+# Where a box's nats-server takes the other boxes of its site (site_peers without a port).
+SITE_PORT = 4222
+MAX_SITE_PEERS = 32
+SITE_SECRET_LENGTH = (16, 128)
 # Names people reach for, and the key they mean. Only used for hints.
 KEY_HINTS = {
     "ssid": "wifi_name",
@@ -69,6 +73,9 @@ KEY_HINTS = {
     "subnet": "network",
     "address": "network",
     "ip": "network",
+    "site": "site_name",
+    "site_password": "site_secret",
+    "peers": "site_peers",
 }
 # Straight quotes, and the curly ones word processors and phones put in.
 QUOTE_PAIRS = {
@@ -354,6 +361,92 @@ def _ssh_key(raw: str) -> str:
     return " ".join(parts)
 
 
+def _site_name(raw: str) -> str:
+    name = raw.strip().lower()
+    if name == "":
+        return ""
+    if len(name) > 32:
+        raise _Invalid(f"site_name must be at most 32 characters (it has {len(name)})")
+    if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", name):
+        raise _Invalid(
+            "site_name may use only letters a-z, digits and hyphens, and must not start or "
+            f"end with a hyphen (for example: mv-hope), not {raw!r}"
+        )
+    return name
+
+
+def _site_secret(raw: str) -> str:
+    # Never quote the value back: messages about a secret say what is wrong, not what it is.
+    if raw == "":
+        return ""
+    low, high = SITE_SECRET_LENGTH
+    if not low <= len(raw) <= high:
+        raise _Invalid(
+            f"site_secret must be {low} to {high} characters (it has {len(raw)}); use the "
+            "same one on every box of the site, for example four random words"
+        )
+    if any(not (" " <= ch <= "~") for ch in raw):
+        raise _Invalid(
+            "site_secret may use only plain ASCII letters, digits, spaces and punctuation "
+            "(it is typed on every box of the site)"
+        )
+    return raw
+
+
+_HOST_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                        r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
+
+
+def _site_peer(raw: str) -> str:
+    """One peer as `host:port` ([addr]:port for IPv6), the port defaulting to SITE_PORT."""
+    text, port_text = raw, ""
+    bracketed = re.fullmatch(r"\[([^\]]+)\](?::(.*))?", raw)
+    if bracketed:
+        text, port_text = bracketed.group(1), bracketed.group(2) or ""
+    elif raw.count(":") == 1:
+        text, port_text = raw.split(":")
+    port = SITE_PORT
+    if port_text or raw.endswith(":"):
+        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+            raise _Invalid(f"site_peers: the port in {raw!r} must be a number 1 to 65535")
+        port = int(port_text)
+    try:
+        address = ip_address(text)
+    except ValueError:
+        if not _HOST_NAME.fullmatch(text) or text.replace(".", "").isdigit():
+            raise _Invalid(
+                f"site_peers: {raw!r} is not an address or a host name; write addresses such "
+                "as 10.99.0.2 or box-2.local, optionally with a port (10.99.0.2:4222), "
+                "separated by commas"
+            ) from None
+        return f"{text.lower()}:{port}"
+    if address.is_multicast or address.is_unspecified or address.is_loopback:
+        raise _Invalid(f"site_peers: {text} cannot be another box (a multicast, loopback "
+                       "or unspecified address)")
+    return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
+
+
+def _site_peers(raw: str) -> tuple[str, ...]:
+    items = [p for p in re.split(r"[\s,;]+", raw.strip()) if p]
+    if len(items) > MAX_SITE_PEERS:
+        raise _Invalid(f"site_peers takes at most {MAX_SITE_PEERS} addresses, not {len(items)}")
+    peers: list[str] = []
+    for item in items:
+        peer = _site_peer(item)
+        if peer not in peers:
+            peers.append(peer)
+    return tuple(peers)
+
+
+def site_secret_problem(secret: str) -> str | None:
+    """Why `secret` cannot be the site secret, or None if it can."""
+    try:
+        _site_secret(secret)
+    except _Invalid as exc:
+        return str(exc)
+    return None if secret else "site_secret must not be empty"
+
+
 # --- the keys: one row each, the only place a key's facts are written down
 
 
@@ -420,6 +513,9 @@ KEYS: dict[str, Key] = {
         Key("status_led_pins", _pins, (17, 27), None, _CHAT, empty_means_none=True),
         Key("button_pin", _button_pin, 22, None, _CHAT, empty_means_none=True),
         Key("ssh_authorized_key", _ssh_key, ""),
+        Key("site_name", _site_name, "", None, _CHAT),
+        Key("site_secret", _site_secret, "", None, _CHAT, secret=True),
+        Key("site_peers", _site_peers, (), None, _CHAT),
     ]
 }
 SECRET_KEYS = tuple(k.name for k in KEYS.values() if k.secret)
@@ -459,11 +555,19 @@ class BoxConfig:
     status_led_pins: tuple[int, ...] = _default("status_led_pins")
     button_pin: int | None = _default("button_pin")
     ssh_authorized_key: str = _default("ssh_authorized_key")
+    site_name: str = _default("site_name")
+    site_secret: str = field(default=_default("site_secret"), repr=False)
+    site_peers: tuple[str, ...] = _default("site_peers")
 
     @property
     def box_address(self) -> IPv4Address:
         """The box's own address: the first one in the network."""
         return self.network[1]
+
+    @property
+    def in_site(self) -> bool:
+        """Whether this box is one of several sharing a site (see docs/site.md)."""
+        return bool(self.site_name)
 
     @property
     def is_open_network(self) -> bool:
@@ -778,6 +882,8 @@ def format_value(config: BoxConfig, key: str) -> str:
         return f"{value[0]} - {value[1]}"
     if key == "status_led_pins":
         return ", ".join(str(p) for p in value) or "none"
+    if key == "site_peers":
+        return ", ".join(value)
     if value is None:
         return "none" if KEYS[key].empty_means_none else ""
     return str(value)
@@ -806,7 +912,8 @@ def change_config(
         if key not in KEYS
     ]
     problems += [
-        Problem(None, key, f"{key} is not changed this way; set the admin password on its own")
+        Problem(None, key, f"{key} is not changed this way; set the admin password on its own"
+                if key == "admin_password" else f"{key} is set only in ahoy.txt on the SD card")
         for key in changes
         if key in KEYS and KEYS[key].secret
     ]

@@ -30,6 +30,7 @@ from provisioning.config import (
     parse_file,
     read_entries,
     set_values,
+    site_secret_problem,
     wifi_name_for_mac,
 )
 from provisioning.datadir import ADMIN_PASSWORD_NOTE, DataDir, write_file
@@ -143,6 +144,15 @@ def load_config(
     moved = _take_admin_password(boot_file, data_dir, errors)
     if moved:
         notices.append(f"the admin password from {boot_file.name} is now set; the line was blanked")
+    if _take_site_secret(boot_file, data_dir, errors):
+        notices.append(f"the site secret from {boot_file.name} is now kept on the data "
+                       "partition; the line was blanked")
+    if loaded.config.site_name and credentials.read_site_secret(data_dir) is None:
+        errors.append(
+            f"site_name is set ({loaded.config.site_name}) but this box has no site_secret: "
+            f"write site_secret = ... into {boot_file.name}, the same on every box of the "
+            "site. Until then this box works alone."
+        )
     generated = None
     if not credentials.has_admin_password(data_dir):
         if credentials.admin_password_damaged(data_dir):
@@ -263,6 +273,32 @@ def _take_admin_password(boot_file: Path, data_dir: Path, errors: list[str]) -> 
     except OSError as exc:
         errors.append(
             f"the admin password was set, but {boot_file} could not be rewritten to blank it "
+            f"({exc.strerror}); remove it from the file by hand"
+        )
+    return True
+
+
+def _take_site_secret(boot_file: Path, data_dir: Path, errors: list[str]) -> bool:
+    """Move a valid site secret out of the boot file, even if other lines are bad."""
+    try:
+        text, codec = decode_with_codec(boot_file.read_bytes())
+    except (OSError, ConfigError):
+        return False
+    entries, _ = read_entries(text)
+    secret = next((e.value for e in entries if e.key == "site_secret"), "")
+    if not secret or site_secret_problem(secret):
+        return False
+    try:
+        credentials.set_site_secret(data_dir, secret)
+    except OSError as exc:
+        errors.append(f"could not keep the site secret ({exc.strerror}); it stays in "
+                      f"{boot_file.name} and this box works alone until it can")
+        return False
+    try:
+        write_file(boot_file, set_values(text, {"site_secret": ""}).encode(codec))
+    except OSError as exc:
+        errors.append(
+            f"the site secret was kept, but {boot_file} could not be rewritten to blank it "
             f"({exc.strerror}); remove it from the file by hand"
         )
     return True

@@ -1,4 +1,4 @@
-"""Per-box secrets: the admin password (stored as a hash) and the TURN secret."""
+"""Per-box secrets: the admin password (stored as a hash), the TURN secret and the site secret."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import secrets
 import time
 from pathlib import Path
 
-from provisioning.config import admin_password_problem
+from provisioning.config import admin_password_problem, site_secret_problem
 from provisioning.datadir import ADMIN_PASSWORD_NOTE, DataDir, write_file
 
 # scrypt with n=2**14, r=8 takes ~16 MiB and well under a second on a Pi 3.
@@ -175,6 +175,27 @@ def turn_secret(data_dir: Path) -> str:
     secret = secrets.token_urlsafe(32)
     write_file(path, (secret + "\n").encode(), mode=0o600)
     return secret
+
+
+def set_site_secret(data_dir: Path, secret: str) -> None:
+    """Keep the site secret (moved out of ahoy.txt) on the data partition, mode 0600.
+
+    Raises ValueError with a readable reason. The boxes of a site derive their
+    NATS credentials from it, so it is kept as written, not as a hash.
+    """
+    problem = site_secret_problem(secret)
+    if problem:
+        raise ValueError(problem)
+    write_file(DataDir(data_dir).site_secret, secret.encode("ascii"), mode=0o600)
+
+
+def read_site_secret(data_dir: Path) -> str | None:
+    """The site secret, None if none was ever set or the file is damaged."""
+    try:
+        secret = DataDir(data_dir).site_secret.read_bytes().decode("ascii")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None if site_secret_problem(secret) else secret
 
 
 def turn_credentials(

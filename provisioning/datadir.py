@@ -38,6 +38,12 @@ class DataDir:
         return self.secrets / "turn-secret"
 
     @property
+    def site_secret(self) -> Path:
+        """The site secret moved out of ahoy.txt; the boxes of a site derive their
+        NATS credentials from it (provisioning.site)."""
+        return self.secrets / "site-secret"
+
+    @property
     def tls(self) -> Path:
         """The box CA and server certificate (see provisioning.tls)."""
         return self.root / "tls"

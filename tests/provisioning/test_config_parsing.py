@@ -137,6 +137,15 @@ def test_every_problem_is_reported_at_once_in_line_order() -> None:
         ("box_name = a\nbox_name = b", "line 2: box_name is already set on line 1"),
         ("box_name = a\x07b", "line 1: contains control characters"),
         ("pass = secret12", "known keys are"),
+        ("site_name = MV Hope", "site_name may use only letters a-z, digits and hyphens"),
+        ("site_name = " + "a" * 33, "site_name must be at most 32 characters"),
+        ("site_secret = too short", "site_secret must be 16 to 128 characters (it has 9)"),
+        ("site_secret = sixteen chars ü ok", "site_secret may use only plain ASCII"),
+        ("site_peers = 10.99.0.2:99999", "the port in '10.99.0.2:99999' must be a number"),
+        ("site_peers = 10.99.0.2, bad_host!", "'bad_host!' is not an address or a host name"),
+        ("site_peers = 127.0.0.1", "cannot be another box"),
+        ("site_peers = " + ",".join(f"10.0.0.{i}" for i in range(1, 40)), "at most 32"),
+        ("site = boat", "did you mean site_name?"),
     ],
 )
 def test_each_mistake_gets_a_clear_message_naming_line_and_key(text: str, expected: str) -> None:
@@ -160,6 +169,10 @@ def test_each_mistake_gets_a_clear_message_naming_line_and_key(text: str, expect
         ("# channel = 99\n; comment\n\n   \nchannel = 11", "channel", 11),
         ("Channel = 1", "channel", 1),
         ("ssh_authorized_key = " + ED25519, "ssh_authorized_key", ED25519),
+        ("site_name = MV-Hope", "site_name", "mv-hope"),
+        ("site_peers = 10.99.0.2, Box-3.local:4333; [fd00::2]  10.99.0.2",
+         "site_peers", ("10.99.0.2:4222", "box-3.local:4333", "[fd00::2]:4222")),
+        ("site_peers =", "site_peers", ()),
     ],
 )
 def test_forgiving_spellings_are_accepted(text: str, field: str, value: object) -> None:
@@ -291,6 +304,8 @@ def configs(draw: st.DrawFn) -> BoxConfig:
         retention_messages=draw(st.integers(0, 1_000_000)),
         status_led_pins=tuple(pins[:2]),
         button_pin=pins[2] if len(pins) > 2 else None,
+        site_name=draw(st.sampled_from(["", "mv-hope"])),
+        site_peers=draw(st.sampled_from([(), ("10.99.0.2:4222", "[fd00::2]:4333")])),
     )
 
 
@@ -406,3 +421,11 @@ def test_emoji_joined_with_zero_width_joiners_are_a_legal_wifi_name(name: str) -
 def test_control_characters_and_direction_overrides_are_refused_in_the_wifi_name(
         name: str) -> None:
     assert "control characters" in only_error(f'wifi_name = "{name}"')
+
+
+def test_a_site_secret_is_never_written_back_or_shown_in_a_problem() -> None:
+    config = parse_config("site_name = mv-hope\nsite_secret = tern gravel copper lantern\n")
+    assert config.site_secret == "tern gravel copper lantern"
+    assert "tern" not in repr(config)
+    assert "tern" not in format_config(config.without_secrets())
+    assert "tern" not in only_error("site_secret = tern gravel \x01 copper lantern x")

@@ -228,3 +228,42 @@ def test_the_service_reads_the_turn_secret_but_never_invents_one(data: Path) -> 
     assert credentials.read_turn_secret(data) is None
     made = credentials.turn_secret(data)
     assert credentials.read_turn_secret(data) == made
+
+
+def test_site_secret_moves_to_the_data_dir_and_the_line_is_blanked(
+    boot: Path, data: Path, sys_net: Path
+) -> None:
+    boot.write_text("site_name = MV-Hope\nsite_secret = tern gravel copper lantern\n")
+    loaded = configstore.load_config(boot, data, sys_class_net=sys_net)
+    assert loaded.errors == ()
+    assert loaded.config.site_name == "mv-hope"
+    assert loaded.config.site_secret == ""
+    assert credentials.read_site_secret(data) == "tern gravel copper lantern"
+    assert os.stat(DataDir(data).site_secret).st_mode & 0o077 == 0
+    assert boot.read_text() == "site_name = MV-Hope\nsite_secret =\n"
+    assert "tern gravel" not in DataDir(data).last_good_config.read_text()
+    assert "tern gravel" not in DataDir(data).config_status.read_text()
+    again = configstore.load_config(boot, data, sys_class_net=sys_net)
+    assert again.errors == ()
+    assert credentials.read_site_secret(data) == "tern gravel copper lantern"
+
+
+def test_a_site_name_without_a_site_secret_is_reported_and_the_box_works_alone(
+    boot: Path, data: Path, sys_net: Path
+) -> None:
+    boot.write_text("site_name = mv-hope\n")
+    loaded = configstore.load_config(boot, data, sys_class_net=sys_net)
+    assert loaded.source == "file"
+    assert any("no site_secret" in e and "works alone" in e for e in loaded.errors)
+    assert credentials.read_site_secret(data) is None
+
+
+def test_a_wrong_site_secret_stays_in_the_file_and_is_never_quoted_back(
+    boot: Path, data: Path, sys_net: Path
+) -> None:
+    boot.write_text("site_name = mv-hope\nsite_secret = shorty-pass\n")
+    loaded = configstore.load_config(boot, data, sys_class_net=sys_net)
+    assert any("site_secret must be 16 to 128 characters (it has 11)" in e
+               for e in loaded.errors)
+    assert not any("shorty" in e for e in loaded.errors)
+    assert credentials.read_site_secret(data) is None
