@@ -9,6 +9,15 @@ from typing import Any
 import pytest
 from ahoytest import AhoyServer, WsClient
 
+# Hypothesis imports its regex strategy lazily, inside a test, where it has
+# raised the recursion limit; CPython 3.11.7 then fails to compile that module
+# ("AST constructor recursion depth mismatch"). Importing it here, at a normal
+# depth, avoids the interpreter bug.
+try:
+    import hypothesis.strategies._internal.regex  # noqa: F401
+except ImportError:  # another hypothesis layout: nothing to work around
+    pass
+
 
 @pytest.fixture(scope="session")
 def playwright() -> Iterator[Any]:
