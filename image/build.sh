@@ -43,6 +43,7 @@ PACKAGES=(
   e2fsprogs fdisk dosfstools                  # grow and check the data and boot partitions
   iproute2 iw rfkill wireless-regdb           # the Wi-Fi radio and its regulatory rules
   hostapd dnsmasq nftables coturn             # access point, DHCP+DNS, captive redirect, STUN/TURN
+  nats-server                                 # several boxes as one site (only with site_name)
   python3 python3-venv                        # the Ahoy service (its venv comes from PyPI wheels)
   fake-hwclock                                # no RTC on a Pi: keep the last time on /data
   openssh-server                              # off unless ahoy.txt has ssh_authorized_key
@@ -221,7 +222,8 @@ groupadd --system --gid 900 ahoy
 useradd --system --uid 900 --gid ahoy --home-dir /data/ahoy --no-create-home --shell /usr/sbin/nologin ahoy
 groupadd --system gpio && usermod -a -G gpio ahoy
 # Started by provisioning once their config files exist, not on their own.
-systemctl disable --quiet dnsmasq.service coturn.service hostapd.service 2>/dev/null || true
+systemctl disable --quiet dnsmasq.service coturn.service hostapd.service nats-server.service \
+  2>/dev/null || true
 systemctl mask --quiet systemd-networkd-wait-online.service
 systemctl enable --quiet systemd-networkd.service ahoy-data-partition.service ahoy-provision.service \
   ahoy.service ahoy-requests.path ahoy-clock-save.timer ssh.service

@@ -22,11 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from provisioning import credentials, render, tls, wireless
+from provisioning import credentials, render, site, tls, wireless
 from provisioning.config import BoxConfig
 from provisioning.datadir import DataDir, write_file
 
 NFT_TABLE = ("inet", "ahoy")
+# The box's own nats-server, only when the box is one of a site (docs/site.md).
+SITE_SERVICE = "ahoy-nats.service"
 
 
 @dataclass(frozen=True)
@@ -172,10 +174,34 @@ def write_files(
             _give_group(path, target.group)
         if changed[name]:
             report.changed_files.append(path)
+    changed[SITE_SERVICE] = _write_site_files(config, data_dir, report)
     keys = target_path(root, render.AUTHORIZED_KEYS, config)
     if render.AUTHORIZED_KEYS not in files and _managed_by_us(keys):
         keys.unlink()
         report.changed_files.append(keys)
+    return changed
+
+
+def _write_site_files(config: BoxConfig, data_dir: Path, report: ApplyReport) -> bool:
+    """The nats-server config and certificates of a box in a site; True if they changed.
+
+    Without site_name nothing is written (and the server is stopped, see
+    `apply_config`); without a stored site secret load_config has already
+    reported the problem and the box works alone.
+    """
+    if not config.in_site:
+        return False
+    secret = credentials.read_site_secret(data_dir)
+    if secret is None:
+        return False
+    try:
+        paths, changed = site.ensure_site_files(config, data_dir, secret)
+    except OSError as exc:
+        report.problems.append(f"could not write the site's files ({exc.strerror}): this box "
+                               "works alone until they can be written")
+        return False
+    if changed:
+        report.changed_files.append(paths.nats_config)
     return changed
 
 
@@ -212,7 +238,8 @@ def share_with_service(data_dir: Path, user: str) -> None:
     except KeyError:
         return
     store = DataDir(data_dir)
-    for folder in (store.secrets, store.tls, store.last_good_config.parent):
+    for folder in (store.secrets, store.tls, store.last_good_config.parent,
+                   site.site_dir(data_dir)):
         if not folder.exists():
             continue
         for path in [folder, *folder.rglob("*")]:
@@ -255,6 +282,14 @@ def apply_config(
         service = TARGETS[name].service
         assert service is not None
         _run_service(service.format(interface=config.interface), changed[name], system, report)
+    if config.in_site and credentials.read_site_secret(data_dir) is not None:
+        _run_service(SITE_SERVICE, changed[SITE_SERVICE], system, report)
+    elif site.SitePaths(site.site_dir(data_dir)).nats_config.exists():
+        # The box has left its site: the server stops and stays stopped (its unit
+        # starts only with a config); its stream stays on the data partition.
+        _step(system, ["systemctl", "stop", SITE_SERVICE], report,
+              f"stopped {SITE_SERVICE} (this box is not in a site)", warn_only=True)
+        site.SitePaths(site.site_dir(data_dir)).nats_config.unlink(missing_ok=True)
     return report
 
 
