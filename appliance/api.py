@@ -29,6 +29,7 @@ blueprint = Blueprint("api", __name__)
 
 MAX_QR_TEXT = 600
 _USER_ID = re.compile(r"u_[A-Za-z0-9]{1,40}")
+_CODE = re.compile(r"[A-Za-z0-9_-]{8,64}")
 # One picture decodes at a time: a 12-megapixel one takes some 50 MB while it does.
 _decoding = threading.Lock()
 
@@ -121,6 +122,67 @@ def _user_from_bearer() -> str:
     if user_id is None:
         abort(401, "This device is not known to the box any more.")
     return user_id
+
+
+def _json_error(status: int, code: str, message: str) -> Response:
+    return Response(json.dumps({"error": message, "code": code}), status=status,
+                    mimetype="application/json")
+
+
+def _from_another_site() -> bool:
+    """A real Origin that is not this page's (a missing or "null" one is a same-origin
+    fetch under our no-referrer policy; the code or the token is what protects)."""
+    origin = request.headers.get("Origin")
+    if not origin or origin == "null":
+        return False
+    return origin.lower().rstrip("/") not in {u.lower() for u in _base_urls()} | {
+        f"{request.scheme}://{request.host}".lower()}
+
+
+@blueprint.post("/api/handoff")
+def handoff_issue() -> Response:
+    """A one-time code that carries the caller's identity to the other address
+    (see appliance/handoff.py and docs/protocol.md, "Moving to the secure address")."""
+    from .handoff import LIFETIME_S
+
+    if _from_another_site():
+        return _json_error(403, "origin", "Codes are handed out only to the box's own pages.")
+    header = request.headers.get("Authorization", "")
+    token = header[7:].strip() if header.startswith("Bearer ") else ""
+    user_id = box_of(current_app).hub.user_for_token(token) if token else None
+    if user_id is None:
+        return _json_error(401, "bad_token", "This device is not known to the box; join first.")
+    code = box_of(current_app).handoffs.issue(user_id, token)
+    response = jsonify({"code": code, "expires_in": LIFETIME_S})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@blueprint.post("/api/handoff/redeem")
+def handoff_redeem() -> Response:
+    """Trade a code for the device token it carries, once."""
+    from .handoff import HandoffRefused
+
+    if _from_another_site():
+        return _json_error(403, "origin", "Codes are taken only from the box's own pages.")
+    if (request.content_length or 0) > 1024:
+        return _json_error(413, "too_large", "A code is a short piece of text.")
+    data = request.get_json(silent=True)
+    code = data.get("code") if isinstance(data, dict) else None
+    if not isinstance(code, str) or not _CODE.fullmatch(code):
+        return _json_error(400, "bad_request",
+                           "Send the code from the link as {\"code\": \"...\"}.")
+    box = box_of(current_app)
+    try:
+        user_id, token = box.handoffs.redeem(code)
+    except HandoffRefused as e:
+        return _json_error(410, e.code, e.message)
+    if box.hub.user_for_token(token) != user_id:
+        return _json_error(410, "removed",
+                           "This identity was removed from the box; join with a name.")
+    response = jsonify({"token": token, "user": box.hub.user_wire(user_id)})
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @blueprint.post("/api/avatar")

@@ -17,6 +17,7 @@ from flask import Flask
 
 from provisioning.datadir import write_file
 
+from .handoff import Handoffs
 from .hub import Hub
 from .settings import Settings
 
@@ -39,6 +40,8 @@ class Box:
     # returns its result. In production a thread of gevent's pool, so the loop
     # serves everyone else meanwhile; in development the calling thread.
     run_blocking: Callable[[Callable[[], Any]], Any] = run_here
+    # One-time codes carrying a device token from the http app to the https one.
+    handoffs: Handoffs = field(default_factory=Handoffs)
 
     def request(self, action: str, payload: dict[str, Any] | None = None) -> Path:
         """Ask the privileged apply step (a root systemd path unit) to do `action`.

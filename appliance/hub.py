@@ -491,6 +491,11 @@ class Hub:
             record = self.store.user_by_token(hash_token(token))
             return record.id if record else None
 
+    def user_wire(self, user_id: str) -> dict[str, Any]:
+        """A person as the protocol shows them (id, name, status, profile)."""
+        with self.lock:
+            return self._user_wire(user_id)
+
     def avatar_changed(self, user_id: str) -> dict[str, Any]:
         """A new profile picture was stored: bump its version and tell everyone."""
         with self.lock:

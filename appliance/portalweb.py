@@ -76,10 +76,15 @@ TEXT: dict[str, str] = {
     "wifi_text": "Your phone may say “No internet” and switch to mobile data. "
                  "Keep Wi-Fi on, and turn mobile data off while you use Ahoy.",
     "calls_title": "For voice and video calls",
-    "calls_text": "Browsers allow the camera and microphone only on a secure page, so "
-                  "calls use the secure address {https}. The first time, your browser "
-                  "warns that it does not know the box's certificate: the box makes its "
-                  "own, because it is offline.",
+    "calls_text": "Browsers allow the camera and microphone only on a secure page. The "
+                  "first time, your browser warns that it does not know the box's "
+                  "certificate: the box makes its own, because it is offline.",
+    "choices_title": "Two addresses, one Ahoy",
+    "choice_http": "{short} (plain): chat works in every browser, calls do not.",
+    "choice_https": "{https} (secure): chat and calls; the first time the browser warns "
+                    "about the box's own certificate, unless you install it below.",
+    "choice_same": "The app's “Open the secure address” button takes you across as "
+                   "the same person, with your chats.",
     "cert_intro": "To skip that warning, install the box's certificate:",
     "cert_android_link": "Download the certificate",
     "cert_android_steps": "Then in Settings, search for “CA certificate” "

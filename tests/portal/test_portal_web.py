@@ -368,3 +368,16 @@ def test_wifi_passphrase_is_shown_only_to_phones_on_the_hotspot(tmp_path: Path) 
     assert wifi_seen_from("192.168.1.20") == {"ssid": "Harbour", "passphrase": None,
                                               "open": False}
     assert wifi_seen_from("10.43.0.5")["passphrase"] is None
+
+
+def test_the_connected_page_says_what_each_address_means_in_one_line(app: Flask) -> None:
+    client = phone(app)
+    tap_continue(client)
+    page = get(client, "http://10.42.0.1/portal/connected").text
+    http_line = re.search(r'<p data-choice="http">([^<]*)</p>', page)
+    https_line = re.search(r'<p data-choice="https">([^<]*)</p>', page)
+    assert http_line and https_line
+    assert http_line.group(1).startswith("10.42.0.1 (plain)") and "calls do not" in http_line.group(1)
+    assert https_line.group(1).startswith("https://10.42.0.1 (secure)")
+    assert "chat and calls" in https_line.group(1)
+    assert "same person" in page

@@ -1,7 +1,7 @@
 // Start-up: wires the modules together, the join screen, settings, and the
 // routing of box messages. Calls and file sharing load on first use.
 
-import {state, on, emit, loadKeptConversations, setUnread, nameOf, flushSaves, rememberUser, setIdentity} from './store.js';
+import {state, on, emit, loadKeptConversations, setUnread, nameOf, flushSaves, rememberUser, setIdentity, forgetIdentity} from './store.js';
 import {connect, nudge, handle, send, request, drop} from './net.js';
 import {$, el} from './dom.js';
 import {showScreen, initHome, renderHome, setBanner, toast, announce} from './ui.js';
@@ -224,6 +224,34 @@ function openDirect() {
   import('./direct.js').then((m) => m.openDirect());
 }
 
+// ---------- arriving from the plain address (boxinfo.js openSecureAddress) ----------
+
+/** The one-time code in `#handoff=<code>[&<rest>]`, taken out of the address bar at once. */
+function handoffCode() {
+  const m = /^#handoff=([\w-]+)(?:&(.*))?$/.exec(location.hash);
+  if (!m) return null;
+  history.replaceState(null, '', location.pathname + location.search + (m[2] ? '#' + m[2] : ''));
+  return m[1];
+}
+
+/** Trade the code for the device token; null when done, else what went wrong, in words. */
+async function takeHandoff(code) {
+  try {
+    const r = await fetch('/api/handoff/redeem', {
+      method: 'POST', cache: 'no-store', headers: {'Content-Type': 'application/json'}, body: JSON.stringify({code}),
+    });
+    const body = await r.json().catch(() => ({}));
+    if (!r.ok || !body.token || !body.user?.id) return body.error || t('handoff_failed');
+    // Someone else was kept under this address: the person who just came over wins.
+    if (state.me && state.me.id !== body.user.id) forgetIdentity(true);
+    setIdentity({id: body.user.id, name: body.user.name}, body.token);
+    rememberUser(body.user);
+    return null;
+  } catch {
+    return t('handoff_failed');
+  }
+}
+
 // ---------- settings and profile (profile.js, loaded on first use) ----------
 
 function settingsDialog() {
@@ -261,6 +289,20 @@ window.ahoy = {
 
 // ---------- start ----------
 
+function begin() {
+  if (location.hash === '#direct') {
+    // Direct chat needs no box: do not even connect.
+    openDirect();
+  } else if (state.token) {
+    // Known device: show the chats at once from what the phone kept, then catch up.
+    showScreen('home-screen');
+    renderHome();
+    connect();
+  } else {
+    showJoin();
+  }
+}
+
 function start() {
   applyStrings();
   loadKeptConversations();
@@ -290,16 +332,16 @@ function start() {
   });
   addEventListener('pagehide', flushSaves);
 
-  if (location.hash === '#direct') {
-    // Direct chat needs no box: do not even connect.
-    openDirect();
-  } else if (state.token) {
-    // Known device: show the chats at once from what the phone kept, then catch up.
-    showScreen('home-screen');
-    renderHome();
-    connect();
+  const code = handoffCode();
+  if (code) {
+    takeHandoff(code).then((problem) => {
+      begin();
+      if (!problem) return;
+      if (state.token) toast(problem);
+      else $('#join-error').textContent = problem;
+    });
   } else {
-    showJoin();
+    begin();
   }
   registerServiceWorker();
   document.body.dataset.ready = 'true';

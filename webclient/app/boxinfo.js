@@ -4,6 +4,7 @@
 import {el} from './dom.js';
 import {openDialog} from './ui.js';
 import {t} from './strings.js';
+import {state} from './store.js';
 
 let infoPromise = null;
 
@@ -70,9 +71,35 @@ export async function httpsHelpDialog() {
   const caUrl = info?.ca_url || '/ca.crt';
   openDialog(t('calls_need_https_title'), [
     el('p', {text: t('calls_need_https')}),
-    el('a', {class: 'button primary wide', href: httpsUrl, 'data-testid': 'https-link', text: t('calls_open_https')}),
+    el('a', {class: 'button primary wide', href: httpsUrl, 'data-testid': 'https-link', text: t('calls_open_https'),
+      onclick: (ev) => {
+        if (!state.token) return; // nobody to carry over yet: the plain link
+        ev.preventDefault();
+        openSecureAddress(info?.https_url || 'https://' + location.hostname);
+      }}),
     el('p', {class: 'small', text: t('calls_warning_hint')}),
     el('a', {class: 'button wide', href: caUrl, download: 'ahoy-ca.crt', 'data-testid': 'ca-link', text: t('calls_get_ca')}),
     el('ul', {class: 'small muted'}, el('li', {text: t('calls_ca_android')}), el('li', {text: t('calls_ca_ios')})),
   ], {testid: 'https-dialog'});
+}
+
+/**
+ * Go to the secure address as the same person. The two addresses are two
+ * origins with separate storage, so the box hands out a one-time code for this
+ * device's token; the code travels after `#` (never sent to a server, never in
+ * a Referer) and the secure page trades it once (app.js takeHandoff).
+ */
+export async function openSecureAddress(base) {
+  const rest = location.hash.replace(/^#/, '');
+  let target = base + location.pathname + location.hash;
+  try {
+    const r = await fetch('/api/handoff', {method: 'POST', cache: 'no-store', headers: {Authorization: 'Bearer ' + state.token}});
+    if (r.ok) {
+      const {code} = await r.json();
+      target = base + location.pathname + '#handoff=' + encodeURIComponent(code) + (rest ? '&' + rest : '');
+    }
+  } catch {
+    // The box is out of reach: the plain link still gets there, as a new join.
+  }
+  location.assign(target);
 }

@@ -13,6 +13,7 @@ export const strings = {
   join_working: 'Joining…',
   join_forgotten: 'The box no longer knows this phone. Pick your name again.',
   join_name_empty: 'Type a name first.',
+  handoff_failed: 'Could not take over your identity from the plain address. Join with your name, or go back and try again.',
 
   // Connection
   conn_online: 'Connected',
