@@ -62,8 +62,10 @@ class Phone:
         self.page.goto(url)
 
     def _on_console(self, message: Any) -> None:
-        # A refused WebSocket is expected while the box is away; reconnecting is the point.
-        if message.type == "error" and "ERR_CONNECTION_REFUSED" not in message.text:
+        # A refused WebSocket is expected while the box or the network is away;
+        # reconnecting is the point.
+        expected = ("ERR_CONNECTION_REFUSED", "ERR_INTERNET_DISCONNECTED")
+        if message.type == "error" and not any(e in message.text for e in expected):
             self.errors.append("console: " + message.text)
 
     def tid(self, testid: str) -> Any:

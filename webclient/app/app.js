@@ -124,12 +124,17 @@ on('messages', ({conv, fresh, history, known}) => {
 
 // ---------- connection banners ----------
 
+let offlineShown = false;
+
 function setConnBanner(conn) {
   if (conn === 'replaced') {
     setBanner('conn', [el('span', {text: t('conn_replaced') + ' '}), el('button', {class: 'link', text: t('conn_use_here'), onclick: () => connect()})]);
-  } else if (conn === 'offline' && state.me) {
+  } else if ((conn === 'offline' || (conn === 'connecting' && offlineShown)) && state.me) {
+    // Trying again does not make us online: keep saying offline until the box answers.
+    offlineShown = true;
     setBanner('conn', el('span', {text: t('conn_offline')}));
   } else {
+    offlineShown = false;
     setBanner('conn', null);
   }
   const line = $('#conv-offline');
@@ -325,7 +330,9 @@ function start() {
     document.body.dataset.calls = 'unavailable';
   }
 
+  // Either event may mean another network: reconnect now, or check that the socket still answers.
   addEventListener('online', nudge);
+  addEventListener('offline', nudge);
   document.addEventListener('visibilitychange', () => {
     if (!document.hidden) nudge();
     else flushSaves();

@@ -10,8 +10,10 @@ let ws = null;
 let refCounter = 0;
 let retry = 0;
 let retryTimer = null;
-let pingTimer = null;
-let pongTimer = null;
+let watchTimer = null;
+let lastHeard = 0; // when the current socket last received anything
+let probeSent = 0; // when we last asked for a pong and have not heard back since (0: none)
+let opened = 0; // when the current socket was created
 let pendingName = null; // name to send in the next hello (first join or rename)
 let helloRef = null;
 let stopped = false;
@@ -52,7 +54,7 @@ export function connect(name) {
     // The box takes one hello per connection: rename over a fresh one.
     const old = ws;
     ws = null;
-    stopPing();
+    stopWatch();
     old.close(1000);
   }
   if (ws && (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING)) {
@@ -68,12 +70,16 @@ export function connect(name) {
     return;
   }
   ws = sock;
+  startWatch();
   sock.onopen = () => {
     if (sock !== ws) return;
+    lastHeard = Date.now();
     sendHello();
   };
   sock.onmessage = (ev) => {
     if (sock !== ws) return;
+    lastHeard = Date.now();
+    probeSent = 0;
     let msg;
     try {
       msg = JSON.parse(ev.data);
@@ -83,9 +89,9 @@ export function connect(name) {
     onMessage(msg);
   };
   sock.onclose = (ev) => {
-    if (sock !== ws) return; // a socket we already replaced
+    if (sock !== ws) return; // a socket we already replaced or gave up on
     ws = null;
-    stopPing();
+    stopWatch();
     failPending();
     if (ev.code === 4001) {
       setConn('replaced');
@@ -110,7 +116,7 @@ export function disconnect() {
     ws = null;
     s.close(1000);
   }
-  stopPing();
+  stopWatch();
   setConn('offline');
 }
 
@@ -127,11 +133,21 @@ function scheduleReconnect() {
   retryTimer = setTimeout(() => connect(), base / 2 + Math.random() * base / 2);
 }
 
-/** Try now instead of waiting for the backoff (network came back, tab shown). */
+/**
+ * The network may have changed (the browser's `online`/`offline` events, the
+ * tab shown again): connect now instead of waiting for the backoff, or, while
+ * we believe we are connected, make sure the socket still answers.
+ */
 export function nudge() {
-  if (state.conn === 'offline' && !stopped && (state.token || pendingName)) {
+  if (stopped || !(state.token || pendingName)) return;
+  if (state.conn === 'offline') {
     retry = 0;
     connect();
+  } else if (ws && ws.readyState === WebSocket.OPEN) {
+    probe();
+  } else if (ws && Date.now() - opened > 1000) {
+    // A socket still opening over the network that went away may never open.
+    giveUp(false);
   }
 }
 
@@ -151,21 +167,75 @@ function sendHello() {
   raw(hello);
 }
 
-function startPing() {
-  stopPing();
-  // The box pings too, but a phone that walked out of Wi-Fi range only notices
-  // a dead socket when it tries to talk, so we ask for a pong now and then.
-  pingTimer = setInterval(() => {
-    if (!ws || ws.readyState !== WebSocket.OPEN) return;
-    raw({type: 'ping'});
-    clearTimeout(pongTimer);
-    pongTimer = setTimeout(() => ws && ws.close(), 10000);
-  }, 20000);
+// Liveness (docs/protocol.md, "Connection liveness"). A phone that walks out
+// of Wi-Fi range gets no close event: its socket just goes quiet, and
+// browsers take a minute or more to notice. The box pings every 25 s, but
+// browsers answer those pings without telling the page. So the app watches
+// what it hears: after QUIET_MS without a frame it sends a `ping`; when
+// nothing at all arrives within PONG_WAIT_MS of that, the socket is dead.
+// We drop it at once (not waiting for a close event that can take a minute),
+// show offline and open a new one. A socket that neither opens nor gets its
+// `welcome` within OPEN_WAIT_MS is given up the same way.
+const WATCH_EVERY_MS = 500;
+const QUIET_MS = 2500;
+const PONG_WAIT_MS = 4000;
+const OPEN_WAIT_MS = 8000;
+
+function startWatch() {
+  stopWatch();
+  opened = Date.now();
+  lastHeard = opened;
+  probeSent = 0;
+  watchTimer = setInterval(watch, WATCH_EVERY_MS);
 }
 
-function stopPing() {
-  clearInterval(pingTimer);
-  clearTimeout(pongTimer);
+function stopWatch() {
+  clearInterval(watchTimer);
+  watchTimer = null;
+  probeSent = 0;
+}
+
+function watch() {
+  if (!ws) return stopWatch();
+  const now = Date.now();
+  if (state.conn !== 'online') {
+    // Still opening, or our hello unanswered (not: waiting for a person to pick a name).
+    const waiting = ws.readyState === WebSocket.CONNECTING || helloRef;
+    if (waiting && now - opened > OPEN_WAIT_MS) giveUp(false);
+    return;
+  }
+  if (probeSent && now - probeSent > PONG_WAIT_MS) {
+    giveUp(true);
+  } else if (!probeSent && now - lastHeard > QUIET_MS) {
+    probe();
+  }
+}
+
+/** Ask the box for a pong; no frame back within PONG_WAIT_MS means the socket is dead. */
+function probe() {
+  if (probeSent || !ws || ws.readyState !== WebSocket.OPEN) return;
+  probeSent = Date.now();
+  raw({type: 'ping'});
+}
+
+/** Forget the current socket without waiting for its close event, and try again. */
+function giveUp(wasOnline) {
+  const dead = ws;
+  ws = null;
+  stopWatch();
+  failPending();
+  setConn('offline');
+  try {
+    dead.close(4000, 'no answer');
+  } catch {
+    // already closing
+  }
+  if (stopped) return;
+  if (wasOnline) {
+    // The network went quiet: try again at once (the backoff follows).
+    retry = 0;
+  }
+  scheduleReconnect();
 }
 
 function nextRef() {
@@ -211,10 +281,7 @@ function failPending() {
 }
 
 function onMessage(msg) {
-  if (msg.type === 'pong') {
-    clearTimeout(pongTimer);
-    return;
-  }
+  if (msg.type === 'pong') return;
   if (msg.type === 'error' && msg.ref && msg.ref === helloRef) {
     helloRef = null;
     onHelloError(msg);
@@ -277,7 +344,6 @@ function onWelcome(msg) {
     if (item.to && !item.conv) item.conv = dmConvFor(item.to);
   }
   setConn('online');
-  startPing();
   emit('welcome', msg);
   flushOutbox();
 }
