@@ -6,16 +6,12 @@ finds it from any blueprint.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from flask import Flask
-
-from provisioning.datadir import write_file
 
 from .handoff import Handoffs
 from .hub import Hub
@@ -42,16 +38,6 @@ class Box:
     run_blocking: Callable[[Callable[[], Any]], Any] = run_here
     # One-time codes carrying a device token from the http app to the https one.
     handoffs: Handoffs = field(default_factory=Handoffs)
-
-    def request(self, action: str, payload: dict[str, Any] | None = None) -> Path:
-        """Ask the privileged apply step (a root systemd path unit) to do `action`.
-
-        The service runs unprivileged; it only drops a request file into
-        `<data_dir>/requests/`, which the root side validates and carries out.
-        """
-        path = self.settings.data_dir / "requests" / f"{time.time_ns()}-{action}.json"
-        write_file(path, json.dumps({"action": action, **(payload or {})}).encode(), mode=0o600)
-        return path
 
 
 def box_of(app: Flask) -> Box:

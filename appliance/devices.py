@@ -14,6 +14,7 @@ from typing import Any
 
 from provisioning.config import KEYS
 from provisioning.datadir import ADMIN_PASSWORD_NOTE
+from provisioning.requests import FACTORY_RESET, SHOW_PASSWORD, SHUTDOWN, write_request
 
 from .box import Box
 
@@ -59,8 +60,8 @@ class Devices:
             button = StatusButton(
                 show_status=self.lights.show_status,
                 reset_admin_password=self.reset_admin_password,
-                factory_reset=lambda: self.box.request("factory-reset"),
-                shutdown=lambda: self.box.request("shutdown"),
+                factory_reset=lambda: write_request(self.box.settings.data_dir, FACTORY_RESET),
+                shutdown=lambda: write_request(self.box.settings.data_dir, SHUTDOWN),
                 pin=self.button_pin,
                 on_hold=self.lights.show_hold,
             )
@@ -147,7 +148,7 @@ class Devices:
                 )
             except OSError as e:
                 log.warning("cannot write %s: %s", note, e)
-        self.box.request("show-admin-password", {"password": password})
+        write_request(self.box.settings.data_dir, SHOW_PASSWORD, {"password": password})
         log.warning("admin password was reset with the button; see %s", note or "the console")
 
     def close(self) -> None:

@@ -43,8 +43,7 @@ def ensure_tls(settings: Settings) -> tuple[str, str]:
                                 settings.ip_addresses, notes=notes)
     for note in notes:
         log.warning("%s", note)
-    custom_cert = settings.tls_dir / "custom.crt"
-    custom_key = settings.tls_dir / "custom.key"
+    custom_cert, custom_key = paths.custom_cert, paths.custom_key
     if custom_cert.exists() and custom_key.exists():
         try:
             ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(custom_cert, custom_key)

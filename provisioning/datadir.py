@@ -49,6 +49,11 @@ class DataDir:
         return self.root / "tls"
 
     @property
+    def requests(self) -> Path:
+        """Request files from the service to the privileged step (see provisioning.requests)."""
+        return self.root / "requests"
+
+    @property
     def last_good_config(self) -> Path:
         return self.root / "config" / "ahoy.last-good.txt"
 

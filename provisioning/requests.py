@@ -1,7 +1,7 @@
 """The privileged side of the admin page and the status button: carry out request files.
 
 The service runs unprivileged and drops `<data_dir>/requests/<time>-<action>.json`
-(see `appliance.Box.request`); on the box a root systemd path unit runs
+(`write_request`); on the box a root systemd path unit runs
 `python -m provisioning.requests` whenever that folder is not empty.
 
 Nothing in a request is trusted: each file must be a small regular file (not a
@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from provisioning.config import Service, restarted_by
 from provisioning.credentials import write_admin_password_note
-from provisioning.datadir import ADMIN_PASSWORD_NOTE, DEFAULT_BOOT_CONFIG
+from provisioning.datadir import ADMIN_PASSWORD_NOTE, DEFAULT_BOOT_CONFIG, DataDir, write_file
 
 MAX_REQUEST_BYTES = 16 * 1024
 APPLY, SHOW_PASSWORD, SET_CLOCK = "apply", "show-admin-password", "set-clock"
@@ -64,6 +64,19 @@ def clock_problem(when: float) -> str | None:
     latest = dt.datetime.fromtimestamp(LATEST_CLOCK, dt.UTC)
     return (f"{shown} cannot be right (the box takes a time from {earliest:%Y-%m-%d} until "
             f"{latest:%Y-%m-%d}); check this device's clock first.")
+
+
+def write_request(data_dir: Path, action: str, payload: dict[str, Any] | None = None) -> Path:
+    """The service's side: ask the privileged step to do `action` (one of ACTIONS).
+
+    The service runs unprivileged; it only drops a request file into
+    `<data_dir>/requests/`, which `take_requests` reads as root and `carry_out` does.
+    """
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}")
+    path = DataDir(data_dir).requests / f"{time.time_ns()}-{action}.json"
+    write_file(path, json.dumps({"action": action, **(payload or {})}).encode(), mode=0o600)
+    return path
 
 
 @dataclass(frozen=True)
@@ -307,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         allowed.add(pwd.getpwnam(args.user).pw_uid)
     except KeyError:
         pass
-    requests, problems = take_requests(args.data_dir / "requests", allowed)
+    requests, problems = take_requests(DataDir(args.data_dir).requests, allowed)
     for problem in problems:
         print(f"refused: {problem}", file=sys.stderr)
     carry_out(requests, HostMachine(args.data_dir, args.config),

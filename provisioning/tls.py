@@ -52,6 +52,15 @@ class CertificatePaths:
     def server_key(self) -> Path:
         return self.folder / "server.key"
 
+    @property
+    def custom_cert(self) -> Path:
+        """A certificate the admin uploaded for a real domain (with its chain)."""
+        return self.folder / "custom.crt"
+
+    @property
+    def custom_key(self) -> Path:
+        return self.folder / "custom.key"
+
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
@@ -237,9 +246,30 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def certificate_expiry(path: Path) -> dt.datetime:
-    """When the PEM certificate at `path` stops being valid (UTC)."""
-    return x509.load_pem_x509_certificate(path.read_bytes()).not_valid_after_utc
+@dataclass(frozen=True)
+class CertificateInfo:
+    """What a person needs to know about a certificate: who, for which names, until when."""
+
+    subject: str
+    issuer: str
+    names: list[str]  # the DNS names in its subjectAltName
+    expires: dt.datetime  # UTC
+
+
+def read_certificate(path: Path) -> CertificateInfo | None:
+    """The first certificate of the PEM file at `path`; None if it is missing or damaged."""
+    try:
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = [str(n) for n in san.get_values_for_type(x509.DNSName)]
+    except x509.ExtensionNotFound:
+        names = []
+    return CertificateInfo(subject=cert.subject.rfc4514_string(),
+                           issuer=cert.issuer.rfc4514_string(),
+                           names=names, expires=cert.not_valid_after_utc)
 
 
 def ios_profile(ca_pem: bytes, box_name: str) -> bytes:

@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from flask import Flask
 
-from appliance.admin import disconnect_notes, field_errors, wifi_qr_text
+from appliance.admin.dashboard import wifi_qr_text
+from appliance.admin.settings import disconnect_notes, field_errors
 from appliance.box import box_of
 from provisioning.config import BoxConfig, Problem
 from provisioning.requests import EARLIEST_CLOCK, RequestError, clock_problem, parse_request

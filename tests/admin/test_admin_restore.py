@@ -17,7 +17,7 @@ import pytest
 from admintest import Admin, requests_made
 from flask import Flask
 
-from appliance.admin import restore_plan
+from appliance.admin.system import restore_plan
 from appliance.box import box_of
 from provisioning.config import BoxConfig
 

@@ -12,7 +12,7 @@ import pytest
 from admintest import ORIGIN, PASSWORD, Admin, FakeClock
 from flask import Flask
 
-from appliance.adminauth import SESSION_IDLE_S
+from appliance.admin.auth import SESSION_IDLE_S
 
 PUBLIC = {"/admin/api/session", "/admin/api/login"}
 
@@ -269,10 +269,10 @@ def test_admin_page_is_served_at_admin(app: Flask) -> None:
 
 
 @pytest.mark.parametrize("path", [
-    "/admin/../appliance/admin.py",
-    "/admin/..%2fappliance%2fadmin.py",
+    "/admin/../appliance/app.py",
+    "/admin/..%2fappliance%2fapp.py",
     "/admin/%2e%2e/%2e%2e/etc/passwd",
-    "/admin/..%5c..%5cappliance%5cadmin.py",
+    "/admin/..%5c..%5cappliance%5capp.py",
     "/admin//etc/passwd",
     "/admin/%2fetc%2fpasswd",
     "/admin/....//....//etc/passwd",
@@ -299,13 +299,13 @@ def raw_get(port: int, path: str) -> tuple[int, bytes]:
 
 
 @pytest.mark.parametrize("path", [
-    "/admin/../appliance/admin.py",
-    "/admin/..%2f..%2fappliance%2fadmin.py",
-    "/admin/%2e%2e/%2e%2e/appliance/admin.py",
+    "/admin/../appliance/app.py",
+    "/admin/..%2f..%2fappliance%2fapp.py",
+    "/admin/%2e%2e/%2e%2e/appliance/app.py",
     "/admin/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
-    "/admin/..\\..\\appliance\\admin.py",
-    "/admin/api/../../appliance/admin.py",
-    "/admin/%252e%252e/appliance/admin.py",
+    "/admin/..\\..\\appliance\\app.py",
+    "/admin/api/../../appliance/app.py",
+    "/admin/%252e%252e/appliance/app.py",
 ])
 def test_path_traversal_on_admin_files_fails_on_the_real_server(ahoy_server: object,
                                                                 path: str) -> None:

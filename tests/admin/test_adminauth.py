@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from appliance.adminauth import (
+from appliance.admin.auth import (
     LoginLimiter,
     Sessions,
     cookie_name,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from appliance.adminlog import LogBuffer, install
+from appliance.admin.logbuffer import LogBuffer, install
 
 
 def record(name: str, message: str, level: int = logging.INFO, *args: object,

@@ -19,7 +19,7 @@ import pytest
 from ahoytest import AhoyServer, WsClient, unique
 from PIL import Image
 
-from appliance.adminauth import BOX_FAILURES, LoginLimiter, lockout_message
+from appliance.admin.auth import BOX_FAILURES, LoginLimiter, lockout_message
 from appliance.avatars import MAX_JPEG_PIXELS, MAX_PIXELS, AvatarError, reencode
 
 SPY = Path(__file__).with_name("offloop_spy.py")

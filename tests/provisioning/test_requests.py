@@ -154,3 +154,19 @@ def test_clock_from_the_admin_browser_is_set_first_and_must_be_plausible() -> No
                 b'{"action": "set-clock", "time": 9999999999}'):
         with pytest.raises(RequestError, match="plausible"):
             parse_request("x.json", bad)
+
+
+def test_the_service_writes_requests_the_root_side_reads(tmp_path: Path) -> None:
+    req.write_request(tmp_path, req.SET_CLOCK, {"time": req.EARLIEST_CLOCK + 60})
+    path = req.write_request(tmp_path, req.REBOOT)
+    assert path.parent == tmp_path / "requests" and path.stat().st_mode & 0o777 == 0o600
+    requests, problems = take_requests(tmp_path / "requests", ME)
+    assert problems == []
+    assert [(r.action, r.payload) for r in requests] == [
+        (req.SET_CLOCK, {"time": req.EARLIEST_CLOCK + 60}), (req.REBOOT, {})]
+
+
+def test_the_service_cannot_write_an_unknown_action(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown action"):
+        req.write_request(tmp_path, "format-disk")
+    assert not (tmp_path / "requests").exists()

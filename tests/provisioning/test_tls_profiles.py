@@ -121,3 +121,22 @@ def test_each_bad_upload_is_explained(chain: tuple[bytes, bytes]) -> None:
     stranger = _cert(ec.generate_private_key(ec.SECP256R1()), subject="Someone else")
     leaf = x509.load_pem_x509_certificates(cert_pem)[0]
     assert "not its chain in order" in problem(_pem(leaf, stranger), key_pem)
+
+
+def test_read_certificate_says_who_for_which_names_and_until_when(tmp_path: Path) -> None:
+    paths = tls.ensure_certificates(tmp_path, "boat", ["ahoy.internal", "boat.local"],
+                                    ["10.42.0.1"])
+    server = tls.read_certificate(paths.server_cert)
+    assert server is not None
+    assert server.names == ["ahoy.internal", "boat.local"]
+    loaded = x509.load_pem_x509_certificate(paths.server_cert.read_bytes())
+    assert server.expires == loaded.not_valid_after_utc
+    ca = tls.read_certificate(paths.ca_cert)
+    assert ca is not None and "Ahoy box CA (boat)" in ca.subject
+    assert server.issuer == ca.subject and ca.names == []
+
+
+def test_read_certificate_of_a_missing_or_damaged_file_is_none(tmp_path: Path) -> None:
+    assert tls.read_certificate(tmp_path / "nothing.crt") is None
+    (tmp_path / "cut.crt").write_bytes(b"-----BEGIN CERTIFICATE-----\nMIIB")
+    assert tls.read_certificate(tmp_path / "cut.crt") is None

@@ -1,0 +1,98 @@
+"""The overview (webclient/admin/dashboard.js): the Wi-Fi and its QR code, the devices
+on it, who is online, rooms, calls, the box's health and its hotspot and config status.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+from urllib.parse import quote
+
+from flask import Response, jsonify
+
+from provisioning.configstore import read_status
+
+from ..health import read_health
+from .access import box, config_in_force, data_dir, log
+
+
+def wifi_qr_text(ssid: str, passphrase: str) -> str:
+    """The "join this Wi-Fi" QR payload phones' cameras understand (WIFI:...;;)."""
+
+    def esc(value: str) -> str:
+        return re.sub(r'([\\;,:"])', r"\\\1", value)
+
+    if passphrase:
+        return f"WIFI:T:WPA;S:{esc(ssid)};P:{esc(passphrase)};;"
+    return f"WIFI:T:nopass;S:{esc(ssid)};;"
+
+
+def _wifi() -> dict[str, Any]:
+    settings = box().settings
+    if settings.wifi_ssid:
+        ssid, passphrase = settings.wifi_ssid, settings.wifi_passphrase or ""
+    else:
+        config = config_in_force()
+        ssid, passphrase = config.wifi_name, config.wifi_passphrase
+    text = wifi_qr_text(ssid, passphrase)
+    return {"ssid": ssid, "passphrase": passphrase or None, "open": not passphrase,
+            "qr_url": "/api/qr.svg?text=" + quote(text, safe="")}
+
+
+def _clients() -> tuple[list[dict[str, Any]], str | None]:
+    settings = box().settings
+    interface = settings.hotspot_interface
+    if settings.dev or not interface:
+        return [], None
+    # pyroute2 only where there is a hotspot to ask (never in development).
+    from ..netwatch import read_clients
+
+    try:
+        clients = read_clients(interface, settings.data_dir / "dnsmasq.leases")
+    except Exception as exc:  # pyroute2 missing rights, interface gone, ...
+        log.warning("admin: cannot list Wi-Fi clients: %s", exc)
+        return [], f"The list of devices could not be read ({exc})."
+    return [{"mac": c.mac, "ip": c.ip, "hostname": c.hostname, "state": c.state}
+            for c in clients], None
+
+
+def _health() -> dict[str, Any] | None:
+    try:
+        h = read_health(data_dir())
+    except (OSError, ValueError, IndexError) as exc:
+        log.warning("admin: cannot read the box's health: %s", exc)
+        return None
+    return {
+        "uptime_s": h.uptime_seconds,
+        "cpu_temperature_c": h.cpu_temperature_c,
+        "memory_total": h.memory_total_bytes,
+        "memory_available": h.memory_available_bytes,
+        "memory_used_percent": round(h.memory_used_percent, 1),
+        "disk_total": h.disk_total_bytes,
+        "disk_free": h.disk_free_bytes,
+        "disk_used_percent": round(h.disk_used_percent, 1),
+        "load_average": list(h.load_average),
+    }
+
+
+def dashboard() -> Response:
+    the_box = box()
+    hub = the_box.hub
+    clients, clients_problem = _clients()
+    return jsonify({
+        "box_name": the_box.settings.box_name,
+        "dev": the_box.settings.dev,
+        "time_ms": int(time.time() * 1000),
+        "service_uptime_s": int(time.time() - the_box.started),
+        "wifi": _wifi(),
+        "clients": clients,
+        "clients_problem": clients_problem,
+        "users": hub.online_users(),
+        "rooms": hub.all_rooms(),
+        "calls": hub.calls_in_progress(),
+        "counts": hub.snapshot(),
+        "health": _health(),
+        "hotspot": the_box.status,
+        "config_status": read_status(the_box.settings.data_dir),
+    })
