@@ -44,6 +44,7 @@ PACKAGES=(
   iproute2 iw rfkill wireless-regdb           # the Wi-Fi radio and its regulatory rules
   hostapd dnsmasq nftables coturn             # access point, DHCP+DNS, captive redirect, STUN/TURN
   nats-server                                 # several boxes as one site (only with site_name)
+  iputils-arping                              # a site's backbone: ARP probes for its address
   python3 python3-venv                        # the Ahoy service (its venv comes from PyPI wheels)
   fake-hwclock                                # no RTC on a Pi: keep the last time on /data
   openssh-server                              # off unless ahoy.txt has ssh_authorized_key
@@ -226,7 +227,7 @@ systemctl disable --quiet dnsmasq.service coturn.service hostapd.service nats-se
   2>/dev/null || true
 systemctl mask --quiet systemd-networkd-wait-online.service
 systemctl enable --quiet systemd-networkd.service ahoy-data-partition.service ahoy-provision.service \
-  ahoy.service ahoy-requests.path ahoy-clock-save.timer ssh.service
+  ahoy.service ahoy-requests.path ahoy-clock-save.timer ssh.service ahoy-backbone.service
 if [ -f /etc/systemd/system/ahoy-vmtest.service ]; then systemctl enable --quiet ahoy-vmtest.service; fi
 # Every card would share these: sshd gets per-box keys on /data at first start instead.
 rm -f /etc/ssh/ssh_host_*

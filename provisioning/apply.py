@@ -277,6 +277,7 @@ def apply_config(
     _stop_other_access_points(config, root, system, report)
     _set_radio(config, system, report)
     _set_address(config, system, report)
+    _set_forwarding(config, system, report)
     _load_firewall(config, root, changed.get(render.NFTABLES, False), system, report)
     for name in (render.DNSMASQ, render.TURNSERVER, render.HOSTAPD):
         service = TARGETS[name].service
@@ -329,10 +330,11 @@ def _set_radio(config: BoxConfig, system: System, report: ApplyReport) -> None:
 def _set_address(config: BoxConfig, system: System, report: ApplyReport) -> None:
     try:
         if system.ensure_address(
-            config.interface, str(config.box_address), config.network.prefixlen
+            config.interface, str(config.box_address), config.hotspot_subnet.prefixlen
         ):
             report.actions.append(
-                f"set {config.interface} to {config.box_address}/{config.network.prefixlen}"
+                f"set {config.interface} to {config.box_address}/"
+                f"{config.hotspot_subnet.prefixlen}"
             )
     except LookupError:
         report.problems.append(
@@ -341,6 +343,18 @@ def _set_address(config: BoxConfig, system: System, report: ApplyReport) -> None
         )
     except OSError as exc:
         report.problems.append(f"could not set the address of {config.interface}: {exc}")
+
+
+def _set_forwarding(config: BoxConfig, system: System, report: ApplyReport) -> None:
+    """In a site the box routes between its phones and the other boxes' (the firewall
+    allows only that). Alone it is left as it is: the firewall forwards nothing to or
+    from the hotspot either way."""
+    if not config.in_site:
+        return
+    now = system.run(["sysctl", "-n", "net.ipv4.ip_forward"])
+    if now.output.strip() != "1":
+        _step(system, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"], report,
+              "turned routing between the site's hotspots on")
 
 
 def _load_firewall(

@@ -30,12 +30,16 @@ from enum import Enum
 from ipaddress import IPv4Address, IPv4Network, ip_address
 from typing import Any
 
-from provisioning import regulatory
+from provisioning import regulatory, sitenet
 
 MAX_FILE_BYTES = 64 * 1024
 FILE_NAME = "ahoy.txt"
 
 DEFAULT_NETWORK = IPv4Network("10.42.0.0/24")
+# With a site, `network` is shared by every box's hotspot: room for 256 of /24.
+SITE_NETWORK = IPv4Network("10.42.0.0/16")
+# The largest site space a slot of 16 boxes still fits in (see provisioning.sitenet).
+SITE_MAX_PREFIX = 24
 PRIVATE_RANGES = (
     IPv4Network("10.0.0.0/8"),
     IPv4Network("172.16.0.0/12"),
@@ -254,27 +258,64 @@ def _interface(raw: str) -> str:
     return name
 
 
-def _network(raw: str) -> IPv4Network:
-    text = raw.strip()
-    try:
-        network = IPv4Network(text, strict=False)
-    except ValueError:
-        raise _Invalid(
-            f"network must be an IPv4 network such as 10.42.0.0/24, not {raw!r}"
-        ) from None
-    if "/" not in text:
-        raise _Invalid(f"network needs a size after a slash, for example {text}/24")
-    if not MIN_PREFIX <= network.prefixlen <= MAX_PREFIX:
-        raise _Invalid(
-            f"network size must be between /{MIN_PREFIX} and /{MAX_PREFIX}, "
-            f"not /{network.prefixlen}"
-        )
-    if not any(network.subnet_of(r) for r in PRIVATE_RANGES):
-        raise _Invalid(
-            f"network must be a private range inside 10.0.0.0/8, 172.16.0.0/12 or "
-            f"192.168.0.0/16; {network} is not"
-        )
-    return network
+def _ipv4_network(key: str, example: str) -> Callable[[str], IPv4Network]:
+    def parse(raw: str) -> IPv4Network:
+        text = raw.strip()
+        try:
+            network = IPv4Network(text, strict=False)
+        except ValueError:
+            raise _Invalid(
+                f"{key} must be an IPv4 network such as {example}, not {raw!r}"
+            ) from None
+        if "/" not in text:
+            raise _Invalid(f"{key} needs a size after a slash, for example {text}/24")
+        if not MIN_PREFIX <= network.prefixlen <= MAX_PREFIX:
+            raise _Invalid(
+                f"{key} size must be between /{MIN_PREFIX} and /{MAX_PREFIX}, "
+                f"not /{network.prefixlen}"
+            )
+        if not any(network.subnet_of(r) for r in PRIVATE_RANGES):
+            raise _Invalid(
+                f"{key} must be a private range inside 10.0.0.0/8, 172.16.0.0/12 or "
+                f"192.168.0.0/16; {network} is not"
+            )
+        return network
+
+    return parse
+
+
+_network = _ipv4_network("network", "10.42.0.0/24")
+
+
+def _wired_interface(key: str, example: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        name = raw.strip()
+        if not 1 <= len(name) <= 15 or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise _Invalid(
+                f"{key} must be a network interface name of 1 to 15 letters and digits "
+                f"such as {example}, not {raw!r}"
+            )
+        if name == "lo":
+            raise _Invalid(f"{key} lo is the loopback interface; it links to nothing")
+        return name
+
+    return parse
+
+
+def _in_site(values: Mapping[str, Any]) -> bool:
+    """Whether the box is one of a site's (`site_name` set)."""
+    return bool(values.get("site_name"))
+
+
+def _derived_network(values: Mapping[str, Any], mac: str | None) -> IPv4Network:
+    return SITE_NETWORK if _in_site(values) else DEFAULT_NETWORK
+
+
+def _derived_hotspot_subnet(values: Mapping[str, Any], mac: str | None) -> IPv4Network:
+    network: IPv4Network = values["network"]
+    if not _in_site(values) or network.prefixlen > SITE_MAX_PREFIX:
+        return network
+    return sitenet.default_hotspot_subnet(network, mac)
 
 
 def _dhcp_range(raw: str) -> tuple[IPv4Address, IPv4Address]:
@@ -502,9 +543,13 @@ KEYS: dict[str, Key] = {
             "Channel", _HOTSPOT,
             derived=lambda values, mac: regulatory.DEFAULT_CHANNEL[values["band"]]),
         Key("interface", _interface, "wlan0", None, _HOTSPOT | _CHAT),
-        Key("network", _network, DEFAULT_NETWORK, None, _CHAT),
+        Key("network", _network, DEFAULT_NETWORK, None, _CHAT, derived=_derived_network),
+        Key("hotspot_subnet", _ipv4_network("hotspot_subnet", "10.42.7.0/24"), DEFAULT_NETWORK,
+            None, _HOTSPOT | _CHAT, derived=_derived_hotspot_subnet),
         Key("dhcp_range", _dhcp_range, default_dhcp_range(DEFAULT_NETWORK),
-            derived=lambda values, mac: default_dhcp_range(values["network"])),
+            derived=lambda values, mac: default_dhcp_range(values["hotspot_subnet"])),
+        Key("backbone_interface", _wired_interface("backbone_interface", "eth0"), "eth0",
+            None, _CHAT),
         Key("admin_password", _admin_password, "", secret=True),
         Key("retention_days", _integer("retention_days", 0, 3650, 30), 30,
             "Keep messages for (days)", _CHAT),
@@ -548,7 +593,9 @@ class BoxConfig:
     channel: int = _default("channel")
     interface: str = _default("interface")
     network: IPv4Network = field(default=_default("network"))
+    hotspot_subnet: IPv4Network = field(default=_default("hotspot_subnet"))
     dhcp_range: tuple[IPv4Address, IPv4Address] = _default("dhcp_range")
+    backbone_interface: str = _default("backbone_interface")
     admin_password: str = _default("admin_password")
     retention_days: int = _default("retention_days")
     retention_messages: int = _default("retention_messages")
@@ -561,8 +608,8 @@ class BoxConfig:
 
     @property
     def box_address(self) -> IPv4Address:
-        """The box's own address: the first one in the network."""
-        return self.network[1]
+        """The box's own address: the first one in its hotspot subnet."""
+        return self.hotspot_subnet[1]
 
     @property
     def in_site(self) -> bool:
@@ -777,6 +824,12 @@ def _check_together(
     def value(name: str) -> Any:
         return values.get(name, _default(name))
 
+    def _derived_or_set(values: Mapping[str, Any], name: str) -> Any:
+        key = KEYS[name]
+        if name in values:
+            return values[name]
+        return key.derived(values, None) if key.derived else key.default
+
     if not failed & {"band", "country", "channel"}:
         band, country = value("band"), value("country")
         allowed = regulatory.allowed_channels(country, band)
@@ -802,12 +855,32 @@ def _check_together(
                 f"use one of {regulatory.describe_channels(allowed)}{hint}",
                 "channel",
             )
-    if "dhcp_range" in values and "network" not in failed:
-        network = value("network")
+    if not failed & {"network", "hotspot_subnet"}:
+        network, subnet = _derived_or_set(values, "network"), value("hotspot_subnet")
+        if _in_site(values) and network.prefixlen > SITE_MAX_PREFIX:
+            problem(
+                f"network {network} is too small for a site: each box needs its own part "
+                f"of it; use /{SITE_MAX_PREFIX} or larger (for example {SITE_NETWORK}), "
+                "or leave network out",
+                "network", "site_name",
+            )
+        elif "hotspot_subnet" in values and not subnet.subnet_of(network):
+            problem(f"hotspot_subnet {subnet} must lie inside network {network}",
+                    "hotspot_subnet")
+    if "dhcp_range" in values and not failed & {"network", "hotspot_subnet"}:
+        where = "hotspot_subnet" if "hotspot_subnet" in values else "network"
+        network = values.get("hotspot_subnet") or _derived_or_set(values, "network")
         start, end = values["dhcp_range"]
         box = network[1]
-        if start not in network or end not in network:
-            problem(f"dhcp_range {start} - {end} must lie inside network {network}",
+        if _in_site(values) and "hotspot_subnet" not in values:
+            problem(
+                "dhcp_range needs hotspot_subnet in a site: each box picks its own part of "
+                "network, so a fixed range only fits a fixed hotspot_subnet; leave "
+                "dhcp_range out or set both",
+                "dhcp_range",
+            )
+        elif start not in network or end not in network:
+            problem(f"dhcp_range {start} - {end} must lie inside {where} {network}",
                     "dhcp_range")
         elif start <= box <= end:
             problem(

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from ipaddress import IPv4Network
 from pathlib import Path
 
-from provisioning import credentials, wireless
+from provisioning import credentials, sitenet, wireless
 from provisioning.config import (
     BoxConfig,
     ConfigError,
@@ -25,6 +26,7 @@ from provisioning.config import (
     change_config,
     decode_config,
     decode_with_codec,
+    default_dhcp_range,
     format_config,
     parse_config,
     parse_file,
@@ -94,7 +96,7 @@ def read_config(
             parsed = parse_file(decode_config(data))
             # The default Wi-Fi name is made from the MAC of the interface the file names.
             found = interface_mac(parsed.interface, sys_class_net) if mac is None else mac
-            config = parsed.config(found)
+            config = _with_chosen_subnet(parsed.config(found), parsed.values, data_dir)
             problem = interface_problem(config.interface)
             if problem is None:
                 return LoadedConfig(config, "file")
@@ -112,6 +114,32 @@ def read_config(
         mac = interface_mac(BoxConfig.interface, sys_class_net)
     defaults = BoxConfig(wifi_name=wifi_name_for_mac(mac))
     return LoadedConfig(defaults, "defaults", tuple(errors))
+
+
+def _with_chosen_subnet(
+    config: BoxConfig, written: Mapping[str, object], data_dir: Path
+) -> BoxConfig:
+    """In a site, the hotspot subnet the backbone moved this box to (another box had
+    the first choice), unless ahoy.txt pins one."""
+    if not config.in_site or "hotspot_subnet" in written:
+        return config
+    try:
+        text = DataDir(data_dir).chosen_hotspot_subnet.read_bytes()[:64].decode("ascii")
+        chosen = IPv4Network(text.strip())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return config
+    if chosen not in sitenet.slots(config.network):
+        return config  # from an older network setting
+    return replace(config, hotspot_subnet=chosen, dhcp_range=default_dhcp_range(chosen))
+
+
+def hotspot_subnet_pinned(boot_file: Path) -> bool:
+    """Whether ahoy.txt sets hotspot_subnet itself (then the box never moves it)."""
+    try:
+        entries, _ = read_entries(decode_config(boot_file.read_bytes()))
+    except (OSError, ConfigError):
+        return False
+    return any(e.key == "hotspot_subnet" and e.value for e in entries)
 
 
 def load_config(

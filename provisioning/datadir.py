@@ -44,6 +44,18 @@ class DataDir:
         return self.secrets / "site-secret"
 
     @property
+    def site_backbone(self) -> Path:
+        """What the backbone heard: this box and the other boxes of its site (JSON,
+        written by provisioning.backbone)."""
+        return self.root / "site" / "backbone.json"
+
+    @property
+    def chosen_hotspot_subnet(self) -> Path:
+        """The hotspot subnet this box moved to because another box of the site had
+        its first choice (provisioning.backbone); used unless ahoy.txt pins one."""
+        return self.root / "site" / "hotspot-subnet"
+
+    @property
     def tls(self) -> Path:
         """The box CA and server certificate (see provisioning.tls)."""
         return self.root / "tls"

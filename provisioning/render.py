@@ -117,7 +117,7 @@ def render_dnsmasq(config: BoxConfig, lease_file: Path = DEFAULT_LEASE_FILE) -> 
         "# Every name is the box, so any address a phone types lands on the portal.",
         f"address=/#/{box}",
         "local-ttl=10",
-        f"dhcp-range={start},{end},{config.network.netmask},12h",
+        f"dhcp-range={start},{end},{config.hotspot_subnet.netmask},12h",
         f"dhcp-option=option:router,{box}",
         f"dhcp-option=option:dns-server,{box}",
         "# RFC 8910 captive-portal API URL.",
@@ -146,6 +146,8 @@ def render_nftables(config: BoxConfig) -> str:
     if config.ssh_authorized_key:
         tcp.insert(0, SSH_PORT)
     udp = [DNS_PORT, DHCP_PORT, STUN_PORT, MDNS_PORT]
+    # Not redirected to the box: its own address, and in a site every box's phones.
+    own = config.network if config.in_site else box
     return f"""#!/usr/sbin/nft -f
 # {HEADER}
 # Declare then delete, so loading this file again replaces the table.
@@ -168,8 +170,7 @@ table inet ahoy {{
 
 	chain forward {{
 		type filter hook forward priority filter; policy accept;
-		# The box routes nothing: hotspot clients talk to the box and to each other.
-		iifname "{iface}" drop
+{_site_forward(config)}		iifname "{iface}" drop
 		oifname "{iface}" drop
 	}}
 
@@ -177,16 +178,35 @@ table inet ahoy {{
 		type nat hook prerouting priority dstnat; policy accept;
 		# Web and DNS to any address end up at the box (phones with cached
 		# addresses, hard-coded resolvers), so the portal still opens.
-		iifname "{iface}" ip daddr != {box} tcp dport {HTTP_PORT} redirect to :{HTTP_PORT}
-		iifname "{iface}" ip daddr != {box} udp dport {DNS_PORT} redirect to :{DNS_PORT}
-		iifname "{iface}" ip daddr != {box} tcp dport {DNS_PORT} redirect to :{DNS_PORT}
+		iifname "{iface}" ip daddr != {own} tcp dport {HTTP_PORT} redirect to :{HTTP_PORT}
+		iifname "{iface}" ip daddr != {own} udp dport {DNS_PORT} redirect to :{DNS_PORT}
+		iifname "{iface}" ip daddr != {own} tcp dport {DNS_PORT} redirect to :{DNS_PORT}
 	}}
 }}
 """
 
 
+def _site_forward(config: BoxConfig) -> str:
+    """The forward rules: alone, the box routes nothing; in a site, it routes between its
+    phones and the other boxes' phones over the backbone, and nothing else."""
+    iface = config.interface
+    if not config.in_site:
+        return "\t\t# The box routes nothing: hotspot clients talk to the box and to each other.\n"
+    own, site, backbone = config.hotspot_subnet, config.network, config.backbone_interface
+    return (
+        "\t\t# Site: phones reach the other boxes' phones (calls go phone to phone; the\n"
+        "\t\t# boxes' TURN is the fallback), over the backbone only, and nothing else.\n"
+        "\t\tct state invalid drop\n"
+        f'\t\tiifname "{iface}" oifname "{backbone}" ip saddr {own} ip daddr {site} '
+        f"ip daddr != {own} meta l4proto {{ tcp, udp, icmp }} accept\n"
+        f'\t\tiifname "{backbone}" oifname "{iface}" ip saddr {site} ip saddr != {own} '
+        f"ip daddr {own} meta l4proto {{ tcp, udp, icmp }} accept\n"
+    )
+
+
 def render_turnserver(config: BoxConfig, secret: str) -> str:
-    """coturn: STUN and TURN on the box, relaying only inside the hotspot network."""
+    """coturn: STUN and TURN on the box, relaying only to phones: its own hotspot's, and
+    in a site every box's (the site's `network`)."""
     net = config.network
     low, high = TURN_RELAY_PORTS
     lines = [
@@ -208,7 +228,8 @@ def render_turnserver(config: BoxConfig, secret: str) -> str:
         "no-multicast-peers",
         "no-rfc5780",
         "no-software-attribute",
-        "# Relay only to phones on the hotspot (and the box's own relay ports).",
+        "# Relay only to phones on the hotspot, or the site's hotspots (and the box's own"
+        " relay ports).",
         "denied-peer-ip=0.0.0.0-255.255.255.255",
         f"allowed-peer-ip={net.network_address}-{net.broadcast_address}",
         "user-quota=12",
@@ -230,7 +251,7 @@ def render_networkd(config: BoxConfig) -> str:
         "[Link]\n"
         "RequiredForOnline=no\n\n"
         "[Network]\n"
-        f"Address={config.box_address}/{config.network.prefixlen}\n"
+        f"Address={config.box_address}/{config.hotspot_subnet.prefixlen}\n"
         "ConfigureWithoutCarrier=yes\n"
         "IPv6AcceptRA=no\n"
     )

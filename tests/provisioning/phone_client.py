@@ -5,6 +5,8 @@
     phone_client.py stun SERVER PORT     STUN binding; prints the mapped address
     phone_client.py turn SERVER PORT USER PASSWORD   TURN allocate; prints the result
     phone_client.py tcp HOST PORT        TCP connect; prints whether it worked
+    phone_client.py udp HOST PORT        one UDP datagram; prints the echo, if any
+    phone_client.py echo PORT            TCP and UDP echo on PORT until killed
 
 Prints one JSON object. Plain sockets and struct only, so it runs anywhere.
 """
@@ -170,6 +172,40 @@ def tcp(host: str, port: str) -> dict[str, Any]:
         return {"connected": False, "error": type(exc).__name__}
 
 
+def udp(host: str, port: str) -> dict[str, Any]:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(0.5)
+        for _ in range(4):
+            try:
+                sock.sendto(b"ping", (host, int(port)))
+                data, source = sock.recvfrom(200)
+                return {"echoed": True, "reply": data.decode(errors="replace"),
+                        "from": source[0]}
+            except OSError as exc:
+                error = type(exc).__name__
+        return {"echoed": False, "error": error}
+
+
+def echo(port: str) -> dict[str, Any]:
+    """Answer TCP and UDP on `port` with what the caller's address is, until killed."""
+    import threading
+
+    def serve_udp() -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("0.0.0.0", int(port)))
+            while True:
+                _, source = sock.recvfrom(200)
+                sock.sendto(f"echo from {source[0]}".encode(), source)
+
+    threading.Thread(target=serve_udp, daemon=True).start()
+    with socket.create_server(("0.0.0.0", int(port))) as server:
+        while True:
+            conn, source = server.accept()
+            with conn:
+                conn.sendall(f"echo from {source[0]}".encode())
+
+
 if __name__ == "__main__":
-    commands = {"dhcp": dhcp, "dns": dns, "stun": stun, "turn": turn, "tcp": tcp}
+    commands = {"dhcp": dhcp, "dns": dns, "stun": stun, "turn": turn, "tcp": tcp, "udp": udp,
+                "echo": echo}
     print(json.dumps(commands[sys.argv[1]](*sys.argv[2:])))

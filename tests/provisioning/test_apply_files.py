@@ -27,6 +27,7 @@ class RecordingSystem:
         self.country = "00"
         self.power_save = "on"
         self.nft_loaded = False
+        self.forward = "0"
         self.active: set[str] = set()
         self.interfaces = {"wlan0", "wlan1"}
         self.wired = {"eth0": "interface eth0 is not a Wi-Fi interface (it is wired)"}
@@ -52,6 +53,10 @@ class RecordingSystem:
                 self.active.add(unit)
             case ["systemctl", "stop", unit]:
                 self.active.discard(unit)
+            case ["sysctl", "-n", "net.ipv4.ip_forward"]:
+                return CommandResult(0, self.forward)
+            case ["sysctl", "-q", "-w", setting]:
+                self.forward = setting.split("=")[1]
             case _:
                 raise AssertionError(f"unexpected command {argv}")
         self.commands.append(argv)
@@ -113,6 +118,22 @@ def test_first_apply_sets_up_the_machine_and_the_second_does_nothing(tmp_path: P
     system.commands.clear()
     second = apply_config(CONFIG, tmp_path / "data", root=tmp_path / "root", system=system)
     assert second == ApplyReport()
+    assert system.commands == []
+
+
+def test_a_box_of_a_site_routes_between_hotspots_and_a_box_alone_is_left_as_it_is(
+    tmp_path: Path,
+) -> None:
+    alone = RecordingSystem()
+    apply_config(CONFIG, tmp_path / "data", root=tmp_path / "root", system=alone)
+    assert alone.forward == "0"
+    system = RecordingSystem()
+    site = parse_config("site_name = ship\nhotspot_subnet = 10.42.7.0/24\n")
+    report = apply_config(site, tmp_path / "data", root=tmp_path / "root", system=system)
+    assert system.forward == "1" and system.address == ("wlan0", "10.42.7.1", 24)
+    assert "turned routing between the site's hotspots on" in report.actions
+    system.commands.clear()
+    apply_config(site, tmp_path / "data", root=tmp_path / "root", system=system)
     assert system.commands == []
 
 

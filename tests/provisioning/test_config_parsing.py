@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from provisioning import regulatory
+from provisioning import regulatory, sitenet
 from provisioning.config import (
     KEYS,
     MAX_FILE_BYTES,
@@ -286,9 +286,12 @@ def configs(draw: st.DrawFn) -> BoxConfig:
     bands = [b for b in regulatory.BANDS if regulatory.allowed_channels(country, b)]
     band = draw(st.sampled_from(bands))
     channel = draw(st.sampled_from(regulatory.allowed_channels(country, band)))
-    prefix = draw(st.integers(16, 28))
+    site_name = draw(st.sampled_from(["", "mv-hope"]))
+    # A site shares its network among the boxes: at most /24, each box one slot of it.
+    prefix = draw(st.integers(16, 24 if site_name else 28))
     base = draw(st.sampled_from(["10.0.0.0", "172.16.0.0", "192.168.0.0"]))
     network = IPv4Network(f"{base}/{prefix}")
+    subnet = draw(st.sampled_from(sitenet.slots(network))) if site_name else network
     pins = draw(st.lists(st.integers(2, 27), min_size=0, max_size=3, unique=True))
     return BoxConfig(
         box_name=draw(st.from_regex(r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?", fullmatch=True)),
@@ -298,13 +301,14 @@ def configs(draw: st.DrawFn) -> BoxConfig:
         band=band,
         channel=channel,
         network=network,
-        dhcp_range=(network[2], network[-2]),
+        hotspot_subnet=subnet,
+        dhcp_range=(subnet[2], subnet[-2]),
         admin_password="",
         retention_days=draw(st.integers(0, 3650)),
         retention_messages=draw(st.integers(0, 1_000_000)),
         status_led_pins=tuple(pins[:2]),
         button_pin=pins[2] if len(pins) > 2 else None,
-        site_name=draw(st.sampled_from(["", "mv-hope"])),
+        site_name=site_name,
         site_peers=draw(st.sampled_from([(), ("10.99.0.2:4222", "[fd00::2]:4333")])),
     )
 
