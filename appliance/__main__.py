@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "none in --dev); see docs/config.md")
     serve.add_argument("--box-name", default=None,
                        help="the box's name (default: from the config file, else ahoy)")
+    serve.add_argument("--default-room", type=_room_name, default=None, metavar="NAME",
+                       help="the room every new phone joins at first visit, instead of the "
+                            "config file's default_room; an empty NAME for none")
     serve.add_argument("--mdns", action=argparse.BooleanOptionalAction, default=None,
                        help="announce the box with mDNS (default: on, off in --dev)")
     serve.add_argument("--stun", action="append", default=[], metavar="URL",
@@ -64,6 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="INFO",
                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
+
+
+def _room_name(text: str) -> str:
+    """--default-room: the config key's own rules; "" (none) stays "" here."""
+    from provisioning.config import KEYS
+
+    try:
+        return KEYS["default_room"].parse(text) or ""
+    except Exception as e:  # the config parser's own "value is wrong" error
+        raise argparse.ArgumentTypeError(str(e).replace("default_room", "--default-room")) from None
 
 
 def _positive_int(text: str) -> int:
@@ -158,6 +171,8 @@ def build_settings(args: argparse.Namespace) -> tuple[Any, tuple[str, ...]]:
         turn_secret=turn_secret,
         retention_days=config.retention_days,
         retention_messages=config.retention_messages,
+        default_room=(config.default_room if args.default_room is None
+                      else args.default_room or None),
         wifi_ssid=config.wifi_name if config_path is not None else None,
         wifi_passphrase=(config.wifi_passphrase or None) if config_path is not None else None,
         hotspot_network=str(config.network) if config_path is not None else None,

@@ -27,7 +27,8 @@ def create_app(settings: Settings) -> Flask:
                            user_id, int(time.time()), settings.turn_ttl_s)
 
     hub = Hub(store, ice_servers=ice_for,
-              retention=(settings.retention_days, settings.retention_messages))
+              retention=(settings.retention_days, settings.retention_messages),
+              default_room=settings.default_room)
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = 8 * 1024 * 1024
     box = Box(settings=settings, hub=hub)

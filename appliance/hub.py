@@ -109,6 +109,7 @@ class Hub:
         rate_limit: RateLimit | None = None,
         calls: Calls | None = None,
         retention: tuple[int, int] | None = None,
+        default_room: str | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -121,6 +122,12 @@ class Hub:
         self.calls = calls or Calls(lambda: new_id("c_"))
         self.rooms = Rooms(lambda: new_id("r_"), lambda: secrets.token_urlsafe(12))
         self.rooms.load(store.load_rooms(), store.invites())
+        # The room every new person joins at first visit (config `default_room`).
+        self.default_room: str | None = None
+        if default_room:
+            room, writes = self.rooms.box_room(default_room, clock())
+            self._apply(writes)
+            self.default_room = room.id
         self._conns: dict[int, Connection] = {}
         self._stale_counts: set[str] = set()
         # When each address last made new identities (ms), for the hourly limit.
@@ -302,6 +309,7 @@ class Hub:
         if token is None:
             token = secrets.token_urlsafe(32)
             self.store.create_user(user_id, hash_token(token), wanted, now)
+            self._apply(self.rooms.first_visit(user_id, self.default_room))
             if _limited_address(conn.address):
                 self._new_people.setdefault(conn.address, []).append(now)
         elif wanted != current_name:
@@ -325,7 +333,8 @@ class Hub:
         ]
         rooms = [self._room_wire(r) for r in self.rooms if r.can_see(user_id)]
         conn.peer.send(self._reply(req, protocol.welcome(
-            self._user_wire(user_id), token, users, rooms, self.ice_servers(user_id), now)))
+            self._user_wire(user_id), token, users, rooms, self.ice_servers(user_id), now,
+            default_room=self.default_room)))
         self._send_missed(conn.peer, user_id, req.get("since") or {})
         self._deliver(self.calls.user_back(user_id))
         if not was_online or wanted != current_name:

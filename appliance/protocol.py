@@ -343,7 +343,7 @@ def pong(ts: int) -> Wire:
 
 
 def welcome(you: Wire, token: str, users: list[Wire], rooms: list[Wire],
-            ice_servers: list[Wire], now: int) -> Wire:
+            ice_servers: list[Wire], now: int, default_room: str | None = None) -> Wire:
     return {
         "type": "welcome",
         "protocol": PROTOCOL_VERSION,
@@ -356,6 +356,7 @@ def welcome(you: Wire, token: str, users: list[Wire], rooms: list[Wire],
                    "rooms_per_person": MAX_ROOMS_PER_PERSON, "rooms": MAX_ROOMS,
                    "call_members": MAX_CALL_MEMBERS},
         "server_time": now,
+        "default_room": default_room,
     }
 
 

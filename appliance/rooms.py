@@ -17,6 +17,7 @@ from . import protocol
 from .protocol import ProtocolError
 
 DEFAULT_LIMIT = 50
+BOX_OWNER = ""  # the owner of rooms the box makes itself (the default room)
 
 
 @dataclass
@@ -320,6 +321,28 @@ class Rooms:
         )
         self._rooms[room.id] = room
         return [SaveRoom(room), AddMember(room.id, user), Reply("room", room), Announce(room)]
+
+    def box_room(self, name: str, now: int) -> tuple[Room, list[Effect]]:
+        """The room of the box itself called `name` (the config's `default_room`),
+        made if there is none. It has no owner (`""`): the admin page manages it."""
+        wanted = protocol.clean_room_name(name)
+        for room in self._rooms.values():
+            if room.owner == BOX_OWNER and room.name.casefold() == wanted.casefold():
+                return room, []
+        room = Room(id=self._new_id(), name=wanted, description="", limit=protocol.MAX_ROOM_LIMIT,
+                    active=True, ephemeral=False, owner=BOX_OWNER, created=now)
+        self._rooms[room.id] = room
+        return room, [SaveRoom(room)]
+
+    def first_visit(self, user: str, room_id: str | None) -> list[Effect]:
+        """A new person joins the box's default room, when it takes them; nothing
+        is refused to them when it does not (full or closed)."""
+        room = self.get(room_id)
+        if room is None or not room.active or len(room.members) >= room.limit:
+            return []
+        if user not in room.members:
+            room.members.append(user)
+        return [AddMember(room.id, user), Announce(room)]
 
     def join(self, user: str, user_name: str, room_id: str, code: str | None) -> list[Effect]:
         room = self.get(room_id)

@@ -36,6 +36,8 @@ class Settings:
     turn_ttl_s: int = 6 * 3600
     retention_days: int = 30
     retention_messages: int = 10000
+    # The room every new phone joins at first visit (config `default_room`); None: none.
+    default_room: str | None = None
     wifi_ssid: str | None = None
     wifi_passphrase: str | None = None
     # The hotspot's own network ("10.42.0.0/24"): phones there have joined the

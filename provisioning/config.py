@@ -361,6 +361,23 @@ def _button_pin(raw: str) -> int | None:
     return _pin_number("button_pin", text)
 
 
+MAX_ROOM_NAME = 48  # as appliance.protocol.MAX_ROOM_NAME (the service checks they agree)
+
+
+def _default_room(raw: str) -> str | None:
+    """The room everyone joins at first visit; none (or empty) for no such room."""
+    name = " ".join(raw.split())
+    if name.lower() in ("", "none", "off"):
+        return None
+    if len(name) > MAX_ROOM_NAME:
+        raise _Invalid(
+            f"default_room must be at most {MAX_ROOM_NAME} characters (it has {len(name)}), "
+            "or none for no default room")
+    if any(unicodedata.category(ch) == "Cc" for ch in name):
+        raise _Invalid("default_room must not contain control characters")
+    return name
+
+
 def _admin_password(raw: str) -> str:
     if raw == "":
         return ""
@@ -555,6 +572,8 @@ KEYS: dict[str, Key] = {
             "Keep messages for (days)", _CHAT),
         Key("retention_messages", _integer("retention_messages", 0, 1_000_000, 10000), 10000,
             "Keep at most (messages per chat)", _CHAT),
+        Key("default_room", _default_room, "Everyone", "Room everyone joins", _CHAT,
+            empty_means_none=True),
         Key("status_led_pins", _pins, (17, 27), None, _CHAT, empty_means_none=True),
         Key("button_pin", _button_pin, 22, None, _CHAT, empty_means_none=True),
         Key("ssh_authorized_key", _ssh_key, ""),
@@ -599,6 +618,7 @@ class BoxConfig:
     admin_password: str = _default("admin_password")
     retention_days: int = _default("retention_days")
     retention_messages: int = _default("retention_messages")
+    default_room: str | None = _default("default_room")
     status_led_pins: tuple[int, ...] = _default("status_led_pins")
     button_pin: int | None = _default("button_pin")
     ssh_authorized_key: str = _default("ssh_authorized_key")

@@ -45,6 +45,9 @@ class AhoyServer:
     program: tuple[str, ...] = ("-m", "appliance")
     env: dict[str, str] = field(default_factory=dict)
     file_limit: tuple[int, int] | None = None
+    # No room everyone joins (config `default_room`), so that each test sees only
+    # the rooms it makes; tests of first use set one.
+    default_room: str = ""
 
     @property
     def http_url(self) -> str:
@@ -73,7 +76,8 @@ class AhoyServer:
         self.process = subprocess.Popen(
             [sys.executable, *self.program, "serve", *mode,
              "--data-dir", str(self.data_dir), "--port", str(self.http_port),
-             "--https-port", str(self.https_port), *self.extra_args],
+             "--https-port", str(self.https_port), "--default-room", self.default_room,
+             *self.extra_args],
             cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env,
             preexec_fn=self._limit_files if self.file_limit else None,
         )

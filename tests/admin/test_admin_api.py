@@ -33,8 +33,20 @@ def test_settings_show_the_box_config(admin: Admin) -> None:
     assert data["values"] == {
         "box_name": "ahoy", "wifi_name": "Ahoy", "wifi_passphrase": "", "country": "",
         "band": "2.4", "channel": "6", "retention_days": "30", "retention_messages": "10000",
+        "default_room": "Everyone",
     }
     assert data["channels"]["2.4"] == list(range(1, 12))
+
+
+def test_the_room_everyone_joins_is_a_setting_with_none_for_no_room(admin: Admin) -> None:
+    too_long = admin.post("/admin/api/settings", {"default_room": "x" * 49})
+    assert too_long.status_code == 400
+    assert too_long.json["fields"]["default_room"].startswith(
+        "Room everyone joins must be at most 48 characters")
+    assert admin.post("/admin/api/settings", {"default_room": "none"}).status_code == 200
+    assert admin.get("/admin/api/settings").json["values"]["default_room"] == "none"
+    assert admin.post("/admin/api/settings", {"default_room": "Deck crew"}).status_code == 200
+    assert admin.get("/admin/api/settings").json["values"]["default_room"] == "Deck crew"
 
 
 def test_bad_settings_come_back_per_field_in_words(admin: Admin) -> None:

@@ -122,7 +122,7 @@ def _empty(key: str, quoted: bool = False) -> BoxConfig:
 
 
 DEFAULTS = parse_config("", mac="b8:27:eb:12:3f:2a")
-NONE = {"status_led_pins": (), "button_pin": None}
+NONE = {"status_led_pins": (), "button_pin": None, "default_room": None}
 
 
 @pytest.mark.parametrize("key", sorted(set(KEYS) - set(EMPTY_MEANS_NONE)))

@@ -12,6 +12,7 @@ const HINTS = {
   channel: 'Pick one few neighbours use. 1, 6 and 11 do not overlap on 2.4 GHz.',
   retention_days: 'Older messages are deleted. 0 keeps them forever.',
   retention_messages: 'Per room or chat; the oldest go first. 0 means no limit.',
+  default_room: 'Every new phone joins this room and opens in it; people can leave it. none: no such room.',
 };
 
 let section = null;
@@ -75,6 +76,7 @@ function render(data) {
     channelField,
     field('retention_days', L.retention_days, el('input', {type: 'number', min: 0, max: 3650, value: v.retention_days, inputmode: 'numeric'})),
     field('retention_messages', L.retention_messages, el('input', {type: 'number', min: 0, max: 1000000, value: v.retention_messages, inputmode: 'numeric'})),
+    field('default_room', L.default_room, textInput(v.default_room, {maxlength: 48, autocapitalize: 'words', spellcheck: 'true'})),
     el('p', {class: 'hint'}, 'Changing the Wi-Fi name, password, country, band or channel restarts the hotspot: every phone is disconnected and must join again.'),
     el('div', {class: 'actions'}, el('button', {type: 'submit', class: 'primary', testid: 'settings-save'}, 'Save')),
     status, notes);

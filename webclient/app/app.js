@@ -175,11 +175,24 @@ function initJoin() {
     $('#join-button').disabled = true;
     $('#join-button').textContent = t('join_working');
     initialLoad = true;
+    firstJoin = !state.token;
     connect(name);
   });
 }
 
 on('need_name', (key) => showJoin(key));
+
+// A new person opens in the box's default room (config `default_room`): the
+// first message is the name, Join, the text and Send. A link to a room wins.
+let firstJoin = false;
+
+function landInDefaultRoom(msg) {
+  if (!firstJoin) return;
+  firstJoin = false;
+  const room = msg.default_room && state.rooms.get(msg.default_room);
+  if (!room || !room.members.includes(state.me?.id) || /^#(room|join)=/.test(location.hash)) return;
+  openConv('room:' + room.id);
+}
 
 on('hello_error', (msg) => {
   if (!state.token) {
@@ -191,11 +204,12 @@ on('hello_error', (msg) => {
   }
 });
 
-on('welcome', () => {
+on('welcome', (msg) => {
   if (document.body.dataset.screen === 'join-screen' || !document.body.dataset.screen) showScreen('home-screen');
   renderHome();
   if (state.current) renderHeader();
   updateTitle();
+  landInDefaultRoom(msg);
   setTimeout(() => (initialLoad = false), 1500);
   openHashRoom();
 });
