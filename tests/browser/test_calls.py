@@ -181,6 +181,12 @@ def test_room_call_mesh_of_three(ahoy_server: Any, phones: Any) -> None:
             timeout=20)
     media_flowing(crew[0])
     assert crew[0].page.locator("[data-testid=call-tile]").count() == 2
+    # "In the call:" names everyone on every screen, the last to join included.
+    for phone, me in zip(crew, names, strict=True):
+        others = [n for n in names if n != me]
+        phone.wait_js("names => { const line = document.querySelector('#call-people');"
+                      " return !line.hidden && names.every(n => line.textContent.includes(n)); }",
+                      others)
 
     crew[2].tid("hangup-button").click()
     for phone in crew[:2]:

@@ -210,10 +210,13 @@ function notePeer(uid, key) {
   beep();
 }
 
-/** The names of the people in the room call, above the video tiles. */
-function renderPeople() {
+/**
+ * The names of the people in the room call, above the video tiles. `room` is a
+ * room_update's newest room: this runs before rooms.js stores it.
+ */
+function renderPeople(room = call?.room ? state.rooms.get(call.room) : null) {
   const line = $('#call-people');
-  const ids = call?.room ? state.rooms.get(call.room)?.call?.participants || [] : [];
+  const ids = call?.room ? room?.call?.participants || [] : [];
   line.hidden = !ids.length;
   line.textContent = t('call_in_room', {names: ids.map((u) => (u === state.me.id ? t('call_local') : nameOf(u) || t('someone'))).join(', ')});
 }
@@ -349,7 +352,7 @@ export function onMessage(msg) {
     case 'room_update':
       // A room call we were offered but never joined has ended.
       if (incoming?.room === msg.room?.id && !msg.room.call) hideIncoming();
-      if (call?.room && call.room === msg.room?.id) renderPeople();
+      if (call?.room && call.room === msg.room?.id) renderPeople(msg.room);
       break;
   }
 }
