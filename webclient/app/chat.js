@@ -9,6 +9,7 @@ import {t} from './strings.js';
 
 const TYPING_SEND_EVERY = 3000;
 const TYPING_SHOW_FOR = 5000;
+const GROUP_WITHIN_MS = 5 * 60 * 1000; // one person's messages this close are one group
 let lastTypingSent = 0;
 let rendered = new Map(); // msg id -> <li> in the open conversation
 
@@ -40,6 +41,7 @@ export function initChat({onCall, onRoomInfo, onSearch, onSendFile, onJoinCall})
   });
   input.addEventListener('input', () => {
     autosize(input);
+    showCount();
     maybeSendTyping();
   });
   $('#call-audio-button').addEventListener('click', () => onCall(state.current, 'audio'));
@@ -92,12 +94,30 @@ function autosize(input) {
   input.style.height = Math.min(input.scrollHeight, 140) + 'px';
 }
 
+/** Characters as the box counts them (code points, not UTF-16 units). */
+const charCount = (text) => [...text].length;
+
+/**
+ * The composer never cuts text (no maxlength: a paste would be cut silently);
+ * near the box's limit a counter shows how much is left, over it how much too much.
+ */
+function showCount() {
+  const out = $('#composer-count');
+  const n = charCount($('#composer-input').value.trim());
+  const max = state.limits.text;
+  out.hidden = n < Math.floor(max * 0.9);
+  out.textContent = t('composer_count', {n, max});
+  out.classList.toggle('over', n > max);
+}
+
 function submit() {
   const input = $('#composer-input');
   const text = input.value.trim();
   if (!text || !state.current) return;
-  if (text.length > state.limits.text) {
-    toast(t('msg_failed', {reason: String(state.limits.text)}));
+  if (charCount(text) > state.limits.text) {
+    // The box's own words (protocol.clean_text); the text stays to be shortened.
+    toast(t('msg_too_long', {max: state.limits.text, n: charCount(text)}));
+    showCount();
     return;
   }
   const conv = state.current;
@@ -106,6 +126,7 @@ function submit() {
   setReply(null);
   input.value = '';
   autosize(input);
+  showCount();
   input.focus();
   lastTypingSent = 0;
 }
@@ -128,6 +149,7 @@ export function openConv(conv) {
   list.replaceChildren();
   setTimeout(() => list.setAttribute('aria-live', 'polite'), 500);
   $('#composer-input').value = '';
+  showCount();
   setReply(null);
   showScreen('conv-screen');
   renderHeader();
@@ -260,19 +282,25 @@ function reactionRow(m) {
   }));
 }
 
-function messageNode(m, isRoom, readSeq) {
+/** Whether `m` continues a run of messages from one person (shown without name and picture again). */
+function continues(prev, m) {
+  return !!prev && prev.from === m.from && !m.reply_to && Math.abs((m.ts || 0) - (prev.ts || 0)) < GROUP_WITHIN_MS;
+}
+
+function messageNode(m, isRoom, readSeq, cont = false) {
   const mine = m.from === state.me?.id;
-  const li = el('li', {class: 'msg ' + (mine ? 'mine' : 'theirs'), 'data-testid': 'message', 'data-id': m.id, 'data-seq': m.seq ?? ''});
+  const li = el('li', {class: 'msg ' + (mine ? 'mine' : 'theirs') + (cont ? ' cont' : ''), 'data-testid': 'message', 'data-id': m.id, 'data-seq': m.seq ?? ''});
   const name = m.name || nameOf(m.from) || t('someone');
-  if (isRoom && !mine) li.append(el('span', {class: 'msg-head'}, avatar(name, 'small', m.from), el('span', {class: 'sender', 'data-testid': 'msg-sender', text: name})));
+  if (isRoom && !mine && !cont) li.append(el('span', {class: 'msg-head'}, avatar(name, 'small', m.from), el('span', {class: 'sender', 'data-testid': 'msg-sender', dir: 'auto', text: name})));
   if (m.reply_to) {
     const orig = messageBySeq(m.conv, m.reply_to);
     li.append(el('button', {type: 'button', class: 'quote', 'data-testid': 'msg-quote', 'data-seq': m.reply_to, onclick: () => jumpTo(m.conv, m.reply_to)},
-      el('strong', {text: orig ? orig.name || nameOf(orig.from) || t('someone') : t('reply_earlier')}),
-      orig ? el('span', {text: snippet(orig.text)}) : null));
+      el('strong', {dir: 'auto', text: orig ? orig.name || nameOf(orig.from) || t('someone') : t('reply_earlier')}),
+      orig ? el('span', {dir: 'auto', text: snippet(orig.text)}) : null));
   }
   // Formatting builds elements and text nodes only: typed markup never becomes HTML.
-  li.append(el('span', {class: 'text', 'data-testid': 'msg-text'}, formatText(m.text)));
+  // dir=auto: Hebrew or Arabic reads right to left, whatever the page's language.
+  li.append(el('span', {class: 'text', 'data-testid': 'msg-text', dir: 'auto'}, formatText(m.text)));
   li.append(reactionRow(m) || '');
   li.append(el('span', {class: 'meta'},
     m.seq !== undefined ? el('button', {type: 'button', class: 'msg-more', 'data-testid': 'msg-actions', 'aria-label': t('msg_actions'), title: t('msg_actions'), onclick: (ev) => openActions(m, ev.currentTarget), text: '☺'}) : null,
@@ -331,11 +359,12 @@ export function renderConv(keepScroll = false) {
   const peer = dmPeer(conv);
   const readSeq = peer ? state.readBy[conv]?.[peer] || 0 : 0;
   const next = new Map();
-  const nodes = msgs.map((m) => {
-    const key = `${m.id}|${m.seq}|${m.status}|${m.from === state.me?.id && readSeq >= (m.seq || Infinity)}|${JSON.stringify(m.reactions || '')}|${m.reply_to ? !!messageBySeq(conv, m.reply_to) : ''}`;
+  const nodes = msgs.map((m, idx) => {
+    const cont = continues(msgs[idx - 1], m);
+    const key = `${cont}|${m.id}|${m.seq}|${m.status}|${m.from === state.me?.id && readSeq >= (m.seq || Infinity)}|${JSON.stringify(m.reactions || '')}|${m.reply_to ? !!messageBySeq(conv, m.reply_to) : ''}`;
     let li = rendered.get(m.id);
     if (!li || li.dataset.key !== key) {
-      li = messageNode(m, isRoom, readSeq);
+      li = messageNode(m, isRoom, readSeq, cont);
       li.dataset.key = key;
     }
     next.set(m.id, li);

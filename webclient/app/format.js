@@ -1,4 +1,4 @@
-// Message text to DOM nodes: *bold*, _italic_, `code`, and links that stay on
+// Message text to DOM nodes: *bold* (and **bold**), _italic_, `code`, and links that stay on
 // this box. Built with createElement and text nodes only: whatever people type
 // can never become markup, and anything that is not one of these shows as typed.
 
@@ -43,6 +43,17 @@ function closing(text, start, mark) {
   return -1;
 }
 
+/** Where the closing `**` of a `**bold**` opened at `start` is, or -1. */
+function closingDouble(text, start) {
+  const first = text[start + 2];
+  if (!first || /\s/.test(first) || first === '*' || isWordChar(text[start - 1])) return -1;
+  for (let i = start + 3; i < text.length - 1; i++) {
+    if (text[i] === '\n') return -1;
+    if (text[i] === '*' && text[i + 1] === '*' && !/\s/.test(text[i - 1]) && text[i + 2] !== '*' && !isWordChar(text[i + 2])) return i;
+  }
+  return -1;
+}
+
 /**
  * Append `text` to `parent` with formatting. `open` lists the marks we are
  * already inside, so *_x_* works but a span never nests in itself.
@@ -65,6 +76,20 @@ function render(parent, text, open) {
         i = end + 1;
         continue;
       }
+    } else if (ch === '*' && text[i + 1] === '*' && !open.includes('*') && open.length < 2) {
+      // **bold**, the habit from other chat apps, as well as *bold*.
+      const end = closingDouble(text, i);
+      if (end > 0) {
+        flush();
+        const node = document.createElement('strong');
+        render(node, text.slice(i + 2, end), [...open, '*']);
+        parent.append(node);
+        i = end + 2;
+        continue;
+      }
+      plain += '**';
+      i += 2;
+      continue;
     } else if ((ch === '*' || ch === '_') && !open.includes(ch) && open.length < 2) {
       const end = closing(text, i, ch);
       if (end > 0) {

@@ -57,6 +57,8 @@ export const strings = {
   msg_delivered: 'Delivered to the box',
   msg_read: 'Read',
   msg_failed: 'Not sent: {reason}',
+  msg_too_long: 'Not sent: Messages can be at most {max} characters long. This one has {n}.',
+  composer_count: '{n} / {max}',
   typing_one: '{name} is typing…',
   typing_many: '{n} people are typing…',
   dm_subtitle_online: 'online',
