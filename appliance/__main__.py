@@ -176,6 +176,7 @@ def build_settings(args: argparse.Namespace) -> tuple[Any, tuple[str, ...]]:
         wifi_ssid=config.wifi_name if config_path is not None else None,
         wifi_passphrase=(config.wifi_passphrase or None) if config_path is not None else None,
         hotspot_network=str(config.network) if config_path is not None else None,
+        in_site=config.in_site and config_path is not None,
         max_connections=args.max_connections,
         max_connections_per_client=args.max_connections_per_client,
         max_unfinished_per_client=args.max_unfinished_per_client,

@@ -20,6 +20,8 @@ from .box import Box
 
 log = logging.getLogger(__name__)
 
+SITE_LINK_SECONDS = 3.0
+
 
 @dataclass
 class Devices:
@@ -28,10 +30,12 @@ class Devices:
     led_pins: tuple[int, ...] = KEYS["status_led_pins"].default
     button_pin: int | None = KEYS["button_pin"].default
     announce: bool = True
+    site: bool = False  # one of a site's boxes: follow the backbone's link
     parts: list[Any] = field(default_factory=list)
     lights: Any = None
     watcher: Any = None
     announcer: Any = None
+    _stop_site: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
         self._start_lights()
@@ -39,6 +43,10 @@ class Devices:
         if self.announce:
             # zeroconf probes for a few seconds; the web app is up meanwhile.
             threading.Thread(target=self._start_mdns, name="ahoy-mdns", daemon=True).start()
+        if self.site:
+            self._stop_site.clear()
+            threading.Thread(target=self._follow_site_link, name="ahoy-site-link",
+                             daemon=True).start()
         self.box.hub.on_change.append(self.refresh)
         self.refresh()
 
@@ -110,6 +118,19 @@ class Devices:
         except Exception as e:
             log.warning("mDNS announcement unavailable: %s", e)
 
+    def _follow_site_link(self) -> None:
+        """Read what the backbone (the root side) heard, every few seconds."""
+        from provisioning.backbone import read_status, site_link
+
+        while True:
+            link = site_link(read_status(self.box.settings.data_dir))
+            if link != self.box.status.get("site_link"):
+                self.box.status["site_link"] = link
+                log.info("site link: %s", link["text"])
+                self.refresh()
+            if self._stop_site.wait(SITE_LINK_SECONDS):
+                return
+
     def refresh(self) -> None:
         """Recompute the lights from the box's facts."""
         if self.lights is None:
@@ -123,6 +144,7 @@ class Devices:
                 config_ok=not self.box.status.get("config_errors"),
                 clients=snapshot["users_online"],
                 calls=snapshot["calls"],
+                site_alone=bool((self.box.status.get("site_link") or {}).get("alone")),
             )
         except Exception:
             log.exception("cannot update the status lights")
@@ -152,6 +174,7 @@ class Devices:
         log.warning("admin password was reset with the button; see %s", note or "the console")
 
     def close(self) -> None:
+        self._stop_site.set()
         for part in reversed(self.parts):
             try:
                 part.close()

@@ -51,6 +51,7 @@ class BoxState(Enum):
     CALL_IN_PROGRESS = "call_in_progress"
     CONFIG_ERROR = "config_error"
     HOTSPOT_FAILED = "hotspot_failed"
+    ALONE_IN_SITE = "alone_in_site"
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,8 @@ class BoxFacts:
     config_ok: bool = True
     clients: int = 0
     calls: int = 0
+    # In a site and no other box heard on the backbone (False alone or when linked).
+    site_alone: bool = False
 
 
 def box_state(facts: BoxFacts) -> BoxState:
@@ -78,6 +81,8 @@ def box_state(facts: BoxFacts) -> BoxState:
         return BoxState.BOOTING
     if not facts.hotspot_up:
         return BoxState.HOTSPOT_FAILED
+    if facts.site_alone:
+        return BoxState.ALONE_IN_SITE
     if facts.calls > 0:
         return BoxState.CALL_IN_PROGRESS
     if facts.clients > 0:
@@ -174,6 +179,8 @@ WINK = blink(2.8, 0.2)
 # Two quick flashes then a pause, like a heartbeat.
 HEARTBEAT = Pattern(((0.15, 0.15), (0.15, 0.75)))
 TRIPLE_BLINK = Pattern(((0.2, 0.2), (0.2, 0.2), (0.2, 1.2)))
+# Mostly on with two short dark winks every 3 s: "working, but on its own".
+DOUBLE_WINK = Pattern(((1.2, 0.2), (1.4, 0.2)))
 
 # The one table of patterns; docs/admin.md ("Status lights and button")
 # shows it to owners. Keep every look distinct on the green+red pair and on
@@ -185,6 +192,7 @@ LOOKS: Mapping[BoxState, Look] = {
     BoxState.CALL_IN_PROGRESS: Look(green=HEARTBEAT, red=OFF, act=HEARTBEAT),
     BoxState.CONFIG_ERROR: Look(green=SOLID, red=SLOW_BLINK, act=TRIPLE_BLINK),
     BoxState.HOTSPOT_FAILED: Look(green=OFF, red=FAST_BLINK, act=FAST_BLINK),
+    BoxState.ALONE_IN_SITE: Look(green=DOUBLE_WINK, red=OFF, act=DOUBLE_WINK),
 }
 
 # Shown while the button is held long enough that letting go will act.
@@ -336,9 +344,10 @@ class StatusLights:
         config_ok: bool = True,
         clients: int = 0,
         calls: int = 0,
+        site_alone: bool = False,
     ) -> BoxState:
         """Update what the box knows; the lights change only if the state does."""
-        facts = BoxFacts(hotspot_up, config_ok, clients, calls)
+        facts = BoxFacts(hotspot_up, config_ok, clients, calls, site_alone)
         with self._lock:
             self._facts = facts
             state = box_state(facts)

@@ -82,6 +82,7 @@ def start_devices(app: Flask, settings: Settings) -> Any:
         led_pins=settings.led_pins,
         button_pin=settings.button_pin,
         announce=settings.announce_mdns,
+        site=settings.in_site,
     )
     threading.Thread(target=devices.start, name="ahoy-devices", daemon=True).start()
     return devices

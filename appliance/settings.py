@@ -43,6 +43,8 @@ class Settings:
     # The hotspot's own network ("10.42.0.0/24"): phones there have joined the
     # Wi-Fi, so they already know its passphrase. None in development.
     hotspot_network: str | None = None
+    # One of a site's boxes (site_name set): the backbone's link is shown.
+    in_site: bool = False
     # Connection limits (docs/protocol.md, "Connections"); all but the hello
     # timeout apply to the production server only.
     max_connections: int = 4000

@@ -33,7 +33,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network, ip_address
 from pathlib import Path
 from typing import Any
@@ -61,14 +61,23 @@ def site_key(site_name: str, site_secret: str) -> bytes:
 
 
 def _signed_fields(site: str, peer: sitenet.Peer) -> bytes:
-    return f"{site}|{peer.box_id:x}|{peer.name}|{peer.backbone}|{peer.hotspot}".encode()
+    return (f"{site}|{peer.box_id:x}|{peer.name}|{peer.backbone}|{peer.hotspot}|"
+            f"{peer.wifi}").encode()
+
+
+def wifi_tag(key: bytes, config: BoxConfig) -> str:
+    """Tells boxes whether they broadcast the same Wi-Fi name and passphrase (phones roam
+    only between those) without saying either."""
+    text = f"wifi\0{config.wifi_name}\0{config.wifi_passphrase}".encode()
+    return hmac.new(key, text, hashlib.sha256).hexdigest()[:16]
 
 
 def announcement_properties(site: str, key: bytes, me: sitenet.Peer) -> dict[str, str]:
     """The TXT record of a box's announcement."""
     tag = hmac.new(key, _signed_fields(site, me), hashlib.sha256).hexdigest()[:32]
     return {"site": site, "id": f"{me.box_id:x}", "name": me.name,
-            "backbone": str(me.backbone), "hotspot": str(me.hotspot), "sig": tag}
+            "backbone": str(me.backbone), "hotspot": str(me.hotspot), "wifi": me.wifi,
+            "sig": tag}
 
 
 def peer_from_properties(
@@ -84,7 +93,8 @@ def peer_from_properties(
         return None
     try:
         peer = sitenet.Peer(int(text["id"], 16), text["name"],
-                            IPv4Address(text["backbone"]), IPv4Network(text["hotspot"]))
+                            IPv4Address(text["backbone"]), IPv4Network(text["hotspot"]),
+                            text.get("wifi", ""))
     except (KeyError, ValueError):
         return None
     want = hmac.new(key, _signed_fields(site, peer), hashlib.sha256).hexdigest()[:32]
@@ -305,7 +315,7 @@ def write_status(data_dir: Path, me: sitenet.Peer, peers: list[sitenet.Peer],
         "box": {"id": f"{me.box_id:x}", "name": me.name, "backbone": str(me.backbone),
                 "hotspot": str(me.hotspot)},
         "peers": [{"id": f"{p.box_id:x}", "name": p.name, "backbone": str(p.backbone),
-                   "hotspot": str(p.hotspot)} for p in peers],
+                   "hotspot": str(p.hotspot), "same_wifi": p.wifi == me.wifi} for p in peers],
         "problems": problems,
     }
     write_file(status_path(data_dir), json.dumps(status, indent=1).encode())
@@ -321,6 +331,19 @@ def read_status(data_dir: Path) -> dict[str, Any] | None:
         return status
     except (OSError, ValueError):
         return None
+
+
+def site_link(status: dict[str, Any] | None) -> dict[str, Any]:
+    """What the admin page and the lights say about the link to the site's other boxes."""
+    if status is None:
+        return {"boxes": 0, "alone": True, "peers": [], "problems": [],
+                "text": "alone: the backbone has not started yet"}
+    peers = status.get("peers") or []
+    count = len(peers)
+    text = (f"connected to {count} other box{'es' if count != 1 else ''}" if count
+            else "alone: no other box of the site heard on the backbone")
+    return {"boxes": count, "alone": count == 0, "peers": peers, "box": status.get("box"),
+            "problems": list(status.get("problems") or []), "text": text}
 
 
 @dataclass
@@ -345,8 +368,10 @@ class Backbone:
         me = sitenet.box_id(self.mac)
         address = claim_backbone_address(self.config.backbone_interface, me,
                                          probe=self.probe, netns=self.netns)
-        peer = sitenet.Peer(me, self.config.box_name, address, self.config.hotspot_subnet)
-        self.discovery = Discovery(self.site, site_key(self.site, self.site_secret), peer)
+        key = site_key(self.site, self.site_secret)
+        peer = sitenet.Peer(me, self.config.box_name, address, self.config.hotspot_subnet,
+                            wifi_tag(key, self.config))
+        self.discovery = Discovery(self.site, key, peer)
         self.discovery.start()
         log.info("backbone: %s on %s, hotspot %s", address, self.config.backbone_interface,
                  self.config.hotspot_subnet)
@@ -358,6 +383,9 @@ class Backbone:
         peers = self.discovery.heard.current()
         problems: list[str] = []
         claims = {p.hotspot: p.box_id for p in peers}
+        problems += [f"box {p.name} broadcasts another Wi-Fi name or password: phones will not "
+                     "move between it and this box by themselves; set the same wifi_name and "
+                     "wifi_passphrase on every box of the site" for p in peers if p.wifi != me.wifi]
         chosen = sitenet.choose_hotspot_subnet(self.config.network, me.box_id, me.hotspot,
                                                claims)
         if chosen != me.hotspot:
@@ -368,7 +396,7 @@ class Backbone:
                 write_file(chosen_subnet_path(self.data_dir), f"{chosen}\n".encode())
                 log.warning("backbone: %s is taken by another box; moving to %s",
                             me.hotspot, chosen)
-                self.discovery.update(sitenet.Peer(me.box_id, me.name, me.backbone, chosen))
+                self.discovery.update(replace(me, hotspot=chosen))
                 if self.request_apply is not None:
                     self.request_apply()
         sync_routes(self.config.backbone_interface, self.discovery.me.hotspot,

@@ -307,6 +307,26 @@ def _in_site(values: Mapping[str, Any]) -> bool:
     return bool(values.get("site_name"))
 
 
+def _derived_wifi_name(values: Mapping[str, Any], mac: str | None) -> str:
+    """Alone: unique per box. In a site: the same on every box, so phones roam."""
+    if _in_site(values):
+        return f"Ahoy-{values['site_name']}"[:32]
+    return wifi_name_for_mac(mac)
+
+
+def _derived_channel(values: Mapping[str, Any], mac: str | None) -> int:
+    """Alone: the band's usual channel. In a site: one of the channels that do not overlap,
+    picked by the box id, so boxes within reach of each other mostly differ."""
+    band = values["band"]
+    if not _in_site(values):
+        return regulatory.DEFAULT_CHANNEL[band]
+    allowed = regulatory.allowed_channels(values.get("country", ""), band)
+    spread = [c for c in (1, 6, 11) if c in allowed] if band == "2.4" else list(allowed)
+    if not spread:
+        return regulatory.DEFAULT_CHANNEL[band]
+    return spread[sitenet.box_id(mac) % len(spread)]
+
+
 def _derived_network(values: Mapping[str, Any], mac: str | None) -> IPv4Network:
     return SITE_NETWORK if _in_site(values) else DEFAULT_NETWORK
 
@@ -552,13 +572,12 @@ KEYS: dict[str, Key] = {
     for k in [
         Key("box_name", _box_name, "ahoy", "Box name", _CHAT),
         Key("wifi_name", _wifi_name, wifi_name_for_mac(None), "Wi-Fi name", _HOTSPOT | _CHAT,
-            derived=lambda values, mac: wifi_name_for_mac(mac)),
+            derived=_derived_wifi_name),
         Key("wifi_passphrase", _passphrase, "", "Wi-Fi password", _HOTSPOT | _CHAT),
         Key("country", _country, "", "Country", _HOTSPOT),
         Key("band", _band, "2.4", "Band", _HOTSPOT),
         Key("channel", _integer("channel", 1, 196, 6), regulatory.DEFAULT_CHANNEL["2.4"],
-            "Channel", _HOTSPOT,
-            derived=lambda values, mac: regulatory.DEFAULT_CHANNEL[values["band"]]),
+            "Channel", _HOTSPOT, derived=_derived_channel),
         Key("interface", _interface, "wlan0", None, _HOTSPOT | _CHAT),
         Key("network", _network, DEFAULT_NETWORK, None, _CHAT, derived=_derived_network),
         Key("hotspot_subnet", _ipv4_network("hotspot_subnet", "10.42.7.0/24"), DEFAULT_NETWORK,

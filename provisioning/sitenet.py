@@ -109,6 +109,7 @@ class Peer:
     name: str
     backbone: IPv4Address  # where its hotspot subnet is routed
     hotspot: IPv4Network  # its phones' subnet
+    wifi: str = ""  # a tag of its Wi-Fi name and passphrase: the same on boxes phones roam between
 
 
 @dataclass(frozen=True)

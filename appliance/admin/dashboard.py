@@ -93,6 +93,7 @@ def dashboard() -> Response:
         "calls": hub.calls_in_progress(),
         "counts": hub.snapshot(),
         "health": _health(),
-        "hotspot": the_box.status,
+        "hotspot": {k: v for k, v in the_box.status.items() if k != "site_link"},
         "config_status": read_status(the_box.settings.data_dir),
+        "site_link": the_box.status.get("site_link"),
     })

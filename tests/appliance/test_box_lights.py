@@ -111,3 +111,41 @@ def test_only_the_configured_led_pins_are_ever_driven(
     finally:
         factory.close()
         Device.pin_factory = None
+
+
+def wait_until(check: Any, timeout: float = 20) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def test_a_box_of_a_site_shows_alone_until_the_backbone_hears_another_box(
+    tmp_path: Path,
+) -> None:
+    Device.pin_factory = MockFactory()
+    app = create_app(Settings(data_dir=tmp_path, dev=True))
+    devices = Devices(box_of(app), hotspot_interface=None, led_pins=(5, 6), button_pin=None,
+                      announce=False, site=True)
+    devices.start()
+    try:
+        box = devices.box
+        wait_until(lambda: box.status.get("site_link"))
+        assert box.status["site_link"]["alone"]
+        assert devices.lights.state is BoxState.ALONE_IN_SITE
+        status = {"box": {"id": "1", "name": "deck-2", "backbone": "169.254.9.9",
+                          "hotspot": "10.42.7.0/24"},
+                  "peers": [{"id": "2", "name": "deck-4", "backbone": "169.254.3.3",
+                             "hotspot": "10.42.9.0/24", "same_wifi": True}],
+                  "problems": []}
+        (tmp_path / "site").mkdir()
+        (tmp_path / "site" / "backbone.json").write_text(json.dumps(status))
+        link = wait_until(lambda: not box.status["site_link"]["alone"] and box.status["site_link"])
+        assert link["text"] == "connected to 1 other box" and link["peers"][0]["name"] == "deck-4"
+        assert devices.lights.state is BoxState.READY
+    finally:
+        devices.close()
+        Device.pin_factory.close()
+        Device.pin_factory = None

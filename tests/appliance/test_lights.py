@@ -41,6 +41,14 @@ def test_box_state_follows_the_lifecycle() -> None:
     assert box_state(BoxFacts(False, clients=2, calls=1)) is BoxState.HOTSPOT_FAILED
 
 
+def test_a_box_of_a_site_that_hears_no_other_box_shows_it_over_calls_but_not_over_faults(
+) -> None:
+    alone = BoxFacts(True, clients=2, calls=1, site_alone=True)
+    assert box_state(alone) is BoxState.ALONE_IN_SITE
+    assert box_state(BoxFacts(False, site_alone=True)) is BoxState.HOTSPOT_FAILED
+    assert box_state(BoxFacts(True, config_ok=False, site_alone=True)) is BoxState.CONFIG_ERROR
+
+
 @given(
     hotspot_up=st.one_of(st.none(), st.booleans()),
     clients=st.integers(0, 50),

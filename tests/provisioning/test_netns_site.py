@@ -115,7 +115,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     if os.geteuid() != 0:
         pytest.skip("network namespaces need root")
     need("ip")
-    nft = need("nft")
+    nft, dnsmasq = need("nft"), need("dnsmasq")
     if not any(Path(d, "arping").exists() for d in ("/usr/bin", "/usr/sbin", "/bin")):
         pytest.skip("arping is not installed (apt-get install iputils-arping)")
     tag = os.getpid()
@@ -147,6 +147,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             _sh("ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
             text = (f"site_name = ship\nbox_name = box-{letter}\ninterface = hot0\n"
                     "backbone_interface = bb0\n")
+            if letter == "c":  # set up by hand with another password: phones cannot roam
+                text += "wifi_passphrase = not the same one\n"
             (folder / f"{letter}.txt").write_text(text)
             config = parse_config(text, mac=mac)
             boxes[letter] = Box(f"box-{letter}", ns, mac, config, folder / f"data-{letter}")
@@ -155,6 +157,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             rules = folder / f"{letter}.nft"
             rules.write_text(render.render_nftables(config))
             _sh("ip", "netns", "exec", ns, nft, "-f", str(rules))
+            dns = folder / f"{letter}-dnsmasq.conf"
+            dns.write_text(render.render_dnsmasq(config, folder / f"{letter}.leases"))
+            spot.start(ns, f"dnsmasq-{letter}", dnsmasq, "--keep-in-foreground", "--user=root",
+                       f"--conf-file={dns}", f"--pid-file={folder / f'{letter}-dnsmasq.pid'}")
         for letter, phone in phones.items():
             box = boxes[letter]
             _sh("ip", "netns", "add", phone)
@@ -277,3 +283,22 @@ def test_nothing_leaks_between_the_phones_and_any_other_network(site: Site) -> N
     assert not site.on(site.phones["a"], "udp", STRANGER_IP, ECHO_PORT)["echoed"]
     assert not site.on(site.stranger, "tcp", a_ip, ECHO_PORT)["connected"]
     assert not site.on(site.stranger, "udp", a_ip, ECHO_PORT)["echoed"]
+
+
+def test_every_box_broadcasts_the_same_wifi_name_so_phones_roam(site: Site) -> None:
+    names = {box.config.wifi_name for box in site.boxes.values()}
+    assert names == {"Ahoy-ship"}
+    a = site.boxes["a"]
+    status = wait_for("box A to notice box C's other password", lambda: (s := a.status())
+                      and any("box-c" in p for p in s["problems"]) and s, site)
+    assert not any("box-b" in p for p in status["problems"])
+    same = {p["name"]: p["same_wifi"] for p in status["peers"]}
+    assert same == {"box-b": True, "box-c": False}
+
+
+def test_ahoy_internal_is_the_box_the_phone_is_on(site: Site) -> None:
+    for letter, phone in site.phones.items():
+        box = site.boxes[letter]
+        answer = wait_for(f"DNS on box {letter}", lambda p=phone, b=box: (r := site.on(
+            p, "dns", str(b.config.box_address), "ahoy.internal")).get("addresses") and r, site)
+        assert answer["addresses"] == [str(box.config.box_address)]

@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 
 from provisioning import sitenet
-from provisioning.backbone import announcement_properties, peer_from_properties, site_key
+from provisioning.backbone import (
+    announcement_properties,
+    peer_from_properties,
+    site_key,
+    site_link,
+)
 from provisioning.config import BoxConfig, ConfigError, parse_config
 from provisioning.configstore import hotspot_subnet_pinned, read_config
 from provisioning.render import render_nftables, render_turnserver
@@ -138,3 +143,11 @@ def test_the_subnet_the_backbone_moved_to_is_used_at_the_next_start_unless_pinne
     (data / "site" / "hotspot-subnet").write_text("not a subnet\n")
     boot.write_text("site_name = ship\n")
     assert start().hotspot_subnet == first
+
+
+def test_the_site_link_says_alone_or_how_many_boxes_are_heard() -> None:
+    assert site_link(None)["alone"]
+    status = {"box": {}, "peers": [{"name": "a"}, {"name": "b"}], "problems": ["x"]}
+    link = site_link(status)
+    assert (link["boxes"], link["alone"], link["text"]) == (2, False, "connected to 2 other boxes")
+    assert site_link({"peers": []})["text"].startswith("alone")

@@ -38,6 +38,7 @@ async function refresh() {
     configProblems(data.config_status),
     el('div', {class: 'grid'},
       wifiCard(data.wifi),
+      siteCard(data.site_link),
       devicesCard(data),
       peopleCard(data.users),
       roomsCard(data.rooms, data.calls),
@@ -51,6 +52,22 @@ function configProblems(status) {
     el('p', {}, 'The config file on the SD card has problems; the box is using ',
       status.source === 'last-good' ? 'the last config that worked' : 'safe defaults', ':'),
     el('ul', {}, status.errors.map((m) => el('li', {}, m))));
+}
+
+// The link to the other boxes of a site, as the backbone heard them (none when alone).
+function siteCard(link) {
+  if (!link) return null;
+  const rows = (link.peers || []).map((p) => el('li', {},
+    `${p.name}: phones on ${p.hotspot}, backbone ${p.backbone}`,
+    p.same_wifi === false ? ' (another Wi-Fi name or password: phones will not roam to it)' : ''));
+  return el('div', {class: 'card', testid: 'site-link'},
+    el('h2', {}, 'Site'),
+    el('p', {class: link.alone ? 'status' : null, 'data-kind': link.alone ? 'warn' : null,
+      testid: 'site-link-text'}, link.text.charAt(0).toUpperCase() + link.text.slice(1)),
+    link.box ? el('p', {class: 'muted'}, `This box: phones on ${link.box.hotspot}, backbone ${link.box.backbone}`) : null,
+    rows.length ? el('ul', {}, rows) : null,
+    (link.problems || []).length ? el('ul', {class: 'status', 'data-kind': 'error'},
+      link.problems.map((m) => el('li', {}, m))) : null);
 }
 
 function wifiCard(wifi) {
