@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from ahoytest import AhoyServer, WsClient
+from hypothesis import settings
+
+# Tests check behaviour, not timings: on a loaded CI machine a Hypothesis example
+# may take longer than its default 200 ms deadline without anything being wrong.
+settings.register_profile("ahoy", deadline=None)
+settings.load_profile("ahoy")
 
 # Hypothesis imports its regex strategy lazily, inside a test, where it has
 # raised the recursion limit; CPython 3.11.7 then fails to compile that module
 # ("AST constructor recursion depth mismatch"). Importing it here, at a normal
 # depth, avoids the interpreter bug.
-try:
-    import hypothesis.strategies._internal.regex  # noqa: F401
-except ImportError:  # another hypothesis layout: nothing to work around
-    pass
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # its "slow code in plugin" notice
+    try:
+        import hypothesis.strategies._internal.regex  # noqa: F401
+    except ImportError:  # another hypothesis layout: nothing to work around
+        pass
 
 
 @pytest.fixture(scope="session")
