@@ -24,8 +24,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	@touch $@
 
+# HOST=<this machine's LAN address> serves there instead of loopback (see README).
+HOST ?=
 run: $(STAMP)
-	$(PY) -m appliance serve --dev --data-dir var
+	$(PY) -m appliance serve --dev --data-dir var $(if $(HOST),--host $(HOST))
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -41,6 +41,7 @@ class Probe(Enum):
     NETWORKMANAGER = "networkmanager"
     NETWORKMANAGER_OK = "networkmanager-ok"
     NETWORKMANAGER_204 = "networkmanager-204"
+    KINDLE = "kindle"
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,16 @@ FIREFOX_CANONICAL = (
     b'<meta http-equiv="refresh" content="0;url=https://support.mozilla.org/kb/captive-portal"/>'
 )
 
+# Amazon's reachability page: Kindles look for the marker in it.
+KINDLE_MARKER = b"81ce4465-7167-4dcb-835b-dcc9e44c112a"
+KINDLE_PAGE = (
+    b'<!DOCTYPE html PUBLIC "-//W3C//DTD HTML 4.01//EN" "http://www.w3.org/TR/html4/strict.dtd">\n'
+    b"<html>\n<head>\n<title>Kindle Reachability Probe Page</title>\n"
+    b'<META http-equiv="Content-Type" content="text/html; charset=iso-8859-1">\n'
+    b"<!--" + KINDLE_MARKER + b" created with python 2.5 uuid.uuid4()-->\n</head>\n"
+    b'<body bgcolor="#ffffff" text="#000000">\n' + KINDLE_MARKER + b"\n</body>\n</html>\n"
+)
+
 ANSWERS: dict[Probe, Answer] = {
     Probe.ANDROID: Answer(204, b"", None),
     Probe.APPLE: Answer(200, APPLE_SUCCESS, "text/html"),
@@ -70,6 +81,7 @@ ANSWERS: dict[Probe, Answer] = {
     Probe.NETWORKMANAGER_OK: Answer(200, b"OK\n", "text/plain"),
     # With no expected response configured (Ubuntu), NetworkManager wants a 204.
     Probe.NETWORKMANAGER_204: Answer(204, b"", None),
+    Probe.KINDLE: Answer(200, KINDLE_PAGE, "text/html"),
 }
 
 ANY_HOST = None
@@ -99,6 +111,7 @@ PROBE_URLS: tuple[tuple[str, frozenset[str] | None, Probe], ...] = (
     ("/static/hotspot.txt", frozenset({"fedoraproject.org"}), Probe.NETWORKMANAGER_OK),
     ("/", frozenset({"networkcheck.kde.org"}), Probe.NETWORKMANAGER_OK),
     ("/", frozenset({"connectivity-check.ubuntu.com"}), Probe.NETWORKMANAGER_204),
+    ("/kindle-wifi/wifistub.html", frozenset({"spectrum.s3.amazonaws.com"}), Probe.KINDLE),
 )
 
 

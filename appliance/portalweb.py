@@ -103,7 +103,10 @@ TEXT: dict[str, str] = {
 def texts(settings: Settings) -> dict[str, str]:
     """TEXT with the box's name and addresses filled in."""
     urls = PortalUrls.of(settings)
-    values = {"name": settings.box_name, "short": urls.short, "https": urls.https}
+    # People know the network by the Wi-Fi name they just picked; the box name
+    # (lower case, for <name>.local) only when there is none (development).
+    values = {"name": settings.wifi_ssid or settings.box_name, "short": urls.short,
+              "https": urls.https}
     return {key: value.format(**values) for key, value in TEXT.items()}
 
 

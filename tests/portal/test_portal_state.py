@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import threading
+from urllib.parse import urlsplit
 
 import pytest
 from hypothesis import given, settings
@@ -11,7 +13,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from appliance.portal import (
     ANSWERS,
+    KINDLE_MARKER,
     NONCE_WINDOW_S,
+    PROBE_URLS,
     CaptivePortal,
     Client,
     Platform,
@@ -48,6 +52,9 @@ class FakeClock:
     ("fedoraproject.org", "/static/hotspot.txt", Probe.NETWORKMANAGER_OK),
     ("networkcheck.kde.org", "/", Probe.NETWORKMANAGER_OK),
     ("connectivity-check.ubuntu.com", "/", Probe.NETWORKMANAGER_204),
+    ("spectrum.s3.amazonaws.com", "/kindle-wifi/wifistub.html", Probe.KINDLE),
+    ("play.googleapis.com", "/generate_204", Probe.ANDROID),
+    ("connect.rom.miui.com", "/generate_204", Probe.ANDROID),
 ])
 def test_each_os_probe_is_recognised(host: str, path: str, probe: Probe) -> None:
     assert classify(host, path) is probe
@@ -243,3 +250,41 @@ class PortalMachine(RuleBasedStateMachine):
 
 TestPortalMachine = PortalMachine.TestCase
 TestPortalMachine.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
+
+
+def documented_probes() -> list[tuple[str, str, str]]:
+    """(who, url, answer) for each address in docs/admin.md's table of checks."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "admin.md").read_text()
+    table = doc.split("### The checks the box knows", 1)[1].split("\n\n", 3)[2]
+    rows = []
+    for line in table.splitlines()[2:]:
+        who, addresses, answer = (cell.strip() for cell in line.strip("|").split("|"))
+        for url in re.findall(r"`(http://[^`]+)`", addresses):
+            rows.append((who, url, answer))
+    assert rows, "docs/admin.md lost its table of checks"
+    return rows
+
+
+def test_the_docs_table_of_checks_matches_what_the_box_answers() -> None:
+    covered = set()
+    for who, url, answer in documented_probes():
+        parts = urlsplit(url)
+        probe = classify(parts.netloc, parts.path)
+        assert probe is not None, (who, url)
+        expected = ANSWERS[probe]
+        assert answer.startswith(str(expected.status)), (url, answer, expected.status)
+        covered |= {i for i, (path, hosts, p) in enumerate(PROBE_URLS)
+                    if p is probe and path == parts.path
+                    and (hosts is None or parts.netloc in hosts)}
+    assert covered == set(range(len(PROBE_URLS))), [PROBE_URLS[i] for i in
+                                                     set(range(len(PROBE_URLS))) - covered]
+
+
+def test_the_kindle_probe_gets_amazons_page_with_its_marker() -> None:
+    assert classify("spectrum.s3.amazonaws.com", "/kindle-wifi/wifistub.html") is Probe.KINDLE
+    answer = ANSWERS[Probe.KINDLE]
+    assert answer.status == 200
+    assert answer.body.count(KINDLE_MARKER) == 2
+    assert b"<title>Kindle Reachability Probe Page</title>" in answer.body

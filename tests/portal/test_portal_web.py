@@ -14,6 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from appliance.app import create_app
+from appliance.portal import KINDLE_PAGE
 from appliance.portalweb import PortalState, is_local_address, neighbour_mac, portal_of
 from appliance.settings import Settings
 from provisioning import render
@@ -50,6 +51,8 @@ PROBES = [
     pytest.param("fedoraproject.org", "/static/hotspot.txt", 200, b"OK\n", "text/plain",
                  id="networkmanager-fedora"),
     pytest.param("connectivity-check.ubuntu.com", "/", 204, b"", None, id="ubuntu"),
+    pytest.param("spectrum.s3.amazonaws.com", "/kindle-wifi/wifistub.html", 200, KINDLE_PAGE,
+                 "text/html", id="kindle"),
 ]
 
 
@@ -381,3 +384,15 @@ def test_the_connected_page_says_what_each_address_means_in_one_line(app: Flask)
     assert https_line.group(1).startswith("https://10.42.0.1 (secure)")
     assert "chat and calls" in https_line.group(1)
     assert "same person" in page
+
+
+def test_the_portal_greets_with_the_wifi_name_people_just_picked(tmp_path: Path) -> None:
+    app = create_app(Settings(data_dir=tmp_path / "data", box_name="ahoy",
+                              wifi_ssid="Camp Kitchen ⛺"))
+    client = phone(app)
+    page = get(client, "http://10.42.0.1/portal").text
+    assert "<title>Welcome to Camp Kitchen ⛺</title>" in page
+    assert "<h1>Welcome to Camp Kitchen ⛺</h1>" in page
+    assert "Welcome to ahoy" not in page
+    tap_continue(client)
+    assert "connected to Camp Kitchen ⛺" in get(client, "http://10.42.0.1/portal/connected").text
