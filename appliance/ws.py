@@ -26,7 +26,10 @@ from .protocol import MAX_FRAME_BYTES
 
 log = logging.getLogger(__name__)
 
-PING_INTERVAL_S = 25
+# simple-websocket pings every interval and closes a connection whose pong has
+# not come by the next ping: a phone that vanished without a goodbye is gone
+# (and shown offline to others) within two intervals (docs/protocol.md).
+PING_INTERVAL_S = 10
 MAX_QUEUE = 2000
 RECEIVE_POLL_S = 5
 HELLO_TIMEOUT_S = 10.0
