@@ -67,6 +67,11 @@ class Settings:
         return self.data_dir / "tls"
 
     @property
+    def web_cache_dir(self) -> Path:
+        """Gzip copies of the web app's files, made once (see appliance.webfiles)."""
+        return self.data_dir / "webcache"
+
+    @property
     def dns_names(self) -> list[str]:
         names = ["ahoy.internal", f"{self.box_name}.local"]
         if self.dev:

@@ -1,21 +1,40 @@
-"""The phone web app: static files from webclient/app, served at the site root."""
+"""The phone web app: static files from webclient/app, served at the site root.
+
+Sent gzip-compressed to browsers that take it, with strong ETags so a returning
+phone revalidates instead of downloading again (see appliance.webfiles).
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, send_from_directory
+from flask import Blueprint, Flask, Response, current_app, request
+from flask.blueprints import BlueprintSetupState
 
-from .box import box_of
+from .box import Box
+from .webfiles import StaticFolder
 
 blueprint = Blueprint("webapp", __name__)
 
-# Files that must never be served stale: the page itself and the service worker.
+# The page itself, the service worker and the manifest are revalidated at every
+# load; the other files may be used for an hour without asking.
 _NO_CACHE = {"index.html", "sw.js", "manifest.webmanifest"}
 
 
+@blueprint.record_once
+def _setup(state: BlueprintSetupState) -> None:
+    box: Box = state.app.extensions["ahoy"]
+    settings = box.settings
+    state.app.extensions["ahoy_webapp"] = StaticFolder(settings.webclient_dir / "app",
+                                                       settings.web_cache_dir / "app")
+
+
+def files(app: Flask) -> StaticFolder:
+    folder: StaticFolder = app.extensions["ahoy_webapp"]
+    return folder
+
+
 def _serve(path: str) -> Response:
-    folder = box_of(current_app).settings.webclient_dir / "app"
-    # send_from_directory refuses paths that leave the folder.
-    response = send_from_directory(folder, path)
+    # StaticFolder refuses paths that leave the folder (404).
+    response = files(current_app).send(path, request)
     if path in _NO_CACHE:
         response.headers["Cache-Control"] = "no-cache"
     else:

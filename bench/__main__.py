@@ -169,14 +169,14 @@ def section_flood(quick: bool, out: dict[str, Any]) -> str:
 def section_webapp() -> str:
     script = REPO / "bench" / "webapp_weight.py"
     if not script.exists():
-        return "### Web app weight\n\nskipped: bench/webapp_weight.py is not there yet."
+        return "### Web app over the air\n\nskipped: bench/webapp_weight.py is not there yet."
     try:
         done = subprocess.run([sys.executable, str(script)], cwd=REPO, capture_output=True,
                               text=True, timeout=180)
     except subprocess.TimeoutExpired:
-        return "### Web app weight\n\nskipped: bench/webapp_weight.py took over 3 minutes."
+        return "### Web app over the air\n\nskipped: bench/webapp_weight.py took over 3 minutes."
     body = done.stdout.strip() or done.stderr.strip()[-2000:]
-    return "### Web app weight\n\n```\n" + body + "\n```"
+    return "### Web app over the air: the first chat screen\n\n```\n" + body + "\n```"
 
 
 def log(text: str) -> None:

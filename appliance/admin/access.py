@@ -24,6 +24,7 @@ from provisioning.configstore import current_config
 from provisioning.requests import write_request
 
 from ..box import Box, box_of
+from ..webfiles import StaticFolder
 from . import logbuffer
 from .auth import LoginLimiter, Sessions, cookie_name, lockout_message, same_origin
 
@@ -39,8 +40,10 @@ PUBLIC_ENDPOINTS = {"admin.page", "admin.page_slash", "admin.asset", "admin.sess
 
 @dataclass
 class AdminState:
-    """Per-app admin state: who is signed in and who is typing wrong passwords."""
+    """Per-app admin state: the page's files, who is signed in and who is typing wrong
+    passwords."""
 
+    files: StaticFolder  # webclient/admin, sent compressed
     sessions: Sessions = field(default_factory=Sessions)
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
     logs: logbuffer.LogBuffer = field(default_factory=logbuffer.install)
@@ -51,7 +54,10 @@ class AdminState:
 
 def setup(state: BlueprintSetupState) -> None:
     """Give the app its admin state when the blueprint is registered."""
-    state.app.extensions["ahoy_admin"] = AdminState()
+    the_box: Box = state.app.extensions["ahoy"]
+    settings = the_box.settings
+    state.app.extensions["ahoy_admin"] = AdminState(StaticFolder(
+        settings.webclient_dir / "admin", settings.web_cache_dir / "admin"))
 
 
 def admin_state(app: Flask) -> AdminState:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import Response, current_app, g, jsonify, redirect, request, send_from_directory
+from flask import Response, current_app, g, jsonify, redirect, request
 
 from provisioning.credentials import (
     generate_admin_password,
@@ -70,9 +70,8 @@ def asset(path: str) -> Response:
 
 
 def _asset(path: str) -> Response:
-    folder = box().settings.webclient_dir / "admin"
-    # send_from_directory refuses paths that leave the folder (404).
-    return send_from_directory(folder, path)
+    # StaticFolder refuses paths that leave the folder (404).
+    return admin_state(current_app).files.send(path, request)
 
 
 # --- signing in and out

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from flask import Flask
+
 from appliance import admin
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,11 +26,7 @@ def test_each_screen_of_the_admin_page_has_its_module() -> None:
         assert (ROOT / "webclient" / "admin" / f"{screen}.js").exists(), screen
 
 
-def test_every_admin_route_is_in_the_table_and_served_by_its_screen() -> None:
-    from flask import Flask
-
-    app = Flask(__name__)
-    app.register_blueprint(admin.blueprint)
+def test_every_admin_route_is_in_the_table_and_served_by_its_screen(app: Flask) -> None:
     served = {(rule.rule, method) for rule in app.url_map.iter_rules()
               if rule.endpoint.startswith("admin.")
               for method in rule.methods or () if method not in ("HEAD", "OPTIONS")}

@@ -1,0 +1,176 @@
+"""The web app over the air: gzip copies made once and kept, strong ETags, 304s, plain for
+clients that do not take gzip."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from appliance import webfiles
+from appliance.app import create_app
+from appliance.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+GZIP = {"Accept-Encoding": "gzip, deflate, br"}
+
+
+def app_files() -> list[str]:
+    folder = REPO / "webclient" / "app"
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def webclient(tmp_path: Path) -> Path:
+    """A copy of webclient/, so tests can change files."""
+    copy = tmp_path / "webclient"
+    shutil.copytree(REPO / "webclient", copy)
+    return copy
+
+
+def make_app(data_dir: Path, webclient: Path | None = None) -> Flask:
+    if webclient is None:
+        return create_app(Settings(data_dir=data_dir, dev=True))
+    return create_app(Settings(data_dir=data_dir, dev=True, webclient_dir=webclient))
+
+
+def url(name: str) -> str:
+    return "/" if name == "index.html" else "/" + name
+
+
+def test_every_text_file_comes_gzipped_and_decompresses_to_the_file(tmp_path: Path) -> None:
+    client = make_app(tmp_path / "data").test_client()
+    compressed = 0
+    for name in app_files():
+        original = (REPO / "webclient" / "app" / name).read_bytes()
+        response = client.get(url(name), headers=GZIP)
+        assert response.status_code == 200, name
+        if name.endswith(".png"):
+            assert "Content-Encoding" not in response.headers, name
+            assert response.data == original
+            continue
+        assert response.headers["Content-Encoding"] == "gzip", name
+        assert "Accept-Encoding" in response.headers["Vary"], name
+        assert len(response.data) < len(original), name
+        assert gzip.decompress(response.data) == original, name
+        compressed += 1
+    assert compressed >= 20
+
+
+@pytest.mark.parametrize("accept", [None, "identity", "br", "gzip;q=0, deflate"])
+def test_clients_that_do_not_take_gzip_get_the_file_as_it_is(tmp_path: Path,
+                                                            accept: str | None) -> None:
+    client = make_app(tmp_path / "data").test_client()
+    headers = {"Accept-Encoding": accept} if accept is not None else {}
+    for name in ("index.html", "app.js", "style.css", "sw.js"):
+        response = client.get(url(name), headers=headers)
+        assert response.status_code == 200
+        assert "Content-Encoding" not in response.headers, (name, accept)
+        assert response.data == (REPO / "webclient" / "app" / name).read_bytes()
+        assert "Accept-Encoding" in response.headers["Vary"]
+    assert client.get("/sw.js", headers=headers).headers["Service-Worker-Allowed"] == "/"
+
+
+def test_a_returning_browser_revalidates_and_gets_304_without_the_body(tmp_path: Path) -> None:
+    client = make_app(tmp_path / "data").test_client()
+    for headers in (GZIP, {}):
+        first = client.get("/app.js", headers=headers)
+        etag = first.headers["ETag"]
+        assert etag.startswith('"') and not etag.startswith("W/")  # strong
+        again = client.get("/app.js", headers={**headers, "If-None-Match": etag})
+        assert again.status_code == 304 and again.data == b""
+        assert again.headers["ETag"] == etag
+        assert "Accept-Encoding" in again.headers["Vary"]
+    plain, packed = client.get("/app.js"), client.get("/app.js", headers=GZIP)
+    # Two representations, two strong validators.
+    assert plain.headers["ETag"] != packed.headers["ETag"]
+
+
+def test_a_changed_file_gets_a_new_etag_and_is_sent_again(tmp_path: Path,
+                                                          webclient: Path) -> None:
+    client = make_app(tmp_path / "data", webclient).test_client()
+    before = client.get("/chat.js", headers=GZIP)
+    changed = webclient / "app" / "chat.js"
+    changed.write_bytes(changed.read_bytes() + b"\n// a new version of the box\n")
+    after = client.get("/chat.js", headers={**GZIP, "If-None-Match": before.headers["ETag"]})
+    assert after.status_code == 200
+    assert after.headers["ETag"] != before.headers["ETag"]
+    assert gzip.decompress(after.data) == changed.read_bytes()
+    # The same content started afresh has the same ETag: it depends on the bytes only.
+    restarted = make_app(tmp_path / "data", webclient).test_client()
+    assert restarted.get("/chat.js", headers=GZIP).headers["ETag"] == after.headers["ETag"]
+
+
+def test_gzip_copies_are_made_at_start_never_per_request(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    client = make_app(tmp_path / "data").test_client()
+
+    def refuse(data: bytes) -> bytes:
+        raise AssertionError("compressed while serving a request")
+
+    monkeypatch.setattr(webfiles, "gzip_copy", refuse)
+    for name in app_files():
+        assert client.get(url(name), headers=GZIP).status_code == 200
+    for name in ("", "main.js", "admin.css"):
+        assert client.get("/admin/" + name, headers=GZIP).status_code == 200
+
+
+def test_copies_are_kept_in_the_data_folder_and_checked_at_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_app(tmp_path / "data")
+    kept = sorted((tmp_path / "data" / "webcache" / "app").glob("*.gz"))
+    assert len(kept) >= 20
+    assert (tmp_path / "data" / "webcache" / "admin").is_dir()
+    # A second start makes nothing again: every copy is read back and checked.
+    made: list[int] = []
+    real = webfiles.gzip_copy
+    monkeypatch.setattr(webfiles, "gzip_copy", lambda data: made.append(1) or real(data))
+    make_app(tmp_path / "data")
+    assert made == []
+    # A damaged copy (power cut, bad card) is noticed and made again.
+    kept[0].write_bytes(kept[0].read_bytes()[:20])
+    kept[1].write_bytes(b"")
+    kept[2].write_bytes(gzip.compress(b"something else entirely", mtime=0))
+    client = make_app(tmp_path / "data").test_client()
+    assert len(made) == 3
+    for name in app_files():
+        response = client.get(url(name), headers=GZIP)
+        if response.headers.get("Content-Encoding") == "gzip":
+            assert gzip.decompress(response.data) == (REPO / "webclient" / "app" / name).read_bytes()
+
+
+def test_copies_of_files_that_are_gone_are_removed(tmp_path: Path, webclient: Path) -> None:
+    make_app(tmp_path / "data", webclient)
+    cache = tmp_path / "data" / "webcache" / "app"
+    before = {p.name for p in cache.glob("*.gz")}
+    (webclient / "app" / "search.js").unlink()
+    (cache / ".chat.js.gz.x1y2.tmp").write_bytes(b"cut short by a power cut")
+    make_app(tmp_path / "data", webclient)
+    after = {p.name for p in cache.iterdir()}
+    assert len(after) == len(before) - 1 and after < before
+
+
+def test_a_read_only_data_folder_still_serves_gzip(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    def cannot_write(path: Path, packed: bytes) -> None:
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(webfiles, "keep", cannot_write)
+    client = make_app(tmp_path / "data").test_client()
+    response = client.get("/style.css", headers=GZIP)
+    assert response.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(response.data) == (REPO / "webclient" / "app" / "style.css").read_bytes()
+
+
+@pytest.mark.parametrize("path", [
+    "/../appliance/app.py", "/..%2fappliance%2fapp.py", "/%2e%2e/%2e%2e/etc/passwd",
+    "/icons/../../../appliance/app.py", "/app.js%00.html", "/nothing.js",
+    "/icons",
+])
+def test_nothing_outside_the_app_folder_is_served(tmp_path: Path, path: str) -> None:
+    response = make_app(tmp_path / "data").test_client().get(path, headers=GZIP)
+    assert response.status_code in (400, 404), path
+    assert b"def create_app" not in response.data and b"root:" not in response.data

@@ -1,0 +1,116 @@
+"""The web app over the air, in a real browser on the box's own server: gzip where the
+browser takes it, the same app where it does not, and a returning phone revalidates."""
+
+from __future__ import annotations
+
+import gzip
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ahoytest import AhoyServer
+from browserkit import PHONE, wait_js
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AhoyServer]:
+    server = AhoyServer(tmp_path_factory.mktemp("air") / "data", production=True).start()
+    yield server
+    server.stop()
+
+
+class Watched:
+    """A browser tab whose network traffic is written down: status as it came over the
+    network (a revalidated file is 304 there) and Content-Encoding, by path."""
+
+    def __init__(self, context: Any, url: str) -> None:
+        self.page = context.new_page()
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        self.status: dict[str, int] = {}
+        self.encoding: dict[str, str] = {}
+        self._paths: dict[str, str] = {}
+        cdp = context.new_cdp_session(self.page)
+        cdp.send("Network.enable")
+        cdp.on("Network.requestWillBeSent", self._sent)
+        cdp.on("Network.responseReceivedExtraInfo", self._raw)
+        self.page.goto(url)
+
+    def _sent(self, ev: dict[str, Any]) -> None:
+        self._paths[ev["requestId"]] = urllib.parse.urlparse(ev["request"]["url"]).path
+
+    def _raw(self, ev: dict[str, Any]) -> None:
+        path = self._paths.get(ev["requestId"])
+        if path is None:
+            return
+        self.status[path] = int(ev["statusCode"])
+        headers = {k.lower(): v for k, v in ev.get("headers", {}).items()}
+        self.encoding[path] = headers.get("content-encoding", "")
+
+    def join(self, name: str) -> None:
+        self.page.get_by_test_id("name-input").fill(name)
+        self.page.get_by_test_id("join-button").click()
+        self.wait_home()
+
+    def wait_home(self) -> None:
+        self.page.get_by_test_id("home-screen").wait_for(state="visible")
+        wait_js(self.page, "window.ahoy.state.conn === 'online'")
+        self.page.wait_for_load_state("networkidle")
+
+
+def test_a_phone_gets_the_app_gzipped_and_a_returning_phone_revalidates(browser: Any,
+                                                                        box: AhoyServer) -> None:
+    context = browser.new_context(viewport=PHONE, service_workers="block")
+    try:
+        first = Watched(context, box.http_url + "/")
+        first.join("Ana")
+        for path in ("/", "/app.js", "/style.css", "/chat.js", "/icons/icon.svg"):
+            assert first.status[path] == 200, path
+            assert first.encoding[path] == "gzip", path
+        # What the browser decoded is the file itself.
+        script = first.page.evaluate("fetch('/app.js').then(r => r.text())")
+        assert script == (REPO / "webclient" / "app" / "app.js").read_text()
+        first.page.close()
+        again = Watched(context, box.http_url + "/")
+        again.wait_home()
+        assert again.status["/"] == 304  # the page itself: revalidated, not sent again
+        # The other files came from the browser's cache without a request.
+        assert "/app.js" not in again.status and "/style.css" not in again.status
+        assert first.errors == [] and again.errors == []
+    finally:
+        context.close()
+
+
+def test_a_browser_that_does_not_take_gzip_gets_the_same_app(browser: Any,
+                                                             box: AhoyServer) -> None:
+    context = browser.new_context(viewport=PHONE, service_workers="block",
+                                  extra_http_headers={"Accept-Encoding": "identity"})
+    try:
+        plain = Watched(context, box.http_url + "/")
+        plain.join("Ben")
+        for path in ("/", "/app.js", "/style.css", "/chat.js"):
+            assert plain.status[path] == 200, path
+            assert plain.encoding[path] == "", path
+        assert plain.errors == []
+    finally:
+        context.close()
+
+
+def test_the_production_server_sends_the_kept_copy_byte_for_byte(box: AhoyServer) -> None:
+    request = urllib.request.Request(box.http_url + "/style.css",
+                                     headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.headers["Content-Encoding"] == "gzip"
+        assert "Accept-Encoding" in response.headers["Vary"]
+        packed = response.read()
+    original = (REPO / "webclient" / "app" / "style.css").read_bytes()
+    assert gzip.decompress(packed) == original
+    kept = list((box.data_dir / "webcache" / "app").glob("*.gz"))
+    assert packed in [p.read_bytes() for p in kept]
