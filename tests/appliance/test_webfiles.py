@@ -174,3 +174,14 @@ def test_nothing_outside_the_app_folder_is_served(tmp_path: Path, path: str) -> 
     response = make_app(tmp_path / "data").test_client().get(path, headers=GZIP)
     assert response.status_code in (400, 404), path
     assert b"def create_app" not in response.data and b"root:" not in response.data
+
+
+def test_the_policy_goes_on_pages_and_the_worker_not_on_scripts_they_load(tmp_path: Path) -> None:
+    client = make_app(tmp_path / "data").test_client()
+    for path in ("/", "/sw.js", "/icons/icon.svg", "/admin/", "/api/info"):
+        policy = client.get(path, headers=GZIP).headers.get("Content-Security-Policy", "")
+        assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy, path
+    for path in ("/app.js", "/chat.js", "/style.css", "/admin/main.js", "/admin/admin.css"):
+        response = client.get(path, headers=GZIP)
+        assert response.status_code == 200 and "Content-Security-Policy" not in response.headers
+        assert response.headers["X-Content-Type-Options"] == "nosniff", path
