@@ -201,14 +201,14 @@ class Hub:
             if conn is None:
                 return
             try:
-                if not self._take_token(conn):
+                if not self._take_token(conn, frame):
                     return
                 request = protocol.parse_frame(frame)
                 ref = request.ref
                 changed = self._dispatch(conn, request)
             except ProtocolError as e:
                 self.counters["errors"] += 1
-                peer.send(protocol.error(e.code, e.message, ref))
+                peer.send(protocol.error(e.code, e.message, ref if ref is not None else e.ref))
             except Exception:  # one bad request must not take the box down
                 log.exception("request failed")
                 self.counters["errors"] += 1
@@ -239,7 +239,7 @@ class Hub:
         with self.lock:
             return self.store.prune(older_than, max_count if max_count > 0 else None)
 
-    def _take_token(self, conn: Connection) -> bool:
+    def _take_token(self, conn: Connection, frame: str | bytes) -> bool:
         now = float(self.clock())
         tokens, last, strikes = conn.bucket
         tokens = min(self.rate_limit.burst, tokens + (now - last) / 1000 * self.rate_limit.rate)
@@ -252,7 +252,7 @@ class Hub:
             conn.peer.close(4008, "too many messages")
         elif strikes == 1 or strikes % 20 == 0:
             conn.peer.send(protocol.error(
-                "rate_limited", "You are sending too fast; slow down."))
+                "rate_limited", "You are sending too fast; slow down.", protocol.ref_of(frame)))
         return False
 
     # -- dispatch ------------------------------------------------------------

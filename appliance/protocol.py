@@ -37,10 +37,12 @@ _CONV = re.compile(r"(room:[A-Za-z0-9_-]{1,64}|dm:[A-Za-z0-9_-]{1,64}:[A-Za-z0-9
 class ProtocolError(Exception):
     """A request the box refuses; `code` is stable, `message` is for people."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, ref: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        # The refused request's `ref`, when the frame got far enough to have one.
+        self.ref = ref
 
 
 @dataclass(frozen=True)
@@ -234,19 +236,35 @@ def parse_frame(frame: str | bytes) -> Request:
     ref = data.get("ref")
     if ref is not None and not (isinstance(ref, str) and len(ref) <= 64):
         raise ProtocolError("bad_request", "'ref' must be text of at most 64 characters.")
-    kind = data.get("type")
-    if not isinstance(kind, str) or kind not in SCHEMA:
-        shown = kind[:40] if isinstance(kind, str) else kind
-        raise ProtocolError("unknown_type", f"Unknown message type {shown!r}.")
-    fields: dict[str, Any] = {}
-    for name, (check, required) in SCHEMA[kind].items():
-        if name in data and data[name] is not None:
-            fields[name] = check(name, data[name])
-        elif required:
-            raise _bad(name, "is required")
-    if kind in TARGETED and ("room" in fields) == ("to" in fields):
-        raise ProtocolError("bad_request", "Give exactly one of 'room' or 'to'.")
+    try:
+        kind = data.get("type")
+        if not isinstance(kind, str) or kind not in SCHEMA:
+            shown = kind[:40] if isinstance(kind, str) else kind
+            raise ProtocolError("unknown_type", f"Unknown message type {shown!r}.")
+        fields: dict[str, Any] = {}
+        for name, (check, required) in SCHEMA[kind].items():
+            if name in data and data[name] is not None:
+                fields[name] = check(name, data[name])
+            elif required:
+                raise _bad(name, "is required")
+        if kind in TARGETED and ("room" in fields) == ("to" in fields):
+            raise ProtocolError("bad_request", "Give exactly one of 'room' or 'to'.")
+    except ProtocolError as e:
+        e.ref = ref  # every error answers its request, these too
+        raise
     return Request(kind, fields, ref)
+
+
+def ref_of(frame: str | bytes) -> str | None:
+    """The `ref` of a frame the box will not otherwise read (a rate-limited one)."""
+    if isinstance(frame, bytes):
+        return None
+    try:
+        data = json.loads(frame)
+    except (ValueError, RecursionError):
+        return None
+    ref = data.get("ref") if isinstance(data, dict) else None
+    return ref if isinstance(ref, str) and len(ref) <= 64 else None
 
 
 def clean_name(raw: str) -> str:

@@ -386,6 +386,12 @@ function onAck(msg) {
 function onSendError(msg) {
   const idx = state.outbox.findIndex((o) => o.id === msg.ref);
   if (idx < 0) return;
+  if (msg.code === 'rate_limited') {
+    // Dropped unread, not refused: it stays queued and goes again shortly.
+    const item = state.outbox[idx];
+    setTimeout(() => state.outbox.includes(item) && transmit(item), 2000);
+    return;
+  }
   const [item] = state.outbox.splice(idx, 1);
   saveOutbox();
   const m = conversation(item.conv).messages.get(item.id);
