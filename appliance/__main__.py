@@ -64,6 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument("--hello-timeout", type=_positive_seconds, default=10.0,
                         metavar="SECONDS",
                         help="time for a new WebSocket's first frame, its hello (default 10)")
+    site = serve.add_argument_group(
+        "site", "several boxes as one (docs/site.md); on the box these come from ahoy.txt")
+    site.add_argument("--site-name", default=None,
+                      help="the site's name (default: site_name from the config file)")
+    site.add_argument("--site-peer", action="append", default=[], metavar="HOST:PORT",
+                      help="another box's nats-server (repeatable; default: site_peers)")
+    site.add_argument("--site-port", type=int, default=None, metavar="PORT",
+                      help="this box's own nats-server port (default 4222)")
     serve.add_argument("--log-level", default="INFO",
                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
@@ -101,6 +109,16 @@ def _positive_seconds(text: str) -> float:
 
 def _accept_any_interface(interface: str) -> None:
     return None
+
+
+def _site_peers(values: list[str]) -> tuple[str, ...]:
+    """--site-peer values: host:port (loopback allowed, unlike site_peers: tests and tools)."""
+    import re
+
+    for value in values:
+        if not re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]{1,253}):[0-9]{1,5}", value):
+            raise SystemExit(f"error: --site-peer {value!r} is not host:port")
+    return tuple(values)
 
 
 def _port(value: int | None, default: int) -> int:
@@ -182,6 +200,9 @@ def build_settings(args: argparse.Namespace) -> tuple[Any, tuple[str, ...]]:
         max_unfinished_per_client=args.max_unfinished_per_client,
         header_timeout_s=args.header_timeout,
         hello_timeout_s=args.hello_timeout,
+        site_name=args.site_name if args.site_name is not None else config.site_name,
+        site_peers=_site_peers(args.site_peer) if args.site_peer else config.site_peers,
+        site_port=_port(args.site_port, 4222),
     )
     return settings, errors
 

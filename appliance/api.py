@@ -45,6 +45,8 @@ def healthz() -> Response:
         **box.hub.snapshot(),
         **box.status,
     }
+    if box.site is not None:
+        state["site"] = box.site.health()
     return jsonify(state)
 
 

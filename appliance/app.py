@@ -46,6 +46,14 @@ def create_app(settings: Settings) -> Flask:
     app.register_blueprint(portalweb.blueprint)
     app.register_blueprint(admin.blueprint)
     app.register_blueprint(webapp.blueprint)
+    if settings.site_name:
+        from .site.link import SiteLink
+
+        link = SiteLink.for_box(hub, settings.data_dir, settings.site_name, settings.site_peers,
+                                settings.site_port)
+        if link is not None:
+            link.start()
+            box.site = link
 
     @app.after_request
     def security_headers(response: Any) -> Any:

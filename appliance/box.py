@@ -36,6 +36,9 @@ class Box:
     # returns its result. In production a thread of gevent's pool, so the loop
     # serves everyone else meanwhile; in development the calling thread.
     run_blocking: Callable[[Callable[[], Any]], Any] = run_here
+    # The box's link to the other boxes of its site (appliance.site.link.SiteLink);
+    # None for a box alone.
+    site: Any = None
     # One-time codes carrying a device token from the http app to the https one.
     handoffs: Handoffs = field(default_factory=Handoffs)
 

@@ -100,6 +100,38 @@ def _limited_address(address: str) -> bool:
 IceProvider = Callable[[str], list[dict[str, Any]]]
 
 
+class Replication:
+    """What the hub tells the other boxes of its site, and asks them.
+
+    This one is a box alone: nothing happens. A box in a site has
+    `appliance.site.link.SiteLink` (docs/site.md); all calls come under the
+    hub's lock.
+    """
+
+    box: str | None = None
+
+    def message_stored(self, message: StoredMessage) -> str | None:
+        """A new message from a phone here; returns its site-wide position."""
+        return None
+
+    def positions(self, conv: str, wires: list[dict[str, Any]]) -> None:
+        """Add the site-wide position (`at`) to these messages of `conv`."""
+
+    def missed(self, conv: str, seen: dict[str, int]) -> tuple[list[StoredMessage], bool]:
+        """What a phone that has seen these positions has not seen of `conv`."""
+        return [], False
+
+    def user_changed(self, user_id: str) -> None:
+        """Someone came, went, or changed their name or profile."""
+
+    def rooms_changed(self, effects: list[Effect]) -> None:
+        """A room operation was carried out here."""
+
+    def forward(self, user_id: str, request: Request) -> bool:
+        """Whether a request about a call goes to the box that holds it instead."""
+        return False
+
+
 class Hub:
     def __init__(
         self,
@@ -120,6 +152,7 @@ class Hub:
         self.lock = threading.RLock()
         self.presence = Presence()
         self.calls = calls or Calls(lambda: new_id("c_"))
+        self.site = Replication()
         self.rooms = Rooms(lambda: new_id("r_"), lambda: secrets.token_urlsafe(12))
         self.rooms.load(store.load_rooms(), store.invites())
         # The room every new person joins at first visit (config `default_room`).
@@ -268,6 +301,8 @@ class Hub:
         user = conn.user_id
         if user is None or self.presence.user_of(conn.peer) != user:
             raise ProtocolError("not_joined", "Say hello with your name first.")
+        if self.site.forward(user, req):
+            return False
         handler = self._handlers[req.type]
         busy_before = self.calls.busy_users()
         rooms_before = self._room_call_snapshot()
@@ -332,10 +367,17 @@ class Hub:
             for s in self.presence.sessions() if s.user_id != user_id
         ]
         rooms = [self._room_wire(r) for r in self.rooms if r.can_see(user_id)]
-        conn.peer.send(self._reply(req, protocol.welcome(
+        welcome = protocol.welcome(
             self._user_wire(user_id), token, users, rooms, self.ice_servers(user_id), now,
-            default_room=self.default_room)))
-        self._send_missed(conn.peer, user_id, req.get("since") or {})
+            default_room=self.default_room)
+        if self.site.box is not None:
+            welcome["box"] = self.site.box
+        conn.peer.send(self._reply(req, welcome))
+        since_at = None
+        if self.site.box is not None and req.get("box") not in (None, self.site.box):
+            # The phone's seqs are another box's: what it has seen is said by position.
+            since_at = req.get("since_at") or {}
+        self._send_missed(conn.peer, user_id, req.get("since") or {}, since_at)
         self._deliver(self.calls.user_back(user_id))
         if not was_online or wanted != current_name:
             self._broadcast_presence(user_id, self._status(user_id))
@@ -358,12 +400,17 @@ class Hub:
                         if not times or now - times[-1] >= 3600_000]:
             del self._new_people[address]
 
-    def _send_missed(self, peer: Peer, user_id: str, since: dict[str, int]) -> None:
+    def _send_missed(self, peer: Peer, user_id: str, since: dict[str, int],
+                     since_at: dict[str, dict[str, int]] | None = None) -> None:
         convs = [Conv.of_room(r.id) for r in self.rooms.of_member(user_id)]
         convs += self.store.dm_convs(user_id)
         for conv in convs:
             last = self.store.last_seq(conv)
-            seen = since.get(conv)
+            if since_at is not None and conv in since_at:
+                messages, more = self.site.missed(conv, since_at[conv])
+                peer.send(self._history(conv, messages, more))
+                continue
+            seen = None if since_at is not None else since.get(conv)
             if seen is None:
                 if last == 0:
                     continue
@@ -376,8 +423,9 @@ class Hub:
             peer.send(self._history(conv, messages, more))
 
     def _history(self, conv: str, messages: list[StoredMessage], more: bool) -> dict[str, Any]:
-        return protocol.history(conv, [m.to_wire() for m in messages], more,
-                                self.store.last_seq(conv))
+        wires = [m.to_wire() for m in messages]
+        self.site.positions(conv, wires)
+        return protocol.history(conv, wires, more, self.store.last_seq(conv))
 
     def _status(self, user_id: str) -> str:
         if not self.presence.is_online(user_id):
@@ -396,6 +444,7 @@ class Hub:
         return wire
 
     def _broadcast_presence(self, user_id: str, status: str) -> None:
+        self.site.user_changed(user_id)
         user = self._user_wire(user_id)
         user["status"] = status
         self._send_all(
@@ -435,13 +484,19 @@ class Hub:
             raise ProtocolError("unknown_message", "The message you reply to is gone.")
         message, created = self.store.append(conv, req.get("id"), user, session.name, text,
                                              self.clock(), reply_to)
+        at = self.site.message_stored(message) if created else None
         # The ack goes out only now, after the commit.
-        conn.peer.send(self._reply(req, protocol.ack(message.id, message.conv, message.seq,
-                                                     message.ts)))
+        ack = protocol.ack(message.id, message.conv, message.seq, message.ts)
+        if at is not None:
+            ack["at"] = at
+        conn.peer.send(self._reply(req, ack))
         if not created:
             return
         self.counters["messages"] += 1
-        self._send_to(others, message.to_wire())
+        wire = message.to_wire()
+        if at is not None:
+            wire["at"] = at
+        self._send_to(others, wire)
 
     def _audience(self, user: str, conv: Conv) -> list[str]:
         """Everyone in the conversation, once `user` is known to be one of them."""
@@ -586,6 +641,7 @@ class Hub:
         before what is told of it). `answer` is the connection and request
         that a `Reply` answers."""
         now = self.clock()
+        self.site.rooms_changed(effects)
         for effect in effects:
             match effect:
                 case SaveRoom(room):
@@ -774,6 +830,59 @@ class Hub:
                 observer()
             except Exception:
                 log.exception("observer failed")
+
+    # -- the other boxes of the site (appliance.site) ----------------------------
+
+    def attach_remote(self, peer: Peer, user_id: str, name: str) -> None:
+        """Someone is online on another box of the site; `peer` reaches them there."""
+        with self.lock:
+            if id(peer) not in self._conns:
+                self.connect(peer)
+            conn = self._conns[id(peer)]
+            replaced = self.presence.attach(user_id, name, peer, self.clock())
+            conn.user_id = user_id
+            if replaced is not None:
+                stale = self._conns.get(id(replaced))
+                if stale is not None:
+                    stale.user_id = None
+                replaced.send(protocol.error(
+                    "replaced", "You opened Ahoy on another box of the site; this copy is "
+                                "closed."))
+                replaced.close(4001, "replaced")
+            self._broadcast_presence(user_id, self._status(user_id))
+            self._touch_rooms_of(user_id)
+        self._notify()
+
+    def site_applied(self, messages: list[StoredMessage], positions: dict[tuple[str, int], str],
+                     users: list[str], rooms: list[str], deleted_rooms: list[str]) -> None:
+        """Changes from other boxes are in the store: tell the phones here."""
+        with self.lock:
+            if rooms or deleted_rooms:
+                self.rooms.load(self.store.load_rooms(), self.store.invites())
+                for room_id in dict.fromkeys(rooms):
+                    room = self.rooms.get(room_id)
+                    if room is not None:
+                        self._apply([Announce(room)])
+                for room_id in deleted_rooms:
+                    self._apply([Gone(room_id)])
+            for user_id in users:
+                if self.presence.is_online(user_id):
+                    self._broadcast_presence(user_id, self._status(user_id))
+            for message in messages:
+                in_room = Conv(message.conv).room_id
+                if in_room is not None:
+                    room = self.rooms.get(in_room)
+                    audience = list(room.members) if room is not None else []
+                else:
+                    audience = list(Conv(message.conv).people)
+                wire = message.to_wire()
+                at = positions.get((message.conv, message.seq))
+                if at is not None:
+                    wire["at"] = at
+                self._send_to(audience, wire)
+            self.counters["messages"] += len(messages)
+        if rooms or deleted_rooms or users:
+            self._notify()
 
     # -- moderation (the admin page) -------------------------------------------
 

@@ -31,6 +31,7 @@ NEW_PEOPLE_PER_ADDRESS_PER_HOUR = 20  # new identities (hello without a token) p
 
 _MSG_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _ENTITY_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_BOX = re.compile(r"[0-9a-f]{8}")
 _CONV = re.compile(r"(room:[A-Za-z0-9_-]{1,64}|dm:[A-Za-z0-9_-]{1,64}:[A-Za-z0-9_-]{1,64})")
 
 
@@ -119,6 +120,23 @@ def since_map(field: str, value: Any) -> dict[str, int]:
     return out
 
 
+def since_at_map(field: str, value: Any) -> dict[str, dict[str, int]]:
+    if not isinstance(value, dict) or len(value) > 2000:
+        raise _bad(field, "must be an object of at most 2000 conversations")
+    out: dict[str, dict[str, int]] = {}
+    for conv, seen in value.items():
+        if not _CONV.fullmatch(conv):
+            raise _bad(field, f"has an unknown conversation '{conv[:80]}'")
+        if not isinstance(seen, dict) or len(seen) > 64:
+            raise _bad(f"{field}.{conv}", "must be an object of at most 64 boxes")
+        for box in seen:
+            if not _BOX.fullmatch(box):
+                raise _bad(f"{field}.{conv}", f"has an unknown box '{str(box)[:20]}'")
+        out[conv] = {box: integer(0, 2**62)(f"{field}.{conv}.{box}", n)
+                     for box, n in seen.items()}
+    return out
+
+
 def json_object(max_bytes: int) -> Check:
     def check(field: str, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
@@ -142,6 +160,10 @@ SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
         "name": (text(0, 200), False),
         "token": (text(1, 128), False),
         "since": (since_map, False),
+        # A box of a site: the box the phone's seqs are from, and what it has seen
+        # by site-wide position (docs/protocol.md, "Several boxes").
+        "box": (pattern(re.compile(r"[0-9a-f]{8}"), "a box id"), False),
+        "since_at": (since_at_map, False),
     },
     "ping": {},
     "ice": {},

@@ -52,6 +52,11 @@ class Settings:
     max_unfinished_per_client: int = 16
     header_timeout_s: float = 10.0
     hello_timeout_s: float = 10.0
+    # A box of a site (docs/site.md): its name ("" alone), the other boxes'
+    # nats-servers ("host:port") and the port of its own.
+    site_name: str = ""
+    site_peers: tuple[str, ...] = ()
+    site_port: int = 4222
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -96,3 +96,125 @@ class NatsBox:
 
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
+
+
+@dataclass
+class SiteBox:
+    """One box of a test site: its own nats-server and its own Ahoy service (gevent)."""
+
+    nats: NatsBox
+    peers: list[NatsBox] = field(default_factory=list)
+    ahoy: Any = None
+
+    def start(self) -> SiteBox:
+        from ahoytest import AhoyServer
+
+        if self.nats.process is None or self.nats.process.poll() is not None:
+            self.nats.start()
+        args: list[str] = ["--site-name", self.nats.site_name, "--site-port", str(self.nats.port)]
+        for peer in self.peers:
+            args += ["--site-peer", f"127.0.0.1:{peer.port}"]
+        if self.ahoy is None:
+            self.ahoy = AhoyServer(self.nats.data_dir, production=True, extra_args=tuple(args))
+        self.ahoy.start()
+        return self
+
+    @property
+    def box(self) -> str:
+        return site.box_id(self.nats.data_dir)
+
+    def client(self, name: str | None = None, **hello: Any) -> Any:
+        from ahoytest import WsClient
+
+        c = WsClient(self.ahoy.ws_url)
+        if name is not None or hello:
+            reply = c.hello(name, **hello)
+            assert reply["type"] == "welcome", reply
+        return c
+
+    def status(self) -> dict[str, Any]:
+        return dict(self.ahoy.health().get("site") or {})
+
+    def stop(self) -> None:
+        if self.ahoy is not None:
+            self.ahoy.stop()
+        self.nats.stop()
+
+
+def make_site(root: Path, count: int, **kwargs: Any) -> list[SiteBox]:
+    """`count` boxes, each told every other box's address."""
+    servers = [NatsBox(root / f"box{i}" / "data", **kwargs) for i in range(count)]
+    return [SiteBox(s, [o for o in servers if o is not s]) for s in servers]
+
+
+def wait_for(condition: Any, timeout: float = 30.0, what: str = "condition") -> Any:
+    """Poll until `condition()` is truthy; its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout} s")
+        time.sleep(0.05)
+
+
+def positions(messages: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """What a phone has seen, by site-wide position: conv -> box -> highest n."""
+    seen: dict[str, dict[str, int]] = {}
+    for m in messages:
+        box, n = m["at"].split(":")
+        conv = seen.setdefault(m["conv"], {})
+        conv[box] = max(conv.get(box, 0), int(n))
+    return seen
+
+
+def received(client: Any, quiet: float = 0.5) -> list[dict[str, Any]]:
+    """Every chat message the client got (live or in a history) until it is quiet."""
+    out = []
+    for m in client.drain(quiet):
+        if m.get("type") == "message":
+            out.append(m)
+        elif m.get("type") == "history":
+            out += m["messages"]
+    return out
+
+
+def whole_conversation(client: Any, conv: str) -> list[dict[str, Any]]:
+    """The conversation as this client's box has it, oldest seq first."""
+    messages: list[dict[str, Any]] = []
+    after = 0
+    while True:
+        reply = client.request("sync", "history", conv=conv, after=after, limit=500)
+        assert reply["type"] == "history", reply
+        messages += reply["messages"]
+        if not reply["more"]:
+            return messages
+        after = reply["messages"][-1]["seq"]
+
+
+def online_at(box: SiteBox, user_id: str) -> bool:
+    """Whether a phone that joins `box` now sees `user_id` online."""
+    import uuid
+
+    from ahoytest import WsClient
+
+    probe = WsClient(box.ahoy.ws_url)
+    try:
+        welcome = probe.hello(f"probe-{uuid.uuid4().hex[:6]}")
+        return any(u["id"] == user_id and u["status"] != "offline" for u in welcome["users"])
+    finally:
+        probe.close()
+
+
+def probe_rooms(box: SiteBox) -> list[dict[str, Any]]:
+    """The rooms a phone that joins `box` now is told about."""
+    import uuid
+
+    from ahoytest import WsClient
+
+    probe = WsClient(box.ahoy.ws_url)
+    try:
+        return list(probe.hello(f"probe-{uuid.uuid4().hex[:6]}")["rooms"])
+    finally:
+        probe.close()

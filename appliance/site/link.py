@@ -1,0 +1,345 @@
+"""A box's membership of its site, wired into the hub.
+
+`SiteLink` is the hub's `Replication` for a box in a site: the hub tells it
+what happened here (a message stored, a person or room changed, presence),
+and it tells the hub what happened on the other boxes (through the inbox
+that the NATS thread fills). People online on another box are in this hub's
+presence as `RemotePeer`s: whatever the hub sends them that their own box
+would not make by itself (call events, signaling, typing, read receipts,
+answers to forwarded requests) goes to that box for their phone. Call
+requests about a call that another box holds go to that box, which handles
+them as if the phone were its own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from provisioning import credentials, site
+
+from ..hub import Hub, Replication
+from ..protocol import Request
+from ..rooms import AddMember, DeleteRoom, Effect, RemoveMember, Room, SaveRoom, SetRole
+from ..store import StoredMessage
+from .bridge import SILENT_AFTER_S, Bridge, BridgeConfig
+from .channel import Inbox
+from .records import BadRecord, decode, decode_live, encode_live, forwarded
+from .replica import Applied, Replica
+
+log = logging.getLogger(__name__)
+
+MISSED_LIMIT = 500
+
+
+class RemotePeer:
+    """A person whose phone is connected to another box of the site."""
+
+    def __init__(self, link: SiteLink, box: str, user_id: str) -> None:
+        self.link = link
+        self.box = box
+        self.user_id = user_id
+
+    def send(self, message: dict[str, Any]) -> None:
+        if forwarded(message):
+            self.link.send_live(self.box, "to", self.user_id, message)
+
+    def close(self, code: int, reason: str) -> None:
+        """Their own box closes their connection when it learns where they went."""
+
+
+class SiteLink(Replication):
+    """This box's part in its site, for the hub (see module docstring)."""
+
+    def __init__(self, hub: Hub, data_dir: Path, site_name: str, peers: tuple[str, ...],
+                 own_port: int, secret: str, clock: Callable[[], float] = time.time) -> None:
+        self.hub = hub
+        self.box = site.box_id(data_dir)
+        self.site_name = site_name
+        self.clock = clock
+        self.replica = Replica(hub.store, self.box)
+        self.local_online: dict[str, str] = {}  # people whose phone is on this box: name
+        self.snapshot: list[list[str]] = []  # the same as a list, for the NATS thread
+        self.heard: dict[str, float] = {}  # box -> when its last presence snapshot came
+        self.calls_at: dict[str, str] = {}  # call id -> the box that holds the call
+        self.applying = False
+        self.counters = {"applied": 0, "forwarded": 0, "bad_records": 0, "live_in": 0}
+        paths = site.SitePaths(site.site_dir(data_dir))
+
+        def tls() -> ssl.SSLContext:
+            context = ssl.create_default_context(cafile=str(paths.ca))
+            context.check_hostname = False  # the site CA is the identity, not a name
+            context.load_cert_chain(str(paths.cert), str(paths.key))
+            return context
+
+        self.inbox = Inbox(self._handle)
+        self.bridge = Bridge(
+            BridgeConfig(box=self.box, site_name=site_name,
+                         own_url=f"tls://127.0.0.1:{own_port}",
+                         peer_urls=tuple(f"tls://{peer}" for peer in peers),
+                         db_path=Path(hub.store.path), password=site.nats_password(
+                             secret, site_name), user=site.NATS_USER, tls=tls),
+            deliver=self.inbox.put, waiting=lambda: len(self.inbox),
+            online_snapshot=lambda: self.snapshot)
+
+    @classmethod
+    def for_box(cls, hub: Hub, data_dir: Path, site_name: str, peers: tuple[str, ...],
+                own_port: int) -> SiteLink | None:
+        """The link for a box in a site, None (with a log line) when it has no secret."""
+        secret = credentials.read_site_secret(data_dir)
+        if secret is None:
+            log.error("site_name is %s but this box has no site secret: it works alone",
+                      site_name)
+            return None
+        return cls(hub, data_dir, site_name, peers, own_port, secret)
+
+    def start(self) -> None:
+        with self.hub.lock:
+            self.replica.record_own()
+            self.hub.site = self
+        self.bridge.start()
+        self.bridge.poke_outbox()
+
+    def stop(self) -> None:
+        self.bridge.stop()
+        self.inbox.close()
+
+    def status(self) -> dict[str, Any]:
+        """For the admin page and /healthz: this box, its links, what waits."""
+        with self.hub.lock:
+            remote: dict[str, int] = {}
+            for session in self.hub.presence.sessions():
+                if isinstance(session.peer, RemotePeer):
+                    remote[session.peer.box] = remote.get(session.peer.box, 0) + 1
+            outbox = self.replica.outbox_size()
+        bridge = self.bridge.status()
+        for link in bridge["links"]:
+            link["phones"] = remote.get(link["box"] or "", 0)
+        return {"site": self.site_name, "box": self.box, "phones": len(self.local_online),
+                "outbox": outbox, "waiting": len(self.inbox), **bridge,
+                "counters": dict(self.counters)}
+
+    def health(self) -> dict[str, Any]:
+        """For /healthz, which phones may read: counts, no names or addresses."""
+        bridge = self.bridge.status()
+        with self.hub.lock:
+            outbox = self.replica.outbox_size()
+        return {"box": self.box, "own_server": bridge["own"]["state"],
+                "linked": sum(1 for link in bridge["links"] if link["state"] == "connected"),
+                "refused": sum(1 for link in bridge["links"] if link["state"] == "refused"),
+                "boxes": len(bridge["links"]) + 1,
+                "lag": sum(link["lag"] for link in bridge["links"]),
+                "outbox": outbox, "waiting": len(self.inbox)}
+
+    # -- the hub tells the site (called under the hub's lock) ---------------------------
+
+    def message_stored(self, message: StoredMessage) -> str | None:
+        at = self.replica.number_own(message.conv, message.seq)
+        self.inbox.put(("flush",))
+        return at
+
+    def positions(self, conv: str, wires: list[dict[str, Any]]) -> None:
+        found = self.replica.positions_of(conv, [w["seq"] for w in wires])
+        for wire in wires:
+            at = found.get(wire["seq"])
+            if at is not None:
+                wire["at"] = at
+
+    def missed(self, conv: str, seen: dict[str, int]) -> tuple[list[StoredMessage], bool]:
+        return self.replica.missed(conv, seen, MISSED_LIMIT)
+
+    def user_changed(self, user_id: str) -> None:
+        session = self.hub.presence.session(user_id)
+        if session is not None and not isinstance(session.peer, RemotePeer):
+            if self.local_online.get(user_id) != session.name:
+                self.local_online[user_id] = session.name
+                self._snapshot_changed()
+                self.send_live(None, "online", None,
+                               {"users": [[user_id, session.name]], "full": False})
+            if self.replica.note_user(user_id, int(self.clock() * 1000)):
+                self.bridge.poke_outbox()
+        elif user_id in self.local_online:
+            del self.local_online[user_id]
+            self._snapshot_changed()
+            if session is None:
+                # Gone from here; if their phone is on another box now, that box says so.
+                self.send_live(None, "offline", user_id, None)
+
+    def _snapshot_changed(self) -> None:
+        self.snapshot = [[u, n] for u, n in self.local_online.items()]
+
+    def rooms_changed(self, effects: list[Effect]) -> None:
+        if self.applying:
+            return
+        now = int(self.clock() * 1000)
+        noted = False
+        for effect in effects:
+            match effect:
+                case SaveRoom(room):
+                    self.replica.note_room(room, now)
+                case AddMember(room_id, user_id, role):
+                    self.replica.note_member(room_id, user_id, role, now)
+                case RemoveMember(room_id, user_id):
+                    self.replica.note_member(room_id, user_id, None, now)
+                case SetRole(room_id, user_id, role):
+                    self.replica.note_member(room_id, user_id, role, now)
+                case DeleteRoom(room_id, delete_messages):
+                    gone = Room(room_id, "", "", 0, False, delete_messages, "-", 0)
+                    self.replica.note_room(gone, now, deleted=True)
+                case _:
+                    continue
+            noted = True
+        if noted:
+            self.bridge.poke_outbox()
+
+    def forward(self, user_id: str, request: Request) -> bool:
+        """Send a call request to the box that holds the call; True if it went there."""
+        if not (request.type.startswith("call_") or request.type == "signal"):
+            return False
+        call_id = request.get("call")
+        if call_id is None or call_id not in self.calls_at:
+            return False
+        if any(call.id == call_id for call in self.hub.calls.active()):
+            return False
+        frame = {"type": request.type, **request.fields}
+        if request.ref is not None:
+            frame["ref"] = request.ref
+        self.send_live(self.calls_at[call_id], "frame", user_id, frame)
+        return True
+
+    def send_live(self, box: str | None, kind: str, user_id: str | None,
+                  message: dict[str, Any] | None) -> None:
+        body: dict[str, Any] = {"k": kind, "box": self.box}
+        if kind in ("to", "frame"):
+            body.update(user=user_id, message=message)
+            subject = f"site.{kind}.{box}"
+        elif kind == "offline":
+            body["user"] = user_id
+            subject = f"site.live.{self.box}"
+        else:
+            body.update(message or {})
+            subject = f"site.live.{self.box}"
+        self.bridge.send_live(box, subject, encode_live(body))
+
+    # -- the site tells the hub (the inbox, on the service's side) -------------------------
+
+    def _handle(self, batch: list[tuple[Any, ...]]) -> None:
+        records = []
+        flush = False
+        for item in batch:
+            kind = item[0]
+            if kind == "record":
+                _, server, stream_seq, data = item
+                try:
+                    records.append((server, stream_seq, decode(data), data))
+                except BadRecord as exc:
+                    self.counters["bad_records"] += 1
+                    log.warning("site: a record from %s (#%d) cannot be used: %s", server,
+                                stream_seq, exc)
+            elif kind == "flush":
+                flush = True
+            else:
+                if records:
+                    self._apply(records)
+                    records = []
+                if kind == "live":
+                    self._on_live(item[1])
+                elif kind == "gone":
+                    self._box_gone(item[1])
+        if records:
+            self._apply(records)
+        elif flush:
+            with self.hub.lock:
+                if self.replica.record_own():
+                    self.bridge.poke_outbox()
+        self._forget_silent_boxes()
+
+    def _apply(self, records: list[Any]) -> None:
+        with self.hub.lock:
+            applied = self.replica.apply(records)
+            self.counters["applied"] += len(records)
+            self.counters["forwarded"] += applied.forwarded
+            self._tell_hub(applied)
+        self.bridge.poke_outbox()
+
+    def _tell_hub(self, applied: Applied) -> None:
+        self.applying = True
+        try:
+            self.hub.site_applied(applied.messages, applied.positions, applied.users,
+                                  applied.rooms, applied.deleted_rooms)
+        finally:
+            self.applying = False
+
+    def _on_live(self, data: bytes) -> None:
+        try:
+            body = decode_live(data)
+        except BadRecord as exc:
+            log.warning("site: a live event cannot be used: %s", exc)
+            return
+        self.counters["live_in"] += 1
+        box = body["box"]
+        if box == self.box:
+            return
+        kind = body["k"]
+        with self.hub.lock:
+            if kind == "online":
+                self.heard[box] = self.clock()
+                self._remote_online(box, body["users"], body["full"])
+            elif kind == "offline":
+                self._remote_offline(box, body["user"])
+            elif kind == "to":
+                peer = self.hub.presence.peer(body["user"])
+                if peer is None or isinstance(peer, RemotePeer):
+                    return
+                message = body["message"]
+                call_id = message.get("call")
+                if isinstance(call_id, str) and message.get("type", "").startswith("call_"):
+                    if not any(c.id == call_id for c in self.hub.calls.active()):
+                        self.calls_at[call_id] = box
+                peer.send(message)
+            elif kind == "frame":
+                peer = self.hub.presence.peer(body["user"])
+                if isinstance(peer, RemotePeer) and peer.box == box:
+                    self.hub.handle(peer, json.dumps(body["message"]))
+
+    def _remote_online(self, box: str, users: list[list[str]], full: bool) -> None:
+        named = {user_id: name for user_id, name in users}
+        for user_id, name in named.items():
+            current = self.hub.presence.peer(user_id)
+            if isinstance(current, RemotePeer) and current.box == box:
+                session = self.hub.presence.session(user_id)
+                if session is not None and session.name == name:
+                    continue
+            elif current is not None and full:
+                continue  # a snapshot does not take someone from where they just came
+            self.hub.attach_remote(RemotePeer(self, box, user_id), user_id, name)
+        if full:
+            for session in self.hub.presence.sessions():
+                peer = session.peer
+                if isinstance(peer, RemotePeer) and peer.box == box and \
+                        session.user_id not in named:
+                    self.hub.disconnect(peer)
+
+    def _remote_offline(self, box: str, user_id: str) -> None:
+        peer = self.hub.presence.peer(user_id)
+        if isinstance(peer, RemotePeer) and peer.box == box:
+            self.hub.disconnect(peer)
+
+    def _box_gone(self, box: str) -> None:
+        self.heard.pop(box, None)
+        with self.hub.lock:
+            for session in self.hub.presence.sessions():
+                peer = session.peer
+                if isinstance(peer, RemotePeer) and peer.box == box:
+                    self.hub.disconnect(peer)
+
+    def _forget_silent_boxes(self) -> None:
+        now = self.clock()
+        for box, heard in list(self.heard.items()):
+            if now - heard > SILENT_AFTER_S:
+                self._box_gone(box)
