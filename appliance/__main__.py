@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
+from ipaddress import IPv4Interface
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +123,20 @@ def _site_peers(values: list[str]) -> tuple[str, ...]:
     return tuple(values)
 
 
+def _current_address(interface: str) -> str | None:
+    """The interface's first IPv4 address now, None if it has none (or cannot be asked)."""
+    try:
+        from pyroute2 import IPRoute
+
+        with IPRoute() as ipr:
+            for msg in ipr.get_addr(family=socket.AF_INET, label=interface):
+                found: str = msg.get("IFA_ADDRESS")
+                return found
+    except Exception as e:  # no netlink here
+        logging.getLogger(__name__).warning("cannot read the address of %s: %s", interface, e)
+    return None
+
+
 def _port(value: int | None, default: int) -> int:
     port = default if value is None else value
     if not 0 < port < 65536:
@@ -151,6 +167,9 @@ def build_settings(args: argparse.Namespace) -> tuple[Any, tuple[str, ...]]:
     else:
         config = BoxConfig()
     address = str(config.box_address)
+    if config.lan_mode and not dev and not isinstance(config.uplink_address, IPv4Interface):
+        # The network's DHCP server gives the address; mDNS follows it as it changes.
+        address = _current_address(config.uplink_interface) or f"{config.box_name}.local"
     if dev and config_path is None:
         # Without a hotspot the box is wherever it listens (the captive portal
         # sends strangers there).
@@ -180,7 +199,9 @@ def build_settings(args: argparse.Namespace) -> tuple[Any, tuple[str, ...]]:
         box_name=args.box_name or config.box_name,
         box_address=address,
         box_config=config_path,
-        hotspot_interface=None if dev else config.interface,
+        hotspot_interface=None if dev else (
+            config.uplink_interface if config.lan_mode else config.interface),
+        lan_mode=config.lan_mode and config_path is not None,
         led_pins=pins,
         button_pin=config.button_pin,
         announce_mdns=(not dev) if args.mdns is None else args.mdns,
@@ -191,7 +212,7 @@ def build_settings(args: argparse.Namespace) -> tuple[Any, tuple[str, ...]]:
         retention_messages=config.retention_messages,
         default_room=(config.default_room if args.default_room is None
                       else args.default_room or None),
-        wifi_ssid=config.wifi_name if config_path is not None else None,
+        wifi_ssid=config.wifi_name if config_path is not None and config.hotspot else None,
         wifi_passphrase=(config.wifi_passphrase or None) if config_path is not None else None,
         hotspot_network=str(config.network) if config_path is not None else None,
         in_site=config.in_site and config_path is not None,

@@ -31,6 +31,7 @@ class Devices:
     button_pin: int | None = KEYS["button_pin"].default
     announce: bool = True
     site: bool = False  # one of a site's boxes: follow the backbone's link
+    follow_addresses: bool = False  # LAN mode: announce whatever address DHCP gave
     parts: list[Any] = field(default_factory=list)
     lights: Any = None
     watcher: Any = None
@@ -90,6 +91,8 @@ class Devices:
                 "addresses": list(status.addresses),
             }
             log.info("hotspot %s is %s", self.hotspot_interface, "up" if status.up else "down")
+            if self.follow_addresses and self.announcer is not None:
+                self.announcer.update_addresses(self._ipv4(status.addresses))
             self.refresh()
 
         try:
@@ -107,6 +110,9 @@ class Devices:
         settings = self.box.settings
         addresses = [settings.box_address] if settings.host in ("0.0.0.0", "::") else [
             settings.host]
+        if self.follow_addresses:
+            # LAN mode: whatever the uplink has now (DHCP may not have answered yet).
+            addresses = self._ipv4((self.box.status.get("hotspot") or {}).get("addresses", []))
         try:
             self.announcer = Announcer(
                 Announcement(hostname=settings.box_name, http_port=settings.http_port,
@@ -130,6 +136,10 @@ class Devices:
                 self.refresh()
             if self._stop_site.wait(SITE_LINK_SECONDS):
                 return
+
+    @staticmethod
+    def _ipv4(addresses: Any) -> list[str]:
+        return [a for a in addresses if ":" not in a]
 
     def refresh(self) -> None:
         """Recompute the lights from the box's facts."""

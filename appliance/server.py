@@ -83,6 +83,7 @@ def start_devices(app: Flask, settings: Settings) -> Any:
         button_pin=settings.button_pin,
         announce=settings.announce_mdns,
         site=settings.in_site,
+        follow_addresses=settings.lan_mode,
     )
     threading.Thread(target=devices.start, name="ahoy-devices", daemon=True).start()
     return devices

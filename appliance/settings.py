@@ -45,6 +45,9 @@ class Settings:
     hotspot_network: str | None = None
     # One of a site's boxes (site_name set): the backbone's link is shown.
     in_site: bool = False
+    # hotspot = off: the box serves an existing network; `hotspot_interface` is then
+    # its uplink, and the mDNS announcement follows the uplink's addresses.
+    lan_mode: bool = False
     # Connection limits (docs/protocol.md, "Connections"); all but the hello
     # timeout apply to the production server only.
     max_connections: int = 4000

@@ -46,6 +46,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         _print_errors(args.config, exc)
         return FAILED
+    if config.lan_mode:
+        print(f"{args.config} is fine: LAN mode (no hotspot), box {config.box_name}.local on "
+              f"{config.uplink_interface} ({config.uplink_address})")
+        return OK
     security = "open network" if config.is_open_network else "WPA2 passphrase"
     country = config.country or "no country set"
     print(
@@ -66,7 +70,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     data_dir: Path = args.data_dir or out / "data"
     secret = credentials.turn_secret(data_dir)
     tls.ensure_certificates(
-        DataDir(data_dir).tls, config.box_name, config.dns_names, [str(config.box_address)]
+        DataDir(data_dir).tls, config.box_name, config.dns_names, config.fixed_addresses
     )
     files = render.render_all(config, secret, lease_file=data_dir / "dnsmasq.leases")
     for name, text in files.items():

@@ -160,7 +160,7 @@ def write_files(
                                "through the box's TURN server will fail")
     try:
         tls.ensure_certificates(DataDir(data_dir).tls, config.box_name, config.dns_names,
-                                [str(config.box_address)], notes=report.warnings)
+                                config.fixed_addresses, notes=report.warnings)
     except OSError as exc:
         report.problems.append(f"could not make the box's certificate ({exc.strerror}): "
                                "the secure address (https) will not work")
@@ -264,7 +264,7 @@ def apply_config(
     mode) is refused before anything is written or changed.
     """
     report = ApplyReport()
-    if system is not None:
+    if system is not None and not config.lan_mode:
         problem = system.access_point_problem(config.interface)
         if problem:
             report.problems.append(f"{problem}; nothing was changed")
@@ -275,11 +275,16 @@ def apply_config(
     if system is None:
         return report
     _stop_other_access_points(config, root, system, report)
-    _set_radio(config, system, report)
-    _set_address(config, system, report)
+    if config.lan_mode:
+        _serve_the_lan(config, root, changed.get(render.NETWORKD, False), system, report)
+    else:
+        _set_radio(config, system, report)
+        _set_address(config, system, report)
     _set_forwarding(config, system, report)
     _load_firewall(config, root, changed.get(render.NFTABLES, False), system, report)
-    for name in (render.DNSMASQ, render.TURNSERVER, render.HOSTAPD):
+    names = (render.TURNSERVER,) if config.lan_mode else (
+        render.DNSMASQ, render.TURNSERVER, render.HOSTAPD)
+    for name in names:
         service = TARGETS[name].service
         assert service is not None
         _run_service(service.format(interface=config.interface), changed[name], system, report)
@@ -297,10 +302,11 @@ def apply_config(
 def _stop_other_access_points(
     config: BoxConfig, root: Path, system: System, report: ApplyReport
 ) -> None:
-    """When the hotspot moved to another adapter, stop the old one's hostapd."""
+    """When the hotspot moved to another adapter, stop the old one's hostapd; in LAN mode,
+    every one of ours."""
     current = target_path(root, render.HOSTAPD, config)
     for path in sorted(current.parent.glob("*.conf")):
-        if path == current:
+        if path == current and not config.lan_mode:
             continue
         try:
             ours = path.read_text().startswith(f"# {render.HEADER}")
@@ -308,10 +314,30 @@ def _stop_other_access_points(
             continue
         if ours:
             _step(system, ["systemctl", "stop", f"hostapd@{path.stem}"], report,
-                  f"stopped hostapd@{path.stem} (the hotspot moved to {config.interface})",
+                  f"stopped hostapd@{path.stem} (" + ("LAN mode: no hotspot" if config.lan_mode
+                  else f"the hotspot moved to {config.interface}") + ")",
                   warn_only=True)
             path.unlink()
             report.changed_files.append(path)
+
+
+def _serve_the_lan(
+    config: BoxConfig, root: Path, changed: bool, system: System, report: ApplyReport
+) -> None:
+    """LAN mode: no DHCP or DNS of ours on the network (dnsmasq stopped, its file gone);
+    systemd-networkd takes the uplink's address (DHCP or fixed) when its file changed."""
+    dnsmasq = target_path(root, render.DNSMASQ, config)
+    if dnsmasq.exists():
+        _step(system, ["systemctl", "stop", "dnsmasq"], report,
+              "stopped dnsmasq (LAN mode: the network has its own DHCP and DNS)",
+              warn_only=True)
+        dnsmasq.unlink()
+        report.changed_files.append(dnsmasq)
+    if changed:
+        _step(system, ["networkctl", "reload"], report,
+              f"asked systemd-networkd to configure {config.uplink_interface}")
+        _step(system, ["networkctl", "reconfigure", config.uplink_interface], report,
+              f"reconfigured {config.uplink_interface}", warn_only=True)
 
 
 def _set_radio(config: BoxConfig, system: System, report: ApplyReport) -> None:

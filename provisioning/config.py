@@ -27,7 +27,7 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from ipaddress import IPv4Address, IPv4Network, ip_address
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, ip_address
 from typing import Any
 
 from provisioning import regulatory, sitenet
@@ -75,6 +75,10 @@ KEY_HINTS = {
     "country_code": "country",
     "iface": "interface",
     "subnet": "network",
+    "lan": "hotspot",
+    "lan_mode": "hotspot",
+    "uplink": "uplink_interface",
+    "gateway": "uplink_gateway",
     "address": "network",
     "ip": "network",
     "site": "site_name",
@@ -300,6 +304,47 @@ def _wired_interface(key: str, example: str) -> Callable[[str], str]:
         return name
 
     return parse
+
+
+def _on_off(key: str) -> Callable[[str], bool]:
+    def parse(raw: str) -> bool:
+        text = raw.strip().lower()
+        if text in ("on", "yes", "true", "1"):
+            return True
+        if text in ("off", "no", "false", "0"):
+            return False
+        raise _Invalid(f"{key} must be on or off, not {raw!r}")
+
+    return parse
+
+
+def _uplink_address(raw: str) -> str | IPv4Interface:
+    text = raw.strip()
+    if text.lower() == "dhcp":
+        return "dhcp"
+    try:
+        address = IPv4Interface(text)
+    except ValueError:
+        address = None
+    if address is None or "/" not in text:
+        raise _Invalid(
+            "uplink_address must be dhcp, or the box's address with its network size such "
+            f"as 192.168.1.20/24, not {raw!r}"
+        )
+    if address.ip in (address.network.network_address, address.network.broadcast_address):
+        raise _Invalid(f"uplink_address {address} is the network's own or broadcast address")
+    return address
+
+
+def _uplink_gateway(raw: str) -> IPv4Address | None:
+    text = raw.strip()
+    if text.lower() in ("", "none"):
+        return None
+    try:
+        return IPv4Address(text)
+    except ValueError:
+        raise _Invalid(f"uplink_gateway must be an address such as 192.168.1.1, not {raw!r}") \
+            from None
 
 
 def _in_site(values: Mapping[str, Any]) -> bool:
@@ -578,7 +623,12 @@ KEYS: dict[str, Key] = {
         Key("band", _band, "2.4", "Band", _HOTSPOT),
         Key("channel", _integer("channel", 1, 196, 6), regulatory.DEFAULT_CHANNEL["2.4"],
             "Channel", _HOTSPOT, derived=_derived_channel),
+        Key("hotspot", _on_off("hotspot"), True, None, _HOTSPOT | _CHAT),
         Key("interface", _interface, "wlan0", None, _HOTSPOT | _CHAT),
+        Key("uplink_interface", _wired_interface("uplink_interface", "eth0"), "eth0", None,
+            _CHAT),
+        Key("uplink_address", _uplink_address, "dhcp", None, _CHAT),
+        Key("uplink_gateway", _uplink_gateway, None, None, _CHAT),
         Key("network", _network, DEFAULT_NETWORK, None, _CHAT, derived=_derived_network),
         Key("hotspot_subnet", _ipv4_network("hotspot_subnet", "10.42.7.0/24"), DEFAULT_NETWORK,
             None, _HOTSPOT | _CHAT, derived=_derived_hotspot_subnet),
@@ -629,7 +679,11 @@ class BoxConfig:
     country: str = _default("country")
     band: str = _default("band")
     channel: int = _default("channel")
+    hotspot: bool = _default("hotspot")
     interface: str = _default("interface")
+    uplink_interface: str = _default("uplink_interface")
+    uplink_address: str | IPv4Interface = field(default=_default("uplink_address"))
+    uplink_gateway: IPv4Address | None = field(default=_default("uplink_gateway"))
     network: IPv4Network = field(default=_default("network"))
     hotspot_subnet: IPv4Network = field(default=_default("hotspot_subnet"))
     dhcp_range: tuple[IPv4Address, IPv4Address] = _default("dhcp_range")
@@ -647,8 +701,24 @@ class BoxConfig:
 
     @property
     def box_address(self) -> IPv4Address:
-        """The box's own address: the first one in its hotspot subnet."""
+        """The box's own address: the first one in its hotspot subnet; in LAN mode its
+        fixed uplink address (with DHCP it is only known at run time)."""
+        if not self.hotspot and isinstance(self.uplink_address, IPv4Interface):
+            return self.uplink_address.ip
         return self.hotspot_subnet[1]
+
+    @property
+    def fixed_addresses(self) -> list[str]:
+        """The box's addresses known before it runs (for its certificate): none in LAN
+        mode with DHCP."""
+        if self.lan_mode and not isinstance(self.uplink_address, IPv4Interface):
+            return []
+        return [str(self.box_address)]
+
+    @property
+    def lan_mode(self) -> bool:
+        """The box serves an existing network (`hotspot = off`) instead of making its own."""
+        return not self.hotspot
 
     @property
     def in_site(self) -> bool:
@@ -933,6 +1003,17 @@ def _check_together(
                 f"address of {network}",
                 "dhcp_range",
             )
+    if "uplink_gateway" in values and not failed & {"uplink_address", "uplink_gateway"}:
+        address = value("uplink_address")
+        if not isinstance(address, IPv4Interface):
+            problem("uplink_gateway is only used with a fixed uplink_address (DHCP gives the "
+                    "gateway); set uplink_address or leave uplink_gateway out", "uplink_gateway")
+        elif values["uplink_gateway"] not in address.network:
+            problem(f"uplink_gateway {values['uplink_gateway']} must be inside the uplink's "
+                    f"network {address.network}", "uplink_gateway")
+    if value("hotspot") is False and _in_site(values):
+        problem("hotspot = off (LAN mode) and site_name cannot be used together yet: a site "
+                "links boxes that each make a hotspot", "hotspot", "site_name")
     if not failed & {"status_led_pins", "button_pin"}:
         pins = list(value("status_led_pins"))
         button = value("button_pin")
@@ -996,6 +1077,8 @@ def format_value(config: BoxConfig, key: str) -> str:
         return ", ".join(str(p) for p in value) or "none"
     if key == "site_peers":
         return ", ".join(value)
+    if key == "hotspot":
+        return "on" if value else "off"
     if value is None:
         return "none" if KEYS[key].empty_means_none else ""
     return str(value)

@@ -97,7 +97,7 @@ def read_config(
             # The default Wi-Fi name is made from the MAC of the interface the file names.
             found = interface_mac(parsed.interface, sys_class_net) if mac is None else mac
             config = _with_chosen_subnet(parsed.config(found), parsed.values, data_dir)
-            problem = interface_problem(config.interface)
+            problem = None if config.lan_mode else interface_problem(config.interface)
             if problem is None:
                 return LoadedConfig(config, "file")
             where = Problem(parsed.lines.get("interface"), "interface", problem)
@@ -106,7 +106,7 @@ def read_config(
             errors += [f"{boot_file.name}: {m}" for m in exc.messages]
     fallback = _last_good(data_dir)
     if fallback is not None:
-        problem = interface_problem(fallback.interface)
+        problem = None if fallback.lan_mode else interface_problem(fallback.interface)
         if problem is None:
             return LoadedConfig(fallback, "last-good", tuple(errors))
         errors.append(f"the last good config cannot be used either: {problem}")

@@ -28,8 +28,26 @@ def wifi_qr_text(ssid: str, passphrase: str) -> str:
     return f"WIFI:T:nopass;S:{esc(ssid)};;"
 
 
-def _wifi() -> dict[str, Any]:
+def _lan() -> dict[str, Any] | None:
+    """LAN mode: where people on the network reach the chat, each with a QR code."""
+    the_box = box()
+    settings = the_box.settings
+    if not settings.lan_mode:
+        return None
+    uplink = the_box.status.get("hotspot") or {}
+    addresses = [a for a in uplink.get("addresses", []) if ":" not in a]
+    port = "" if settings.http_port == 80 else f":{settings.http_port}"
+    urls = [f"http://{settings.box_name}.local{port}/"]
+    urls += [f"http://{a}{port}/" for a in addresses]
+    return {"interface": uplink.get("interface"), "addresses": addresses,
+            "links": [{"url": u, "qr_url": "/api/qr.svg?text=" + quote(u, safe="")}
+                      for u in urls]}
+
+
+def _wifi() -> dict[str, Any] | None:
     settings = box().settings
+    if settings.lan_mode:
+        return None  # no Wi-Fi of the box's own
     if settings.wifi_ssid:
         ssid, passphrase = settings.wifi_ssid, settings.wifi_passphrase or ""
     else:
@@ -86,6 +104,7 @@ def dashboard() -> Response:
         "time_ms": int(time.time() * 1000),
         "service_uptime_s": int(time.time() - the_box.started),
         "wifi": _wifi(),
+        "lan": _lan(),
         "clients": clients,
         "clients_problem": clients_problem,
         "users": hub.online_users(),

@@ -28,6 +28,7 @@ class RecordingSystem:
         self.power_save = "on"
         self.nft_loaded = False
         self.forward = "0"
+        self.networkd_reloads = 0
         self.active: set[str] = set()
         self.interfaces = {"wlan0", "wlan1"}
         self.wired = {"eth0": "interface eth0 is not a Wi-Fi interface (it is wired)"}
@@ -53,6 +54,8 @@ class RecordingSystem:
                 self.active.add(unit)
             case ["systemctl", "stop", unit]:
                 self.active.discard(unit)
+            case ["networkctl", "reload" | "reconfigure", *_]:
+                self.networkd_reloads += 1
             case ["sysctl", "-n", "net.ipv4.ip_forward"]:
                 return CommandResult(0, self.forward)
             case ["sysctl", "-q", "-w", setting]:
@@ -135,6 +138,27 @@ def test_a_box_of_a_site_routes_between_hotspots_and_a_box_alone_is_left_as_it_i
     system.commands.clear()
     apply_config(site, tmp_path / "data", root=tmp_path / "root", system=system)
     assert system.commands == []
+
+
+def test_lan_mode_stops_the_hotspot_and_its_dhcp_and_dns_and_lets_networkd_take_the_uplink(
+    tmp_path: Path,
+) -> None:
+    system = RecordingSystem()
+    system.wired = {}
+    apply_config(CONFIG, tmp_path / "data", root=tmp_path / "root", system=system)
+    assert {"dnsmasq", "hostapd@wlan0"} <= system.active
+    lan = parse_config("hotspot = off\nuplink_interface = eth0\n")
+    report = apply_config(lan, tmp_path / "data", root=tmp_path / "root", system=system)
+    assert report.problems == []
+    assert system.active == {"coturn"}
+    etc = tmp_path / "root" / "etc"
+    assert not (etc / "dnsmasq.d" / "ahoy.conf").exists()
+    assert not (etc / "hostapd" / "wlan0.conf").exists()
+    assert "DHCP=ipv4" in (etc / "systemd" / "network" / "50-ahoy-hotspot.network").read_text()
+    assert system.networkd_reloads == 2  # reload, then reconfigure eth0
+    system.commands.clear()
+    again = apply_config(lan, tmp_path / "data", root=tmp_path / "root", system=system)
+    assert again == ApplyReport() and system.commands == []
 
 
 def test_only_the_service_whose_file_changed_is_restarted(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 
 import pytest
@@ -115,6 +115,15 @@ def test_every_problem_is_reported_at_once_in_line_order() -> None:
         ("network = 10.0.0.0/8", "network size must be between /16 and /28"),
         ("network = 100.64.0.0/24", "network must be a private range"),
         ("network = bogus", "network must be an IPv4 network"),
+        ("hotspot = maybe", "hotspot must be on or off, not 'maybe'"),
+        ("uplink_address = 192.168.1.20", "uplink_address must be dhcp, or the box's address"),
+        ("uplink_address = 192.168.1.0/24", "is the network's own or broadcast address"),
+        ("uplink_gateway = 192.168.1.1", "uplink_gateway is only used with a fixed"),
+        ("uplink_address = 192.168.1.20/24\nuplink_gateway = 10.0.0.1",
+         "uplink_gateway 10.0.0.1 must be inside the uplink's network 192.168.1.0/24"),
+        ("uplink_interface = lo", "uplink_interface lo is the loopback interface"),
+        ("backbone_interface = eth0/x", "backbone_interface must be a network interface name"),
+        ("hotspot = off\nsite_name = ship", "hotspot = off (LAN mode) and site_name cannot"),
         ("dhcp_range = 10.42.1.10 - 10.42.1.20", "must lie inside network 10.42.0.0/24"),
         ("dhcp_range = 10.42.0.1 - 10.42.0.20", "must not include the box's own address"),
         ("dhcp_range = 10.42.0.50 - 10.42.0.20", "must start before it ends"),
@@ -292,6 +301,8 @@ def configs(draw: st.DrawFn) -> BoxConfig:
     base = draw(st.sampled_from(["10.0.0.0", "172.16.0.0", "192.168.0.0"]))
     network = IPv4Network(f"{base}/{prefix}")
     subnet = draw(st.sampled_from(sitenet.slots(network))) if site_name else network
+    uplink = draw(st.sampled_from(["dhcp", IPv4Interface("192.168.1.20/24")]))
+    gateway = IPv4Address("192.168.1.1") if uplink != "dhcp" and draw(st.booleans()) else None
     pins = draw(st.lists(st.integers(2, 27), min_size=0, max_size=3, unique=True))
     return BoxConfig(
         box_name=draw(st.from_regex(r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?", fullmatch=True)),
@@ -300,6 +311,9 @@ def configs(draw: st.DrawFn) -> BoxConfig:
         country=country,
         band=band,
         channel=channel,
+        hotspot=bool(site_name) or draw(st.booleans()),
+        uplink_address=uplink,
+        uplink_gateway=gateway,
         network=network,
         hotspot_subnet=subnet,
         dhcp_range=(subnet[2], subnet[-2]),

@@ -37,7 +37,7 @@ async function refresh() {
     clockWarning(offset, refresh),
     configProblems(data.config_status),
     el('div', {class: 'grid'},
-      wifiCard(data.wifi),
+      data.wifi ? wifiCard(data.wifi) : lanCard(data.lan),
       siteCard(data.site_link),
       devicesCard(data),
       peopleCard(data.users),
@@ -52,6 +52,19 @@ function configProblems(status) {
     el('p', {}, 'The config file on the SD card has problems; the box is using ',
       status.source === 'last-good' ? 'the last config that worked' : 'safe defaults', ':'),
     el('ul', {}, status.errors.map((m) => el('li', {}, m))));
+}
+
+// LAN mode: no Wi-Fi of the box's own; the addresses people on the network open.
+function lanCard(lan) {
+  if (!lan) return null;
+  return el('div', {class: 'card print-wifi', testid: 'lan-card'},
+    el('h2', {}, 'On this network'),
+    el('p', {}, 'People on the network open one of these addresses (the first works on most phones and laptops; the number always):'),
+    lan.links.map((link) => el('figure', {},
+      el('img', {src: link.qr_url, alt: `QR code for ${link.url}`, width: 160, height: 160}),
+      el('figcaption', {testid: 'lan-url'}, link.url))),
+    lan.addresses.length ? null : el('p', {class: 'status', 'data-kind': 'warn'},
+      `${lan.interface || 'The uplink'} has no address yet: is the cable in, and does the network have a DHCP server?`));
 }
 
 // The link to the other boxes of a site, as the backbone heard them (none when alone).
