@@ -73,6 +73,10 @@ class EnginePhone:
     def fill(self, selector: str, text: str) -> None:
         raise NotImplementedError
 
+    def upload(self, selector: str, path: Path) -> None:
+        """Choose a file in a file input (it may be hidden, as the app's are)."""
+        raise NotImplementedError
+
     def errors(self) -> list[str]:
         raise NotImplementedError
 
@@ -206,6 +210,9 @@ class ChromiumPhone(EnginePhone):
     def fill(self, selector: str, text: str) -> None:
         self.page.locator(selector).first.fill(text)
 
+    def upload(self, selector: str, path: Path) -> None:
+        self.page.locator(selector).first.set_input_files(str(path))
+
     def errors(self) -> list[str]:
         out, self._errors = self._errors, []
         return out
@@ -299,6 +306,9 @@ class FirefoxPhone(EnginePhone):
 
     def fill(self, selector: str, text: str) -> None:
         self._call("fill", sel=selector, text=text)
+
+    def upload(self, selector: str, path: Path) -> None:
+        self._call("upload", sel=selector, files=[str(path)])
 
     def errors(self) -> list[str]:
         return list(self._call("errors"))

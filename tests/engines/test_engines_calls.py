@@ -1,16 +1,18 @@
 """Calls across engines: Chromium to Firefox and back, over the box's HTTPS,
-with audio and video decoded on both sides, then hang-up. WebKit (Debian's
-build has no WebRTC) says calls are unavailable instead of breaking."""
+with audio and video decoded on both sides, a file each way over the call's
+data channel, then hang-up. WebKit (Debian's build has no WebRTC) says calls
+are unavailable instead of breaking."""
 
 from __future__ import annotations
 
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
-from enginekit import EnginePhone, tid
+from enginekit import ChromiumPhone, EnginePhone, tid
 
 pytestmark = pytest.mark.browser
 
@@ -59,7 +61,7 @@ def decoding_both_kinds(phone: EnginePhone, timeout: float = 30) -> None:
 
 
 def call_and_hang_up(caller: EnginePhone, callee: EnginePhone, callee_name: str,
-                     caller_name: str) -> None:
+                     caller_name: str, during: Callable[[], None] | None = None) -> None:
     caller.open_dm(callee_name)
     caller.click(tid("call-video-button"))
     caller.wait_visible(tid("call-screen"))
@@ -71,6 +73,8 @@ def call_and_hang_up(caller: EnginePhone, callee: EnginePhone, callee_name: str,
     decoding_both_kinds(callee)
     for phone in (caller, callee):
         phone.wait_visible('[data-testid=call-status][data-state=connected]')
+    if during:
+        during()
 
     callee.click(tid("hangup-button"))
     callee.wait_hidden(tid("call-screen"))
@@ -81,15 +85,38 @@ def call_and_hang_up(caller: EnginePhone, callee: EnginePhone, callee_name: str,
     caller.back()
 
 
-def test_video_calls_chromium_to_firefox_and_back(
-        box: Any, people: Callable[[str, str], EnginePhone]) -> None:
+def test_video_calls_chromium_to_firefox_and_back_with_files(
+        box: Any, tmp_path: Path, people: Callable[[str, str], EnginePhone]) -> None:
     chro_name, fox_name = unique("Chro"), unique("Fox")
     chro = people("chromium", box.https_url)
     fox = people("firefox", box.https_url)
     chro.join(chro_name)
     fox.join(fox_name)
     assert fox.evaluate("typeof RTCPeerConnection") == "function"
-    call_and_hang_up(chro, fox, fox_name, chro_name)
+
+    def files_both_ways() -> None:
+        # Over the call's data channel, between the two engines' SCTP stacks.
+        to_chro = tmp_path / "from-firefox.bin"
+        to_chro.write_bytes(bytes(range(256)) * 400)  # 100 KiB, several chunks
+        to_fox = tmp_path / "from-chromium.bin"
+        to_fox.write_bytes(bytes(reversed(range(256))) * 300)
+        fox.upload(tid("share-input"), to_chro)
+        chro.wait_visible("#call-files [data-testid=file-transfer][data-done=true] [data-testid=file-save]")
+        assert isinstance(chro, ChromiumPhone)
+        with chro.page.expect_download() as download:
+            chro.click(tid("file-save"))
+        assert download.value.suggested_filename == "from-firefox.bin"
+        assert Path(download.value.path()).read_bytes() == to_chro.read_bytes()
+
+        chro.upload(tid("share-input"), to_fox)
+        fox.wait_visible("#call-files [data-testid=file-transfer][data-done=true] [data-testid=file-save]")
+        received = fox.evaluate(
+            "[...document.querySelectorAll('#call-files [data-testid=file-transfer][data-done=true]')]"
+            ".filter((r) => r.querySelector('[data-testid=file-save]'))"
+            ".map((r) => [r.querySelector('a').download, r.querySelector('progress').max])")
+        assert received == [["from-chromium.bin", to_fox.stat().st_size]]
+
+    call_and_hang_up(chro, fox, fox_name, chro_name, during=files_both_ways)
     call_and_hang_up(fox, chro, chro_name, fox_name)
 
 

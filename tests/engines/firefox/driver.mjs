@@ -53,6 +53,12 @@ async function run(cmd) {
     case 'fill':
       await page.page.locator(cmd.sel).setTimeout(cmd.timeout || 15000).fill(cmd.text);
       return null;
+    case 'upload': {
+      const input = await page.page.$(cmd.sel);
+      if (!input) throw new Error('no ' + cmd.sel);
+      await input.uploadFile(...cmd.files);
+      return null;
+    }
     case 'errors':
       return page.errors.splice(0);
     case 'close':
