@@ -96,3 +96,49 @@ def test_browser_offline_shows_offline_and_reconnects_when_online(
     assert counts == {"queued offline 1": 1, "queued offline 2": 1}
     ana.page.locator("[data-testid=msg-status][data-state=sending]").first.wait_for(state="detached")
     assert not ana.tid("banner-conn").count()
+
+
+BYTES_IN_JS = """async () => {
+  let bytes = 0;
+  for (const pc of window.ahoy.calls.peerConnections()) {
+    (await pc.getStats()).forEach((s) => { if (s.type === 'inbound-rtp') bytes += s.bytesReceived || 0; });
+  }
+  return bytes;
+}"""
+
+
+def test_a_call_goes_on_through_a_silent_network_blip(
+        ahoy_server: Any, phones: Any, proxy: SilentProxy) -> None:
+    # 127.0.0.1 is a secure context, so plain http through the proxy may call.
+    ana_name, ben_name = unique("Ana"), unique("Ben")
+    ana = phones(proxy.url)
+    ben = phones(ahoy_server.http_url)
+    ana.join(ana_name)
+    ben.join(ben_name)
+    ana.open_dm(ben_name)
+    ana.tid("call-audio-button").click()
+    ben.tid("accept-call").click()
+    for phone in (ana, ben):
+        phone.page.locator("[data-testid=call-status][data-state=connected]").wait_for(timeout=20_000)
+    call = ana.page.evaluate("window.ahoy.calls.current().id")
+    resumed: list[str] = []
+    ana.page.on("websocket", lambda ws: ws.on(
+        "framereceived", lambda f: resumed.append(f) if "call_resume" in str(f) else None))
+
+    proxy.pause()
+    ana.wait_js(SHOWS_OFFLINE, timeout=OFFLINE_WITHIN_S)
+    # The call is kept while the box is out of reach (media goes phone to phone).
+    assert ana.page.evaluate("window.ahoy.calls.current() && window.ahoy.calls.current().id") == call
+    proxy.resume()
+    ana.wait_online_long()
+    deadline = 10.0
+    while not resumed and deadline > 0:
+        ana.page.wait_for_timeout(100)
+        deadline -= 0.1
+    assert resumed, "the box did not send call_resume after the reconnect"
+    for phone in (ana, ben):
+        assert phone.page.evaluate("window.ahoy.calls.current() && window.ahoy.calls.current().id") == call
+        before = phone.page.evaluate(BYTES_IN_JS)
+        phone.wait_js(f"({BYTES_IN_JS})().then((b) => b > {before})")
+    ana.tid("hangup-button").click()
+    ben.tid("call-screen").wait_for(state="hidden", timeout=10_000)
