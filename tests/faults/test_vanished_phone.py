@@ -25,6 +25,7 @@ def box(tmp_path: Path) -> Iterator[AhoyServer]:
     server.stop()
 
 
+@pytest.mark.slow
 def test_a_silent_phone_is_shown_offline_and_its_call_ends(box: AhoyServer) -> None:
     with SilentProxy(box.http_port) as proxy:
         ana = WsClient(box.ws_url)
