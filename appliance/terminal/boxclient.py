@@ -40,6 +40,12 @@ from .state import StateFile
 # (unknown room, not a member, bad text, …) will not change by retrying.
 RETRYABLE = frozenset({"rate_limited", "internal"})
 
+# A dead Wi-Fi link sends no close: the websockets keepalive notices it, a
+# ping every PING_INTERVAL_S unanswered for PING_TIMEOUT_S, so the client says
+# offline within 10 seconds of the network going quiet (docs/cli.md).
+PING_INTERVAL_S = 3.0
+PING_TIMEOUT_S = 5.0
+
 
 class BoxClient:
     """A device's connection to the box, with the web app's delivery guarantees.
@@ -387,7 +393,8 @@ class BoxClient:
         try:
             ws = await connect(self.box.ws_url, ssl=self.ssl_context if self.box.secure else None,
                                open_timeout=self.open_timeout, close_timeout=1,
-                               max_size=2**22, ping_interval=20, ping_timeout=20,
+                               max_size=2**22, ping_interval=PING_INTERVAL_S,
+                               ping_timeout=PING_TIMEOUT_S,
                                user_agent_header="ahoy-cli")
             self._ws = ws
             await self._hello()
