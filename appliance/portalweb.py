@@ -75,6 +75,10 @@ TEXT: dict[str, str] = {
     "wifi_title": "Stay on this Wi-Fi",
     "wifi_text": "Your phone may say “No internet” and switch to mobile data. "
                  "Keep Wi-Fi on, and turn mobile data off while you use Ahoy.",
+    "open_network": "This Wi-Fi has no password: people nearby with the right equipment "
+                    "can read what you send over the plain address {short}. Use the secure "
+                    "address {https} for anything private; the box's owner can set a Wi-Fi "
+                    "password on the admin page.",
     "calls_title": "For voice and video calls",
     "calls_text": "Browsers allow the camera and microphone only on a secure page. The "
                   "first time, your browser warns that it does not know the box's "
@@ -268,6 +272,8 @@ def _page(template: str, status: int = 200, **context: Any) -> Response:
     html = render_template(
         template, t=texts(settings), urls=_urls(),
         platform=platform_of(request.headers.get("User-Agent", "")), Platform=Platform,
+        # A hotspot without a password (development has no hotspot: nothing to say).
+        open_network=bool(settings.wifi_ssid) and not settings.wifi_passphrase,
         **context,
     )
     response = Response(html, status=status, mimetype="text/html")

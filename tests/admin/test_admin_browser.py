@@ -113,7 +113,12 @@ def test_sign_in_with_a_wrong_then_the_right_password(admin_page: AdminPage) -> 
 
 def test_change_a_setting_with_a_bad_then_a_good_value(signed_in: AdminPage) -> None:
     signed_in.open("settings")
+    # An open network is explained in plain words while it is the choice.
+    note = signed_in.tid("open-network-note")
+    assert "anyone nearby with a Wi-Fi sniffer can read" in note.inner_text()
+    assert "set one" in note.inner_text()
     signed_in.tid("security-passphrase").check()
+    assert note.is_hidden()
     passphrase = signed_in.tid("setting-wifi_passphrase")
     passphrase.fill("short")
     signed_in.tid("settings-save").click()

@@ -396,3 +396,17 @@ def test_the_portal_greets_with_the_wifi_name_people_just_picked(tmp_path: Path)
     assert "Welcome to ahoy" not in page
     tap_continue(client)
     assert "connected to Camp Kitchen ⛺" in get(client, "http://10.42.0.1/portal/connected").text
+
+
+@pytest.mark.parametrize(("passphrase", "said"), [(None, True), ("seagull-42", False)])
+def test_the_portal_says_plainly_what_an_open_network_means(
+        tmp_path: Path, passphrase: str | None, said: bool) -> None:
+    app = create_app(Settings(data_dir=tmp_path / "data", wifi_ssid="Harbour",
+                              wifi_passphrase=passphrase))
+    client = phone(app)
+    tap_continue(client)
+    page = get(client, "http://10.42.0.1/portal/connected").text
+    assert ("This Wi-Fi has no password" in page) is said
+    if said:
+        assert "can read what you send over the plain address 10.42.0.1" in page
+        assert "set a Wi-Fi password on the admin page" in page

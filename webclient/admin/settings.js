@@ -61,6 +61,11 @@ function render(data) {
   const channelField = field('channel', L.channel, el('input', {type: 'number', min: 1, max: 196, value: v.channel, inputmode: 'numeric'}));
   const setChannelHint = () => { channelField.querySelector('.hint').textContent = `${HINTS.channel} ${channelHint(band.value)}`; };
 
+  // What "open" means, in plain words, while it is the choice.
+  const openNote = el('p', {class: 'hint', testid: 'open-network-note'},
+    'An open network: anyone in range can join, and anyone nearby with a Wi-Fi sniffer can read chat sent to the plain address (http). ' +
+    'The secure address (https) and calls stay encrypted. To encrypt everything over the air, choose "Only with the Wi-Fi password" and set one. ' +
+    'Phones that support Wi-Fi Enhanced Open are encrypted anyway where the Wi-Fi adapter offers it (enhanced_open in ahoy.txt).');
   const status = el('div', {class: 'status', role: 'status', testid: 'settings-status', hidden: true});
   const notes = el('ul', {testid: 'settings-notes'});
   const form = el('form', {novalidate: true, testid: 'settings-form'},
@@ -70,6 +75,7 @@ function render(data) {
       el('legend', {class: 'label'}, 'Who may join'),
       el('label', {class: 'inline'}, openRadio, 'Anyone (open network)'),
       el('label', {class: 'inline'}, passRadio, 'Only with the Wi-Fi password')),
+    openNote,
     passphraseField,
     field('country', L.country, textInput(v.country, {maxlength: 3, autocapitalize: 'characters', placeholder: 'e.g. DE'})),
     field('band', L.band, band),
@@ -81,7 +87,10 @@ function render(data) {
     el('div', {class: 'actions'}, el('button', {type: 'submit', class: 'primary', testid: 'settings-save'}, 'Save')),
     status, notes);
 
-  const syncSecurity = () => { passphraseField.hidden = openRadio.checked; };
+  const syncSecurity = () => {
+    passphraseField.hidden = openRadio.checked;
+    openNote.hidden = !openRadio.checked;
+  };
   openRadio.addEventListener('change', syncSecurity);
   passRadio.addEventListener('change', syncSecurity);
   band.addEventListener('change', setChannelHint);
