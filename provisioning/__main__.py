@@ -19,7 +19,6 @@ from provisioning import configstore, credentials, render, tls
 from provisioning.apply import HostSystem, apply_config
 from provisioning.config import ConfigError, decode_config, parse_config
 from provisioning.datadir import DEFAULT_BOOT_CONFIG, DEFAULT_DATA_DIR, DataDir, write_file
-from provisioning.wireless import driver_of
 
 OK, FAILED, USAGE = 0, 1, 2
 
@@ -73,8 +72,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     tls.ensure_certificates(
         DataDir(data_dir).tls, config.box_name, config.dns_names, config.fixed_addresses
     )
-    files = render.render_all(config, secret, lease_file=data_dir / "dnsmasq.leases",
-                              driver=driver_of(config.interface))
+    files = render.render_all(config, secret, lease_file=data_dir / "dnsmasq.leases")
     for name, text in files.items():
         changed = write_file(out / name, text.encode("utf-8"), mode=0o600)
         print(f"{'wrote' if changed else 'unchanged'} {out / name}")

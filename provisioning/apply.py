@@ -164,8 +164,7 @@ def write_files(
     except OSError as exc:
         report.problems.append(f"could not make the box's certificate ({exc.strerror}): "
                                "the secure address (https) will not work")
-    files = render.render_all(config, secret, lease_file=data_dir / "dnsmasq.leases",
-                              driver=wireless.driver_of(config.interface))
+    files = render.render_all(config, secret, lease_file=data_dir / "dnsmasq.leases")
     changed: dict[str, bool] = {}
     for name, text in files.items():
         target = TARGETS[name]

@@ -231,15 +231,6 @@ def _band(raw: str) -> str:
     raise _Invalid(f"band must be 2.4 or 5 (GHz), not {raw!r}")
 
 
-def _enhanced_open(raw: str) -> str:
-    text = raw.strip().lower()
-    words = {"auto": "auto", "on": "on", "yes": "on", "true": "on", "off": "off", "no": "off",
-             "false": "off"}
-    if text not in words:
-        raise _Invalid(f"enhanced_open must be auto, on or off, not {raw!r}")
-    return words[text]
-
-
 def _integer(key: str, low: int, high: int, example: int) -> Callable[[str], int]:
     def parse(raw: str) -> int:
         text = raw.strip().replace("_", "")
@@ -628,7 +619,6 @@ KEYS: dict[str, Key] = {
         Key("wifi_name", _wifi_name, wifi_name_for_mac(None), "Wi-Fi name", _HOTSPOT | _CHAT,
             derived=_derived_wifi_name),
         Key("wifi_passphrase", _passphrase, "", "Wi-Fi password", _HOTSPOT | _CHAT),
-        Key("enhanced_open", _enhanced_open, "auto", None, _HOTSPOT),
         Key("country", _country, "", "Country", _HOTSPOT),
         Key("band", _band, "2.4", "Band", _HOTSPOT),
         Key("channel", _integer("channel", 1, 196, 6), regulatory.DEFAULT_CHANNEL["2.4"],
@@ -686,7 +676,6 @@ class BoxConfig:
     box_name: str = _default("box_name")
     wifi_name: str = _default("wifi_name")
     wifi_passphrase: str = _default("wifi_passphrase")
-    enhanced_open: str = _default("enhanced_open")
     country: str = _default("country")
     band: str = _default("band")
     channel: int = _default("channel")

@@ -62,27 +62,8 @@ def wpa_psk(passphrase: str, ssid: str) -> str:
     return key.hex()
 
 
-OWE_SSID = "ahoy-enhanced-open"  # the hidden network of the OWE transition pair
-
-
-def enhanced_open_for(config: BoxConfig, driver: str | None) -> bool:
-    """Whether the open hotspot also offers Wi-Fi Enhanced Open (OWE): `on`, or
-    `auto` on a driver known to do it as an access point."""
-    from provisioning.wireless import ENHANCED_OPEN_DRIVERS
-
-    if not config.is_open_network or config.enhanced_open == "off":
-        return False
-    return config.enhanced_open == "on" or driver in ENHANCED_OPEN_DRIVERS
-
-
-def owe_interface(interface: str) -> str:
-    """The second (OWE) network's interface name: at most 15 characters."""
-    return interface[:11] + "_owe"
-
-
-def render_hostapd(config: BoxConfig, driver: str | None = None) -> str:
-    """hostapd.conf: the access point, client isolation off; with Enhanced Open,
-    an open network plus a hidden OWE one that phones able to use it join instead."""
+def render_hostapd(config: BoxConfig) -> str:
+    """hostapd.conf: the access point, client isolation off."""
     lines = [
         f"# {HEADER}",
         f"interface={config.interface}",
@@ -110,28 +91,7 @@ def render_hostapd(config: BoxConfig, driver: str | None = None) -> str:
         "macaddr_acl=0",
         "auth_algs=1",
     ]
-    if config.is_open_network and enhanced_open_for(config, driver):
-        # OWE transition mode: each network names the other; phones that know OWE
-        # see the open name, join the hidden OWE network and get their own key.
-        owe = owe_interface(config.interface)
-        lines += [
-            "# Open network, with Wi-Fi Enhanced Open (OWE) for phones that can use it.",
-            "wpa=0",
-            f"owe_transition_ifname={owe}",
-            "",
-            f"bss={owe}",
-            f"ssid2={OWE_SSID.encode().hex()}",
-            "utf8_ssid=1",
-            "ignore_broadcast_ssid=1",
-            "ap_isolate=0",
-            "wpa=2",
-            "wpa_key_mgmt=OWE",
-            "rsn_pairwise=CCMP",
-            "# OWE requires protected management frames.",
-            "ieee80211w=2",
-            f"owe_transition_ifname={config.interface}",
-        ]
-    elif config.is_open_network:
+    if config.is_open_network:
         lines += ["# Open network: no passphrase set in ahoy.txt.", "wpa=0"]
     else:
         lines += [
@@ -358,11 +318,9 @@ def render_networkd(config: BoxConfig) -> str:
 
 
 def render_all(
-    config: BoxConfig, turn_secret: str, *, lease_file: Path = DEFAULT_LEASE_FILE,
-    driver: str | None = None,
+    config: BoxConfig, turn_secret: str, *, lease_file: Path = DEFAULT_LEASE_FILE
 ) -> dict[str, str]:
-    """Every generated file by name. authorized_keys only when a key is set.
-    `driver`: the hotspot radio's kernel driver (for `enhanced_open = auto`)."""
+    """Every generated file by name. authorized_keys only when a key is set."""
     if config.lan_mode:
         # No access point, no DHCP or DNS of ours on a network the box does not own.
         files = {
@@ -372,7 +330,7 @@ def render_all(
         }
     else:
         files = {
-            HOSTAPD: render_hostapd(config, driver),
+            HOSTAPD: render_hostapd(config),
             DNSMASQ: render_dnsmasq(config, lease_file),
             NFTABLES: render_nftables(config),
             TURNSERVER: render_turnserver(config, turn_secret),

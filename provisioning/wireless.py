@@ -9,7 +9,6 @@ the hotspot is not refused on a guess.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 IFF_LOOPBACK = 0x8
@@ -95,23 +94,3 @@ def _radio_modes(index: int, netns: str | None) -> set[str] | None:
             if radio.get_attr("NL80211_ATTR_WIPHY") == phy:
                 modes.update(radio.get_attr("NL80211_ATTR_SUPPORTED_IFTYPES") or ())
         return modes
-
-
-# Drivers known to run Wi-Fi Enhanced Open (OWE) as an access point: mac80211
-# drivers, where hostapd itself handles association. The Pi's own brcmfmac does
-# association in its firmware, which offers open and WPA2-Personal.
-# See docs/config.md, "Private over the air".
-ENHANCED_OPEN_DRIVERS = frozenset({
-    "mac80211_hwsim",  # the simulated radios of the VM test
-    "mt76x0u", "mt76x2u", "mt7921u",  # MediaTek USB: MT7610U, MT7612U, MT7921AU
-    "ath9k", "ath9k_htc",  # Atheros PCIe, and USB AR9271
-})
-SYS_NET = Path("/sys/class/net")
-
-
-def driver_of(interface: str, sys_net: Path = SYS_NET) -> str | None:
-    """The kernel driver behind a network interface (brcmfmac, mt76x2u...), if known."""
-    try:
-        return (sys_net / interface / "device" / "driver").resolve(strict=True).name
-    except OSError:
-        return None

@@ -29,8 +29,6 @@ CONFIGS = {
         "ssh_authorized_key = ssh-ed25519 "
         "AAAAC3NzaC1lZDI1NTE5AAAAIGXkS2Db1bP2BuRSsbZ1jaq4X4Ms8bOhhz1KzGSWTY5e me@x\n"
     ),
-    "enhanced-open": parse_config("wifi_name = Harbour\nenhanced_open = on\n"
-                                  "interface = wlx00c0ca123456\n"),
 }
 
 
@@ -56,52 +54,6 @@ def test_open_network_has_no_wpa_and_no_country_without_one() -> None:
     lines = render.render_hostapd(BoxConfig()).splitlines()
     assert "wpa=0" in lines
     assert not any(line.startswith(("wpa_psk", "country_code", "ieee80211d")) for line in lines)
-
-
-def test_enhanced_open_pairs_the_open_network_with_a_hidden_owe_one() -> None:
-    config = CONFIGS["enhanced-open"]
-    text = render.render_hostapd(config)
-    main, owe = text.split("\nbss=", 1)
-    owe_name = "wlx00c0ca12_owe"
-    assert len(owe_name) <= 15 and owe.startswith(owe_name + "\n")
-    assert {"wpa=0", f"owe_transition_ifname={owe_name}"} <= set(main.splitlines())
-    assert {"wpa=2", "wpa_key_mgmt=OWE", "rsn_pairwise=CCMP", "ieee80211w=2",
-            "ignore_broadcast_ssid=1", "ap_isolate=0",
-            "owe_transition_ifname=wlx00c0ca123456"} <= set(owe.splitlines())
-
-
-@pytest.mark.parametrize(("setting", "driver", "offered"), [
-    ("auto", "mt76x2u", True),
-    ("auto", "mac80211_hwsim", True),
-    ("auto", "brcmfmac", False),  # the Pi's own radio: association is in its firmware
-    ("auto", None, False),  # not known: never on a guess
-    ("on", "brcmfmac", True),
-    ("off", "mt76x2u", False),
-])
-def test_enhanced_open_is_offered_where_the_driver_does_it(
-        setting: str, driver: str | None, offered: bool) -> None:
-    config = parse_config(f"enhanced_open = {setting}\n")
-    assert ("wpa_key_mgmt=OWE" in render.render_hostapd(config, driver)) is offered
-    assert ("wpa_key_mgmt=OWE" in render.render_all(config, SECRET, driver=driver)["hostapd.conf"]
-            ) is offered
-
-
-def test_a_wifi_password_means_wpa2_and_no_enhanced_open() -> None:
-    config = parse_config("enhanced_open = on\nwifi_passphrase = correct horse battery\n")
-    text = render.render_hostapd(config, "mt76x2u")
-    assert "OWE" not in text and "wpa_key_mgmt=WPA-PSK" in text
-
-
-def test_the_driver_of_an_interface_comes_from_sysfs(tmp_path: Path) -> None:
-    from provisioning.wireless import driver_of
-
-    driver = tmp_path / "bus" / "usb" / "drivers" / "mt76x2u"
-    driver.mkdir(parents=True)
-    device = tmp_path / "class" / "net" / "wlan1" / "device"
-    device.mkdir(parents=True)
-    (device / "driver").symlink_to(driver)
-    assert driver_of("wlan1", tmp_path / "class" / "net") == "mt76x2u"
-    assert driver_of("wlan9", tmp_path / "class" / "net") is None
 
 
 def test_wpa_psk_matches_the_ieee_802_11i_test_vector() -> None:
@@ -196,8 +148,6 @@ def test_hostapd_parses_the_config_and_stops_only_at_the_missing_radio(
     assert "errors found in configuration file" not in output, output
     assert not re.search(r"^Line \d+:", output, flags=re.M), output
     assert re.search(r"nl80211|Could not read interface|interface", output), output
-    if "bss=" in render.render_hostapd(config):
-        assert "num_bss=2" in output, output  # both networks of the OWE pair were read
     if config.country:
         assert f"country_code={config.country}" in render.render_hostapd(config)
 

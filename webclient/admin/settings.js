@@ -64,8 +64,7 @@ function render(data) {
   // What "open" means, in plain words, while it is the choice.
   const openNote = el('p', {class: 'hint', testid: 'open-network-note'},
     'An open network: anyone in range can join, and anyone nearby with a Wi-Fi sniffer can read chat sent to the plain address (http). ' +
-    'The secure address (https) and calls stay encrypted. To encrypt everything over the air, choose "Only with the Wi-Fi password" and set one. ' +
-    'Phones that support Wi-Fi Enhanced Open are encrypted anyway where the Wi-Fi adapter offers it (enhanced_open in ahoy.txt).');
+    'The secure address (https) and calls stay encrypted. To encrypt everything over the air, choose "Only with the Wi-Fi password" and set one.');
   const status = el('div', {class: 'status', role: 'status', testid: 'settings-status', hidden: true});
   const notes = el('ul', {testid: 'settings-notes'});
   const form = el('form', {novalidate: true, testid: 'settings-form'},
