@@ -1,7 +1,8 @@
 """Calls across engines: Chromium to Firefox and back, over the box's HTTPS,
 with audio and video decoded on both sides, a file each way over the call's
-data channel, then hang-up. WebKit (Debian's build has no WebRTC) says calls
-are unavailable instead of breaking."""
+data channel, then hang-up; a room call's mesh with Firefox between two
+Chromium phones. WebKit (Debian's build has no WebRTC) says calls are
+unavailable instead of breaking."""
 
 from __future__ import annotations
 
@@ -153,3 +154,65 @@ def test_webkit_without_webrtc_says_calls_are_unavailable(
     wk.wait_visible(tid("composer"))
     chro.say("text instead")
     wk.wait_text("text instead")
+
+
+# Per connection: [video frames decoded, audio packets received].
+PER_PEER_JS = """(async () => {
+  const out = [];
+  for (const pc of window.ahoy.calls.peerConnections()) {
+    let frames = 0, packets = 0;
+    (await pc.getStats()).forEach((s) => {
+      if (s.type !== 'inbound-rtp') return;
+      if ((s.kind || s.mediaType) === 'video') frames += s.framesDecoded || 0;
+      else packets += s.packetsReceived || 0;
+    });
+    out.push([frames, packets]);
+  }
+  return out;
+})()"""
+
+
+def decoding_from_everyone(phone: EnginePhone, peers: int, timeout: float = 30) -> None:
+    """Every connection of this phone decodes video and receives audio, still growing."""
+    phone.wait_js("window.ahoy.calls.peerConnections().filter("
+                  f"(pc) => pc.connectionState === 'connected').length === {peers}", timeout)
+    deadline = time.monotonic() + timeout
+    now = phone.evaluate(PER_PEER_JS)
+    while True:
+        time.sleep(0.5)
+        before, now = now, phone.evaluate(PER_PEER_JS)
+        if len(now) == peers == len(before) and all(
+                b[0] > a[0] > 0 and b[1] > a[1] > 0 for a, b in zip(before, now, strict=True)):
+            return
+        assert time.monotonic() < deadline, f"{phone.engine}: not decoding from all: {before} -> {now}"
+
+
+def test_room_call_mesh_with_firefox_between_two_chromium_phones(
+        box: Any, people: Callable[[str, str], EnginePhone]) -> None:
+    engines = ["chromium", "firefox", "chromium"]
+    names = [unique(n) for n in ("Ana", "Fox", "Cleo")]
+    crew = [people(engine, box.https_url) for engine in engines]
+    for phone, name in zip(crew, names, strict=True):
+        phone.join(name)
+    room_name = unique("Bridge")
+    crew[0].create_room(room_name)
+    for phone in crew[1:]:
+        phone.open_room(room_name)
+    crew[0].wait_js("[...window.ahoy.state.rooms.values()].some((r) => r.members.length === 3)")
+
+    crew[0].click(tid("call-video-button"))
+    crew[0].wait_visible("[data-testid=call-status][data-state=waiting]")
+    for phone in crew[1:]:  # Firefox joins second, then a Chromium phone after it
+        phone.wait_visible(tid("incoming-call"))
+        phone.click(tid("accept-call"))
+        phone.wait_visible(tid("call-screen"))
+    for phone in crew:
+        decoding_from_everyone(phone, 2)
+
+    crew[1].click(tid("hangup-button"))  # Firefox leaves; the two others go on
+    crew[1].wait_hidden(tid("call-screen"))
+    for phone in (crew[0], crew[2]):
+        decoding_from_everyone(phone, 1)
+    for phone in (crew[0], crew[2]):
+        phone.click(tid("hangup-button"))
+        phone.wait_hidden(tid("call-screen"))
