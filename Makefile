@@ -5,11 +5,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint bench faults screenshots image vm-test clean help
+.PHONY: run test site-test test-fast lint bench faults screenshots image vm-test clean help
 
 help:
 	@echo "make run         start the box in development mode on this machine"
-	@echo "make test        run the whole test suite"
+	@echo "make test        run the whole test suite (but the site tests)"
+	@echo "make site-test   several boxes as one site: real nats-servers (2-3 minutes)"
 	@echo "make test-fast   core and integration tests only (no browser, no namespaces)"
 	@echo "make lint        ruff and mypy"
 	@echo "make bench       benchmarks against the baselines (prints a table)"
@@ -30,7 +31,11 @@ run: $(STAMP)
 	$(PY) -m appliance serve --dev --data-dir var $(if $(HOST),--host $(HOST))
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --ignore=tests/site
+
+# Several boxes as one site (docs/site.md): real nats-servers and services, about 2-3 minutes.
+site-test: $(STAMP)
+	$(PY) -m pytest -q tests/site
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not browser and not netns and not slow"

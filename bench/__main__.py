@@ -23,7 +23,7 @@ from typing import Any
 from .servers import KINDS, REPO, raise_fd_limit
 
 COMPARE_ONLY = {"ahoy-werkzeug", "ahoy-gunicorn", "ahoy-gevent-tmpfs"}
-SECTIONS = ["startup", "memory", "callsetup", "fanout", "flood", "webapp"]
+SECTIONS = ["startup", "memory", "callsetup", "fanout", "flood", "webapp", "site"]
 
 
 def machine() -> str:
@@ -179,6 +179,16 @@ def section_webapp() -> str:
     return "### Web app over the air: the first chat screen\n\n```\n" + body + "\n```"
 
 
+def section_site(quick: bool) -> str:
+    """Several boxes as one site (bench/site.py): in its own process, as its own tables."""
+    args = [sys.executable, "-m", "bench.site", *(["--quick"] if quick else [])]
+    try:
+        done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=3600)
+    except subprocess.TimeoutExpired:
+        return "### Site\n\nskipped: bench/site.py took over an hour."
+    return done.stdout.strip() or "### Site\n\nfailed:\n\n" + done.stderr.strip()[-2000:]
+
+
 def log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
@@ -223,6 +233,8 @@ def main() -> int:
                 parts.append(section_flood(args.quick, raw))
             elif name == "webapp":
                 parts.append(section_webapp())
+            elif name == "site":
+                parts.append(section_site(args.quick))
         except Exception as e:  # one broken section must not hide the others' figures
             parts.append(f"### {name}\n\nfailed: {type(e).__name__}: {e}")
         log(f"   {name} took {time.monotonic() - t:.0f} s")

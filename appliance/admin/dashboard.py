@@ -115,4 +115,6 @@ def dashboard() -> Response:
         "hotspot": {k: v for k, v in the_box.status.items() if k != "site_link"},
         "config_status": read_status(the_box.settings.data_dir),
         "site_link": the_box.status.get("site_link"),
+        # The chat's replication between the boxes (appliance.site); None when alone.
+        "site_replication": the_box.site.status() if the_box.site is not None else None,
     })

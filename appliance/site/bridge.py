@@ -94,6 +94,7 @@ class Bridge:
         self._peer_conns: dict[str, Any] = {}  # box -> connection to its server
         self._own_nc: Any = None
         self._sending: set[asyncio.Future[None]] = set()
+        self._tasks: list[asyncio.Future[None]] = []
         self._stopping = False
         self._thread_done = _native_event()
         self._ready = _native_event()
@@ -122,6 +123,19 @@ class Bridge:
         if loop is not None:
             loop.call_soon_threadsafe(self._publish_live, box, subject, body)
 
+    def add_peer(self, url: str) -> None:
+        """Link to one more box (found on the backbone); nothing if already linked."""
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self._add_peer, url)
+
+    def _add_peer(self, url: str) -> None:
+        if url in self.links or self._stopping:
+            return
+        link = LinkState(url)
+        self.links[url] = link
+        self._tasks.append(asyncio.ensure_future(self._peer_link(link)))
+
     def status(self) -> dict[str, Any]:
         return {"own": self.own.to_wire(), "published": self.published,
                 "links": [link.to_wire() for link in list(self.links.values())]}
@@ -142,11 +156,13 @@ class Bridge:
     async def _main(self) -> None:
         self._outbox_due = asyncio.Event()
         self._ready.set()
-        tasks = [asyncio.ensure_future(self._own_link())]
-        tasks += [asyncio.ensure_future(self._peer_link(link)) for link in self.links.values()]
+        tasks = self._tasks
+        tasks.append(asyncio.ensure_future(self._own_link()))
+        tasks += [asyncio.ensure_future(self._peer_link(link))
+                  for link in list(self.links.values())]
         while not self._stopping:
             await asyncio.sleep(1.0)
-            self.deliver(("tick",))  # the service forgets boxes gone silent
+            self.deliver(("tick",))  # the service forgets boxes gone silent, finds new ones
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -18,10 +18,12 @@ import logging
 import ssl
 import time
 from collections.abc import Callable
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
 from provisioning import credentials, site
+from provisioning.config import SITE_PORT
 
 from ..hub import Hub, Replication
 from ..protocol import Request
@@ -35,6 +37,7 @@ from .replica import Applied, Replica
 log = logging.getLogger(__name__)
 
 MISSED_LIMIT = 500
+DISCOVERY_EVERY_S = 5.0
 
 
 class RemotePeer:
@@ -68,6 +71,8 @@ class SiteLink(Replication):
         self.heard: dict[str, float] = {}  # box -> when its last presence snapshot came
         self.calls_at: dict[str, str] = {}  # call id -> the box that holds the call
         self.applying = False
+        self.data_dir = data_dir
+        self._next_discovery = 0.0
         self.counters = {"applied": 0, "forwarded": 0, "bad_records": 0, "live_in": 0}
         paths = site.SitePaths(site.site_dir(data_dir))
 
@@ -258,6 +263,25 @@ class SiteLink(Replication):
                 if self.replica.record_own():
                     self.bridge.poke_outbox()
         self._forget_silent_boxes()
+        if self.clock() >= self._next_discovery:
+            self._next_discovery = self.clock() + DISCOVERY_EVERY_S
+            self._discover()
+
+    def _discover(self) -> None:
+        """Link to the boxes the backbone heard (provisioning.backbone writes them)."""
+        from provisioning.backbone import read_status
+
+        status = read_status(self.data_dir) or {}
+        for peer in status.get("peers") or []:
+            if not isinstance(peer, dict):
+                continue
+            address, port = peer.get("backbone"), peer.get("nats_port", SITE_PORT)
+            try:
+                host = str(ip_address(str(address)))
+            except ValueError:
+                continue
+            if isinstance(port, int) and 0 < port < 65536:
+                self.bridge.add_peer(f"tls://{host}:{port}")
 
     def _apply(self, records: list[Any]) -> None:
         with self.hub.lock:

@@ -15,8 +15,8 @@ import pytest
 from hubdriver import Box, RecordingPeer
 
 from appliance import protocol
-from appliance.hub import Hub
-from appliance.store import Store
+from appliance.hub import Hub, Replication
+from appliance.store import Store, StoredMessage
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
 
@@ -94,10 +94,33 @@ def test_every_request_and_each_of_its_fields_has_an_example_the_box_accepts(typ
 # -- what the box sends ---------------------------------------------------------
 
 
+class NumberingSite(Replication):
+    """A box of a site as its phones see it (docs/protocol.md, "Several boxes"):
+    its messages carry positions and its welcome its id. The replication itself
+    is tested in tests/site/."""
+
+    box = "3f2a9c01"
+
+    def __init__(self) -> None:
+        self.positions_of: dict[tuple[str, int], str] = {}
+
+    def message_stored(self, message: StoredMessage) -> str | None:
+        at = f"{self.box}:{len(self.positions_of) + 1}"
+        self.positions_of[(message.conv, message.seq)] = at
+        return at
+
+    def positions(self, conv: str, wires: list[dict[str, Any]]) -> None:
+        for wire in wires:
+            at = self.positions_of.get((conv, wire["seq"]))
+            if at is not None:
+                wire["at"] = at
+
+
 def everything_the_box_sends() -> list[dict[str, Any]]:
     """Drive a real hub through one of everything and keep every message it sent."""
     box = Box(Store(":memory:"))
     box.hub = Hub(box.store, clock=box.clock, default_room="Everyone")
+    box.hub.site = NumberingSite()
     seen: list[RecordingPeer] = []
 
     def join(name: str) -> tuple[RecordingPeer, str, str]:

@@ -218,3 +218,36 @@ def probe_rooms(box: SiteBox) -> list[dict[str, Any]]:
         return list(probe.hello(f"probe-{uuid.uuid4().hex[:6]}")["rooms"])
     finally:
         probe.close()
+
+
+ADMIN_PASSWORD = "sea-shanty-42"
+
+
+def admin_dashboard(box: SiteBox) -> dict[str, Any]:
+    """The admin page's dashboard JSON, signed in with the password set by `admin_ready`."""
+    import http.client
+    import json
+
+    port = box.ahoy.http_port
+    headers = {"Origin": f"http://127.0.0.1:{port}", "Content-Type": "application/json"}
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("POST", "/admin/api/login",
+                     body=json.dumps({"password": ADMIN_PASSWORD}).encode(), headers=headers)
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 200, response.status
+        cookie = response.getheader("Set-Cookie", "").split(";", 1)[0]
+        conn.request("GET", "/admin/api/dashboard", headers={**headers, "Cookie": cookie})
+        response = conn.getresponse()
+        body: dict[str, Any] = json.loads(response.read())
+        assert response.status == 200, body
+        return body
+    finally:
+        conn.close()
+
+
+def admin_ready(box: NatsBox) -> None:
+    from provisioning.credentials import set_admin_password
+
+    set_admin_password(box.data_dir, ADMIN_PASSWORD)

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from sitetest import (
     SiteBox,
+    admin_dashboard,
+    admin_ready,
     make_site,
     online_at,
     positions,
@@ -182,6 +184,7 @@ def test_a_box_with_a_wrong_secret_is_refused_and_learns_nothing(tmp_path: Path)
 
     good = NatsBox(tmp_path / "good" / "data")
     wrong = NatsBox(tmp_path / "wrong" / "data", secret="not the site secret at all")
+    admin_ready(good)
     boxes = [SiteBox(good, [wrong]), SiteBox(wrong, [good])]
     try:
         for box in boxes:
@@ -194,6 +197,11 @@ def test_a_box_with_a_wrong_secret_is_refused_and_learns_nothing(tmp_path: Path)
         reply = mallory.request("room_join", "room", room=made["room"]["id"])
         assert reply["type"] == "error"  # the room never reached the stranger
         assert all(b.status().get("linked") == 0 for b in boxes)
+        # The admin page names the refused box and why.
+        shown = admin_dashboard(boxes[0])["site_replication"]
+        assert shown["box"] == boxes[0].box
+        [link] = shown["links"]
+        assert link["state"] == "refused" and "another site secret" in link["problem"]
     finally:
         for box in boxes:
             box.stop()
@@ -300,3 +308,32 @@ def test_room_changes_from_both_sides_of_a_split_merge_by_the_written_rules(
         return True
 
     wait_for(merged, what="the room changes merged the same way on both boxes")
+
+
+def test_boxes_the_backbone_heard_are_linked_without_site_peers(tmp_path: Path) -> None:
+    """provisioning.backbone writes the boxes it heard to site/backbone.json; the
+    replication links to them by itself (here with the test's own ports)."""
+    import json
+
+    from sitetest import NatsBox
+
+    from provisioning.datadir import DataDir
+
+    na, nb = NatsBox(tmp_path / "a" / "data"), NatsBox(tmp_path / "b" / "data")
+    for me, other in ((na, nb), (nb, na)):
+        status = {"box": {"id": "1"}, "problems": [], "peers": [
+            {"id": "2", "name": "other", "backbone": "127.0.0.1", "hotspot": "10.42.1.0/24",
+             "nats_port": other.port}]}
+        DataDir(me.data_dir).site_backbone.write_text(json.dumps(status))
+    boxes = [SiteBox(na), SiteBox(nb)]
+    try:
+        for box in boxes:
+            box.start()
+        wait_for(lambda: all(b.status().get("linked") == 1 for b in boxes), what="links")
+        alice, bob = boxes[0].client("Alice"), boxes[1].client("Bob")
+        wait_for(lambda: online_at(boxes[0], bob.user_id), what="Bob online at A")
+        ack = alice.request("send", "ack", id=mid(), to=bob.user_id, text="found you")
+        assert bob.expect("message", timeout=20, id=ack["id"])["text"] == "found you"
+    finally:
+        for box in boxes:
+            box.stop()

@@ -39,6 +39,7 @@ async function refresh() {
     el('div', {class: 'grid'},
       data.wifi ? wifiCard(data.wifi) : lanCard(data.lan),
       siteCard(data.site_link),
+      replicationCard(data.site_replication),
       devicesCard(data),
       peopleCard(data.users),
       roomsCard(data.rooms, data.calls),
@@ -65,6 +66,26 @@ function lanCard(lan) {
       el('figcaption', {testid: 'lan-url'}, link.url))),
     lan.addresses.length ? null : el('p', {class: 'status', 'data-kind': 'warn'},
       `${lan.interface || 'The uplink'} has no address yet: is the cable in, and does the network have a DHCP server?`));
+}
+
+// The chat shared with the other boxes of a site: each box's link, how far behind it
+// is, and why a box is refused (another site secret). None when the box is alone.
+const LINK_WORDS = {connected: 'linked', connecting: 'connecting', unreachable: 'not reachable',
+  refused: 'refused', self: 'this box'};
+
+function replicationCard(rep) {
+  if (!rep) return null;
+  const own = rep.own.state === 'connected' ? null : el('p', {class: 'status', 'data-kind': 'error'},
+    `This box's own message server is ${LINK_WORDS[rep.own.state] || rep.own.state}: its phones chat, the other boxes get their messages once it is back.`);
+  const rows = rep.links.map((l) => el('li', {testid: 'replication-link'},
+    `${l.server || l.url}: ${LINK_WORDS[l.state] || l.state}`,
+    l.state === 'connected' ? `, ${l.phones} phone${l.phones === 1 ? '' : 's'}, ${l.lag} behind` : '',
+    l.problem ? ` (${l.problem})` : ''));
+  return el('div', {class: 'card', testid: 'site-replication'},
+    el('h2', {}, 'Shared chat'),
+    el('p', {}, `Site ${rep.site}, this box ${rep.box}: ${rep.phones} phone${rep.phones === 1 ? '' : 's'} here; ${rep.outbox} change${rep.outbox === 1 ? '' : 's'} waiting to be shared.`),
+    own,
+    rows.length ? el('ul', {}, rows) : el('p', {class: 'muted'}, 'No other box named yet.'));
 }
 
 // The link to the other boxes of a site, as the backbone heard them (none when alone).

@@ -2,7 +2,7 @@
 // `ref`, the outbox of unsent messages and per-conversation sequence tracking.
 // See docs/protocol.md.
 
-import {state, emit, setIdentity, forgetIdentity, mergeMessage, saveOutbox, conversation, persistConv, flushSaves, rememberUser, boxNow, newId} from './store.js';
+import {state, emit, setIdentity, setBox, forgetIdentity, mergeMessage, saveOutbox, conversation, persistConv, flushSaves, rememberUser, boxNow, newId} from './store.js';
 
 const handlers = new Map(); // type -> [fn]
 const pending = new Map(); // ref -> {resolve, reject, timer}
@@ -156,6 +156,11 @@ function sendHello() {
   if (state.token) {
     hello.token = state.token;
     hello.since = {...state.lastSeq};
+    if (state.box) {
+      // Moved to another box of the site? It reads what we have seen by position.
+      hello.box = state.box;
+      hello.since_at = {...state.seenAt};
+    }
   }
   if (pendingName) hello.name = pendingName;
   if (!hello.token && !hello.name) {
@@ -329,6 +334,7 @@ function onWelcome(msg) {
   pendingName = null;
   state.clockSkew = (msg.server_time || Date.now()) - Date.now();
   setIdentity({id: msg.you.id, name: msg.you.name}, msg.token || state.token);
+  setBox(msg.box);
   state.users = new Map();
   rememberUser(msg.you);
   for (const u of msg.users || []) {
@@ -374,6 +380,7 @@ function onAck(msg) {
     id: msg.id,
     conv: msg.conv,
     seq: msg.seq,
+    at: msg.at,
     ts: msg.ts,
     from: state.me.id,
     name: state.me.name,

@@ -31,7 +31,11 @@ export const state = {
   profiles: new Map(Object.entries(load('profiles', {}))), // id -> {colour, avatar, status_text}
   rooms: new Map(), // id -> room object from the box
   convs: new Map(), // conv -> {id, messages: Map(msgId -> msg)}
-  lastSeq: load('seq', {}), // conv -> highest seq seen
+  lastSeq: load('seq', {}), // conv -> highest seq seen (on the box in `box`)
+  // A box of a site (docs/protocol.md, "Several boxes"): the box our seqs are
+  // from, and per conversation the highest position seen of every box.
+  box: load('box', null),
+  seenAt: load('seen_at', {}), // conv -> {box id: n}
   unread: load('unread', {}), // conv -> count
   readBy: {}, // conv -> {userId: seq}
   outbox: load('outbox', []), // [{id, conv, room?, to?, text, ts}]
@@ -85,7 +89,9 @@ export function forgetIdentity(everything = false) {
     state.unread = {};
     state.outbox = [];
     state.names.clear();
-    for (const k of ['seq', 'unread', 'outbox', 'names']) save(k, null);
+    state.seenAt = {};
+    state.box = null;
+    for (const k of ['seq', 'seen_at', 'box', 'unread', 'outbox', 'names']) save(k, null);
   }
 }
 
@@ -159,7 +165,24 @@ export function loadKeptConversations() {
 /** Messages of a conversation in display order: by seq, unsent ones last. */
 export function orderedMessages(conv) {
   const list = [...conversation(conv).messages.values()];
-  return list.sort((a, b) => (a.seq ?? Infinity) - (b.seq ?? Infinity) || a.ts - b.ts);
+  return list.sort((a, b) => {
+    if (a.at && b.at) {
+      // On a site every phone shows the acknowledging box's time, then the position.
+      const [ab, an] = a.at.split(':');
+      const [bb, bn] = b.at.split(':');
+      return a.ts - b.ts || (ab < bb ? -1 : ab > bb ? 1 : 0) || an - bn;
+    }
+    return (a.seq ?? Infinity) - (b.seq ?? Infinity) || a.ts - b.ts;
+  });
+}
+
+/** The box we talk to now; a new one means our seqs are another box's. */
+export function setBox(box) {
+  if (!box || box === state.box) return;
+  if (state.box) state.lastSeq = {};
+  state.box = box;
+  save('box', box);
+  save('seq', state.lastSeq);
 }
 
 const pendingSaves = new Set();
@@ -179,10 +202,11 @@ export function flushSaves() {
     const c = state.convs.get(conv);
     if (!c) continue;
     const kept = orderedMessages(conv).filter((m) => m.seq !== undefined).slice(-MAX_KEPT);
-    save('msgs.' + conv, kept.map(({id, conv: cv, seq, from, name, text, ts, reply_to, reactions}) => ({id, conv: cv, seq, from, name, text, ts, reply_to, reactions})));
+    save('msgs.' + conv, kept.map(({id, conv: cv, seq, at, from, name, text, ts, reply_to, reactions}) => ({id, conv: cv, seq, at, from, name, text, ts, reply_to, reactions})));
   }
   pendingSaves.clear();
   save('seq', state.lastSeq);
+  save('seen_at', state.seenAt);
   save('unread', state.unread);
 }
 
@@ -197,6 +221,11 @@ export function mergeMessage(msg) {
   c.messages.set(msg.id, merged);
   if (msg.from && msg.name) rememberName(msg.from, msg.name);
   if (msg.seq > (state.lastSeq[msg.conv] || 0)) state.lastSeq[msg.conv] = msg.seq;
+  if (msg.at) {
+    const [box, n] = msg.at.split(':');
+    const seen = state.seenAt[msg.conv] || (state.seenAt[msg.conv] = {});
+    if (Number(n) > (seen[box] || 0)) seen[box] = Number(n);
+  }
   persistConv(msg.conv);
   return !known;
 }
