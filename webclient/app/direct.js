@@ -182,10 +182,17 @@ export function openDirect() {
       el('p', {id: 'direct-status', class: 'typing muted small', role: 'status', 'data-testid': 'direct-status'}),
       body);
     $('#app').append(screen);
-    body.append(
-      el('p', {text: t('direct_intro')}),
-      el('button', {class: 'primary wide', 'data-testid': 'direct-start', text: t('direct_start'), onclick: () => start(body)}),
-      el('button', {class: 'wide', 'data-testid': 'direct-join', text: t('direct_join'), onclick: () => join(body)}));
+    if (typeof RTCPeerConnection === 'undefined') {
+      // Some browsers (WebKitGTK, locked-down ones) have no WebRTC: say so instead of failing on a tap.
+      body.append(
+        el('p', {text: t('direct_intro')}),
+        el('p', {class: 'error', role: 'alert', 'data-testid': 'direct-unavailable', text: t('direct_no_webrtc')}));
+    } else {
+      body.append(
+        el('p', {text: t('direct_intro')}),
+        el('button', {class: 'primary wide', 'data-testid': 'direct-start', text: t('direct_start'), onclick: () => start(body)}),
+        el('button', {class: 'wide', 'data-testid': 'direct-join', text: t('direct_join'), onclick: () => join(body)}));
+    }
   }
   showScreen('direct-screen');
 }

@@ -267,6 +267,7 @@ export const strings = {
   direct_answer_help: 'Give this answer back to the person who invited you. The chat opens once they paste it.',
   direct_copy: 'Copy',
   direct_bad_code: 'That text is not an invitation or answer. Copy all of it and try again.',
+  direct_no_webrtc: 'This browser cannot connect directly (it has no WebRTC). Try a recent Chrome, Firefox or Safari.',
   direct_no_inflate: 'This browser cannot read packed invitations. Try a recent Chrome, Firefox or Safari.',
   direct_qr_too_long: 'Too long for a QR code: copy the text instead.',
   direct_state_new: '',
