@@ -50,7 +50,8 @@ def healthz() -> Response:
     return jsonify(state)
 
 
-def _base_urls() -> tuple[str, str]:
+def base_urls() -> tuple[str, str]:
+    """This request's box as (http, https) base addresses, under the name the phone used."""
     settings = box_of(current_app).settings
     host = request.host.rsplit(":", 1)[0] if not request.host.endswith("]") else request.host
     http = f"http://{host}" + ("" if settings.http_port == 80 else f":{settings.http_port}")
@@ -79,7 +80,7 @@ def _joined_the_wifi(address: str | None) -> bool:
 def info() -> Response:
     box = box_of(current_app)
     settings = box.settings
-    http_url, https_url = _base_urls()
+    http_url, https_url = base_urls()
     wifi = None
     if settings.wifi_ssid:
         passphrase = settings.wifi_passphrase if _joined_the_wifi(request.remote_addr) else None
@@ -137,7 +138,7 @@ def _from_another_site() -> bool:
     origin = request.headers.get("Origin")
     if not origin or origin == "null":
         return False
-    return origin.lower().rstrip("/") not in {u.lower() for u in _base_urls()} | {
+    return origin.lower().rstrip("/") not in {u.lower() for u in base_urls()} | {
         f"{request.scheme}://{request.host}".lower()}
 
 

@@ -5,6 +5,7 @@ admin page). Nothing happens at import time.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -24,6 +25,7 @@ POLICY = ("default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:
 # applies), so it goes without these 300 bytes over the air; a worker runs under its own.
 POLICY_IGNORED = ("text/javascript", "text/css")
 WORKERS = ("/sw.js",)
+_ORIGIN = re.compile(r"https://[A-Za-z0-9.\-]+(:[0-9]{1,5})?|https://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 
 
 def create_app(settings: Settings) -> Flask:
@@ -61,7 +63,13 @@ def create_app(settings: Settings) -> Flask:
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         response.headers.setdefault("X-Frame-Options", "DENY")
         if response.mimetype not in POLICY_IGNORED or request.path in WORKERS:
-            response.headers.setdefault("Content-Security-Policy", POLICY)
+            policy = POLICY
+            secure = api.base_urls()[1] if request.path == "/" and request.scheme == "http" else ""
+            if _ORIGIN.fullmatch(secure):
+                # The plain-http app may check whether this browser can already open
+                # the secure address (boxinfo.js secureReachable).
+                policy = POLICY.replace("connect-src 'self'", f"connect-src 'self' {secure}", 1)
+            response.headers.setdefault("Content-Security-Policy", policy)
         return response
 
     return app

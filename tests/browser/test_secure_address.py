@@ -114,3 +114,40 @@ def test_an_old_or_made_up_code_is_refused_in_words(lan: Any) -> None:
     # The code is gone from the address bar; the rest of the link stays.
     assert phone.page.url.endswith("/#room=r_abc")
     phone.join(unique("Cleo"))
+
+
+def test_a_browser_that_can_open_the_secure_address_is_offered_it_early(lan: Any) -> None:
+    # This browser accepts the box's certificate (as after the warning, or with the CA).
+    ana = lan(False)
+    name = unique("Ana")
+    ana.join(name)
+    ana_id = ana.my_id()
+    assert ana.wait_js("document.body.dataset.secureReachable") == "true"
+    ana.tid("switch-secure").click()
+    ana.page.wait_for_url("https://**")
+    ana.wait_online()
+    assert ana.my_id() == ana_id
+    assert "handoff" not in ana.page.url
+
+
+def test_a_browser_that_refuses_the_certificate_is_not_offered_the_switch(
+        playwright: Any, ahoy_server: Any) -> None:
+    from browserkit import CHROMIUM, CHROMIUM_ARGS, PHONE, wait_js
+
+    args = [a for a in CHROMIUM_ARGS if a != "--ignore-certificate-errors"]
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM, headless=True,
+        args=[*args, "--host-resolver-rules=MAP ahoy.internal 127.0.0.1"])
+    try:
+        page = browser.new_context(viewport=PHONE).new_page()
+        port = ahoy_server.http_url.rsplit(":", 1)[1]
+        page.goto(f"http://ahoy.internal:{port}/")
+        page.get_by_test_id("name-input").fill(unique("Dan"))
+        page.get_by_test_id("join-button").click()
+        wait_js(page, "window.ahoy.state.conn === 'online'")
+        # The check ran and failed on the certificate: the banner still explains.
+        wait_js(page, "document.body.dataset.secureReachable === 'false'")
+        assert page.get_by_test_id("switch-secure").count() == 0
+        assert page.get_by_test_id("calls-help").is_visible()
+    finally:
+        browser.close()

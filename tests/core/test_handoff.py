@@ -132,3 +132,19 @@ def test_the_protocol_document_states_the_codes_limits() -> None:
     assert f"at most {handoff.PER_USER} unused" in section
     assert f"the box at most {handoff.MAX_CODES}" in section
     assert f'"expires_in": {handoff.LIFETIME_S}' in section
+
+
+def test_only_the_plain_app_page_may_ask_the_secure_address_and_only_that(tmp_path: Path) -> None:
+    app = create_app(Settings(data_dir=tmp_path / "data", box_name="deck", http_port=80,
+                              https_port=443))
+    client = app.test_client()
+
+    def policy(path: str, host: str = "10.42.0.1", scheme: str = "http") -> str:
+        response = client.get(path, base_url=f"{scheme}://{host}")
+        return str(response.headers.get("Content-Security-Policy", ""))
+
+    assert "connect-src 'self' https://10.42.0.1 ws: wss:;" in policy("/")
+    assert "https://10.42.0.1" not in policy("/api/info")
+    assert "connect-src 'self' ws: wss:;" in policy("/", scheme="https")
+    # A made-up Host header cannot write into the policy.
+    assert "evil" not in policy("/", host="x;script-src evil")

@@ -7,7 +7,7 @@ import {$, el} from './dom.js';
 import {showScreen, initHome, renderHome, setBanner, toast, announce} from './ui.js';
 import {initChat, openConv, closeConv, noteTyping, clearTyping, renderHeader, jumpTo} from './chat.js';
 import {initRooms, createRoomDialog, openRoom, roomInfoDialog} from './rooms.js';
-import {inviteDialog, callBlocker, httpsHelpDialog, boxInfo} from './boxinfo.js';
+import {inviteDialog, callBlocker, httpsHelpDialog, boxInfo, secureReachable, openSecureAddress} from './boxinfo.js';
 import {initNotify, beep, systemNotify, updateTitle} from './notify.js';
 import {addBoxHosts} from './format.js';
 import {t, applyStrings} from './strings.js';
@@ -242,6 +242,30 @@ window.addEventListener('hashchange', onHash);
 function openDirect() {
   import('./direct.js').then((m) => m.openDirect());
 }
+
+// ---------- leading to the secure address early ----------
+
+/**
+ * On the plain address, once joined: if this browser can already open the
+ * secure one (CA installed, or its warning accepted once), offer to move there
+ * now, as the same person, rather than when a call is tried.
+ */
+let offeredSwitch = false;
+function offerSecureAddress() {
+  if (offeredSwitch || callBlocker() !== 'calls_need_https' || !state.token) return;
+  offeredSwitch = true;
+  secureReachable().then(async (ok) => {
+    document.body.dataset.secureReachable = String(ok);
+    if (!ok) return;
+    const info = await boxInfo();
+    setBanner('calls', [el('span', {text: t('calls_banner_ready') + ' '}),
+      el('button', {class: 'link', 'data-testid': 'switch-secure', text: t('calls_switch'), onclick: () => openSecureAddress(info.https_url)}),
+      ' · ',
+      el('button', {class: 'link', 'data-testid': 'calls-help', text: t('calls_banner_more'), onclick: httpsHelpDialog})]);
+  });
+}
+
+on('welcome', offerSecureAddress);
 
 // ---------- arriving from the plain address (boxinfo.js openSecureAddress) ----------
 

@@ -103,3 +103,23 @@ export async function openSecureAddress(base) {
   }
   location.assign(target);
 }
+
+/**
+ * Whether this browser can open the secure address already: the box's CA is
+ * installed, or its certificate warning was accepted before. A certificate the
+ * browser refuses makes the request fail; the answer itself is never read.
+ */
+export async function secureReachable() {
+  const info = await boxInfo();
+  if (!info?.https_url || location.protocol !== 'http:') return false;
+  const stop = new AbortController();
+  const timer = setTimeout(() => stop.abort(), 4000);
+  try {
+    await fetch(info.https_url + '/healthz', {mode: 'no-cors', cache: 'no-store', signal: stop.signal});
+    return true;
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
+}

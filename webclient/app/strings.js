@@ -162,6 +162,8 @@ export const strings = {
   calls_ca_ios: 'iPhone: open the file, install the profile in Settings, then turn on full trust under General › About › Certificate Trust Settings.',
   calls_banner: 'Calls need the secure address.',
   calls_banner_more: 'How?',
+  calls_banner_ready: 'Calls work at the secure address on this phone.',
+  calls_switch: 'Switch now',
   calls_no_webrtc: 'This browser cannot make calls. Try a recent Chrome, Firefox or Safari.',
   calls_denied: 'The camera or microphone is blocked. Allow it for this site in the browser settings, then try again.',
   calls_no_device: 'No camera or microphone was found.',
