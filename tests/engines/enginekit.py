@@ -414,6 +414,13 @@ class WebKitPhone(EnginePhone):
         element.clear()
         element.send_keys(text)
 
+    def upload(self, selector: str, path: Path) -> None:
+        from selenium.webdriver.common.by import By
+
+        # A file input needs no interaction (WebDriver's file upload): hidden is fine.
+        self.wait_js(f"!!document.querySelector({json.dumps(selector)})")
+        self.driver.find_element(By.CSS_SELECTOR, selector).send_keys(str(path))
+
     def errors(self) -> list[str]:
         return list(self.driver.execute_script(
             "return (window.__errors || []).splice(0)") or [])
