@@ -18,7 +18,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-BATCH = 500
+BATCH = 200
 
 
 def _gevent_patched() -> bool:

@@ -1,0 +1,177 @@
+"""A real split of the backbone: two boxes in network namespaces on a bridge, each
+with its nats-server and Ahoy service on the standard port, phones on the bridge;
+the split is an nftables drop between the boxes, then it is lifted."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ahoytest import REPO, WsClient
+from sitetest import SECRET, wait_for, whole_conversation
+
+from provisioning import credentials, site
+from provisioning.config import BoxConfig
+
+pytestmark = [pytest.mark.netns]
+TAG = os.getpid() % 10000
+SUBNET = f"10.{77 + TAG % 50}.{TAG % 250}"  # a /24 per test run, beside other runs
+
+
+def _sh(*argv: str) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)}: {done.stderr.strip()}")
+
+
+@dataclass
+class NsBox:
+    index: int
+    folder: Path
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def namespace(self) -> str:
+        return f"ahsite{TAG}-{self.index}"
+
+    @property
+    def address(self) -> str:
+        return f"{SUBNET}.{self.index + 1}"
+
+    @property
+    def data(self) -> Path:
+        return self.folder / "data"
+
+    def run_in(self, name: str, *argv: str) -> None:
+        log = open(self.folder / f"{name}.log", "ab")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", GPIOZERO_PIN_FACTORY="mock")
+        self.processes.append(subprocess.Popen(["ip", "netns", "exec", self.namespace, *argv],
+                                               cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                                               env=env))
+
+    def start(self, peers: list[NsBox]) -> None:
+        self.data.mkdir(parents=True)
+        credentials.set_site_secret(self.data, SECRET)
+        paths, _ = site.ensure_site_files(BoxConfig(site_name="mv-hope"), self.data, SECRET)
+        self.run_in("nats", "nats-server", "-c", str(paths.nats_config))
+        args = [sys.executable, "-m", "appliance", "serve", "--host", "0.0.0.0", "--no-mdns",
+                "--config", str(self.folder / "none.txt"), "--data-dir", str(self.data),
+                "--port", "8080", "--https-port", "8443", "--site-name", "mv-hope"]
+        for peer in peers:
+            args += ["--site-peer", f"{peer.address}:4222"]
+        self.run_in("ahoy", *args)
+
+    def health(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"http://{self.address}:8080/healthz", timeout=5) as r:
+            data: dict[str, Any] = json.load(r)
+            return data
+
+    def site(self) -> dict[str, Any]:
+        try:
+            return dict(self.health().get("site") or {})
+        except OSError:
+            return {}
+
+    def client(self, name: str) -> WsClient:
+        c = WsClient(f"ws://{self.address}:8080/ws")
+        assert c.hello(name)["type"] == "welcome"
+        return c
+
+    def cut_from(self, other: NsBox) -> None:
+        """The backbone between the two boxes drops everything (phones still reach it)."""
+        rules = (f"table inet split {{\n"
+                 f"  chain in {{ type filter hook input priority -10; "
+                 f"ip saddr {other.address} drop; }}\n"
+                 f"  chain out {{ type filter hook output priority -10; "
+                 f"ip daddr {other.address} drop; }}\n}}\n")
+        subprocess.run(["ip", "netns", "exec", self.namespace, "nft", "-f", "-"], input=rules,
+                       text=True, check=True, timeout=30)
+
+    def heal(self) -> None:
+        _sh("ip", "netns", "exec", self.namespace, "nft", "delete", "table", "inet", "split")
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def backbone(tmp_path: Path) -> Iterator[list[NsBox]]:
+    if os.geteuid() != 0:
+        pytest.skip("network namespaces need root")
+    bridge = f"ahsb{TAG}"
+    boxes = [NsBox(i, tmp_path / f"box{i}") for i in range(2)]
+    try:
+        _sh("ip", "link", "add", bridge, "type", "bridge")
+        _sh("ip", "addr", "add", f"{SUBNET}.254/24", "dev", bridge)
+        _sh("ip", "link", "set", bridge, "up")
+        for box in boxes:
+            box.folder.mkdir()
+            outside, inside = f"ahsv{TAG}{box.index}", f"ahsp{TAG}{box.index}"
+            _sh("ip", "netns", "add", box.namespace)
+            _sh("ip", "link", "add", outside, "type", "veth", "peer", "name", inside)
+            _sh("ip", "link", "set", outside, "master", bridge, "up")
+            _sh("ip", "link", "set", inside, "netns", box.namespace)
+            _sh("ip", "-n", box.namespace, "addr", "add", f"{box.address}/24", "dev", inside)
+            _sh("ip", "-n", box.namespace, "link", "set", inside, "up")
+            _sh("ip", "-n", box.namespace, "link", "set", "lo", "up")
+        for box in boxes:
+            box.start([b for b in boxes if b is not box])
+        wait_for(lambda: all(b.site().get("linked") == 1 for b in boxes), timeout=60,
+                 what="the backbone links")
+        yield boxes
+    finally:
+        for box in boxes:
+            box.stop()
+            subprocess.run(["ip", "netns", "del", box.namespace], capture_output=True)
+        subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+
+
+def mid() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def test_a_cut_backbone_keeps_both_sides_chatting_and_the_merge_has_every_message_once(
+    backbone: list[NsBox]
+) -> None:
+    a, b = backbone
+    alice, bob = a.client("Alice"), b.client("Bob")
+    made = alice.request("room_create", "room", name="Bridge")
+    room = made["room"]["id"]
+    wait_for(lambda: bob.request("room_join", "room", room=room)["type"] == "room",
+             what="the room at B")
+    conv = f"room:{room}"
+    a.cut_from(b)
+    ids = []
+    for i in range(5):  # each side acknowledges its own phones' messages alone
+        for who in (alice, bob):
+            ack = who.request("send", "ack", id=mid(), room=room, text=f"cut {i}")
+            assert ack["type"] == "ack", ack
+            ids.append(ack["id"])
+    # Nothing crossed the cut.
+    assert {m["from"] for m in whole_conversation(alice, conv)} == {alice.user_id}
+    assert {m["from"] for m in whole_conversation(bob, conv)} == {bob.user_id}
+    a.heal()
+    for client in (alice, bob):
+        wait_for(lambda c=client: len(whole_conversation(c, conv)) >= 10, timeout=90,
+                 what="the merge")
+    on_a, on_b = whole_conversation(alice, conv), whole_conversation(bob, conv)
+    assert sorted(m["id"] for m in on_a) == sorted(ids) == sorted(m["id"] for m in on_b)
+    assert {m["id"]: m["at"] for m in on_a} == {m["id"]: m["at"] for m in on_b}
+    assert [m["seq"] for m in on_b] == list(range(1, 11))
