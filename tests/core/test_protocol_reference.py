@@ -227,3 +227,17 @@ def test_errors_answer_their_request_with_its_ref_whatever_went_wrong() -> None:
                   {"type": "room_join", "room": "r_none"}, {"type": "hello", "name": "Again"}):
         reply = box.say(peer, frame.pop("type"), ref="r-42", **frame)
         assert [m["ref"] for m in reply if m["type"] == "error"] == ["r-42"], (frame, reply)
+
+
+def test_the_error_table_lists_exactly_the_codes_the_box_uses() -> None:
+    root = Path(__file__).resolve().parents[2] / "appliance"
+    used: set[str] = set()
+    for source in root.rglob("*.py"):
+        text = source.read_text()
+        used |= set(re.findall(r'ProtocolError\(\s*"([a-z_]+)"', text))
+        used |= set(re.findall(r'protocol\.error\(\s*"([a-z_]+)"', text))
+    table = DOC.split("\n## Errors\n", 1)[1].split("\n## ", 1)[0]
+    listed = {code for line in table.splitlines() if line.startswith("| `")
+              for code in re.findall(r"`([a-z_]+)`", line.split("|")[1])}
+    assert used - listed == set(), "codes the box sends that the table does not list"
+    assert listed - used == set(), "codes in the table that the box never sends"
