@@ -28,6 +28,14 @@ WORKERS = ("/sw.js",)
 _ORIGIN = re.compile(r"https://[A-Za-z0-9.\-]+(:[0-9]{1,5})?|https://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 
 
+def site_room_id(site_name: str, room_name: str) -> str:
+    """The default room's id on every box of a site: made alike, it is one room."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{site_name}|{room_name.casefold()}".encode()).hexdigest()
+    return f"r_site{digest[:16]}"
+
+
 def create_app(settings: Settings) -> Flask:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.db_path)
@@ -38,7 +46,9 @@ def create_app(settings: Settings) -> Flask:
 
     hub = Hub(store, ice_servers=ice_for,
               retention=(settings.retention_days, settings.retention_messages),
-              default_room=settings.default_room)
+              default_room=settings.default_room,
+              default_room_id=site_room_id(settings.site_name, settings.default_room)
+              if settings.site_name and settings.default_room else None)
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = 8 * 1024 * 1024
     box = Box(settings=settings, hub=hub)

@@ -142,6 +142,7 @@ class Hub:
         calls: Calls | None = None,
         retention: tuple[int, int] | None = None,
         default_room: str | None = None,
+        default_room_id: str | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -158,7 +159,7 @@ class Hub:
         # The room every new person joins at first visit (config `default_room`).
         self.default_room: str | None = None
         if default_room:
-            room, writes = self.rooms.box_room(default_room, clock())
+            room, writes = self.rooms.box_room(default_room, clock(), default_room_id)
             self._apply(writes)
             self.default_room = room.id
         self._conns: dict[int, Connection] = {}

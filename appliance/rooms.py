@@ -322,14 +322,17 @@ class Rooms:
         self._rooms[room.id] = room
         return [SaveRoom(room), AddMember(room.id, user), Reply("room", room), Announce(room)]
 
-    def box_room(self, name: str, now: int) -> tuple[Room, list[Effect]]:
+    def box_room(self, name: str, now: int,
+                 room_id: str | None = None) -> tuple[Room, list[Effect]]:
         """The room of the box itself called `name` (the config's `default_room`),
-        made if there is none. It has no owner (`""`): the admin page manages it."""
+        made if there is none. It has no owner (`""`): the admin page manages it.
+        `room_id`: the id it gets when made (the same on every box of a site)."""
         wanted = protocol.clean_room_name(name)
         for room in self._rooms.values():
             if room.owner == BOX_OWNER and room.name.casefold() == wanted.casefold():
                 return room, []
-        room = Room(id=self._new_id(), name=wanted, description="", limit=protocol.MAX_ROOM_LIMIT,
+        room = Room(id=room_id or self._new_id(), name=wanted, description="",
+                    limit=protocol.MAX_ROOM_LIMIT,
                     active=True, ephemeral=False, owner=BOX_OWNER, created=now)
         self._rooms[room.id] = room
         return room, [SaveRoom(room)]

@@ -107,6 +107,10 @@ class SiteLink(Replication):
         with self.hub.lock:
             self.replica.record_own()
             self.hub.site = self
+            room = self.hub.rooms.get(self.hub.default_room)
+            if room is not None and not self.replica.known(f"room:{room.id}"):
+                # Every box makes the site's default room alike (appliance.app.site_room_id).
+                self.replica.note_room(room, int(self.clock() * 1000))
         self.bridge.start()
         self.bridge.poke_outbox()
 

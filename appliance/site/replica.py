@@ -267,6 +267,11 @@ class Replica:
 
         self._transaction(work)
 
+    def known(self, key: str) -> bool:
+        """Whether this box has a version of the person, room or membership `key`."""
+        return self.db.execute("SELECT 1 FROM site_versions WHERE key = ?",
+                               (key,)).fetchone() is not None
+
     def _set_version(self, key: str, version: Version, *, deleted: bool = False,
                      digest: str = "") -> None:
         self.db.execute(

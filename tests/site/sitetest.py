@@ -105,6 +105,7 @@ class SiteBox:
     nats: NatsBox
     peers: list[NatsBox] = field(default_factory=list)
     ahoy: Any = None
+    default_room: str = ""  # the config's default_room ("": none, as in the other tests)
 
     def start(self) -> SiteBox:
         from ahoytest import AhoyServer
@@ -115,7 +116,8 @@ class SiteBox:
         for peer in self.peers:
             args += ["--site-peer", f"127.0.0.1:{peer.port}"]
         if self.ahoy is None:
-            self.ahoy = AhoyServer(self.nats.data_dir, production=True, extra_args=tuple(args))
+            self.ahoy = AhoyServer(self.nats.data_dir, production=True, extra_args=tuple(args),
+                                   default_room=self.default_room)
         self.ahoy.start()
         return self
 
@@ -141,10 +143,11 @@ class SiteBox:
         self.nats.stop()
 
 
-def make_site(root: Path, count: int, **kwargs: Any) -> list[SiteBox]:
+def make_site(root: Path, count: int, default_room: str = "", **kwargs: Any) -> list[SiteBox]:
     """`count` boxes, each told every other box's address."""
     servers = [NatsBox(root / f"box{i}" / "data", **kwargs) for i in range(count)]
-    return [SiteBox(s, [o for o in servers if o is not s]) for s in servers]
+    return [SiteBox(s, [o for o in servers if o is not s], default_room=default_room)
+            for s in servers]
 
 
 def wait_for(condition: Any, timeout: float = 30.0, what: str = "condition") -> Any:

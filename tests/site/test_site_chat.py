@@ -337,3 +337,31 @@ def test_boxes_the_backbone_heard_are_linked_without_site_peers(tmp_path: Path) 
     finally:
         for box in boxes:
             box.stop()
+
+
+def test_the_default_room_is_one_room_for_the_whole_site(tmp_path: Path) -> None:
+    boxes = make_site(tmp_path, 2, default_room="Everyone")
+    try:
+        for box in boxes:
+            box.start()
+        wait_for(lambda: all(b.status().get("linked") == 1 for b in boxes), what="links")
+        one_everyone(*boxes)
+    finally:
+        for box in boxes:
+            box.stop()
+
+
+def one_everyone(a: SiteBox, b: SiteBox) -> None:
+    alice, bob = a.client("Alice"), b.client("Bob")
+    everyone = [r for r in probe_rooms(a) if r["owner"] == ""]
+    assert [r["name"] for r in everyone] == ["Everyone"]
+    room = everyone[0]["id"]
+    assert [r["id"] for r in probe_rooms(b) if r["owner"] == ""] == [room]
+
+    def both_members() -> bool:
+        rooms = {r["id"]: r for r in probe_rooms(a)}
+        return {alice.user_id, bob.user_id} <= set(rooms[room]["members"])
+
+    wait_for(both_members, what="Alice and Bob in the site's Everyone")
+    ack = alice.request("send", "ack", id=mid(), room=room, text="hello, everyone")
+    assert bob.expect("message", timeout=20, id=ack["id"])["text"] == "hello, everyone"
