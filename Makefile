@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test site-test test-fast lint bench faults screenshots image vm-test clean help
+.PHONY: run test site-test test-fast lint bench faults screenshots image vm-test mesh-test clean help
 
 help:
 	@echo "make run         start the box in development mode on this machine"
@@ -18,6 +18,7 @@ help:
 	@echo "make screenshots phone-size screenshots into docs/screenshots/"
 	@echo "make image       build the SD-card image (root, slow)"
 	@echo "make vm-test     boot the image in a VM with simulated Wi-Fi (root, slow)"
+	@echo "make mesh-test   the Wi-Fi mesh backbone (batman-adv) on simulated radios in a VM (root)"
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { echo "Cannot create a virtual environment: install python3-venv (apt-get install python3-venv)."; exit 1; }
@@ -62,6 +63,9 @@ image:
 
 vm-test:
 	$(MAKE) -C image vm-test
+
+mesh-test:
+	$(MAKE) -C image mesh-test
 
 clean:
 	rm -rf var .pytest_cache .hypothesis

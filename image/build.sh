@@ -44,7 +44,7 @@ PACKAGES=(
   iproute2 iw rfkill wireless-regdb           # the Wi-Fi radio and its regulatory rules
   hostapd dnsmasq nftables coturn             # access point, DHCP+DNS, captive redirect, STUN/TURN
   nats-server                                 # several boxes as one site (only with site_name)
-  iputils-arping                              # a site's backbone: ARP probes for its address
+  iputils-arping batctl wpasupplicant         # a site's backbone: ARP probes; the Wi-Fi mesh (batman-adv)
   python3 python3-venv                        # the Ahoy service (its venv comes from PyPI wheels)
   fake-hwclock                                # no RTC on a Pi: keep the last time on /data
   openssh-server                              # off unless ahoy.txt has ssh_authorized_key

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from provisioning import credentials, render, site, tls, wireless
-from provisioning.config import BoxConfig
+from provisioning import credentials, mesh, render, site, tls, wireless
+from provisioning.config import MESH_BACKBONE, BoxConfig
 from provisioning.datadir import DataDir, write_file
 
 NFT_TABLE = ("inet", "ahoy")
@@ -205,6 +205,44 @@ def _write_site_files(config: BoxConfig, data_dir: Path, report: ApplyReport) ->
     return changed
 
 
+def mesh_config_path(root: Path, config: BoxConfig) -> Path:
+    """wpa_supplicant@<mesh_interface> reads this file (Debian's unit)."""
+    return root / f"etc/wpa_supplicant/wpa_supplicant-{config.mesh_interface}.conf"
+
+
+def _write_mesh_files(config: BoxConfig, data_dir: Path, root: Path,
+                      report: ApplyReport) -> bool:
+    """The mesh radio's wpa_supplicant config (its key comes from the site secret);
+    True if it changed. Nothing without mesh_interface or without a stored secret."""
+    if not config.mesh_interface or not config.in_site:
+        return False
+    secret = credentials.read_site_secret(data_dir)
+    if secret is None:
+        report.problems.append("mesh_interface is set but this box has no site_secret: the "
+                               "mesh is not started")
+        return False
+    path = mesh_config_path(root, config)
+    changed = write_file(path, mesh.render_wpa_supplicant(config, secret).encode(), mode=0o600)
+    if changed:
+        report.changed_files.append(path)
+    return changed
+
+
+def _set_mesh(config: BoxConfig, changed: bool, system: System, report: ApplyReport) -> None:
+    """batman-adv over the mesh radio (bat0, the backbone), and the radio's mesh."""
+    radio = config.mesh_interface
+    if not radio or not config.in_site:
+        return
+    have = system.run(["ip", "link", "show", MESH_BACKBONE]).returncode == 0
+    state = system.run(["ip", "-o", "link", "show", radio]).output
+    ready = (have and f"master {MESH_BACKBONE}" in state and f"mtu {mesh.MESH_MTU}" in state
+             and ",UP" in state)
+    if not ready:
+        for argv in mesh.batman_commands(config, have_backbone=have):
+            _step(system, argv, report, f"ran {' '.join(argv)}")
+    _run_service(f"wpa_supplicant@{radio}", changed, system, report)
+
+
 def _managed_by_us(path: Path) -> bool:
     try:
         return path.read_text().startswith(render.AUTHORIZED_KEYS_HEADER)
@@ -270,6 +308,7 @@ def apply_config(
             report.problems.append(f"{problem}; nothing was changed")
             return report
     changed = write_files(config, data_dir, root, report)
+    mesh_changed = _write_mesh_files(config, data_dir, root, report)
     if service_user:
         share_with_service(data_dir, service_user)
     if system is None:
@@ -280,6 +319,8 @@ def apply_config(
     else:
         _set_radio(config, system, report)
         _set_address(config, system, report)
+    if config.mesh_interface and credentials.read_site_secret(data_dir) is not None:
+        _set_mesh(config, mesh_changed, system, report)
     _set_forwarding(config, system, report)
     _load_firewall(config, root, changed.get(render.NFTABLES, False), system, report)
     names = (render.TURNSERVER,) if config.lan_mode else (

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from provisioning import sitenet
-from provisioning.config import BoxConfig
+from provisioning.config import MESH_BACKBONE, BoxConfig
 from provisioning.datadir import DEFAULT_BOOT_CONFIG, DEFAULT_DATA_DIR, DataDir, write_file
 
 log = logging.getLogger(__name__)
@@ -308,8 +308,24 @@ def chosen_subnet_path(data_dir: Path) -> Path:
     return DataDir(data_dir).chosen_hotspot_subnet
 
 
+def mesh_neighbours() -> list[dict[str, Any]] | None:
+    """The mesh nodes batman-adv knows, with link quality (batctl); None if it cannot say."""
+    from provisioning.mesh import parse_originators
+
+    try:
+        done = subprocess.run(["batctl", "meshif", MESH_BACKBONE, "originators", "-H"],
+                              capture_output=True, timeout=5, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0:
+        return None
+    return [{"mac": n.mac, "quality_percent": n.quality_percent, "last_seen_s": n.last_seen_s,
+             "via": n.via, "direct": n.via == n.mac}
+            for n in parse_originators(done.stdout[:256 * 1024].decode(errors="replace"))]
+
+
 def write_status(data_dir: Path, me: sitenet.Peer, peers: list[sitenet.Peer],
-                 problems: list[str]) -> None:
+                 problems: list[str], mesh: list[dict[str, Any]] | None = None) -> None:
     """What the admin page, the lights and the site's replication read."""
     status = {
         "box": {"id": f"{me.box_id:x}", "name": me.name, "backbone": str(me.backbone),
@@ -317,6 +333,7 @@ def write_status(data_dir: Path, me: sitenet.Peer, peers: list[sitenet.Peer],
         "peers": [{"id": f"{p.box_id:x}", "name": p.name, "backbone": str(p.backbone),
                    "hotspot": str(p.hotspot), "same_wifi": p.wifi == me.wifi} for p in peers],
         "problems": problems,
+        "mesh": mesh,
     }
     write_file(status_path(data_dir), json.dumps(status, indent=1).encode())
 
@@ -343,7 +360,8 @@ def site_link(status: dict[str, Any] | None) -> dict[str, Any]:
     text = (f"connected to {count} other box{'es' if count != 1 else ''}" if count
             else "alone: no other box of the site heard on the backbone")
     return {"boxes": count, "alone": count == 0, "peers": peers, "box": status.get("box"),
-            "problems": list(status.get("problems") or []), "text": text}
+            "problems": list(status.get("problems") or []), "text": text,
+            "mesh": status.get("mesh")}
 
 
 @dataclass
@@ -401,7 +419,11 @@ class Backbone:
                     self.request_apply()
         sync_routes(self.config.backbone_interface, self.discovery.me.hotspot,
                     self.config.network, peers, netns=self.netns)
-        write_status(self.data_dir, self.discovery.me, peers, problems)
+        mesh = mesh_neighbours() if self.config.mesh_interface else None
+        if self.config.mesh_interface and mesh is None:
+            problems.append("the mesh's neighbours cannot be read (is batman-adv loaded and "
+                            f"{self.config.mesh_interface} in the mesh?)")
+        write_status(self.data_dir, self.discovery.me, peers, problems, mesh)
         return peers
 
     def close(self) -> None:

@@ -36,6 +36,11 @@ MAX_FILE_BYTES = 64 * 1024
 FILE_NAME = "ahoy.txt"
 
 DEFAULT_NETWORK = IPv4Network("10.42.0.0/24")
+# The mesh's channel: the same on every box of a site (one of the 2.4 GHz channels
+# that do not overlap, and legal everywhere).
+DEFAULT_MESH_CHANNEL = 11
+# batman-adv's interface over the mesh radio: the backbone when there is a mesh.
+MESH_BACKBONE = "bat0"
 # With a site, `network` is shared by every box's hotspot: room for 256 of /24.
 SITE_NETWORK = IPv4Network("10.42.0.0/16")
 # The largest site space a slot of 16 boxes still fits in (see provisioning.sitenet).
@@ -347,6 +352,13 @@ def _uplink_gateway(raw: str) -> IPv4Address | None:
             from None
 
 
+def _mesh_interface(raw: str) -> str:
+    name = raw.strip()
+    if name.lower() in ("", "none", "off"):
+        return ""
+    return _wired_interface("mesh_interface", "wlan1")(name)
+
+
 def _in_site(values: Mapping[str, Any]) -> bool:
     """Whether the box is one of a site's (`site_name` set)."""
     return bool(values.get("site_name"))
@@ -634,8 +646,12 @@ KEYS: dict[str, Key] = {
             None, _HOTSPOT | _CHAT, derived=_derived_hotspot_subnet),
         Key("dhcp_range", _dhcp_range, default_dhcp_range(DEFAULT_NETWORK),
             derived=lambda values, mac: default_dhcp_range(values["hotspot_subnet"])),
+        Key("mesh_interface", _mesh_interface, "", None, _CHAT),
+        Key("mesh_channel", _integer("mesh_channel", 1, 196, 11), DEFAULT_MESH_CHANNEL, None,
+            _CHAT),
         Key("backbone_interface", _wired_interface("backbone_interface", "eth0"), "eth0",
-            None, _CHAT),
+            None, _CHAT,
+            derived=lambda values, mac: MESH_BACKBONE if values.get("mesh_interface") else "eth0"),
         Key("admin_password", _admin_password, "", secret=True),
         Key("retention_days", _integer("retention_days", 0, 3650, 30), 30,
             "Keep messages for (days)", _CHAT),
@@ -687,6 +703,8 @@ class BoxConfig:
     network: IPv4Network = field(default=_default("network"))
     hotspot_subnet: IPv4Network = field(default=_default("hotspot_subnet"))
     dhcp_range: tuple[IPv4Address, IPv4Address] = _default("dhcp_range")
+    mesh_interface: str = _default("mesh_interface")
+    mesh_channel: int = _default("mesh_channel")
     backbone_interface: str = _default("backbone_interface")
     admin_password: str = _default("admin_password")
     retention_days: int = _default("retention_days")
@@ -1014,6 +1032,25 @@ def _check_together(
     if value("hotspot") is False and _in_site(values):
         problem("hotspot = off (LAN mode) and site_name cannot be used together yet: a site "
                 "links boxes that each make a hotspot", "hotspot", "site_name")
+    if values.get("mesh_interface") and "mesh_interface" not in failed:
+        mesh = values["mesh_interface"]
+        if not _in_site(values):
+            problem("mesh_interface needs site_name (and site_secret): the mesh links the "
+                    "boxes of a site, and its key comes from the site's secret",
+                    "mesh_interface")
+        elif mesh == value("interface"):
+            problem(f"mesh_interface {mesh} is the hotspot's own radio; the mesh needs a second "
+                    "one (a USB Wi-Fi adapter, usually wlan1)", "mesh_interface")
+    if "mesh_channel" in values and not failed & {"mesh_channel", "country"}:
+        country = value("country")
+        legal = set(regulatory.allowed_channels(country, "2.4"))
+        if country:
+            legal |= set(regulatory.allowed_channels(country, "5"))
+        if values["mesh_channel"] not in legal:
+            problem(f"mesh_channel {values['mesh_channel']} is not allowed"
+                    + (f" in {country}" if country else " without a country set")
+                    + f"; use one of {regulatory.describe_channels(tuple(sorted(legal)))}",
+                    "mesh_channel")
     if not failed & {"status_led_pins", "button_pin"}:
         pins = list(value("status_led_pins"))
         button = value("button_pin")

@@ -100,6 +100,12 @@ function siteCard(link) {
       testid: 'site-link-text'}, link.text.charAt(0).toUpperCase() + link.text.slice(1)),
     link.box ? el('p', {class: 'muted'}, `This box: phones on ${link.box.hotspot}, backbone ${link.box.backbone}`) : null,
     rows.length ? el('ul', {}, rows) : null,
+    link.mesh ? el('h3', {}, 'Wi-Fi mesh') : null,
+    link.mesh ? (link.mesh.length ? el('ul', {testid: 'mesh-neighbours'}, link.mesh.map((n) =>
+      el('li', {}, `${n.mac}: link quality ${n.quality_percent}%`,
+        n.direct ? ' (in reach)' : ` (through ${n.via})`,
+        `, heard ${n.last_seen_s.toFixed(1)} s ago`)))
+      : el('p', {class: 'status', 'data-kind': 'warn'}, 'No other mesh radio in reach.')) : null,
     (link.problems || []).length ? el('ul', {class: 'status', 'data-kind': 'error'},
       link.problems.map((m) => el('li', {}, m))) : null);
 }
