@@ -1,6 +1,7 @@
-"""Fixtures for the cross-engine tests: one box per module, one Firefox per
-module (a browser context per person), a private X display for WebKit, and
-Chromium through Playwright as the usual other side."""
+"""Fixtures for the cross-engine tests: one box per module; for the whole run
+one Firefox (a browser context per person), one private X display for WebKit
+(a MiniBrowser per person) and one Chromium through Playwright, the usual
+other side."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AhoyServer]:
     server.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def chromium(playwright: Any) -> Iterator[Any]:
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"no Chromium at {CHROMIUM}")
@@ -51,7 +52,7 @@ def chromium(playwright: Any) -> Iterator[Any]:
     b.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def firefox() -> Iterator[FirefoxDriver]:
     why = firefox_missing()
     if why:
@@ -65,7 +66,7 @@ def firefox() -> Iterator[FirefoxDriver]:
     driver.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def display() -> Iterator[str]:
     why = webkit_missing()
     if why:
