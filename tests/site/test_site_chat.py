@@ -365,3 +365,17 @@ def one_everyone(a: SiteBox, b: SiteBox) -> None:
     wait_for(both_members, what="Alice and Bob in the site's Everyone")
     ack = alice.request("send", "ack", id=mid(), room=room, text="hello, everyone")
     assert bob.expect("message", timeout=20, id=ack["id"])["text"] == "hello, everyone"
+
+
+def test_an_aiortc_call_between_phones_on_two_boxes_connects(two_boxes: list[SiteBox]) -> None:
+    import asyncio
+
+    from webrtcphone import call_through_the_box
+
+    a, b = two_boxes
+    results = asyncio.run(asyncio.wait_for(
+        call_through_the_box(a.ahoy.ws_url, b.ahoy.ws_url), 120))
+    assert results["ice"] == "completed"
+    assert results["ben_got"] == "hello Ben" and results["ana_got"] == "hello Ana"
+    assert results["audio_frames"] == 10
+    assert results["ended"] == ("hangup", True)
