@@ -127,6 +127,9 @@ class Replication:
     def rooms_changed(self, effects: list[Effect]) -> None:
         """A room operation was carried out here."""
 
+    def reacted(self, conv: str, seq: int, user_id: str, emoji: str, on: bool) -> None:
+        """Someone here added or took back a reaction."""
+
     def forward(self, user_id: str, request: Request) -> bool:
         """Whether a request about a call goes to the box that holds it instead."""
         return False
@@ -528,6 +531,7 @@ class Hub:
         on: bool = req.get("on", True)
         if not self.store.react(conv, req.get("seq"), user, emoji, on):
             raise ProtocolError("unknown_message", "That message is gone.")
+        self.site.reacted(conv, req.get("seq"), user, emoji, on)
         event = protocol.reaction(conv, req.get("seq"), user, emoji, on)
         conn.peer.send(self._reply(req, dict(event)))
         self._send_to([m for m in audience if m != user], event)
@@ -855,9 +859,15 @@ class Hub:
         self._notify()
 
     def site_applied(self, messages: list[StoredMessage], positions: dict[tuple[str, int], str],
-                     users: list[str], rooms: list[str], deleted_rooms: list[str]) -> None:
+                     users: list[str], rooms: list[str], deleted_rooms: list[str],
+                     reactions: Iterable[tuple[str, int, str, str, bool]] = ()) -> None:
         """Changes from other boxes are in the store: tell the phones here."""
         with self.lock:
+            for conv, seq, user_id, emoji, on in reactions:
+                in_room = Conv(conv).room_id
+                room = self.rooms.get(in_room) if in_room is not None else None
+                people = list(room.members) if room is not None else list(Conv(conv).people)
+                self._send_to(people, protocol.reaction(conv, seq, user_id, emoji, on))
             if rooms or deleted_rooms:
                 self.rooms.load(self.store.load_rooms(), self.store.invites())
                 for room_id in dict.fromkeys(rooms):

@@ -206,6 +206,11 @@ class SiteLink(Replication):
         if noted:
             self.bridge.poke_outbox()
 
+    def reacted(self, conv: str, seq: int, user_id: str, emoji: str, on: bool) -> None:
+        self.replica.record_own()  # the message must have its position first
+        if self.replica.note_reaction(conv, seq, user_id, emoji, on, int(self.clock() * 1000)):
+            self.bridge.poke_outbox()
+
     def forward(self, user_id: str, request: Request) -> bool:
         """Send a call request to the box that holds the call; True if it went there."""
         if not (request.type.startswith("call_") or request.type == "signal"):
@@ -299,7 +304,7 @@ class SiteLink(Replication):
         self.applying = True
         try:
             self.hub.site_applied(applied.messages, applied.positions, applied.users,
-                                  applied.rooms, applied.deleted_rooms)
+                                  applied.rooms, applied.deleted_rooms, applied.reactions)
         finally:
             self.applying = False
 

@@ -128,7 +128,32 @@ class MemberRecord:
         return f"p.{self.room}.{self.user}.{self.version.ms}.{self.version.box}"
 
 
-Record = MessageRecord | UserRecord | RoomRecord | MemberRecord
+@dataclass(frozen=True)
+class ReactionRecord:
+    """One person's emoji on one message (by its sender and id), on or taken back."""
+
+    conv: str
+    sender: str
+    id: str
+    user: str
+    emoji: str
+    on: bool
+    version: Version
+
+    kind = "reaction"
+
+    @property
+    def key(self) -> str:
+        return f"reaction:{self.sender}:{self.id}:{self.user}:{self.emoji}"
+
+    @property
+    def msg_id(self) -> str:
+        emoji = self.emoji.encode().hex()[:16]
+        when = f"{self.version.ms}.{self.version.box}"
+        return f"x.{self.sender}.{self.id}.{self.user}.{emoji}.{when}"
+
+
+Record = MessageRecord | UserRecord | RoomRecord | MemberRecord | ReactionRecord
 
 
 def encode(record: Record) -> bytes:
@@ -163,6 +188,8 @@ def decode(data: bytes) -> Record:
             return _room(body)
         if kind == "member":
             return _member(body)
+        if kind == "reaction":
+            return _reaction(body)
     except (KeyError, TypeError) as exc:
         raise BadRecord(f"{kind} record without {exc}") from exc
     raise BadRecord(f"unknown kind {str(kind)[:20]!r}")
@@ -258,6 +285,18 @@ def _member(body: dict[str, Any]) -> MemberRecord:
         room=_match(body["room"], _ID, "room id"),
         user=_match(body["user"], _ID, "user id"),
         role=role,
+        version=_version(body["version"]),
+    )
+
+
+def _reaction(body: dict[str, Any]) -> ReactionRecord:
+    return ReactionRecord(
+        conv=_match(body["conv"], _CONV, "conversation"),
+        sender=_match(body["sender"], _ID, "sender"),
+        id=_match(body["id"], _MSG_ID, "message id"),
+        user=_match(body["user"], _ID, "user id"),
+        emoji=_text(body["emoji"], 1, 32, "emoji"),
+        on=_bool(body["on"], "on"),
         version=_version(body["version"]),
     )
 

@@ -33,6 +33,7 @@ from ..store import _MESSAGE_COLUMNS, Conv, Store, StoredMessage
 from .records import (
     MemberRecord,
     MessageRecord,
+    ReactionRecord,
     Record,
     RoomRecord,
     UserRecord,
@@ -90,6 +91,7 @@ class Applied:
     users: list[str] = field(default_factory=list)
     rooms: list[str] = field(default_factory=list)
     deleted_rooms: list[str] = field(default_factory=list)
+    reactions: list[tuple[str, int, str, str, bool]] = field(default_factory=list)
     forwarded: int = 0
 
 
@@ -272,6 +274,22 @@ class Replica:
         return self.db.execute("SELECT 1 FROM site_versions WHERE key = ?",
                                (key,)).fetchone() is not None
 
+    def note_reaction(self, conv: str, seq: int, user_id: str, emoji: str, on: bool,
+                      now: int) -> bool:
+        target = self._reply_key(conv, seq)
+        if target is None:
+            return False
+        probe = ReactionRecord(conv, target[0], target[1], user_id, emoji, on, Version(0, ""))
+        version = self._newer_version(probe.key, now)
+        record = ReactionRecord(conv, target[0], target[1], user_id, emoji, on, version)
+
+        def work() -> None:
+            self._set_version(record.key, version)
+            self._to_outbox(record)
+
+        self._transaction(work)
+        return True
+
     def _set_version(self, key: str, version: Version, *, deleted: bool = False,
                      digest: str = "") -> None:
         self.db.execute(
@@ -321,7 +339,26 @@ class Replica:
             return self._apply_user(record, applied)
         if isinstance(record, RoomRecord):
             return self._apply_room(record, applied)
+        if isinstance(record, ReactionRecord):
+            return self._apply_reaction(record, applied)
         return self._apply_member(record, applied)
+
+    def _apply_reaction(self, record: ReactionRecord, applied: Applied) -> bool:
+        row = self.db.execute(
+            "SELECT seq FROM messages WHERE conv = ? AND sender = ? AND msg_id = ?",
+            (record.conv, record.sender, record.id)).fetchone()
+        if row is None or not self._wins(record.key, record.version):
+            return False  # a message this box no longer has (retention), or an older change
+        self._set_version(record.key, record.version)
+        seq = int(row[0])
+        if record.on:
+            self.db.execute("INSERT OR IGNORE INTO reactions (conv, seq, user_id, emoji)"
+                            " VALUES (?, ?, ?, ?)", (record.conv, seq, record.user, record.emoji))
+        else:
+            self.db.execute("DELETE FROM reactions WHERE conv = ? AND seq = ? AND user_id = ?"
+                            " AND emoji = ?", (record.conv, seq, record.user, record.emoji))
+        applied.reactions.append((record.conv, seq, record.user, record.emoji, record.on))
+        return True
 
     def _apply_message(self, record: MessageRecord, applied: Applied) -> bool:
         if record.origin == self.box:

@@ -379,3 +379,23 @@ def test_an_aiortc_call_between_phones_on_two_boxes_connects(two_boxes: list[Sit
     assert results["ben_got"] == "hello Ben" and results["ana_got"] == "hello Ana"
     assert results["audio_frames"] == 10
     assert results["ended"] == ("hangup", True)
+
+
+def test_a_reaction_on_one_box_reaches_the_message_on_the_other(
+    two_boxes: list[SiteBox]
+) -> None:
+    a, b = two_boxes
+    alice, bob = a.client("Alice"), b.client("Bob")
+    wait_for(lambda: online_at(a, bob.user_id), what="Bob known at A")
+    sent = bob.request("send", "ack", id=mid(), to=alice.user_id, text="dinner at 7?")
+    got = alice.expect("message", timeout=20, id=sent["id"])
+    reply = alice.request("react", "reaction", conv=got["conv"], seq=got["seq"], emoji="👍")
+    assert reply["type"] == "reaction", reply
+    seen = bob.expect("reaction", timeout=20)
+    # Bob's box numbers the message its own way: the reaction names Bob's seq.
+    assert (seen["seq"], seen["from"], seen["emoji"], seen["on"]) == (
+        sent["seq"], alice.user_id, "👍", True)
+    [stored] = [m for m in whole_conversation(bob, sent["conv"]) if m["id"] == sent["id"]]
+    assert stored["reactions"] == {"👍": [alice.user_id]}
+    alice.request("react", "reaction", conv=got["conv"], seq=got["seq"], emoji="👍", on=False)
+    assert bob.expect("reaction", timeout=20)["on"] is False
