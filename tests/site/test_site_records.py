@@ -1,0 +1,133 @@
+"""What one box accepts from another, and the merge rules, on a real SQLite store
+(no NATS): fast checks of appliance.site.records and appliance.site.replica."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from appliance.rooms import Room
+from appliance.site.records import (
+    MAX_RECORD_BYTES,
+    BadRecord,
+    MemberRecord,
+    MessageRecord,
+    RoomRecord,
+    UserRecord,
+    Version,
+    decode,
+    decode_live,
+    encode,
+)
+from appliance.site.replica import Replica
+from appliance.store import Store
+
+A, B = "aaaaaaaa", "bbbbbbbb"
+TOKEN = "ab" * 32
+
+
+def message(n: int, text: str = "hi", origin: str = A, msg_id: str = "") -> MessageRecord:
+    return MessageRecord(origin, n, "room:r_1", msg_id or f"m-{origin}-{n:04d}", "u_ana", "Ana",
+                         text, 1000 + n)
+
+
+def room(name: str, ms: int, box: str, deleted: bool = False) -> RoomRecord:
+    return RoomRecord("r_1", name, "", 20, True, False, "u_ana", 1, "public", False, "", deleted,
+                      Version(ms, box))
+
+
+def apply(replica: Replica, *records: object) -> None:
+    replica.apply([("other", i + 1, r, encode(r)) for i, r in enumerate(records)])  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def replica() -> Replica:
+    return Replica(Store(":memory:"), B)
+
+
+def test_every_kind_of_record_reads_back_as_written() -> None:
+    for record in (message(1), UserRecord("u_ana", TOKEN, "Ana", 1, "", "", Version(5, A)),
+                   room("Deck", 5, A), MemberRecord("r_1", "u_ana", "member", Version(5, A))):
+        assert decode(encode(record)) == record  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("data", [
+    b"not json", b"[]", b'{"k": "msg"}', b'{"k": "nope"}',
+    json.dumps({**json.loads(encode(message(1))), "origin": "NOT-A-BOX"}).encode(),
+    json.dumps({**json.loads(encode(message(1))), "n": -1}).encode(),
+    json.dumps({**json.loads(encode(message(1))), "conv": "elsewhere"}).encode(),
+    json.dumps({**json.loads(encode(message(1))), "text": "x" * 20000}).encode(),
+    json.dumps({**json.loads(encode(room("Deck", 5, A))), "visibility": "secret"}).encode(),
+    json.dumps({**json.loads(encode(room("Deck", 5, A))), "version": [5]}).encode(),
+    b"{" + b" " * MAX_RECORD_BYTES + b"}",
+])
+def test_a_record_that_is_not_one_is_refused_in_words(data: bytes) -> None:
+    with pytest.raises(BadRecord):
+        decode(data)
+
+
+def test_live_events_are_checked_too() -> None:
+    assert decode_live(b'{"k": "offline", "box": "aaaaaaaa", "user": "u_1"}')["user"] == "u_1"
+    for bad in (b'{"k": "online", "box": "aaaaaaaa", "users": "all", "full": true}',
+                b'{"k": "to", "box": "aaaaaaaa", "user": "u_1", "message": []}',
+                b'{"k": "frame", "box": "x", "user": "u_1", "message": {}}'):
+        with pytest.raises(BadRecord):
+            decode_live(bad)
+
+
+def test_a_message_is_applied_once_with_the_next_local_seq_and_forwarded_once(
+    replica: Replica
+) -> None:
+    apply(replica, message(1), message(2), message(1))
+    apply(replica, message(2))
+    rows = replica.db.execute("SELECT seq, msg_id FROM messages ORDER BY seq").fetchall()
+    assert rows == [(1, f"m-{A}-0001"), (2, f"m-{A}-0002")]
+    assert replica.outbox_size() == 2  # each new one once, into this box's own stream
+    assert replica.positions_of("room:r_1", [1, 2]) == {1: f"{A}:1", 2: f"{A}:2"}
+
+
+def test_what_a_phone_missed_is_exact_by_position(replica: Replica) -> None:
+    apply(replica, message(1), message(2), message(1, origin="cccccccc"), message(3))
+    missed, more = replica.missed("room:r_1", {A: 2}, 100)
+    assert [m.id for m in missed] == ["m-cccccccc-0001", f"m-{A}-0003"] and not more
+
+
+def test_own_messages_get_positions_in_order_even_after_a_crash(replica: Replica) -> None:
+    store = replica.store
+    first, _ = store.append("room:r_1", "m-own-0001", "u_ben", "Ben", "one", 1)
+    assert replica.number_own(first.conv, first.seq) == f"{B}:1"
+    store.append("room:r_1", "m-own-0002", "u_ben", "Ben", "two", 2)  # never numbered: a crash
+    again = Replica(store, B)  # the next start
+    assert again.record_own() == 2
+    assert again.positions_of("room:r_1", [1, 2]) == {1: f"{B}:1", 2: f"{B}:2"}
+    assert again.outbox_size() == 2
+
+
+def test_the_later_change_to_a_room_wins_and_the_box_id_breaks_a_tie(replica: Replica) -> None:
+    apply(replica, room("Later", 20, A), room("Earlier", 10, A))
+    assert replica.db.execute("SELECT name FROM rooms").fetchone() == ("Later",)
+    apply(replica, room("Tie from b", 20, B))  # same time: the higher box id wins
+    assert replica.db.execute("SELECT name FROM rooms").fetchone() == ("Tie from b",)
+
+
+def test_a_deleted_room_stays_deleted_whatever_comes_later(replica: Replica) -> None:
+    apply(replica, room("Deck", 10, A), room("Deck", 5, A, deleted=True),
+          room("Renamed", 50, A), MemberRecord("r_1", "u_cy", "member", Version(60, A)))
+    assert replica.db.execute("SELECT COUNT(*) FROM rooms").fetchone() == (0,)
+    assert replica.db.execute("SELECT COUNT(*) FROM members").fetchone() == (0,)
+
+
+def test_a_membership_that_arrives_before_its_room_waits_for_it(replica: Replica) -> None:
+    apply(replica, MemberRecord("r_1", "u_cy", "member", Version(7, A)))
+    assert replica.db.execute("SELECT COUNT(*) FROM members").fetchone() == (0,)
+    apply(replica, room("Deck", 5, A))
+    assert replica.db.execute("SELECT user_id FROM members").fetchall() == [("u_cy",)]
+
+
+def test_own_room_changes_carry_a_version_later_than_any_seen(replica: Replica) -> None:
+    apply(replica, room("From a", 10_000, A))
+    deck = Room("r_1", "Mine", "", 20, True, False, "u_ana", 1)
+    replica.note_room(deck, now=5)  # this box's clock is behind
+    (ms, box), = replica.db.execute("SELECT ms, box FROM site_versions WHERE key = 'room:r_1'")
+    assert (ms, box) == (10_001, B)
