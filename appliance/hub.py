@@ -16,7 +16,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import protocol
@@ -44,11 +44,14 @@ from .rooms import (
     Unlist,
 )
 from .signaling import Calls, Event
-from .store import Conv, Store, StoredMessage
+from .store import Conv, NewMessage, Store, StoredMessage, UserRecord
 
 log = logging.getLogger(__name__)
 
 HISTORY_ON_JOIN = 100
+# How long presence and room changes are gathered before one `changes` frame
+# per phone carries them all (when the server runs `changes_loop`).
+CHANGES_EVERY_S = 0.2
 DAY_MS = 24 * 3600 * 1000
 # What a room's owner may change with `room_update`.
 ROOM_SETTINGS = ("name", "description", "limit", "active", "visibility", "approval")
@@ -64,6 +67,27 @@ def new_id(prefix: str) -> str:
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass
+class PendingMessage:
+    """A message waiting for the next group commit, and who waits for its ack."""
+
+    message: NewMessage
+    waiters: list[tuple[Peer, Request]]
+
+
+@dataclass
+class PendingHello:
+    """A new identity waiting for the commit that stores it; its `welcome`
+    (with the device token) goes out only after."""
+
+    conn: Connection
+    req: Request
+    user_id: str
+    token: str
+    name: str
+    record: UserRecord
 
 
 @dataclass
@@ -166,7 +190,26 @@ class Hub:
             self._apply(writes)
             self.default_room = room.id
         self._conns: dict[int, Connection] = {}
-        self._stale_counts: set[str] = set()
+        # Profiles of the people online, so a `welcome` or a `changes` frame
+        # needs no query per person.
+        self._profiles: dict[str, UserRecord] = {}
+        # Who came, went or changed, and which rooms changed, since the last
+        # `changes` frame (user id -> their name, for those who went offline).
+        self._changed_users: dict[str, str] = {}
+        self._changed_rooms: set[str] = set()
+        # False: each request's changes go out at its end (tests, tools).
+        # True: `changes_loop` gathers them for CHANGES_EVERY_S first.
+        self.coalesce = False
+        self.changes_due = threading.Event()
+        # Messages waiting for the next commit, in arrival order, and by
+        # (sender, id) so a resent message waits for the same commit.
+        self._outbox: list[PendingMessage] = []
+        self._outbox_ids: dict[tuple[str, str], PendingMessage] = {}
+        self._pending_hellos: list[PendingHello] = []
+        # False: each request's messages are committed at its end (tests, tools).
+        # True: `commit_loop` commits everything that arrived meanwhile at once.
+        self.commits_due = threading.Event()
+        self._group_commit = False
         # When each address last made new identities (ms), for the hourly limit.
         self._new_people: dict[str, list[int]] = {}
         self.started = clock()
@@ -207,6 +250,21 @@ class Hub:
         unhandled = set(protocol.SCHEMA) - set(self._handlers) - {"hello", "ping"}
         assert not unhandled, f"request types without a handler: {sorted(unhandled)}"
 
+    @property
+    def group_commit(self) -> bool:
+        return self._group_commit
+
+    @group_commit.setter
+    def group_commit(self, on: bool) -> None:
+        """On: every write waits in one open transaction for `flush_messages`,
+        which commits it with the messages (one fsync for all)."""
+        with self.lock:
+            if not on:
+                self.flush_messages()
+            self._group_commit = on
+            self.store.batched = on
+            self.store.on_write = self.commits_due.set
+
     # -- connection lifecycle ------------------------------------------------
 
     def connect(self, peer: Peer, address: str = "") -> None:
@@ -224,9 +282,11 @@ class Hub:
                 return
             busy_before = self.calls.busy_users()
             self._deliver(self.calls.user_gone(user_id, self.clock()))
-            self._broadcast_presence(user_id, "offline")
+            self._user_changed(user_id)
+            self._profiles.pop(user_id, None)
             self._after_calls_changed(busy_before, set())
             self._touch_rooms_of(user_id)
+            self._changes_done()
         self._notify()
 
     def handle(self, peer: Peer, frame: str | bytes) -> None:
@@ -251,6 +311,9 @@ class Hub:
                 self.counters["errors"] += 1
                 peer.send(protocol.error(
                     "internal", "Something went wrong on the box; please try again.", ref))
+            if not self.group_commit:
+                self.flush_messages()
+            self._changes_done()
         if changed:
             self._notify()
 
@@ -263,7 +326,7 @@ class Hub:
             self._deliver(events)
             self._forget_old_new_people(self.clock())
             self._after_calls_changed(busy_before, rooms_before)
-            self.flush_online_counts()
+        self.flush_changes()
         if events:
             self._notify()
 
@@ -330,16 +393,18 @@ class Hub:
         raw_name: str | None = req.get("name")
         name = protocol.clean_name(raw_name) if raw_name is not None else None
         if token is not None:
-            record = self.store.user_by_token(hash_token(token))
-            if record is None:
+            found = self.store.user_by_token(hash_token(token))
+            if found is None:
                 raise ProtocolError(
                     "bad_token", "This device is not known to the box any more; pick a name.")
-            user_id, current_name = record.id, record.name
+            record: UserRecord | None = found
+            user_id, current_name = found.id, found.name
         else:
             if name is None:
                 raise ProtocolError("bad_name", "Please enter a name.")
             self._check_new_person_allowed(conn.address, now)
             user_id, current_name = new_id("u_"), name
+            record = None
         wanted = name or current_name
         holder = self.presence.name_holder(wanted)
         if holder is not None and holder != user_id:
@@ -351,12 +416,26 @@ class Hub:
             self._apply(self.rooms.first_visit(user_id, self.default_room))
             if _limited_address(conn.address):
                 self._new_people.setdefault(conn.address, []).append(now)
-        elif wanted != current_name:
+            # The welcome carries the device token: it goes out once the
+            # identity is stored, after the next commit.
+            self._pending_hellos.append(
+                PendingHello(conn, req, user_id, token, wanted, UserRecord(user_id, wanted)))
+            self.commits_due.set()
+            return
+        if wanted != current_name:
             self.store.rename_user(user_id, wanted)
+        assert record is not None
+        self._welcome(conn, req, user_id, token, wanted, current_name,
+                      replace(record, name=wanted))
 
+    def _welcome(self, conn: Connection, req: Request, user_id: str, token: str, wanted: str,
+                 current_name: str, record: UserRecord) -> None:
+        """Put the user online on this connection and send `welcome` and what they missed."""
+        now = self.clock()
         was_online = self.presence.is_online(user_id)
         replaced = self.presence.attach(user_id, wanted, conn.peer, now)
         conn.user_id = user_id
+        self._profiles[user_id] = record
         if replaced is not None:
             stale = self._conns.get(id(replaced))
             if stale is not None:
@@ -384,7 +463,7 @@ class Hub:
         self._send_missed(conn.peer, user_id, req.get("since") or {}, since_at)
         self._deliver(self.calls.user_back(user_id))
         if not was_online or wanted != current_name:
-            self._broadcast_presence(user_id, self._status(user_id))
+            self._user_changed(user_id)
         self._touch_rooms_of(user_id)
 
     def _check_new_person_allowed(self, address: str, now: int) -> None:
@@ -437,7 +516,7 @@ class Hub:
         return "busy" if self.calls.is_busy(user_id) else "online"
 
     def _user_wire(self, user_id: str) -> dict[str, Any]:
-        record = self.store.user(user_id)
+        record = self._profiles.get(user_id) or self.store.user(user_id)
         session = self.presence.session(user_id)
         name = session.name if session else record.name if record else "?"
         wire: dict[str, Any] = {"id": user_id, "name": name, "status": self._status(user_id)}
@@ -447,14 +526,77 @@ class Hub:
             wire["avatar"] = f"/api/avatar/{user_id}?v={record.avatar}" if record.avatar else None
         return wire
 
-    def _broadcast_presence(self, user_id: str, status: str) -> None:
+    def _user_changed(self, user_id: str) -> None:
+        """Someone came, went, or changed status or profile: tell everyone in
+        the next `changes` frame (their state then, not each step)."""
         self.site.user_changed(user_id)
-        user = self._user_wire(user_id)
-        user["status"] = status
-        self._send_all(
-            [s.peer for s in self.presence.sessions() if s.user_id != user_id],
-            protocol.presence(user),
-        )
+        session = self.presence.session(user_id)
+        profile = self._profiles.get(user_id)
+        self._changed_users[user_id] = (session.name if session else
+                                        profile.name if profile else "?")
+        self.changes_due.set()
+
+    def _room_changed(self, room_id: str) -> None:
+        self._changed_rooms.add(room_id)
+        self.changes_due.set()
+
+    def _changes_done(self) -> None:
+        """The end of a request: its changes go out now unless they are gathered."""
+        if not self.coalesce:
+            self.flush_changes()
+
+    def flush_changes(self) -> None:
+        """Send one `changes` frame to each person online with everyone who
+        came, went or changed and every room that changed (that they may see)
+        since the last one. A crowd arriving at once costs each phone one
+        frame per gathering period, not one per arrival."""
+        with self.lock:
+            self.changes_due.clear()
+            if not self._changed_users and not self._changed_rooms:
+                return
+            busy = self.calls.busy_users()
+            users = []
+            for user_id, name in self._changed_users.items():
+                if self.presence.is_online(user_id):
+                    users.append({**self._user_wire(user_id),
+                                  "status": "busy" if user_id in busy else "online"})
+                else:
+                    users.append({"id": user_id, "name": name, "status": "offline"})
+            rooms = [r for room_id in self._changed_rooms
+                     if (r := self.rooms.get(room_id)) is not None]
+            self._changed_users.clear()
+            self._changed_rooms.clear()
+            wires = {r.id: self._room_wire(r) for r in rooms}
+            public = [wires[r.id] for r in rooms if r.public]
+            hidden = [r for r in rooms if not r.public]
+            encoded: dict[tuple[str, ...], str] = {}
+            for session in self.presence.sessions():
+                seen = tuple(r.id for r in hidden if r.can_see(session.user_id))
+                if not users and not public and not seen:
+                    continue
+                message = protocol.changes(users, public + [wires[i] for i in seen])
+                send_encoded = getattr(session.peer, "send_encoded", None)
+                if send_encoded is None:
+                    session.peer.send(message)
+                    continue
+                text = encoded.get(seen)
+                if text is None:
+                    text = encoded[seen] = json.dumps(message, separators=(",", ":"),
+                                                      ensure_ascii=False)
+                send_encoded(text)
+
+    def changes_loop(self, stop: threading.Event) -> None:
+        """Gather changes for CHANGES_EVERY_S, then send them (the server runs this)."""
+        self.coalesce = True
+        while not stop.is_set():
+            if not self.changes_due.wait(1.0):
+                continue
+            if stop.wait(CHANGES_EVERY_S):
+                return
+            try:
+                self.flush_changes()
+            except Exception:
+                log.exception("sending changes failed")
 
     def _on_ice(self, conn: Connection, user: str, req: Request) -> None:
         conn.peer.send(self._reply(req, protocol.ice(self.ice_servers(user))))
@@ -480,27 +622,138 @@ class Hub:
 
     def _on_send(self, conn: Connection, user: str, req: Request) -> None:
         text = protocol.clean_text(req.get("text"))
-        conv, others = self._target_conv(user, req, posting=True)
+        conv, _ = self._target_conv(user, req, posting=True)
         session = self.presence.session(user)
         assert session is not None
         reply_to: int | None = req.get("reply_to")
         if reply_to is not None and self.store.message(conv, reply_to) is None:
             raise ProtocolError("unknown_message", "The message you reply to is gone.")
-        message, created = self.store.append(conv, req.get("id"), user, session.name, text,
-                                             self.clock(), reply_to)
-        at = self.site.message_stored(message) if created else None
-        # The ack goes out only now, after the commit.
-        ack = protocol.ack(message.id, message.conv, message.seq, message.ts)
-        if at is not None:
-            ack["at"] = at
-        conn.peer.send(self._reply(req, ack))
-        if not created:
+        msg_id: str = req.get("id")
+        stored = self.store.find_message(user, msg_id)
+        if stored is not None:  # sent again: the same ack as the first time
+            conn.peer.send(self._reply(req, protocol.ack(stored.id, stored.conv, stored.seq,
+                                                         stored.ts)))
             return
-        self.counters["messages"] += 1
-        wire = message.to_wire()
-        if at is not None:
-            wire["at"] = at
-        self._send_to(others, wire)
+        waiting = self._outbox_ids.get((user, msg_id))
+        if waiting is not None:
+            waiting.waiters.append((conn.peer, req))
+            return
+        pending = PendingMessage(
+            NewMessage(conv, msg_id, user, session.name, text, self.clock(), reply_to),
+            [(conn.peer, req)])
+        self._outbox.append(pending)
+        self._outbox_ids[(user, msg_id)] = pending
+        self.commits_due.set()
+
+    def flush_messages(self) -> None:
+        """Commit every waiting message in one transaction (one fsync), then ack
+        and deliver them in their order. Never an ack before the commit: when
+        the commit fails, nothing of the batch is stored and every sender is
+        told to send again."""
+        with self.lock:
+            self.commits_due.clear()
+            batch, self._outbox = self._outbox, []
+            self._outbox_ids.clear()
+            hellos, self._pending_hellos = self._pending_hellos, []
+            batch = [p for p in batch if self._still_postable(p)]
+            stored: list[StoredMessage] = []
+            try:
+                stored = self.store.append_many([p.message for p in batch])
+            except Exception:
+                log.exception("storing %d messages failed", len(batch))
+                self._not_stored(batch)
+                batch = []
+            try:
+                self.store.commit_pending()  # the other writes waiting with them (batched)
+            except Exception:
+                log.exception("a commit failed; nothing of it was stored")
+                self._not_stored(batch)
+                for hello in hellos:
+                    hello.conn.peer.send(protocol.error(
+                        "internal", "The box could not save your name; please try again.",
+                        hello.req.ref))
+                # Rooms and members changed in memory but not on disk: back to the disk.
+                self.rooms.load(self.store.load_rooms(), self.store.invites())
+                return
+            if batch:
+                self.counters["commits"] = self.counters.get("commits", 0) + 1
+            for pending, message in zip(batch, stored, strict=True):
+                at = self.site.message_stored(message)
+                ack = protocol.ack(message.id, message.conv, message.seq, message.ts)
+                wire = message.to_wire()
+                if at is not None:
+                    ack["at"] = wire["at"] = at
+                for peer, req in pending.waiters:
+                    peer.send(self._reply(req, dict(ack)))
+                self.counters["messages"] += 1
+                self._send_to(self._recipients(message), wire)
+            for hello in hellos:
+                self._finish_hello(hello)
+            if hellos:
+                self._changes_done()
+        if hellos:
+            self._notify()
+
+    def _not_stored(self, batch: list[PendingMessage]) -> None:
+        if batch:
+            self.counters["errors"] += 1
+        for pending in batch:
+            for peer, req in pending.waiters:
+                peer.send(protocol.error(
+                    "not_stored", "The box could not store your message; "
+                    "it was not sent. Please send it again.", req.ref))
+
+    def _finish_hello(self, hello: PendingHello) -> None:
+        """The new identity is stored: welcome it, unless its connection went
+        or its name was taken meanwhile."""
+        conn = hello.conn
+        if self._conns.get(id(conn.peer)) is not conn or conn.user_id is not None:
+            return
+        holder = self.presence.name_holder(hello.name)
+        if holder is not None and holder != hello.user_id:
+            conn.peer.send(protocol.error(
+                "name_taken", f"Someone online is already called \"{hello.name}\". "
+                "Pick another name.", hello.req.ref))
+            return
+        self._welcome(conn, hello.req, hello.user_id, hello.token, hello.name, hello.name,
+                      hello.record)
+
+    def _still_postable(self, pending: PendingMessage) -> bool:
+        """A room may have closed, or its sender left, while the message waited."""
+        room_id = Conv(pending.message.conv).room_id
+        if room_id is None:
+            return True
+        room = self.rooms.get(room_id)
+        try:
+            if room is None:
+                raise ProtocolError("unknown_room", "That room is gone.")
+            room.check_can_post(pending.message.sender)
+        except ProtocolError as e:
+            for peer, req in pending.waiters:
+                peer.send(protocol.error(e.code, e.message, req.ref))
+            return False
+        return True
+
+    def _recipients(self, message: StoredMessage) -> list[str]:
+        conv = Conv(message.conv)
+        room_id = conv.room_id
+        if room_id is None:
+            return [u for u in conv.people if u != message.sender]
+        room = self.rooms.get(room_id)
+        return [m for m in room.members if m != message.sender] if room else []
+
+    def commit_loop(self, stop: threading.Event) -> None:
+        """Group commit (the server runs this): whatever arrived while the last
+        commit waited for the disk is committed next, in one transaction."""
+        self.group_commit = True
+        while not stop.is_set():
+            if not self.commits_due.wait(1.0):
+                continue
+            time.sleep(0)  # one turn of the loop: frames already read reach the hub
+            try:
+                self.flush_messages()
+            except Exception:
+                log.exception("group commit failed")
 
     def _audience(self, user: str, conv: Conv) -> list[str]:
         """Everyone in the conversation, once `user` is known to be one of them."""
@@ -552,7 +805,7 @@ class Hub:
         colour = req.get("colour", record.colour)
         status_text = protocol.clean_status(req.get("status_text", record.status_text))
         self.store.set_profile(user, colour, status_text, record.avatar)
-        self.profile_changed(user)
+        self._profile_stored(user)
         conn.peer.send(self._reply(req, protocol.profile(self._user_wire(user))))
 
     def user_for_token(self, token: str) -> str | None:
@@ -577,8 +830,15 @@ class Hub:
     def profile_changed(self, user_id: str) -> None:
         """Tell everyone online about a new name, colour, status line or picture."""
         with self.lock:
-            if self.presence.is_online(user_id):
-                self._broadcast_presence(user_id, self._status(user_id))
+            self._profile_stored(user_id)
+            self._changes_done()
+
+    def _profile_stored(self, user_id: str) -> None:
+        if self.presence.is_online(user_id):
+            record = self.store.user(user_id)
+            if record is not None:
+                self._profiles[user_id] = record
+            self._user_changed(user_id)
 
     def _on_typing(self, conn: Connection, user: str, req: Request) -> None:
         conv, others = self._target_conv(user, req, posting=False)
@@ -594,13 +854,6 @@ class Hub:
     def _room_wire(self, room: Room) -> dict[str, Any]:
         online = sum(1 for m in room.members if self.presence.is_online(m))
         return room.to_wire(online, self.calls.room_call_wire(room.id))
-
-    def _broadcast_room(self, room: Room) -> None:
-        self._stale_counts.discard(room.id)
-        self._send_all(
-            [s.peer for s in self.presence.sessions() if room.can_see(s.user_id)],
-            protocol.room_message("room_update", self._room_wire(room)),
-        )
 
     def _broadcast(self, message: dict[str, Any]) -> None:
         self._send_all([s.peer for s in self.presence.sessions()], message)
@@ -625,21 +878,9 @@ class Hub:
                        message)
 
     def _touch_rooms_of(self, user_id: str) -> None:
-        """Online counts changed for the rooms this user is in.
-
-        They are sent at the next tick, so a crowd arriving at once (the
-        hotspot coming back) costs one update per room, not one per arrival.
-        """
+        """Online counts changed for the rooms this user is in."""
         for room in self.rooms.of_member(user_id):
-            self._stale_counts.add(room.id)
-
-    def flush_online_counts(self) -> None:
-        with self.lock:
-            for room_id in list(self._stale_counts):
-                room = self.rooms.get(room_id)
-                if room is not None:
-                    self._broadcast_room(room)
-            self._stale_counts.clear()
+            self._room_changed(room.id)
 
     def _apply(self, effects: list[Effect], answer: tuple[Peer, Request] | None = None) -> None:
         """Carry out what a room operation decided, in its order (each write
@@ -680,7 +921,7 @@ class Hub:
                         messages, _ = self.store.before(conv, last + 1, HISTORY_ON_JOIN)
                         peer.send(self._history(conv, messages, False))
                 case Announce(room):
-                    self._broadcast_room(room)
+                    self._room_changed(room.id)
                 case Unlist(room):
                     self._send_all([s.peer for s in self.presence.sessions()
                                     if not room.can_see(s.user_id)],
@@ -788,7 +1029,10 @@ class Hub:
                 "name_taken", f"Someone online is already called \"{name}\". Pick another name.")
         self.store.rename_user(user, name)
         self.presence.rename(user, name)
-        self._broadcast_presence(user, self._status(user))
+        profile = self._profiles.get(user)
+        if profile is not None:
+            self._profiles[user] = replace(profile, name=name)
+        self._user_changed(user)
         conn.peer.send(self._reply(req, protocol.profile(self._user_wire(user))))
 
     # -- delivery ------------------------------------------------------------
@@ -817,16 +1061,14 @@ class Hub:
         changed = False
         for user_id in busy_before ^ busy_after:
             if self.presence.is_online(user_id):
-                self._broadcast_presence(user_id, self._status(user_id))
+                self._user_changed(user_id)
             changed = True
         if isinstance(rooms_before, dict):
             rooms_after = self._room_call_snapshot()
             for room_id in set(rooms_before) | set(rooms_after):
                 if rooms_before.get(room_id) != rooms_after.get(room_id):
                     changed = True
-                    room = self.rooms.get(room_id)
-                    if room is not None:
-                        self._broadcast_room(room)
+                    self._room_changed(room_id)
         return changed
 
     def _notify(self) -> None:
@@ -854,8 +1096,9 @@ class Hub:
                     "replaced", "You opened Ahoy on another box of the site; this copy is "
                                 "closed."))
                 replaced.close(4001, "replaced")
-            self._broadcast_presence(user_id, self._status(user_id))
+            self._user_changed(user_id)
             self._touch_rooms_of(user_id)
+            self._changes_done()
         self._notify()
 
     def site_applied(self, messages: list[StoredMessage], positions: dict[tuple[str, int], str],
@@ -878,7 +1121,10 @@ class Hub:
                     self._apply([Gone(room_id)])
             for user_id in users:
                 if self.presence.is_online(user_id):
-                    self._broadcast_presence(user_id, self._status(user_id))
+                    record = self.store.user(user_id)  # changed on another box
+                    if record is not None and user_id in self._profiles:
+                        self._profiles[user_id] = record
+                    self._user_changed(user_id)
             for message in messages:
                 in_room = Conv(message.conv).room_id
                 if in_room is not None:
@@ -892,6 +1138,7 @@ class Hub:
                     wire["at"] = at
                 self._send_to(audience, wire)
             self.counters["messages"] += len(messages)
+            self._changes_done()
         if rooms or deleted_rooms or users:
             self._notify()
 
@@ -916,10 +1163,12 @@ class Hub:
                 conn = self._conns.get(id(peer))
                 if conn is not None:
                     conn.user_id = None
-                self._broadcast_presence(user_id, "offline")
+                self._user_changed(user_id)
+            self._profiles.pop(user_id, None)
             self._apply(self.rooms.forget_user(user_id))
             self.store.delete_user(user_id)
             self._after_calls_changed(busy_before, rooms_before)
+            self._changes_done()
         self._notify()
         return True
 
@@ -932,6 +1181,7 @@ class Hub:
             busy_before = self.calls.busy_users()
             self._apply(self.rooms.delete(room))
             self._after_calls_changed(busy_before, set())
+            self._changes_done()
         self._notify()
         return True
 

@@ -404,8 +404,9 @@ def ice(ice_servers: list[Wire]) -> Wire:
     return {"type": "ice", "ice_servers": ice_servers}
 
 
-def presence(user: Wire) -> Wire:
-    return {"type": "presence", "user": user}
+def changes(users: list[Wire], rooms: list[Wire]) -> Wire:
+    """Who came, went or changed, and the rooms that changed, since the last one."""
+    return {"type": "changes", "users": users, "rooms": rooms}
 
 
 def profile(user: Wire) -> Wire:

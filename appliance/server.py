@@ -71,6 +71,21 @@ def housekeeping(app: Flask, stop: threading.Event) -> None:
             log.exception("housekeeping failed")
 
 
+def hub_workers(app: Flask, stop: threading.Event) -> list[threading.Thread]:
+    """The hub's background work, to start beside the web server: presence and
+    room changes gathered into one `changes` frame per phone every 0.2 s, and
+    group commit (the messages that arrive while one commit waits for the disk
+    are committed together in the next)."""
+    hub = box_of(app).hub
+    # Before any connection, so nothing waits for a loop not yet running.
+    hub.coalesce = True
+    hub.group_commit = True
+    return [threading.Thread(target=hub.changes_loop, args=(stop,), name="ahoy-changes",
+                             daemon=True),
+            threading.Thread(target=hub.commit_loop, args=(stop,), name="ahoy-commits",
+                             daemon=True)]
+
+
 def start_devices(app: Flask, settings: Settings) -> Any:
     """Lights, button, hotspot watcher and mDNS, started beside the web server
     (their imports take a while; phones should not wait for them)."""
@@ -107,6 +122,7 @@ def serve_dev(app: Flask, settings: Settings, ready: Any = None) -> None:
     stop = threading.Event()
     threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
     threads.append(threading.Thread(target=housekeeping, args=(app, stop), daemon=True))
+    threads += hub_workers(app, stop)
     for t in threads:
         t.start()
     devices = start_devices(app, settings)
@@ -221,6 +237,8 @@ def serve_production(app: Flask, settings: Settings) -> None:
     https.start()
     stop = threading.Event()
     threading.Thread(target=housekeeping, args=(app, stop), daemon=True).start()
+    for worker in hub_workers(app, stop):
+        worker.start()
     devices = start_devices(app, settings)
     http_url, https_url = urls(settings)
     log.info("Ahoy is serving %s and %s (at most %d connections, %d per device)", http_url,

@@ -1,8 +1,13 @@
 """The box's durable state in SQLite: identities, rooms, memberships and messages.
 
-Messages are acknowledged only after `append` returns, which is after the
-transaction commits. The database runs in WAL mode with `synchronous=FULL`, so
-a commit that returned survives both a killed process and a pulled plug.
+Messages are acknowledged only after `append_many` returns, which is after
+the transaction commits. The database runs in WAL mode with `synchronous=FULL`,
+so a commit that returned survives both a killed process and a pulled plug.
+The hub commits all the messages that arrived while the previous commit ran
+in one transaction (group commit): one fsync for many messages. While the hub
+batches (`batched`), every other write (new identities, rooms, members) also
+goes into the one open transaction, each write in a savepoint of its own, and
+`commit_pending` commits them all with the next batch of messages.
 """
 
 from __future__ import annotations
@@ -132,6 +137,19 @@ class StoredMessage:
 _MESSAGE_COLUMNS = "conv, seq, msg_id, sender, sender_name, text, ts, reply_to"
 
 
+@dataclass(frozen=True)
+class NewMessage:
+    """A message to store: everything but its sequence number."""
+
+    conv: str
+    id: str
+    sender: str
+    name: str
+    text: str
+    ts: int
+    reply_to: int | None = None
+
+
 class Conv(str):
     """A conversation id: `room:<room id>`, or `dm:<a>:<b>` for the one-to-one
     chat of users a and b (sorted). A str, so it goes into SQLite and onto the
@@ -166,7 +184,11 @@ class Store:
         self.path = str(path)
         # How a commit that waits for the disk is run. Under gevent the server
         # swaps in its thread pool, so an fsync does not freeze every connection.
-        self.run_blocking: Callable[[Callable[[], int]], int] = lambda work: work()
+        self.run_blocking: Callable[[Callable[[], Any]], Any] = lambda work: work()
+        # Batched: writes wait in one open transaction for `commit_pending`;
+        # `on_write` is called after each, so the committer knows.
+        self.batched = False
+        self.on_write: Callable[[], None] = lambda: None
         self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
@@ -175,25 +197,74 @@ class Store:
         self.db.executescript(SCHEMA)
 
     def close(self) -> None:
+        if self.db.in_transaction:
+            self._commit()
         self.db.close()
 
+    def commit_pending(self) -> None:
+        """Commit what batched writes gathered (one fsync); on failure roll all of
+        it back and raise."""
+        if not self.db.in_transaction:
+            return
+        try:
+            self.run_blocking(self._commit)
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+
     @contextmanager
-    def _transaction(self) -> Iterator[None]:
+    def _transaction(self, offload: bool = True) -> Iterator[None]:
         """One SQLite transaction: all of the block's writes commit together or none do.
 
         The connection is in autocommit mode (isolation_level=None), where
         `with self.db:` would commit every statement on its own; BEGIN IMMEDIATE
         takes the write lock up front so the block never fails half-way on a busy
-        database.
+        database. With `offload`, the COMMIT (the fsync) goes to `run_blocking`,
+        so the event loop keeps serving while the disk works.
         """
+        if self.batched:
+            if not self.db.in_transaction:
+                self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("SAVEPOINT write")
+            try:
+                yield
+                self.db.execute("RELEASE write")
+            except BaseException:
+                self.db.execute("ROLLBACK TO write")
+                self.db.execute("RELEASE write")
+                raise
+            self.on_write()
+            return
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield
-            self.db.execute("COMMIT")
+            if offload:
+                self.run_blocking(self._commit)
+            else:
+                self._commit()
         except BaseException:
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
             raise
+
+    def write(self, work: Callable[[], Any]) -> Any:
+        """Run `work` (statements on `db`) as one atomic write and return its
+        result: in batched mode in a savepoint of the open transaction (stored
+        with the next `commit_pending`), otherwise in a transaction of its own
+        committed through `run_blocking`."""
+        if self.batched:
+            with self._transaction():
+                return work()
+
+        def run() -> Any:
+            with self._transaction(offload=False):
+                return work()
+
+        return self.run_blocking(run)
+
+    def _commit(self) -> None:
+        self.db.execute("COMMIT")
 
     # -- users ---------------------------------------------------------------
 
@@ -364,35 +435,55 @@ class Store:
         the earlier copy (with its original sequence number) is returned so the
         sender gets the same acknowledgement again.
         """
+        found = self.find_message(sender, msg_id)
+        if found is not None:
+            return found, False
+        (stored,) = self.append_many(
+            [NewMessage(conv, msg_id, sender, sender_name, text, now, reply_to)])
+        return stored, True
+
+    def find_message(self, sender: str, msg_id: str) -> StoredMessage | None:
+        """The message `sender` already stored under `msg_id`, if any."""
         found = self.db.execute(
             f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE sender = ? AND msg_id = ?",
             (sender, msg_id),
         ).fetchone()
-        if found:
-            return self._with_reactions([StoredMessage(*found)])[0], False
-        people = Conv(conv).people
-        users: tuple[str | None, str | None] = (None, None)
-        if people:
-            users = (people[0], people[1])
+        return self._with_reactions([StoredMessage(*found)])[0] if found else None
 
-        def commit() -> int:
-            with self._transaction():
-                self.db.execute(
-                    "INSERT INTO convs (conv, last_seq, user_a, user_b) VALUES (?, 1, ?, ?)"
-                    " ON CONFLICT(conv) DO UPDATE SET last_seq = last_seq + 1",
-                    (conv, *users),
-                )
-                (seq,) = self.db.execute(
-                    "SELECT last_seq FROM convs WHERE conv = ?", (conv,)
-                ).fetchone()
-                self.db.execute(
-                    f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (conv, seq, msg_id, sender, sender_name, text, now, reply_to),
-                )
-            return int(seq)
+    def append_many(self, messages: list[NewMessage]) -> list[StoredMessage]:
+        """Store messages in one transaction (one fsync), numbered in their order.
 
-        seq = self.run_blocking(commit)
-        return StoredMessage(conv, seq, msg_id, sender, sender_name, text, now, reply_to), True
+        All are stored or, when anything fails, none (the error is raised).
+        The caller has checked that no (sender, id) is stored already.
+        """
+
+        def commit() -> list[StoredMessage]:
+            stored = []
+            with self._transaction(offload=False):
+                for m in messages:
+                    people = Conv(m.conv).people
+                    users = (people[0], people[1]) if people else (None, None)
+                    (seq,) = self.db.execute(
+                        "INSERT INTO convs (conv, last_seq, user_a, user_b) VALUES (?, 1, ?, ?)"
+                        " ON CONFLICT(conv) DO UPDATE SET last_seq = last_seq + 1"
+                        " RETURNING last_seq",
+                        (m.conv, *users),
+                    ).fetchone()
+                    self.db.execute(
+                        f"INSERT INTO messages ({_MESSAGE_COLUMNS})"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (m.conv, seq, m.id, m.sender, m.name, m.text, m.ts, m.reply_to),
+                    )
+                    stored.append(StoredMessage(m.conv, int(seq), m.id, m.sender, m.name,
+                                                m.text, m.ts, m.reply_to))
+            return stored
+
+        if not messages:
+            return []
+        if self.batched:  # only inserts: `commit_pending` waits for the disk
+            return commit()
+        result: list[StoredMessage] = self.run_blocking(commit)
+        return result
 
     def last_seq(self, conv: str) -> int:
         row = self.db.execute("SELECT last_seq FROM convs WHERE conv = ?", (conv,)).fetchone()

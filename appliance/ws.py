@@ -1,9 +1,15 @@
 """The WebSocket endpoint: a thin edge between sockets and the hub.
 
 Each connection gets a bounded outgoing queue drained by its own writer, so a
-client that stops reading never stalls delivery to anyone else: when its queue
-overflows it is disconnected, and it catches up from the store when it
-reconnects.
+client that stops reading never stalls delivery to anyone else nor fills the
+box's memory. When its queue holds MAX_QUEUE frames or MAX_QUEUE_BYTES:
+
+- what others send it (messages, presence, call events) is not queued: what
+  is queued is still written, then the connection is closed with code 4009,
+  and the phone catches up from the store (`hello` with `since`) when it
+  reconnects;
+- its own requests are not read until the queue is below the limits again, so
+  the answers to what it asks (history, search) wait in its socket, not here.
 """
 
 from __future__ import annotations
@@ -30,12 +36,18 @@ log = logging.getLogger(__name__)
 # not come by the next ping: a phone that vanished without a goodbye is gone
 # (and shown offline to others) within two intervals (docs/protocol.md).
 PING_INTERVAL_S = 10
-MAX_QUEUE = 2000
+# What may wait for one phone (docs/protocol.md, "Falling behind"). A frame
+# is always taken while nothing waits, so any single frame gets through.
+MAX_QUEUE = 1000
+MAX_QUEUE_BYTES = 4 * 1024 * 1024
+# A phone told to catch up has this long to read what was queued and the close.
+CLOSE_GRACE_S = 30.0
 RECEIVE_POLL_S = 5
 HELLO_TIMEOUT_S = 10.0
 # Close codes of docs/protocol.md's table.
 CLOSE_TRY_AGAIN_LATER = 1013  # the box refused the connection (too many); the reason says why
 CLOSE_NO_HELLO = 4002
+CLOSE_TOO_SLOW = 4009
 
 
 class _Close:
@@ -44,47 +56,125 @@ class _Close:
         self.reason = reason
 
 
+class WholeFrames:
+    """The connection's socket, with `send` writing all it is given.
+
+    simple-websocket writes frames with `socket.send`, which writes only what
+    fits in the socket's buffer: to a phone that reads slowly the rest of the
+    frame was lost and the stream corrupted. Here each frame is written whole,
+    one writer at a time (the writer and the keep-alive pings share the socket).
+    """
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._lock = threading.Lock()
+
+    def send(self, data: bytes) -> int:
+        with self._lock:
+            self._sock.sendall(data)
+        return len(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
 class SocketPeer:
     """A client connection: `send` queues, a writer thread writes."""
 
-    def __init__(self, ws: Any, max_queue: int = MAX_QUEUE) -> None:
+    def __init__(self, ws: Any, max_queue: int = MAX_QUEUE,
+                 max_bytes: int = MAX_QUEUE_BYTES) -> None:
+        if not isinstance(ws.sock, WholeFrames):
+            ws.sock = WholeFrames(ws.sock)
         self.ws = ws
-        self.queue: queue.Queue[str | _Close] = queue.Queue(max_queue)
+        self.max_queue = max_queue
+        self.max_bytes = max_bytes
+        # Unbounded itself: the bound is kept in `send_encoded`, so a close
+        # always fits behind what is queued.
+        self.queue: queue.Queue[str | _Close] = queue.Queue()
+        self.queued = 0  # frames and characters waiting
+        self.queued_bytes = 0
+        self.count_lock = threading.Lock()
         self.closing = False
+        self.fell_behind = False
+        self.room = threading.Event()  # set while the queue is below its limits
+        self.room.set()
+        self.full_since: float | None = None
         self.writer = threading.Thread(target=self._write, name="ahoy-ws-writer", daemon=True)
 
     def start(self) -> None:
         self.writer.start()
 
     def send(self, message: dict[str, Any]) -> None:
-        self.send_encoded(json.dumps(message, separators=(",", ":"), ensure_ascii=False))
+        """Queue an answer to this phone's own request (never shed: the phone's
+        requests wait instead, see `wait_for_room`)."""
+        self._put(json.dumps(message, separators=(",", ":"), ensure_ascii=False), shed=False)
 
     def send_encoded(self, text: str) -> None:
-        """Queue an already encoded message (a broadcast encodes once for all)."""
+        """Queue an already encoded message from someone else (a broadcast
+        encodes once for all); a phone too far behind is told to catch up."""
+        self._put(text, shed=True)
+
+    def full(self) -> bool:
+        return self.queued >= self.max_queue or self.queued_bytes >= self.max_bytes
+
+    def _put(self, text: str, shed: bool) -> None:
         if self.closing:
             return
-        try:
-            self.queue.put_nowait(text)
-        except queue.Full:
-            log.warning("client does not read; disconnecting it")
+        with self.count_lock:
+            over = shed and self.queued > 0 and (
+                self.queued >= self.max_queue or self.queued_bytes + len(text) > self.max_bytes)
+            if not over:
+                self.queued += 1
+                self.queued_bytes += len(text)
+                if self.full():
+                    self.room.clear()
+        if over:
+            self._fall_behind()
+            return
+        self.queue.put_nowait(text)
+
+    def wait_for_room(self, timeout: float) -> bool:
+        """Wait until the queue is below its limits; False when it still is not.
+
+        A phone that reads none of its answers for CLOSE_GRACE_S is told to
+        catch up later (4009), so what it keeps sending is not held either.
+        """
+        if not self.full() or self.closing:
+            self.full_since = None
+            return True
+        now = time.monotonic()
+        if self.full_since is None:
+            self.full_since = now
+        elif now - self.full_since > CLOSE_GRACE_S:
+            self._fall_behind()
+            return False
+        return self.room.wait(timeout)
+
+    def _fall_behind(self) -> None:
+        """The phone does not read fast enough: let it have what is queued, then
+        close (4009) so it catches up from the store instead of from memory."""
+        log.warning("a client fell %d frames behind; closing it so it catches up from the store",
+                    self.queued)
+        self.fell_behind = True
+        self.close(CLOSE_TOO_SLOW, "too slow: reconnect to catch up")
+        timer = threading.Timer(CLOSE_GRACE_S, self._abort_if_writing)
+        timer.daemon = True
+        timer.start()
+
+    def _abort_if_writing(self) -> None:
+        if self.writer.is_alive():
             self._abort()
 
     def close(self, code: int, reason: str) -> None:
         if self.closing:
             return
         self.closing = True
-        try:
-            self.queue.put_nowait(_Close(code, reason))
-        except queue.Full:
-            self._abort()
+        self.queue.put_nowait(_Close(code, reason))
 
     def finish(self) -> None:
         """The reading side is done: stop the writer."""
         self.closing = True
-        try:
-            self.queue.put_nowait(_Close(1000, ""))
-        except queue.Full:
-            self._abort()
+        self.queue.put_nowait(_Close(1000, ""))
         self.writer.join(timeout=5)
 
     def _abort(self) -> None:
@@ -94,10 +184,7 @@ class SocketPeer:
             self.ws.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
-        try:
-            self.queue.put_nowait(_Close(1011, ""))
-        except queue.Full:
-            pass
+        self.queue.put_nowait(_Close(1011, ""))
 
     def _write(self) -> None:
         while True:
@@ -107,6 +194,11 @@ class SocketPeer:
                     if self.ws.connected:
                         self.ws.close(reason=item.code, message=item.reason)
                     return
+                with self.count_lock:
+                    self.queued -= 1
+                    self.queued_bytes -= len(item)
+                    if not self.full():
+                        self.room.set()
                 self.ws.send(item)
             except (ConnectionClosed, OSError):
                 self._abort()
@@ -160,6 +252,8 @@ def install(app: Flask, hub: Hub, extra_origins: frozenset[str],
                 # A timeout, because simple-websocket can drop the wake-up when
                 # it closes a connection for an oversized frame.
                 wait: float = RECEIVE_POLL_S
+                if not peer.wait_for_room(wait):
+                    continue  # its answers are not read yet: its requests wait
                 if hello_by is not None:
                     wait = min(wait, max(0.01, hello_by - time.monotonic()))
                 frame = ws.receive(timeout=wait)

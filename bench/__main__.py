@@ -23,7 +23,11 @@ from typing import Any
 from .servers import KINDS, REPO, raise_fd_limit
 
 COMPARE_ONLY = {"ahoy-werkzeug", "ahoy-gunicorn", "ahoy-gevent-tmpfs"}
-SECTIONS = ["startup", "memory", "callsetup", "fanout", "flood", "webapp", "site"]
+SECTIONS = ["startup", "memory", "callsetup", "rates", "fanout", "flood", "pi", "webapp", "site"]
+# Issue 17's figures: fixed rates in rooms of 50, and connecting crowds.
+RATES = [20.0, 200.0, 400.0, 800.0]
+RATE_SERVERS = ["ahoy-gevent", "ws-relay", "socketio"]
+CONNECT_SIZES = [500, 1000]
 
 
 def machine() -> str:
@@ -155,6 +159,90 @@ def section_fanout(quick: bool, servers: list[str], out: dict[str, Any],
     return text
 
 
+def section_rates(quick: bool, servers: list[str], out: dict[str, Any]) -> str:
+    """100 clients in two rooms of 50 at 20, 200, 400 and 800 msg/s; then 500 and
+    1000 clients connecting to a fresh server, until all have joined their rooms."""
+    from .fanout import Workers, run_step
+    from .servers import Server
+
+    rate_rows, connect_rows = [], []
+    kinds = [k for k in RATE_SERVERS if k in servers]
+    for kind in kinds:
+        if kind == "socketio" and not _importable("flask_socketio"):
+            rate_rows.append([KINDS[kind].label, "-", "-", "-", "-", "-", "not installed"])
+            continue
+        log(f"rates: {KINDS[kind].label}")
+        server = Server(KINDS[kind]).start()
+        pool = Workers(server.ws_url, KINDS[kind].dialect, 2)
+        try:
+            pool.call("grow", 100, timeout=600)
+            time.sleep(1.0)
+            for rate in RATES[:2] if quick else RATES:
+                step = run_step(pool, f"rate{rate:.0f}", 50, rate, 2.0 if quick else 5.0, 5.0)
+                out.setdefault("rates", {}).setdefault(kind, []).append(asdict(step))
+                log(f"  {rate:.0f} msg/s: p50 {ms(step.p50)} p99 {ms(step.p99)} lost "
+                    f"{step.lost} dup {step.duplicates} errors {step.errors}")
+                rate_rows.append([KINDS[kind].label, f"{rate:.0f}", ms(step.p50), ms(step.p99),
+                                  ms(step.max), f"{step.lost} of {step.expected}",
+                                  f"{step.duplicates} dup, {step.errors} errors"])
+                time.sleep(2.0)  # let an overloaded server drain before the next rate
+        finally:
+            pool.close()
+            server.stop()
+    for kind in [k for k in ("ahoy-gevent", "ws-relay") if k in servers]:
+        for n in [100] if quick else CONNECT_SIZES:
+            log(f"connect: {KINDS[kind].label}, {n} clients")
+            server = Server(KINDS[kind]).start()
+            pool = Workers(server.ws_url, KINDS[kind].dialect, 2)
+            try:
+                grown = pool.call("grow", n, timeout=900)
+                connected = sum(g["connected"] for g in grown)
+                seconds = max(g["seconds"] for g in grown)
+                frames = sum(g["frames"] for g in grown)
+                rss = server.rss_bytes()
+            finally:
+                pool.close()
+                server.stop()
+            out.setdefault("connect", {}).setdefault(kind, []).append(
+                {"clients": n, "connected": connected, "seconds": seconds, "frames": frames})
+            log(f"  {connected}/{n} in {seconds:.2f} s, {frames} frames to the clients")
+            connect_rows.append([KINDS[kind].label, n, connected, f"{seconds:.2f}", frames,
+                                 f"{rss / 2**20:.0f}"])
+    relay = {r[1]: float(r[3]) for r in connect_rows if r[0] == KINDS["ws-relay"].label}
+    for r in connect_rows:
+        base = relay.get(r[1])
+        r.append(f"{float(r[3]) / base:.1f}x" if base else "-")
+    text = ("### Fixed rates: 100 clients in two rooms of 50, latency to every recipient (ms)\n\n")
+    text += table(["server", "msg/s", "p50", "p99", "max", "lost", "other"], rate_rows)
+    text += ("\n\n### Connecting: a fresh server, clients say hello (Ahoy) and join a room of "
+             "10 and one of 50, 32 at a time per load process; frames = every frame the "
+             "clients received meanwhile\n\n")
+    text += table(["server", "clients", "connected", "seconds", "frames", "RSS MB",
+                   "vs relay"], connect_rows)
+    return text
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def section_pi(quick: bool, out: dict[str, Any]) -> str:
+    from .pi import RATE, ROOM, SIZES, run_pi
+
+    here, results = run_pi(quick=quick, log=log)
+    out["pi"] = {"nbody_s_per_step_here": here, "boards": [asdict(r) for r in results]}
+    rows = [[r.board, f"{r.quota * 100:.1f} %", f"{r.nbody_check:.2f}x", f"{r.startup_s:.1f}",
+             f"about {r.phones}" if r.phones else f"under {SIZES[0]}", r.first_over, r.source]
+            for r in results]
+    text = (f"### Capacity per board: the server on one CPU with a quota calibrated to the "
+            f"board (bench/pi.py); phones at {RATE:.0f} msg/s in all in rooms of {ROOM}, "
+            f"p99 <= 100 ms, nothing lost\n\n")
+    return text + table(["board", "CPU quota", "n-body vs board", "start-up s", "phones",
+                         "first size over", "calibration"], rows)
+
+
 def section_flood(quick: bool, out: dict[str, Any]) -> str:
     from .flood import run_flood
 
@@ -216,10 +304,16 @@ def main() -> int:
             parser.error(f"unknown server {name!r}; pick from {', '.join(KINDS)}")
     started = time.monotonic()
     raw: dict[str, Any] = {"machine": machine(), "quick": args.quick}
-    parts = [f"## Ahoy benchmarks{' (quick)' if args.quick else ''}\n\nMachine: {machine()}"]
+    load = os.getloadavg()
+    parts = [f"## Ahoy benchmarks{' (quick)' if args.quick else ''}\n\nMachine: {machine()}\n\n"
+             f"Load average at the start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+             f"({os.cpu_count()} CPUs; above about 1 per CPU the figures are from a busy machine)"]
     for name in sections:
-        log(f"== {name}")
+        load = os.getloadavg()
+        log(f"== {name} (load average {load[0]:.2f})")
         t = time.monotonic()
+        parts.append(f"<!-- {name}: load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+                     "at its start -->")
         try:
             if name == "startup":
                 parts.append(section_startup(args.quick, raw))
@@ -227,6 +321,10 @@ def main() -> int:
                 parts.append(section_memory(args.quick, raw))
             elif name == "callsetup":
                 parts.append(section_callsetup(args.quick, raw))
+            elif name == "rates":
+                parts.append(section_rates(args.quick, servers, raw))
+            elif name == "pi":
+                parts.append(section_pi(args.quick, raw))
             elif name == "fanout":
                 parts.append(section_fanout(args.quick, servers, raw, args.max_clients))
             elif name == "flood":

@@ -51,6 +51,29 @@ def raise_fd_limit(want: int = 8192) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
 
 
+CGROUP_CPU = Path("/sys/fs/cgroup/cpu")  # cgroup v1; v2 has cpu.max instead
+QUOTA_PERIOD_US = 10_000
+
+
+def cpu_quota_group(share: float) -> Path:
+    """A new CPU cgroup whose processes get `share` of one CPU (10 ms periods,
+    so the server is throttled finely, as a slower core would be)."""
+    name = f"ahoy-bench-{os.getpid()}-{time.monotonic_ns()}"
+    quota = max(1000, int(share * QUOTA_PERIOD_US))
+    v2 = Path("/sys/fs/cgroup/unified") if (Path("/sys/fs/cgroup/unified") / "cgroup.procs"
+                                            ).exists() else Path("/sys/fs/cgroup")
+    if CGROUP_CPU.is_dir():
+        group = CGROUP_CPU / name
+        group.mkdir()
+        (group / "cpu.cfs_period_us").write_text(str(QUOTA_PERIOD_US))
+        (group / "cpu.cfs_quota_us").write_text(str(quota))
+        return group
+    group = v2 / name
+    group.mkdir()
+    (group / "cpu.max").write_text(f"{quota} {QUOTA_PERIOD_US}")
+    return group
+
+
 @dataclass
 class Server:
     kind: Kind
@@ -61,6 +84,10 @@ class Server:
     started_at: float = 0.0
     ready_s: float = 0.0
     extra_args: tuple[str, ...] = ()  # more `serve` options (Ahoy only)
+    # Run on this one CPU only, with at most `cpu_quota` of it (bench/pi.py).
+    cpu: int | None = None
+    cpu_quota: float | None = None
+    cgroup: Path | None = None
 
     @property
     def url(self) -> str:
@@ -98,6 +125,8 @@ class Server:
         raise ValueError(self.kind.name)
 
     def __post_init__(self) -> None:
+        if self.cpu_quota is not None:
+            self.cgroup = cpu_quota_group(self.cpu_quota)
         # The database goes on the real disk (fsync costs what it costs here),
         # except for the tmpfs variant, which shows Ahoy without that cost.
         where = "/dev/shm" if self.kind.name.endswith("-tmpfs") else None
@@ -111,7 +140,9 @@ class Server:
         log = open(self.workdir / "server.log", "ab")
         self.started_at = time.monotonic()
         self.process = subprocess.Popen(self.command(), cwd=REPO, stdout=log,
-                                        stderr=subprocess.STDOUT, env=env)
+                                        stderr=subprocess.STDOUT, env=env,
+                                        preexec_fn=self._confine if self.cpu is not None
+                                        or self.cpu_quota is not None else None)
         deadline = self.started_at + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -126,6 +157,13 @@ class Server:
                 time.sleep(0.01)
         self.stop()
         raise RuntimeError(f"{self.kind.name} did not answer /healthz within {timeout} s")
+
+    def _confine(self) -> None:
+        """In the child before exec: pin to one CPU, join the CPU-quota group."""
+        if self.cpu is not None:
+            os.sched_setaffinity(0, {self.cpu})
+        if self.cgroup is not None:
+            (self.cgroup / "cgroup.procs").write_text(str(os.getpid()))
 
     def pids(self) -> list[int]:
         """The server process and its children (gunicorn's worker)."""
@@ -165,3 +203,9 @@ class Server:
                 self.process.kill()
                 self.process.wait()
         shutil.rmtree(self.workdir, ignore_errors=True)
+        if self.cgroup is not None:
+            try:
+                self.cgroup.rmdir()
+            except OSError:
+                pass
+            self.cgroup = None

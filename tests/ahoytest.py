@@ -168,6 +168,15 @@ class WsClient:
                 return m
             self.inbox.append(m)
 
+    def expect_user(self, user_id: str, timeout: float = 5.0, **match: Any) -> dict[str, Any]:
+        """The next entry for `user_id` (with matching fields) in a `changes` frame."""
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = self.expect("changes", max(0.01, deadline - time.monotonic()))
+            for user in frame["users"]:
+                if user["id"] == user_id and all(user.get(k) == v for k, v in match.items()):
+                    return dict(user)
+
     def drain(self, quiet: float = 0.2) -> list[dict[str, Any]]:
         """Everything that arrives until the connection is quiet for `quiet` seconds."""
         while True:

@@ -113,18 +113,8 @@ class Replica:
         return int(row[0] or 0)
 
     def _transaction(self, work: Any) -> Any:
-        def run() -> Any:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                result = work()
-                self.db.execute("COMMIT")
-                return result
-            except BaseException:
-                if self.db.in_transaction:
-                    self.db.execute("ROLLBACK")
-                raise
-
-        return self.store.run_blocking(run)
+        # The store's own: under group commit it joins the open transaction.
+        return self.store.write(work)
 
     # -- own messages ------------------------------------------------------------
 

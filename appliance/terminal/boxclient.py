@@ -38,7 +38,7 @@ from .state import StateFile
 
 # Errors after which a message is worth sending again later; any other refusal
 # (unknown room, not a member, bad text, …) will not change by retrying.
-RETRYABLE = frozenset({"rate_limited", "internal"})
+RETRYABLE = frozenset({"rate_limited", "internal", "not_stored"})
 
 # A dead Wi-Fi link sends no close: the websockets keepalive notices it, a
 # ping every PING_INTERVAL_S unanswered for PING_TIMEOUT_S, so the client says
@@ -579,14 +579,19 @@ class BoxClient:
             self._save_soon()
             self._emit("presence", {"user": user})
 
-    def _on_presence(self, msg: dict[str, Any]) -> None:
-        user = msg["user"]
-        self.names[user["id"]] = user["name"]
-        if user.get("status") == "offline":
-            self.users.pop(user["id"], None)
-        else:
-            self.users[user["id"]] = user
-        self._emit("presence", {"user": user})
+    def _on_changes(self, msg: dict[str, Any]) -> None:
+        """Who came, went or changed, and the rooms that changed (docs/protocol.md)."""
+        for user in msg.get("users") or []:
+            if not isinstance(user, dict) or user.get("id") == self.my_id:
+                continue
+            self.names[user["id"]] = user["name"]
+            if user.get("status") == "offline":
+                self.users.pop(user["id"], None)
+            else:
+                self.users[user["id"]] = user
+            self._emit("presence", {"user": user})
+        for room in msg.get("rooms") or []:
+            self._keep_room(room)
 
     def _on_message(self, msg: dict[str, Any]) -> None:
         message = self._message_from(msg)
@@ -674,10 +679,9 @@ class BoxClient:
         self._emit("history", {"conv": conv_id, "fresh": fresh, "older": older})
 
     def _on_room(self, msg: dict[str, Any]) -> None:
-        self._on_room_update(msg)
+        self._keep_room(msg.get("room"))
 
-    def _on_room_update(self, msg: dict[str, Any]) -> None:
-        room = msg.get("room")
+    def _keep_room(self, room: Any) -> None:
         if not isinstance(room, dict):
             return
         self.rooms[room["id"]] = room

@@ -295,8 +295,8 @@ def test_renaming_while_connected_keeps_the_identity(ahoy_server: AhoyServer, ws
             await seen.wait(lambda: ana.my_name == new_name, what="the rename")
             assert ana.my_id == me and ana.connection == "online"
             heard = await asyncio.to_thread(ben.drain, 0.5)
-            assert any(m["type"] == "presence" and m["user"]["id"] == me
-                       and m["user"]["name"] == new_name for m in heard)
+            assert any(u["id"] == me and u["name"] == new_name
+                       for m in heard if m["type"] == "changes" for u in m["users"])
         assert StateFile(tmp_path / "ana.json").name == new_name
 
     run(scenario())

@@ -31,6 +31,16 @@ class RecordingPeer:
         assert found, f"nothing of type {type_}; got {[m['type'] for m in self.sent]}"
         return found[-1]
 
+    def users(self, user_id: str | None = None) -> list[dict[str, Any]]:
+        """The people in the `changes` frames received, in order (one user's, with `user_id`)."""
+        return [u for m in self.of("changes") for u in m["users"]
+                if user_id is None or u["id"] == user_id]
+
+    def rooms(self, room_id: str | None = None) -> list[dict[str, Any]]:
+        """The rooms in the `changes` frames received, in order (one room's, with `room_id`)."""
+        return [r for m in self.of("changes") for r in m["rooms"]
+                if room_id is None or r["id"] == room_id]
+
     def take(self) -> list[dict[str, Any]]:
         out, self.sent = self.sent, []
         return out

@@ -4,7 +4,7 @@ from hubdriver import Box, RecordingPeer
 
 
 def statuses(peer: RecordingPeer, user_id: str) -> list[str]:
-    return [m["user"]["status"] for m in peer.of("presence") if m["user"]["id"] == user_id]
+    return [u["status"] for u in peer.users(user_id)]
 
 
 def test_one_to_one_call_rings_is_accepted_relays_signaling_and_hangs_up(box: Box) -> None:
@@ -114,14 +114,14 @@ def test_room_call_is_a_mesh_of_at_most_four(box: Box) -> None:
         assert owner.last("call_peer_joined")["user"] == uid
     assert [m for m in box.say(people[4][0], "call_join", room=room_id)
             if m["type"] == "error"][0]["code"] == "call_full"
-    room_call = people[4][0].last("room_update")["room"]["call"]
+    room_call = people[4][0].rooms(room_id)[-1]["call"]
     assert room_call["participants"] == [uid for _, uid in people[:4]]
     box.say(people[1][0], "call_hangup", call=call["call"])
     assert owner.last("call_peer_left")["user"] == people[1][1]
     for peer, _ in [people[0], people[2], people[3]]:
         box.say(peer, "call_hangup", call=call["call"])
     assert not box.hub.calls.active()
-    assert people[4][0].last("room_update")["room"]["call"] is None
+    assert people[4][0].rooms(room_id)[-1]["call"] is None
 
 
 def test_leaving_the_room_leaves_its_call(box: Box) -> None:

@@ -32,8 +32,8 @@ def test_others_see_the_newcomer_arrive_in_the_room() -> None:
     ana, ana_id, _ = box.join("Ana")
     ana.take()
     _, ben_id, _ = box.join("Ben")
-    update = ana.last("room_update")
-    assert update["room"]["members"] == [ana_id, ben_id]
+    update = ana.rooms(box.hub.default_room)[-1]
+    assert update["members"] == [ana_id, ben_id]
 
 
 def test_people_can_leave_it_and_are_not_put_back_when_they_return() -> None:

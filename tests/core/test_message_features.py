@@ -73,7 +73,7 @@ def test_profile_colour_and_status_line_reach_everyone(box: Box) -> None:
     ben, _, _ = box.join("Ben")
     reply = box.say(ana, "profile", colour="#1e88e5", status_text="  On watch  till 4 ")[0]
     assert reply["user"]["colour"] == "#1e88e5" and reply["user"]["status_text"] == "On watch till 4"
-    seen = ben.last("presence")["user"]
+    seen = ben.users(ana_id)[-1]
     assert seen["id"] == ana_id and seen["status_text"] == "On watch till 4"
     assert box.say(ana, "profile", colour="red")[0]["code"] == "bad_request"
     assert box.say(ana, "profile", status_text="x" * 81)[0]["code"] == "bad_request"

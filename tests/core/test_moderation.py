@@ -11,7 +11,7 @@ def test_admin_removes_a_user_who_is_disconnected_and_forgotten(box: Box) -> Non
     assert box.hub.remove_user(troll_id)
     assert troll.closed == (4003, "removed by the admin")
     assert troll.last("error")["code"] == "removed"
-    assert ana.last("presence")["user"]["status"] == "offline"
+    assert ana.users(troll_id)[-1]["status"] == "offline"
     assert box.hub.rooms[room_id].members == [box.hub.presence.user_of(ana)]
     assert box.say(box.connect(), "hello", token=token)[0]["code"] == "bad_token"
     assert not box.hub.remove_user("u_nobody")

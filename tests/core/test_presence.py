@@ -13,7 +13,7 @@ def test_joining_gives_identity_and_token_and_tells_others(box: Box) -> None:
     ana, ana_id, token = box.join("Ana")
     assert ana_id.startswith("u_") and len(token) >= 32
     ben, ben_id, _ = box.join("Ben")
-    assert basic(ana.last("presence")["user"]) == {"id": ben_id, "name": "Ben", "status": "online"}
+    assert basic(ana.users(ben_id)[-1]) == {"id": ben_id, "name": "Ben", "status": "online"}
     welcome = box.say(box.connect(), "hello", name="Cy")[0]
     assert {u["name"] for u in welcome["users"]} == {"Ana", "Ben"}
 
@@ -44,8 +44,7 @@ def test_reconnecting_with_token_restores_identity_without_name_taken(box: Box) 
     # The stale socket's close arrives late and must not log Ana out.
     box.hub.disconnect(old)
     assert box.hub.presence.is_online(ana_id)
-    assert not [m for m in ben.sent if m["type"] == "presence" and
-                m["user"]["status"] == "offline"]
+    assert not [u for u in ben.users(ana_id) if u["status"] == "offline"]
     # The stale connection cannot act as Ana any more.
     assert box.say(old, "send", id="m-12345678", to=ana_id, text="x") == []
 
@@ -66,7 +65,7 @@ def test_leaving_is_seen_by_everyone(box: Box) -> None:
     ana, ana_id, _ = box.join("Ana")
     ben, _, _ = box.join("Ben")
     box.hub.disconnect(ana)
-    assert basic(ben.last("presence")["user"]) == {"id": ana_id, "name": "Ana", "status": "offline"}
+    assert basic(ben.users(ana_id)[-1]) == {"id": ana_id, "name": "Ana", "status": "offline"}
     # The name is free again.
     assert box.say(box.connect(), "hello", name="ana")[0]["type"] == "welcome"
 
@@ -119,5 +118,5 @@ def test_rename_on_the_same_connection_checks_the_name_and_tells_everyone(box: B
     assert box.say(ana, "rename", name="\x00")[0]["code"] == "bad_name"
     reply = box.say(ana, "rename", name="Anna")[0]
     assert reply["type"] == "profile" and reply["user"]["name"] == "Anna"
-    assert basic(ben.last("presence")["user"]) == {"id": ana_id, "name": "Anna", "status": "online"}
+    assert basic(ben.users(ana_id)[-1]) == {"id": ana_id, "name": "Anna", "status": "online"}
     assert box.say(box.connect(), "hello", name="Ana")[0]["type"] == "welcome"

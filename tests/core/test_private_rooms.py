@@ -7,7 +7,7 @@ def test_hidden_room_is_invisible_and_unjoinable_for_outsiders(box: Box) -> None
     ana, _, _ = box.join("Ana")
     eve, _, _ = box.join("Eve")
     room_id = box.room(ana, "Secret", visibility="hidden")
-    assert not [m for m in eve.of("room_update") if m["room"]["id"] == room_id]
+    assert not eve.rooms(room_id)
     assert box.say(eve, "room_join", room=room_id)[0]["code"] == "unknown_room"
     assert box.say(eve, "send", id="m-sneak001", room=room_id, text="hi")[0]["code"] == "unknown_room"
     welcome = box.say(box.connect(), "hello", name="Late")[0]
@@ -73,7 +73,7 @@ def test_moderators_remove_members_but_not_the_owner_or_other_moderators(box: Bo
         "not_owner"
     box.say(owner, "room_role", room=room_id, user=mod_id, role="moderator")
     box.say(owner, "room_role", room=room_id, user=mod2_id, role="moderator")
-    assert troll.last("room_update")["room"]["moderators"] == sorted([mod_id, mod2_id])
+    assert troll.rooms(room_id)[-1]["moderators"] == sorted([mod_id, mod2_id])
     box.say(mod, "room_kick", room=room_id, user=troll_id)
     assert troll.last("room_removed")["by"] == mod_id
     assert box.say(mod, "room_kick", room=room_id, user=owner_id)[0]["code"] == "not_owner"
@@ -102,7 +102,7 @@ def test_making_a_room_hidden_removes_it_from_outsiders_lists(box: Box) -> None:
     ana, _, _ = box.join("Ana")
     eve, _, _ = box.join("Eve")
     room_id = box.room(ana, "Deck")
-    assert eve.last("room_update")["room"]["id"] == room_id
+    assert eve.rooms(room_id)
     box.say(ana, "room_update", room=room_id, visibility="hidden")
     assert eve.last("room_deleted") == {"type": "room_deleted", "room": room_id}
     assert not [m for m in ana.of("room_deleted")]

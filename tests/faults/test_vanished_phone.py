@@ -5,7 +5,6 @@ after the grace period ("Connection liveness")."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,11 +39,8 @@ def test_a_silent_phone_is_shown_offline_and_its_call_ends(box: AhoyServer) -> N
             ana.drain()
 
             proxy.pause()  # Ben walks out of range
-            deadline = time.monotonic() + OFFLINE_WITHIN_S
-            while True:
-                user = ana.expect("presence", timeout=max(0.1, deadline - time.monotonic()))["user"]
-                if user["id"] == ben.user_id and user["status"] == "offline":
-                    break
+            assert ben.user_id is not None
+            ana.expect_user(ben.user_id, timeout=OFFLINE_WITHIN_S, status="offline")
             ended = ana.expect("call_ended", timeout=GRACE_S + 10, call=call)
             assert ended["reason"] == "disconnected"
         finally:

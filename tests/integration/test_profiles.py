@@ -46,8 +46,7 @@ def test_avatar_is_reencoded_without_metadata_and_announced(ws_client, ahoy_serv
     assert status == 200
     url = reply["user"]["avatar"]
     assert url.startswith(f"/api/avatar/{ana.user_id}?v=")
-    seen = ben.expect("presence")
-    assert seen["user"]["avatar"] == url
+    assert ben.expect_user(ana.user_id, avatar=url)["avatar"] == url
     with urllib.request.urlopen(ahoy_server.http_url + url) as r:
         assert r.headers["Content-Type"] == "image/webp"
         stored = Image.open(io.BytesIO(r.read()))

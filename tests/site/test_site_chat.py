@@ -46,10 +46,7 @@ def test_a_message_and_presence_cross_to_a_phone_on_another_box(
     a, b = two_boxes
     alice = a.client("Alice")
     bob = b.client("Bob")
-    seen = alice.expect("presence", timeout=20)
-    while seen["user"]["id"] != bob.user_id:
-        seen = alice.expect("presence", timeout=20)
-    assert seen["user"]["status"] == "online"
+    assert alice.expect_user(bob.user_id, timeout=20)["status"] == "online"
     ack = alice.request("send", "ack", id=mid(), to=bob.user_id, text="ahoy from deck 2")
     assert ack["type"] == "ack", ack
     got = bob.expect("message", timeout=20)

@@ -43,7 +43,11 @@ handle('signal', (msg) => {
   if (msg.call) toCalls(msg);
   else transferQueue = transferQueue.then(() => import('./transfer.js')).then((m) => m.onSignal(msg)).catch((err) => console.error(err));
 });
-handle('room_update', (msg) => callsModule && callsModule.onMessage(msg));
+// Rooms in a `changes` frame: calls.js follows room calls that end (rooms.js keeps the rooms).
+handle('changes', (msg) => {
+  if (!callsModule) return;
+  for (const room of msg.rooms || []) callsModule.onMessage({type: 'room_update', room});
+});
 
 function sendFileTo(userId) {
   import('./transfer.js').then((m) => m.pickAndSend(userId));
@@ -65,12 +69,15 @@ async function startCall(conv, media) {
 
 // ---------- box events that are not chat messages ----------
 
-handle('presence', (msg) => {
-  const u = msg.user;
-  rememberUser(u);
-  if (u.status === 'offline') state.users.delete(u.id);
-  else state.users.set(u.id, u);
-  emit('presence', u);
+// Who came, went or changed since the last `changes` frame (docs/protocol.md).
+handle('changes', (msg) => {
+  for (const u of msg.users || []) {
+    if (u.id === state.me?.id) continue;
+    rememberUser(u);
+    if (u.status === 'offline') state.users.delete(u.id);
+    else state.users.set(u.id, u);
+    emit('presence', u);
+  }
 });
 
 handle('typing', (msg) => {

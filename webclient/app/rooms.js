@@ -18,7 +18,11 @@ function keep(room) {
 
 export function initRooms({openConv, closeConv}) {
   openConvFn = openConv;
-  handle('room_update', (msg) => keep(msg.room));
+  handle('changes', (msg) => {
+    if (!msg.rooms || !msg.rooms.length) return;
+    for (const room of msg.rooms) state.rooms.set(room.id, room);
+    emit('rooms');
+  });
   handle('room', (msg) => keep(msg.room));
   handle('room_pending', (msg) => {
     keep(msg.room);

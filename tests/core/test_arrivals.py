@@ -1,0 +1,119 @@
+"""A crowd arriving at once costs O(N) frames and O(1) queries per arrival.
+
+The box gathers presence and room changes (`hub.coalesce`, as the server
+runs it) and sends each phone one `changes` frame per gathering period.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hubdriver import Box, RecordingPeer
+
+
+def view(peer: RecordingPeer) -> dict[str, str]:
+    """Who is online as a phone sees it: its `welcome`, then every `changes` frame."""
+    online: dict[str, str] = {}
+    me = ""
+    for m in peer.sent:
+        if m["type"] == "welcome":
+            me = m["you"]["id"]
+            online = {u["id"]: u["status"] for u in m["users"]}
+        elif m["type"] == "changes":
+            for u in m["users"]:
+                if u["id"] == me:
+                    continue
+                if u["status"] == "offline":
+                    online.pop(u["id"], None)
+                else:
+                    online[u["id"]] = u["status"]
+    return online
+
+
+def rooms_view(peer: RecordingPeer) -> dict[str, dict[str, Any]]:
+    rooms: dict[str, dict[str, Any]] = {}
+    for m in peer.sent:
+        if m["type"] == "welcome":
+            rooms = {r["id"]: r for r in m["rooms"]}
+        elif m["type"] in ("changes",):
+            rooms.update({r["id"]: r for r in m["rooms"]})
+        elif m["type"] == "room":
+            rooms[m["room"]["id"]] = m["room"]
+    return rooms
+
+
+def test_fifty_arrivals_cost_each_phone_a_few_frames_and_presence_stays_right(box: Box) -> None:
+    box.hub.coalesce = True
+    early = [box.join(f"Early{i}") for i in range(5)]
+    room_id = box.room(early[0][0], "Deck", limit=200)
+    for peer, _, _ in early[1:]:
+        box.say(peer, "room_join", room=room_id)
+    box.hub.flush_changes()
+    seen_before = [len(peer.sent) for peer, _, _ in early]
+    crowd = []
+    for i in range(50):
+        peer, uid, _ = box.join(f"Crowd{i}")
+        box.say(peer, "room_join", room=room_id)
+        crowd.append((peer, uid))
+        if i % 10 == 9:  # the server sends the gathered changes every 0.2 s
+            box.hub.flush_changes()
+    box.hub.flush_changes()
+    # Before, each of the 5 early phones got 50 presence frames and 50 room
+    # updates at the least; now one `changes` frame per gathering period.
+    for (peer, _, _), before in zip(early, seen_before, strict=True):
+        assert [m["type"] for m in peer.sent[before:]] == ["changes"] * 5
+    total = sum(len(p.sent) for p, _ in crowd) + sum(
+        len(p.sent) - before for (p, _, _), before in zip(early, seen_before, strict=True))
+    # Each newcomer: welcome, room reply, history and at most 5 changes frames.
+    assert total <= 5 * 5 + 50 * 8
+    everyone = {uid for _, uid, _ in early} | {uid for _, uid in crowd}
+    for peer, uid in [(p, u) for p, u, _ in early] + crowd:
+        assert view(peer) == {u: "online" for u in everyone - {uid}}
+        assert rooms_view(peer)[room_id]["online"] == 55
+        assert len(rooms_view(peer)[room_id]["members"]) == 55
+    # Ten leave and two of them come back within one gathering period: the
+    # others see the state at the end of it.
+    leaving = crowd[:10]
+    for peer, _ in leaving:
+        box.hub.disconnect(peer)
+    back = [box.say(box.connect(), "hello", name=f"Crowd{i}") for i in range(2)]
+    assert all(reply[0]["type"] == "welcome" for reply in back)
+    back_ids = {reply[0]["you"]["id"] for reply in back}
+    before = len(early[0][0].sent)
+    box.hub.flush_changes()
+    (frame,) = early[0][0].sent[before:]
+    assert frame["type"] == "changes"
+    statuses = {u["id"]: u["status"] for u in frame["users"]}
+    assert statuses == {**{uid: "offline" for _, uid in leaving}, **{u: "online" for u in back_ids}}
+    assert [r["online"] for r in frame["rooms"]] == [45]
+
+
+def test_a_welcome_costs_the_same_queries_with_ten_or_sixty_people_online(box: Box) -> None:
+    statements: list[str] = []
+    box.store.db.set_trace_callback(statements.append)
+
+    def queries_of_hello(name: str) -> int:
+        statements.clear()
+        box.join(name)
+        return len(statements)
+
+    for i in range(10):
+        box.join(f"P{i}")
+    with_ten = queries_of_hello("Newcomer1")
+    for i in range(50):
+        box.join(f"Q{i}")
+    with_sixty = queries_of_hello("Newcomer2")
+    assert with_sixty == with_ten
+    assert with_ten <= 10
+
+
+def test_hidden_rooms_reach_only_who_may_see_them_in_gathered_changes(box: Box) -> None:
+    box.hub.coalesce = True
+    ana, _, _ = box.join("Ana")
+    eve, _, _ = box.join("Eve")
+    public = box.room(ana, "Deck")
+    hidden = box.room(ana, "Secret", visibility="hidden")
+    box.hub.flush_changes()
+    assert [r["id"] for r in ana.rooms()] == [public, hidden] or \
+        sorted(r["id"] for r in ana.rooms()) == sorted([public, hidden])
+    assert [r["id"] for r in eve.rooms()] == [public]
