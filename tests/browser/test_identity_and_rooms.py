@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from browserkit import wait_js
+
 
 def unique(name: str) -> str:
     return f"{name}{uuid.uuid4().hex[:4]}"
@@ -82,3 +84,65 @@ def test_renaming_shows_the_new_name_to_others(ahoy_server: Any, phones: Any) ->
     ben.open_tab("people")
     ben.tid("user-item").filter(has_text=new_name).wait_for()
     assert ana.page.evaluate("window.ahoy.state.conn") == "online"
+
+
+def _is_member(page: Any, room_id: str) -> bool:
+    """Asked of the box, after everything this page sent before (an auto-join included)."""
+    return bool(page.evaluate(
+        """async (id) => {
+             try { await window.ahoy.request({type: 'sync', conv: 'room:' + id, after: 0}); return true; }
+             catch (err) { if (err.code === 'not_member') return false; throw err; }
+           }""", room_id))
+
+
+def test_a_person_who_left_a_room_is_not_put_back_by_a_reload(ahoy_server: Any, phones: Any) -> None:
+    ana, ben = phones(ahoy_server.http_url), phones(ahoy_server.http_url)
+    ana.join(unique("Ana"))
+    ben.join(unique("Ben"))
+    room_id = ana.create_room(unique("Rota")).removeprefix("room:")
+    link = f"{ahoy_server.http_url}/#room={room_id}"
+
+    # Following the room's link (its QR code, opened fresh) joins it.
+    ben.page.goto("about:blank")
+    ben.page.goto(link)
+    ben.wait_online()
+    ben.tid("composer").wait_for(state="visible")
+    assert _is_member(ben.page, room_id)
+
+    # Leaving takes the room out of the address, so a reload does not join again.
+    ben.tid("room-info-button").click()
+    ben.tid("room-leave").click()
+    ben.wait_js("id => !window.ahoy.state.rooms.get(id).members.includes(window.ahoy.state.me.id)", room_id)
+    assert ben.page.evaluate("location.hash") == ""
+    ben.page.reload()
+    ben.wait_online()
+    ben.tid("home-screen").wait_for(state="visible")
+    assert not _is_member(ben.page, room_id)
+
+    # Following the link again is asking to come back.
+    ben.page.goto("about:blank")
+    ben.page.goto(link)
+    ben.wait_online()
+    ben.tid("composer").wait_for(state="visible")
+    assert _is_member(ben.page, room_id)
+
+    # Ben leaves in another tab (the box then serves that one; this one is told
+    # it is open elsewhere and still shows #room=…). Back here he reloads: the
+    # room shows with its Join button, and he is not joined behind his back.
+    other = ben.context.new_page()
+    other.goto(ahoy_server.http_url + "/")
+    wait_js(other, "window.ahoy.state.conn === 'online'")
+    ben.wait_js("window.ahoy.state.conn === 'replaced'")
+    other.evaluate("id => window.ahoy.request({type: 'room_leave', room: id})", room_id)
+    assert not _is_member(other, room_id)
+    other.close()
+    assert ben.page.evaluate("location.hash") == f"#room={room_id}"
+    ben.page.reload()
+    ben.wait_online()
+    ben.page.locator("#room-join-bar").wait_for(state="visible")
+    assert not _is_member(ben.page, room_id)
+    # The Join button there does join, and the address names the room again.
+    ben.tid("room-join-button").click()
+    ben.tid("composer").wait_for(state="visible")
+    assert _is_member(ben.page, room_id)
+    assert ben.page.evaluate("location.hash") == f"#room={room_id}"

@@ -218,14 +218,29 @@ on('welcome', (msg) => {
   updateTitle();
   landInDefaultRoom(msg);
   setTimeout(() => (initialLoad = false), 1500);
-  openHashRoom();
+  openHashRoom(linkFollowed);
+  linkFollowed = false;
 });
 
 /**
- * Links like https://box/#room=r_ab12 (room QR code) open that room;
+ * Whether this page was opened by following a link (a room's QR code or a
+ * link sent to the person), not reloaded or come back to through the history:
+ * a reloaded #room=… may name a room the person has left since (in another tab),
+ * and reloading must not put them back in it.
+ */
+function openedByLink() {
+  const nav = performance.getEntriesByType?.('navigation')[0];
+  return !nav || !['reload', 'back_forward'].includes(nav.type);
+}
+
+let linkFollowed = openedByLink();
+
+/**
+ * Links like https://box/#room=r_ab12 (room QR code) open that room, and join
+ * it when `followed` (else a non-member sees it with its Join button);
  * #join=r_ab12:<code> (invite link) joins with the code first.
  */
-function openHashRoom() {
+function openHashRoom(followed) {
   const join = /^#join=([\w-]+):([\w-]+)$/.exec(location.hash);
   if (join && state.me && state.conn === 'online') {
     history.replaceState(null, '', '#room=' + join[1]);
@@ -234,13 +249,14 @@ function openHashRoom() {
   }
   const m = /^#room=([\w-]+)$/.exec(location.hash);
   if (!m || !state.me) return;
-  if (state.current === 'room:' + m[1]) return;
-  if (state.rooms.has(m[1])) openRoom(m[1]);
+  if (state.current === 'room:' + m[1] || !state.rooms.has(m[1])) return;
+  if (followed) openRoom(m[1]);
+  else openConv('room:' + m[1]);
 }
 
 function onHash() {
   if (location.hash === '#direct') openDirect();
-  else openHashRoom();
+  else openHashRoom(true);
 }
 
 window.addEventListener('hashchange', onHash);

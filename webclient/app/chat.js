@@ -155,7 +155,7 @@ export function openConv(conv) {
   renderHeader();
   renderConv();
   markRead();
-  history.replaceState(null, '', conv.startsWith('room:') ? '#room=' + roomOfConv(conv) : location.pathname + location.search);
+  showInAddress();
   $('#composer-input').focus({preventScroll: true});
   emit('open', conv);
 }
@@ -165,6 +165,18 @@ export function closeConv() {
   history.replaceState(null, '', location.pathname + location.search);
   showScreen('home-screen');
   emit('open', null);
+}
+
+/**
+ * The address names the open room while I am in it (#room=…), so a reload
+ * lands there again; otherwise nothing. Once I leave a room (here, or in
+ * another tab when its update arrives) its address goes, and a reload does
+ * not take me back into it.
+ */
+function showInAddress() {
+  const room = roomOfConv(state.current || '');
+  const hash = room && isMember(state.current) ? '#room=' + room : '';
+  if (location.hash !== hash) history.replaceState(null, '', location.pathname + location.search + hash);
 }
 
 function isMember(conv) {
@@ -212,6 +224,7 @@ export function renderHeader() {
   $('#call-video-button').hidden = !canCall;
   $('#room-join-bar').hidden = member;
   $('#composer').hidden = !member;
+  showInAddress();
 }
 
 function statusMark(m, readSeq) {
