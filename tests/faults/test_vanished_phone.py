@@ -5,6 +5,7 @@ after the grace period ("Connection liveness")."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,4 +47,5 @@ def test_a_silent_phone_is_shown_offline_and_its_call_ends(box: AhoyServer) -> N
         finally:
             ana.close()
             proxy.resume()
-            ben.cut()
+            with contextlib.suppress(OSError):  # its own keepalive may have closed it by now
+                ben.cut()
