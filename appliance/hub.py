@@ -154,6 +154,9 @@ class Replication:
     def reacted(self, conv: str, seq: int, user_id: str, emoji: str, on: bool) -> None:
         """Someone here added or took back a reaction."""
 
+    def calls_changed(self) -> None:
+        """A call here started, changed or ended."""
+
     def forward(self, user_id: str, request: Request) -> bool:
         """Whether a request about a call goes to the box that holds it instead."""
         return False
@@ -1069,6 +1072,8 @@ class Hub:
                 if rooms_before.get(room_id) != rooms_after.get(room_id):
                     changed = True
                     self._room_changed(room_id)
+        if changed:
+            self.site.calls_changed()
         return changed
 
     def _notify(self) -> None:

@@ -81,11 +81,13 @@ class BridgeConfig:
 class Bridge:
     def __init__(self, config: BridgeConfig, deliver: Callable[[tuple[Any, ...]], None],
                  waiting: Callable[[], int],
-                 online_snapshot: Callable[[], list[list[str]]]) -> None:
+                 online_snapshot: Callable[[], list[list[str]]],
+                 room_calls: Callable[[], dict[str, str]] = dict) -> None:
         self.config = config
         self.deliver = deliver  # thread-safe: hands an event to the service
         self.waiting = waiting  # how many events the service has not taken yet
         self.online_snapshot = online_snapshot  # thread-safe: [[user id, name], ...] here
+        self.room_calls = room_calls  # thread-safe: {room id: call id} held here
         self.links: dict[str, LinkState] = {url: LinkState(url) for url in config.peer_urls}
         self.own = LinkState(config.own_url)
         self.published = 0
@@ -267,7 +269,7 @@ class Bridge:
 
         while not lost.is_set():
             body = {"k": "online", "box": self.config.box, "full": True,
-                    "users": self.online_snapshot()}
+                    "users": self.online_snapshot(), "calls": self.room_calls()}
             await nc.publish(f"site.live.{self.config.box}", encode_live(body))
             try:
                 await asyncio.wait_for(lost.wait(), SNAPSHOT_EVERY_S)

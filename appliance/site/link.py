@@ -70,6 +70,10 @@ class SiteLink(Replication):
         self.snapshot: list[list[str]] = []  # the same as a list, for the NATS thread
         self.heard: dict[str, float] = {}  # box -> when its last presence snapshot came
         self.calls_at: dict[str, str] = {}  # call id -> the box that holds the call
+        # Room calls: those held here (room -> call id), as last told to the other
+        # boxes, and those the other boxes hold (room -> box).
+        self.room_calls_here: dict[str, str] = {}
+        self.room_calls_at: dict[str, str] = {}
         self.applying = False
         self.data_dir = data_dir
         self._next_discovery = 0.0
@@ -90,7 +94,7 @@ class SiteLink(Replication):
                          db_path=Path(hub.store.path), password=site.nats_password(
                              secret, site_name), user=site.NATS_USER, tls=tls),
             deliver=self.inbox.put, waiting=lambda: len(self.inbox),
-            online_snapshot=lambda: self.snapshot)
+            online_snapshot=lambda: self.snapshot, room_calls=lambda: self.room_calls_here)
 
     @classmethod
     def for_box(cls, hub: Hub, data_dir: Path, site_name: str, peers: tuple[str, ...],
@@ -211,19 +215,32 @@ class SiteLink(Replication):
         if self.replica.note_reaction(conv, seq, user_id, emoji, on, int(self.clock() * 1000)):
             self.bridge.poke_outbox()
 
+    def calls_changed(self) -> None:
+        """Tell the other boxes which room calls this box holds (one room, one call
+        on the whole site: joining it on another box goes to this one)."""
+        now = {c.room: c.id for c in self.hub.calls.active() if c.room is not None}
+        if now != self.room_calls_here:
+            self.room_calls_here = now
+            self.send_live(None, "calls", None, {"calls": now})
+
     def forward(self, user_id: str, request: Request) -> bool:
         """Send a call request to the box that holds the call; True if it went there."""
         if not (request.type.startswith("call_") or request.type == "signal"):
             return False
         call_id = request.get("call")
-        if call_id is None or call_id not in self.calls_at:
+        box = self.calls_at.get(call_id) if call_id is not None else None
+        if request.type == "call_join":
+            room_id = request.get("room")
+            if self.hub.calls.room_call(room_id) is None:
+                box = self.room_calls_at.get(room_id)
+        if box is None:
             return False
-        if any(call.id == call_id for call in self.hub.calls.active()):
+        if call_id is not None and any(call.id == call_id for call in self.hub.calls.active()):
             return False
         frame = {"type": request.type, **request.fields}
         if request.ref is not None:
             frame["ref"] = request.ref
-        self.send_live(self.calls_at[call_id], "frame", user_id, frame)
+        self.send_live(box, "frame", user_id, frame)
         return True
 
     def send_live(self, box: str | None, kind: str, user_id: str | None,
@@ -323,6 +340,10 @@ class SiteLink(Replication):
             if kind == "online":
                 self.heard[box] = self.clock()
                 self._remote_online(box, body["users"], body["full"])
+                if body["full"]:
+                    self._remote_calls(box, body.get("calls") or {})
+            elif kind == "calls":
+                self._remote_calls(box, body["calls"])
             elif kind == "offline":
                 self._remote_offline(box, body["user"])
             elif kind == "to":
@@ -334,6 +355,10 @@ class SiteLink(Replication):
                 if isinstance(call_id, str) and message.get("type", "").startswith("call_"):
                     if not any(c.id == call_id for c in self.hub.calls.active()):
                         self.calls_at[call_id] = box
+                        room_id = message.get("room")
+                        if isinstance(room_id, str) and message["type"] == "call_incoming":
+                            # Ringing for a room call: joining it goes to that box.
+                            self.room_calls_at[room_id] = box
                 peer.send(message)
             elif kind == "frame":
                 peer = self.hub.presence.peer(body["user"])
@@ -358,6 +383,14 @@ class SiteLink(Replication):
                         session.user_id not in named:
                     self.hub.disconnect(peer)
 
+    def _remote_calls(self, box: str, calls: dict[str, str]) -> None:
+        for room_id in [r for r, b in self.room_calls_at.items() if b == box]:
+            if room_id not in calls:
+                del self.room_calls_at[room_id]
+        for room_id, call_id in calls.items():
+            self.room_calls_at[room_id] = box
+            self.calls_at[call_id] = box
+
     def _remote_offline(self, box: str, user_id: str) -> None:
         peer = self.hub.presence.peer(user_id)
         if isinstance(peer, RemotePeer) and peer.box == box:
@@ -365,6 +398,7 @@ class SiteLink(Replication):
 
     def _box_gone(self, box: str) -> None:
         self.heard.pop(box, None)
+        self._remote_calls(box, {})
         with self.hub.lock:
             for session in self.hub.presence.sessions():
                 peer = session.peer

@@ -303,6 +303,15 @@ def _reaction(body: dict[str, Any]) -> ReactionRecord:
 
 # -- live events (core NATS, never stored) -------------------------------------
 
+
+def _room_calls(calls: Any) -> None:
+    """{room id: call id}: the room calls a box holds."""
+    if not isinstance(calls, dict) or len(calls) > 1000:
+        raise BadRecord("bad calls")
+    for room_id, call_id in calls.items():
+        _match(room_id, _ID, "room id")
+        _match(call_id, _ID, "call id")
+
 MAX_LIVE_BYTES = 96 * 1024
 # What a box forwards to a phone whose socket is on another box: only what
 # that box would not produce itself. Messages, presence and room updates each
@@ -343,6 +352,9 @@ def decode_live(data: bytes) -> dict[str, Any]:
             _text(entry[1], 1, 200, "name")
         if not isinstance(body.get("full"), bool):
             raise BadRecord("bad full")
+        _room_calls(body.get("calls") or {})
+    elif kind == "calls":
+        _room_calls(body.get("calls"))
     elif kind == "offline":
         _match(body.get("user"), _ID, "user id")
     elif kind in ("to", "frame"):

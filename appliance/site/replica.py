@@ -113,8 +113,12 @@ class Replica:
         return int(row[0] or 0)
 
     def _transaction(self, work: Any) -> Any:
-        # The store's own: under group commit it joins the open transaction.
-        return self.store.write(work)
+        """`work` as one atomic write, committed before this returns (in the hub's
+        group commit when it batches: what the bridge publishes must be on disk)."""
+        result = self.store.write(work)
+        if self.store.batched:
+            self.store.commit_pending()
+        return result
 
     # -- own messages ------------------------------------------------------------
 

@@ -396,3 +396,33 @@ def test_a_reaction_on_one_box_reaches_the_message_on_the_other(
     assert stored["reactions"] == {"👍": [alice.user_id]}
     alice.request("react", "reaction", conv=got["conv"], seq=got["seq"], emoji="👍", on=False)
     assert bob.expect("reaction", timeout=20)["on"] is False
+
+
+def test_a_room_call_started_on_one_box_is_joined_from_the_other(
+    two_boxes: list[SiteBox]
+) -> None:
+    a, b = two_boxes
+    alice, bob = a.client("Alice"), b.client("Bob")
+    room = join_room_across(alice, bob, "Bridge call")
+    wait_for(lambda: online_at(a, bob.user_id), what="Bob online at A")
+
+    def members_known() -> bool:
+        rooms = {r["id"]: r for r in probe_rooms(a)}
+        return bob.user_id in rooms[room]["members"]
+
+    wait_for(members_known, what="Bob a member at A")
+    joined = alice.request("call_join", "call_joined", room=room, media="audio")
+    assert joined["type"] == "call_joined" and joined["peers"] == [], joined
+    call = joined["call"]
+    ringing = bob.expect("call_incoming", timeout=20)
+    assert (ringing["call"], ringing["room"]) == (call, room)
+
+    # Ringing told Bob's box where the call is: joining goes there.
+    reply = bob.request("call_join", "call_joined", room=room, media="audio")
+    assert (reply["type"], reply["call"], reply["peers"]) == (
+        "call_joined", call, [alice.user_id]), reply
+    assert alice.expect("call_peer_joined", timeout=20)["user"] == bob.user_id
+    bob.send("signal", call=call, to=alice.user_id, data={"sdp": "from deck 4"})
+    assert alice.expect("signal", timeout=20)["data"] == {"sdp": "from deck 4"}
+    bob.send("call_hangup", call=call)
+    assert alice.expect("call_peer_left", timeout=20)["user"] == bob.user_id
