@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 from gpiozero import Button
 
@@ -24,6 +24,23 @@ from provisioning.config import KEYS
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+
+
+class Waitable(Protocol):
+    """A ``threading.Event`` or ``threading.Condition`` a driver thread sleeps on."""
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+# How a driver thread sleeps until woken or until ``timeout`` seconds pass on its
+# clock. Tests pass a virtual clock's wait with its clock, so time moves only
+# when the test says (tests/virtualtime.py).
+Wait = Callable[[Waitable, float | None], object]
+
+
+def wait_real(waitable: Waitable, timeout: float | None) -> object:
+    """Sleep on ``waitable`` for at most ``timeout`` real seconds (None: until woken)."""
+    return waitable.wait(timeout)
 
 DEFAULT_BUTTON_PIN: int = KEYS["button_pin"].default
 
@@ -187,6 +204,7 @@ class StatusButton:
         bounce_time: float | None = None,
         pin_factory: Any = None,
         clock: Clock = time.monotonic,
+        wait: Wait = wait_real,
     ) -> None:
         self._callbacks: dict[ButtonAction, Callable[[], object]] = {
             ButtonAction.SHOW_STATUS: show_status,
@@ -196,6 +214,7 @@ class StatusButton:
         }
         self._on_hold = on_hold
         self._clock = clock
+        self._wait = wait
         self._gestures = ButtonGestures(timings or ButtonTimings())
         self._due: list[ButtonAction] = []
         self._shown_hold: ButtonAction | None = None
@@ -243,7 +262,7 @@ class StatusButton:
                 if not due and not hold_changed:
                     deadline = self._gestures.next_deadline(now)
                     timeout = None if deadline is None else max(0.0, deadline - now)
-                    self._cond.wait(timeout)
+                    self._wait(self._cond, timeout)
                     continue
             if hold_changed and self._on_hold:
                 self._call(functools.partial(self._on_hold, hold))

@@ -28,7 +28,7 @@ from gpiozero import LED
 
 from provisioning.config import KEYS
 
-from .button import ButtonAction
+from .button import ButtonAction, Wait, wait_real
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,8 @@ Clock = Callable[[], float]
 
 DEFAULT_GREEN_PIN, DEFAULT_RED_PIN = KEYS["status_led_pins"].default
 ACT_LED_PATH = Path("/sys/class/leds/ACT")
+# Seconds early the lights may change at an edge: far below anything an eye sees.
+EDGE_SLACK = 1e-6
 
 
 # --------------------------------------------------------------------------
@@ -303,6 +305,7 @@ class StatusLights:
         hold_looks: Mapping[ButtonAction, Look] | None = None,
         pin_factory: Any = None,
         clock: Clock = time.monotonic,
+        wait: Wait = wait_real,
     ) -> None:
         self._looks = dict(looks)
         self._prelude = tuple(prelude)
@@ -315,6 +318,7 @@ class StatusLights:
             }
         )
         self._clock = clock
+        self._wait = wait
         # A pin set to none in ahoy.txt is never driven: something else may be wired there.
         self._lights: list[Light] = [
             GpioLight(pin, pin_factory) if pin is not None else _NoLight()
@@ -406,16 +410,20 @@ class StatusLights:
                 if self._closed:
                     return
                 now = self._clock()
-                look, started, ends = self._current(now)
-                t = now - started
+                # Waking at an edge may read the clock a rounding error before
+                # it; show the lights as they are a hair later instead of
+                # sleeping again for 1e-14 s (forever, on a clock that stands still).
+                ahead = now + EDGE_SLACK
+                look, started, ends = self._current(ahead)
+                t = ahead - started
                 patterns = (look.green, look.red, look.act)
                 for light, pattern in zip(self._lights, patterns, strict=True):
                     light.set(pattern.level_at(t))
                 edges = [p.next_change(t) for p in patterns]
-                waits = [edge - t for edge in edges if edge is not None]
+                waits = [started + edge - now for edge in edges if edge is not None]
                 if ends is not None:
                     waits.append(ends - now)
-            self._wake.wait(min(waits) if waits else None)
+            self._wait(self._wake, min(waits) if waits else None)
 
 
 class _NoLight:

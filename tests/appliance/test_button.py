@@ -3,8 +3,6 @@ on gpiozero's MockFactory pins."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -12,6 +10,7 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 from hypothesis import given
 from hypothesis import strategies as st
+from virtualtime import VirtualTime, wait_until
 
 from appliance.button import (
     ButtonAction,
@@ -106,98 +105,111 @@ def test_any_press_sequence_gives_at_most_one_action_per_press(
 
 # ------------------------------------------------------------ mock hardware
 
+# The driver runs on virtual time (tests/virtualtime.py): the real timings, and
+# every press and hold exactly as long as the test says however loaded the
+# machine is. Pin edges reach the driver at once (gpiozero's mock pins call
+# back on the thread that drives them).
+
 # The real light table sped up ten times.
 FAST_LOOKS = {state: look.scaled(0.1) for state, look in LOOKS.items()}
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
+class Button:
+    """The status button on a mock pin, the callbacks it ran, and its time."""
 
-
-# Sped-up button timings: short < 0.2 s, double within 0.15 s, holds 0.3/0.6 s.
-QUICK = ButtonTimings(
-    noise_under=0.01,
-    short_press_under=0.2,
-    double_press_gap=0.15,
-    reset_password_hold=0.3,
-    factory_reset_hold=0.6,
-    stuck_after=1.2,
-)
-
-
-class Calls:
-    """Records which button callbacks ran."""
-
-    def __init__(self) -> None:
+    def __init__(self, pin: Any, time: VirtualTime) -> None:
+        self.pin = pin
+        self.time = time
         self.seen: list[str] = []
         self.holds: list[ButtonAction | None] = []
-        self.event = threading.Event()
 
     def callback(self, name: str) -> Callable[[], None]:
-        def record() -> None:
-            self.seen.append(name)
-            self.event.set()
+        return lambda: self.seen.append(name)
 
-        return record
+    def down(self) -> None:
+        with self.time.wakes():
+            self.pin.drive_low()  # the button pulls the pin to ground
 
-    def wait(self, timeout: float = 2.0) -> list[str]:
-        assert self.event.wait(timeout), "no callback ran"
-        self.event.clear()
-        return self.seen
+    def up(self) -> None:
+        with self.time.wakes():
+            self.pin.drive_high()
+
+    def press(self, seconds: float) -> None:
+        self.down()
+        self.time.advance(seconds)
+        self.up()
 
 
 @pytest.fixture
-def button(pins: MockFactory) -> Iterator[tuple[Any, Calls]]:
-    calls = Calls()
+def button(pins: MockFactory) -> Iterator[Button]:
+    clock = VirtualTime()
+    driven = Button(pins.pin(22), clock)
     status_button = StatusButton(
-        show_status=calls.callback("show_status"),
-        reset_admin_password=calls.callback("reset_admin_password"),
-        factory_reset=calls.callback("factory_reset"),
-        shutdown=calls.callback("shutdown"),
-        on_hold=calls.holds.append,
-        timings=QUICK,
+        show_status=driven.callback("show_status"),
+        reset_admin_password=driven.callback("reset_admin_password"),
+        factory_reset=driven.callback("factory_reset"),
+        shutdown=driven.callback("shutdown"),
+        on_hold=driven.holds.append,
+        clock=clock,
+        wait=clock.wait,
     )
-    yield pins.pin(22), calls
+    clock.settle()
+    yield driven
     status_button.close()
 
 
-def press(pin: Any, seconds: float) -> None:
-    pin.drive_low()  # the button pulls the pin to ground
-    time.sleep(seconds)
-    pin.drive_high()
+def test_short_press_shows_status_once_the_double_press_window_is_over(button: Button) -> None:
+    button.press(0.2)
+    button.time.advance(T.double_press_gap - 0.01)
+    assert button.seen == []  # a second press could still come
+    button.time.advance(0.01)
+    assert button.seen == ["show_status"]
 
 
-def test_short_press_shows_status(button: tuple[Any, Calls]) -> None:
-    pin, calls = button
-    press(pin, 0.05)
-    assert calls.wait() == ["show_status"]
+def test_double_press_shuts_down(button: Button) -> None:
+    button.press(0.2)
+    button.time.advance(0.3)
+    button.press(0.2)
+    assert button.seen == ["shutdown"]
+    button.time.advance(5)
+    assert button.seen == ["shutdown"]  # and no status flash after it
 
 
-def test_double_press_shuts_down(button: tuple[Any, Calls]) -> None:
-    pin, calls = button
-    press(pin, 0.05)
-    time.sleep(0.05)
-    press(pin, 0.05)
-    assert calls.wait() == ["shutdown"]
-    time.sleep(0.25)
-    assert calls.seen == ["shutdown"]  # and no status flash after it
+def test_two_presses_further_apart_show_status_twice(button: Button) -> None:
+    button.press(0.2)
+    button.time.advance(T.double_press_gap + 0.1)
+    button.press(0.2)
+    button.time.advance(5)
+    assert button.seen == ["show_status", "show_status"]
 
 
-def test_holding_resets_the_admin_password(button: tuple[Any, Calls]) -> None:
-    pin, calls = button
-    press(pin, 0.4)
-    assert calls.wait() == ["reset_admin_password"]
-    assert calls.holds == [ButtonAction.RESET_ADMIN_PASSWORD, None]
+def test_holding_resets_the_admin_password(button: Button) -> None:
+    button.down()
+    button.time.advance(T.reset_password_hold - 0.01)
+    assert button.holds == []
+    button.time.advance(0.01)
+    assert button.holds == [ButtonAction.RESET_ADMIN_PASSWORD]  # "let go to reset"
+    assert button.seen == []  # holds act on release
+    button.up()
+    assert button.seen == ["reset_admin_password"]
+    assert button.holds == [ButtonAction.RESET_ADMIN_PASSWORD, None]
 
 
-def test_holding_longer_factory_resets(button: tuple[Any, Calls]) -> None:
-    pin, calls = button
-    press(pin, 0.7)
-    assert calls.wait() == ["factory_reset"]
-    assert calls.holds == [
+def test_holding_longer_factory_resets(button: Button) -> None:
+    button.press(T.factory_reset_hold + 1)
+    assert button.seen == ["factory_reset"]
+    assert button.holds == [
+        ButtonAction.RESET_ADMIN_PASSWORD,
+        ButtonAction.FACTORY_RESET,
+        None,
+    ]
+
+
+def test_a_stuck_button_does_nothing(button: Button) -> None:
+    button.press(T.stuck_after + 30)
+    button.time.advance(5)
+    assert button.seen == []
+    assert button.holds == [
         ButtonAction.RESET_ADMIN_PASSWORD,
         ButtonAction.FACTORY_RESET,
         None,
@@ -205,6 +217,7 @@ def test_holding_longer_factory_resets(button: tuple[Any, Calls]) -> None:
 
 
 def test_button_hold_feedback_drives_the_lights(pins: MockFactory) -> None:
+    clock = VirtualTime()
     lights = StatusLights(act_path=None, looks=FAST_LOOKS)
     status_button = StatusButton(
         lambda: None,
@@ -212,14 +225,18 @@ def test_button_hold_feedback_drives_the_lights(pins: MockFactory) -> None:
         lambda: None,
         lambda: None,
         on_hold=lights.show_hold,
-        timings=QUICK,
+        clock=clock,
+        wait=clock.wait,
     )
-    green, red, pin = pins.pin(17), pins.pin(27), pins.pin(22)
+    green, red = pins.pin(17), pins.pin(27)
+    button = Button(pins.pin(22), clock)
     try:
         lights.set_facts(hotspot_up=True)
-        pin.drive_low()
+        wait_until(lambda: green.state)
+        button.down()
+        clock.advance(T.reset_password_hold)
         wait_until(lambda: red.state and green.state)  # "let go to reset password"
-        pin.drive_high()
+        button.up()
         wait_until(lambda: not red.state)
         assert green.state
     finally:

@@ -3,9 +3,6 @@ gpiozero drivers on gpiozero's MockFactory pins."""
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +10,10 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 from hypothesis import given
 from hypothesis import strategies as st
+from virtualtime import VirtualTime
 
 from appliance.lights import (
     LOOKS,
-    SHOW_STATUS_PRELUDE,
     BoxFacts,
     BoxState,
     Look,
@@ -25,10 +22,6 @@ from appliance.lights import (
     blink,
     box_state,
 )
-
-# The light thread sleeps until each edge; on a loaded CI machine it wakes late.
-# Patterns here are sped up ten times, so this still tells the patterns apart.
-TOLERANCE = 0.06
 
 # ---------------------------------------------------------------- pure core
 
@@ -127,10 +120,8 @@ def test_heartbeat_is_a_double_blink() -> None:
 
 # ------------------------------------------------------------ mock hardware
 
-# The real table sped up ten times, so a lifecycle test takes seconds.
-FAST = 0.1
-FAST_LOOKS = {state: look.scaled(FAST) for state, look in LOOKS.items()}
-FAST_PRELUDE = tuple((look, seconds * FAST) for look, seconds in SHOW_STATUS_PRELUDE)
+# The driver runs on virtual time (tests/virtualtime.py), so these check the
+# real pattern table edge by edge, exactly, however loaded the machine is.
 
 
 @pytest.fixture
@@ -143,102 +134,134 @@ def act_led(tmp_path: Path) -> Path:
     return act
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
+@pytest.fixture
+def clock() -> VirtualTime:
+    return VirtualTime()
 
 
-def intervals(pin: Any) -> list[float]:
-    """Seconds between the pin's changes (the first entry is its start)."""
-    return [state.timestamp for state in pin.states[2:]]
+def lights_on(clock: VirtualTime, *args: Any, **kwargs: Any) -> StatusLights:
+    lights = StatusLights(*args, clock=clock, wait=clock.wait, **kwargs)
+    clock.settle()
+    return lights
 
 
-def test_lights_follow_the_box_through_its_lifecycle(pins: MockFactory, act_led: Path) -> None:
-    lights = StatusLights(act_path=act_led, looks=FAST_LOOKS, prelude=FAST_PRELUDE)
+def trace(clock: VirtualTime, pin: Any, seconds: float) -> list[tuple[float, bool]]:
+    """Run ``seconds`` on; the pin's changes as (seconds from now, level)."""
+    start, last = clock.now, pin.state
+    changes: list[tuple[float, bool]] = []
+
+    def step(now: float) -> None:
+        nonlocal last
+        if pin.state != last:
+            last = pin.state
+            changes.append((round(now - start, 6), last))
+
+    clock.advance(seconds, on_step=step)
+    return changes
+
+
+def edges(*times: float) -> list[float]:
+    return [round(t, 6) for t in times]
+
+
+def test_lights_follow_the_box_through_its_lifecycle(
+    pins: MockFactory, act_led: Path, clock: VirtualTime
+) -> None:
+    lights = lights_on(clock, act_path=act_led)
     green, red = pins.pin(17), pins.pin(27)
+    brightness = act_led / "brightness"
     try:
-        # Booting: green blinks slowly (1 s on, 1 s off, sped up here).
-        green.clear_states()
-        time.sleep(0.75)
+        # Booting: green and ACT blink slowly (1 s on, 1 s off).
         assert lights.state is BoxState.BOOTING
-        assert len(green.states) >= 5
-        assert statistics.median(intervals(green)) == pytest.approx(0.1, abs=TOLERANCE)
-        assert red.states[-1].state is False
+        assert green.state and not red.state
         assert (act_led / "trigger").read_text() == "none"
+        assert brightness.read_text() == "255"
+        changes = trace(clock, green, 4.5)
+        assert changes == list(zip(edges(1, 2, 3, 4), [False, True, False, True], strict=True))
+        assert not red.state and len(red.states) == 1  # never lit
 
-        # Ready: green solid, red dark.
-        lights.set_facts(hotspot_up=True, clients=0, calls=0)
-        wait_until(lambda: green.state)
-        green.clear_states()
-        time.sleep(0.3)
-        assert len(green.states) == 1 and green.state
-        assert not red.state
-        assert (act_led / "brightness").read_text() == "255"
+        # Ready: green and ACT solid, red dark.
+        with clock.wakes():
+            lights.set_facts(hotspot_up=True, clients=0, calls=0)
+        assert green.state and not red.state
+        assert trace(clock, green, 10) == []
 
         # A call: the heartbeat, two short flashes then a long pause.
-        state = lights.set_facts(hotspot_up=True, clients=2, calls=1)
+        with clock.wakes():
+            state = lights.set_facts(hotspot_up=True, clients=2, calls=1)
         assert state is BoxState.CALL_IN_PROGRESS
-        time.sleep(0.05)
-        green.clear_states()
-        time.sleep(0.5)
-        gaps = intervals(green)
-        assert min(gaps) == pytest.approx(0.015, abs=TOLERANCE)
-        assert max(gaps) == pytest.approx(0.075, abs=TOLERANCE)
+        assert green.state
+        changes = trace(clock, green, 2.4)
+        assert changes == list(zip(
+            edges(0.15, 0.3, 0.45, 1.2, 1.35, 1.5, 1.65, 2.4),
+            [False, True, False, True] * 2,
+            strict=True))
+        assert brightness.read_text() == "255"  # ACT beats along
 
-        # The hotspot fails: green goes dark, red blinks fast.
-        lights.set_facts(hotspot_up=False, clients=0, calls=0)
-        wait_until(lambda: not green.state)
-        red.clear_states()
-        time.sleep(0.3)
+        # The hotspot fails: green goes dark, red blinks fast (0.2 s on, 0.2 s off).
+        with clock.wakes():
+            lights.set_facts(hotspot_up=False, clients=0, calls=0)
+        assert not green.state and red.state
+        changes = trace(clock, red, 1.0)
+        assert changes == list(zip(edges(0.2, 0.4, 0.6, 0.8, 1.0),
+                                   [False, True, False, True, False], strict=True))
         assert not green.state
-        assert len(red.states) >= 5
-        assert statistics.median(intervals(red)) == pytest.approx(0.02, abs=TOLERANCE)
     finally:
         lights.close()
     assert not green.state and not red.state
     assert (act_led / "trigger").read_text() == "mmc0"  # ACT handed back
 
 
-def test_config_error_shows_red_slow_blink_over_solid_green(pins: MockFactory) -> None:
-    lights = StatusLights(act_path=None, looks=FAST_LOOKS)
+def test_config_error_shows_red_slow_blink_over_solid_green(
+    pins: MockFactory, clock: VirtualTime
+) -> None:
+    lights = lights_on(clock, act_path=None)
     green, red = pins.pin(17), pins.pin(27)
     try:
-        lights.set_facts(hotspot_up=True, config_ok=False, clients=3)
-        time.sleep(0.05)
-        red.clear_states()
-        time.sleep(0.45)
-        assert green.state
-        assert statistics.median(intervals(red)) == pytest.approx(0.1, abs=TOLERANCE)
+        with clock.wakes():
+            lights.set_facts(hotspot_up=True, config_ok=False, clients=3)
+        assert green.state and red.state
+        changes = trace(clock, red, 4)
+        assert changes == list(zip(edges(1, 2, 3, 4), [False, True, False, True], strict=True))
+        assert green.state and len(green.states) == 2  # lit once, never blinked
     finally:
         lights.close()
 
 
-def test_show_status_lamp_tests_then_replays_the_pattern(pins: MockFactory) -> None:
-    lights = StatusLights(act_path=None, looks=FAST_LOOKS, prelude=FAST_PRELUDE)
+def test_show_status_lamp_tests_then_replays_the_pattern(
+    pins: MockFactory, clock: VirtualTime
+) -> None:
+    lights = lights_on(clock, act_path=None)
     green, red = pins.pin(17), pins.pin(27)
     try:
-        lights.set_facts(hotspot_up=True)
-        wait_until(lambda: green.state)
-        lights.show_status()
-        wait_until(lambda: red.state)  # lamp test: everything lit
-        assert green.state
-        wait_until(lambda: not red.state and not green.state)  # dark pause
-        wait_until(lambda: green.state)  # back to "ready"
+        with clock.wakes():
+            lights.set_facts(hotspot_up=True, clients=2, calls=1)  # the heartbeat
+        clock.advance(0.2)  # mid-pattern: green dark
+        assert not green.state
+        with clock.wakes():
+            lights.show_status()
+        assert red.state and green.state  # lamp test: everything lit
+        # 1 s lamp test, a 0.5 s dark pause, then the heartbeat from its start.
+        changes = trace(clock, green, 1.5)
+        assert changes == [(1.0, False), (1.5, True)]
+        assert not red.state
+        assert trace(clock, green, 1.2) == list(zip(
+            edges(0.15, 0.3, 0.45, 1.2), [False, True, False, True], strict=True))
         assert not red.state
     finally:
         lights.close()
 
 
 def test_pins_are_configurable_and_a_missing_act_led_is_skipped(
-    pins: MockFactory, tmp_path: Path
+    pins: MockFactory, tmp_path: Path, clock: VirtualTime
 ) -> None:
-    lights = StatusLights(5, 6, act_path=tmp_path / "no-such-led", looks=FAST_LOOKS)
+    lights = lights_on(clock, 5, 6, act_path=tmp_path / "no-such-led")
     try:
-        lights.set_facts(hotspot_up=True)
-        wait_until(lambda: pins.pin(5).state)
+        with clock.wakes():
+            lights.set_facts(hotspot_up=True)
+        assert pins.pin(5).state
         assert not pins.pin(6).state
+        assert not (tmp_path / "no-such-led").exists()
     finally:
         lights.close()
 
