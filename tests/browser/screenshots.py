@@ -1,8 +1,9 @@
 """Phone-size screenshots of Ahoy's main screens into docs/screenshots/.
 
 Not a test: `make screenshots` runs it. It starts its own development server
-on free loopback ports (or uses --http-url/--https-url of a running one) and
-drives Debian's Chromium with fake camera and microphone.
+(with the default room, "Everyone", as a box has out of the box) on free
+loopback ports and drives Debian's Chromium with fake camera and microphone.
+Debian's fonts-noto-color-emoji must be installed, or emoji show as boxes.
 """
 
 from __future__ import annotations
@@ -51,9 +52,27 @@ def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], int, int]:
 
 
 def shot(phone: Phone, name: str) -> None:
-    phone.page.wait_for_timeout(250)  # let transitions and images settle
+    # Pictures (QR codes, profile pictures) load after their dialog opens.
+    phone.wait_js("Array.from(document.images).every((i) => i.complete)")
+    phone.page.wait_for_timeout(250)  # let transitions settle
     phone.page.screenshot(path=str(OUT / f"{name}.png"))
     print("wrote", OUT / f"{name}.png")
+
+
+def join(p: Phone, name: str, say: tuple[str, ...] = ()) -> None:
+    """Join as a new person: the app opens in the box's default room ("Everyone");
+    say something there if asked, then go back to the chats."""
+    p.tid("name-input").fill(name)
+    p.tid("join-button").click()
+    p.tid("composer").wait_for(state="visible")
+    p.wait_online()
+    assert p.tid("conv-title").inner_text() == "Everyone", p.tid("conv-title").inner_text()
+    for text in say:
+        p.say(text)
+        p.page.locator("[data-testid=message]").filter(has_text=text).locator(
+            "[data-testid=msg-status][data-state=delivered]").wait_for()
+    p.back()
+    p.tid("home-screen").wait_for(state="visible")
 
 
 def scenes(browser: Any, http_url: str, https_url: str, dark: bool) -> None:
@@ -65,9 +84,15 @@ def scenes(browser: Any, http_url: str, https_url: str, dark: bool) -> None:
 
     ana, ben, cleo = phone(https_url), phone(https_url), phone(https_url)
     shot(ana, "01-join")
-    ana.join("Ana")
-    ben.join("Ben")
-    cleo.join("Cleo")
+    join(ana, "Ana", ("Welcome aboard! This room is everyone on the boat.", "Ask here if you need anything."))
+    join(ben, "Ben", ("Thanks Ana. Who has the key to the dinghy?",))
+    # A new person lands in the default room, with what was said there.
+    cleo.tid("name-input").fill("Cleo")
+    cleo.tid("join-button").click()
+    cleo.wait_text("Thanks Ana. Who has the key to the dinghy?")
+    cleo.tid("composer").wait_for(state="visible")
+    shot(cleo, "23-default-room")
+    cleo.back()
     room = ana.create_room("Deck")
     ana.page.evaluate("""r => window.ahoy.request({type: 'room_update', room: r, description: 'Crew chat, meals and watches'})""", room.split(":")[1])
     ana.back()
@@ -77,8 +102,9 @@ def scenes(browser: Any, http_url: str, https_url: str, dark: bool) -> None:
     ana.create_room("Engine room")
     ana.back()
     ana.open_room("Deck")
-    ana.say("Dinner at 7 in the mess. Bring a cup!")
-    ben.wait_text("Dinner at 7 in the mess. Bring a cup!")
+    ana.say("Dinner at 7 in the mess.")
+    ana.say("Bring a cup!")
+    ben.wait_text("Bring a cup!")
     ben.say("On my way after the watch")
     cleo.wait_text("On my way after the watch")
     cleo.say("Can someone check the water maker? It sounds odd.")
@@ -141,8 +167,8 @@ def scenes(browser: Any, http_url: str, https_url: str, dark: bool) -> None:
 def features_scene(browser: Any, url: str) -> None:
     """Private rooms, reactions and replies, search, profiles, files, direct connect."""
     ana, ben = Phone(browser, url), Phone(browser, url)
-    ana.join("Ana")
-    ben.join("Ben")
+    join(ana, "Ana")
+    join(ben, "Ben")
     ana.tid("settings-button").click()
     ana.tid("profile-colour").nth(3).click()
     ana.tid("profile-status").fill("On watch till 4")
@@ -218,7 +244,7 @@ def http_scene(playwright: Any, http_port: int, dark: bool) -> None:
         p = Phone(browser, f"http://ahoy.internal:{http_port}/")
         if dark:
             p.page.emulate_media(color_scheme="dark")
-        p.join("Dan")
+        join(p, "Dan")
         shot(p, "11-http-banner")
         p.tid("calls-help").click()
         p.tid("https-dialog").wait_for()
@@ -227,8 +253,20 @@ def http_scene(playwright: Any, http_port: int, dark: bool) -> None:
         browser.close()
 
 
+def check_emoji_font() -> None:
+    """Without a colour emoji font, reactions and emoji show as empty boxes."""
+    try:
+        fonts = subprocess.run(["fc-list"], capture_output=True, text=True, timeout=30).stdout
+    except OSError:
+        fonts = ""
+    if "Noto Color Emoji" not in fonts:
+        raise SystemExit("no colour emoji font: emoji would show as empty boxes; "
+                         "install Debian's fonts-noto-color-emoji first")
+
+
 def main() -> None:
     argparse.ArgumentParser(description=__doc__).parse_args()
+    check_emoji_font()
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         proc, http, https = start_server(Path(tmp) / "data")
@@ -256,8 +294,8 @@ def dark_scene(browser: Any, url: str) -> None:
     ana, ben = Phone(browser, url), Phone(browser, url)
     for p in (ana, ben):
         p.page.emulate_media(color_scheme="dark")
-    ana.join("Ana")
-    ben.join("Ben")
+    join(ana, "Ana")
+    join(ben, "Ben")
     ana.create_room("Deck")
     ben.open_room("Deck")
     ana.say("Anyone up for cards after dinner?")
@@ -266,6 +304,8 @@ def dark_scene(browser: Any, url: str) -> None:
     ana.wait_text("Count me in. Bring the good deck.")
     shot(ana, "13-dark-room-chat")
     ana.back()
+    ana.open_tab("chats")
+    ana.wait_js("document.querySelectorAll('[data-testid=chat-item]').length >= 2")
     shot(ana, "14-dark-chats")
     ana.close()
     ben.close()
