@@ -138,6 +138,19 @@ class Bridge:
         self.links[url] = link
         self._tasks.append(asyncio.ensure_future(self._peer_link(link)))
 
+    def reset_links(self) -> None:
+        """Drop every link to the other boxes; each is made again and read from
+        the position stored with what this box applied."""
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self._drop_peer_conns)
+
+    def _drop_peer_conns(self) -> None:
+        for nc in list(self._peer_conns.values()):
+            task = asyncio.ensure_future(nc.close())
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
     def status(self) -> dict[str, Any]:
         return {"own": self.own.to_wire(), "published": self.published,
                 "links": [link.to_wire() for link in list(self.links.values())]}
@@ -357,6 +370,7 @@ class Bridge:
                 await asyncio.sleep(0.02)
             self.deliver(("record", server, int(msg.metadata.sequence.stream), bytes(msg.data)))
 
+        self.deliver(("resume", server))  # what follows is read from the stored position
         sub = await js.subscribe(SUBJECTS, stream=STREAM, ordered_consumer=True, config=config,
                                  cb=on_record)
         link.state, link.problem, link.since = "connected", "", time.time()

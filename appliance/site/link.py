@@ -75,6 +75,10 @@ class SiteLink(Replication):
         self.room_calls_here: dict[str, str] = {}
         self.room_calls_at: dict[str, str] = {}
         self.applying = False
+        # Streams whose records this box failed to apply: ignored until the bridge
+        # reads them again from the stored position (positions only move with
+        # what was applied, so nothing is skipped).
+        self.failed: set[str] = set()
         self.data_dir = data_dir
         self._next_discovery = 0.0
         self.counters = {"applied": 0, "forwarded": 0, "bad_records": 0, "live_in": 0}
@@ -266,6 +270,8 @@ class SiteLink(Replication):
             kind = item[0]
             if kind == "record":
                 _, server, stream_seq, data = item
+                if server in self.failed:
+                    continue
                 try:
                     records.append((server, stream_seq, decode(data), data))
                 except BadRecord as exc:
@@ -278,7 +284,9 @@ class SiteLink(Replication):
                 if records:
                     self._apply(records)
                     records = []
-                if kind == "live":
+                if kind == "resume":
+                    self.failed.discard(item[1])
+                elif kind == "live":
                     self._on_live(item[1])
                 elif kind == "gone":
                     self._box_gone(item[1])
@@ -311,7 +319,16 @@ class SiteLink(Replication):
 
     def _apply(self, records: list[Any]) -> None:
         with self.hub.lock:
-            applied = self.replica.apply(records)
+            try:
+                applied = self.replica.apply(records)
+            except Exception:
+                # A full disk, a damaged database: read these streams again from
+                # where this box stopped, once the links are made anew.
+                log.exception("site: applying %d records failed; reading them again",
+                              len(records))
+                self.failed |= {server for server, *_ in records}
+                self.bridge.reset_links()
+                return
             self.counters["applied"] += len(records)
             self.counters["forwarded"] += applied.forwarded
             self._tell_hub(applied)
