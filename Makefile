@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 help:
 	@echo "make run         start the box in development mode on this machine"
 	@echo "make test        run the whole test suite (but the site tests)"
-	@echo "make site-test   several boxes as one site: real nats-servers (2-3 minutes)"
+	@echo "make site-test   several boxes as one site: real nats-servers (3-7 minutes)"
 	@echo "make test-fast   core and integration tests only (no browser, no namespaces)"
 	@echo "make lint        ruff and mypy"
 	@echo "make bench       benchmarks against the baselines (prints a table)"
@@ -34,7 +34,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q --ignore=tests/site
 
-# Several boxes as one site (docs/site.md): real nats-servers and services, about 2-3 minutes.
+# Several boxes as one site (docs/site.md): real nats-servers and services, 3 to 7 minutes.
 site-test: $(STAMP)
 	$(PY) -m pytest -q tests/site
 
