@@ -19,6 +19,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 REPO = Path(__file__).resolve().parent.parent
+# How long a test client waits for an answer the box owes it: only reached when
+# something is wrong, so generous for a loaded 2-core machine.
+WAIT_S = 15.0
 
 
 def free_port() -> int:
@@ -150,7 +153,7 @@ class WsClient:
                 self.seen[m["conv"]] = max(self.seen.get(m["conv"], 0), m["seq"])
         return message
 
-    def expect(self, type_: str, timeout: float = 5.0, **match: Any) -> dict[str, Any]:
+    def expect(self, type_: str, timeout: float = WAIT_S, **match: Any) -> dict[str, Any]:
         """The next message of `type_` (and matching fields); others are kept in the inbox."""
         for i, m in enumerate(self.inbox):
             if m.get("type") == type_ and all(m.get(k) == v for k, v in match.items()):
@@ -168,7 +171,7 @@ class WsClient:
                 return m
             self.inbox.append(m)
 
-    def expect_user(self, user_id: str, timeout: float = 5.0, **match: Any) -> dict[str, Any]:
+    def expect_user(self, user_id: str, timeout: float = WAIT_S, **match: Any) -> dict[str, Any]:
         """The next entry for `user_id` (with matching fields) in a `changes` frame."""
         deadline = time.monotonic() + timeout
         while True:
@@ -191,7 +194,7 @@ class WsClient:
         """Send a request with a fresh ref and wait for its reply (or its error)."""
         ref = uuid.uuid4().hex[:12]
         self.send(type_, ref=ref, **fields)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + WAIT_S
         while time.monotonic() < deadline:
             for i, m in enumerate(self.inbox):
                 if m.get("ref") == ref:

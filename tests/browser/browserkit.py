@@ -122,7 +122,7 @@ class Phone:
     def texts(self) -> list[str]:
         return [str(t) for t in self.tid("msg-text").all_inner_texts()]
 
-    def wait_text(self, text: str, timeout: float = 10_000) -> None:
+    def wait_text(self, text: str, timeout: float = 20_000) -> None:
         self.tid("message-list").get_by_text(text, exact=True).wait_for(timeout=timeout)
 
     def close(self) -> None:

@@ -130,7 +130,7 @@ def test_reconnecting_client_gets_missed_messages_exactly_once(start_server, tmp
             again = {"type": "message", "conv": conv, "seq": 5, "id": "m-after-01",
                      "from": ben2.user_id, "name": "Ben", "text": "after", "ts": 1}
             ana._on_frame(json.dumps(again))
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0.3)  # quiet window: a wrongly kept copy would show now
             texts = [m.text for m in seen.messages(conv)]
             assert texts == ["before", "missed 0", "missed 1", "missed 2", "after"]
             assert [m.seq for m in ana.convs[conv].messages()] == [1, 2, 3, 4, 5]
@@ -174,10 +174,12 @@ def test_outbox_resends_a_message_whose_ack_was_lost_without_duplicating_it(
             sent = await ana.wait_sent(message, 10)
             assert ana.lost == 1 and sent.seq is not None
             assert ana.state.outbox == []
-            await asyncio.sleep(0.3)
-            got = [m for m in await asyncio.to_thread(ben.drain)
-                   if m["type"] == "message" and m["conv"] == conv]
-            assert [m["text"] for m in got] == ["only once"]
+            first = await asyncio.to_thread(ben.expect, "message", conv=conv)
+            assert first["text"] == "only once"
+            await asyncio.sleep(0.3)  # quiet window: a duplicate would come now
+            again = [m for m in await asyncio.to_thread(ben.drain)
+                     if m["type"] == "message" and m["conv"] == conv]
+            assert again == []
             assert [m.text for m in ana.convs[conv].messages()] == ["only once"]
 
     run(scenario())
@@ -209,10 +211,12 @@ def test_message_written_while_the_box_is_away_is_sent_later_once(
         async with running(back):
             await seen.wait(lambda: any(e == "sent" for e, _ in seen.events), what="the ack")
             assert back.state.outbox == []
-            await asyncio.sleep(0.3)
-        got = [m["text"] for m in await asyncio.to_thread(ben.drain)
-               if m["type"] == "message" and m["conv"] == conv]
-        assert got == ["written offline"]
+            first = await asyncio.to_thread(ben.expect, "message", conv=conv)
+            assert first["text"] == "written offline"
+            await asyncio.sleep(0.3)  # quiet window: a duplicate would come now
+        again = [m["text"] for m in await asyncio.to_thread(ben.drain)
+                 if m["type"] == "message" and m["conv"] == conv]
+        assert again == []
         assert StateFile(path).outbox == []
 
     run(scenario())
