@@ -63,7 +63,7 @@ def test_search_finds_an_old_message_and_loads_it(ahoy_server: Any, phones: Any)
         for i in range(110):
             text = "the kraken was sighted" if i == 3 else f"filler {i}"
             bot.send("send", id=f"fill-{i:04d}-{unique('x')}", room=room, text=text)
-            time.sleep(0.035)
+            time.sleep(0.06)  # under the box's 20 frames/s even if they arrive bunched
         bot.expect("ack", timeout=10)
         deadline = time.monotonic() + 10
         while sum(1 for m in bot.drain(0.3) if m.get("type") == "ack") and time.monotonic() < deadline:

@@ -176,7 +176,7 @@ def test_a_flooding_client_is_slowed_then_cut_off_and_the_others_keep_chatting(
             break
     codes: list[str] = []
     close_code = None
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30  # the box answers 300 frames first; a loaded one slowly
     while time.monotonic() < deadline:
         try:
             m = json.loads(scene.bad.conn.recv(timeout=deadline - time.monotonic()))

@@ -23,7 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 FRAME_LIMIT = 65536
-EOF_WITHIN_S = 5.0  # generous: the fix closes at once, the bug never did
+EOF_WITHIN_S = 15.0  # generous for a loaded machine: the fix closes at once, the bug never did
 
 
 @pytest.fixture(scope="module")
@@ -86,10 +86,11 @@ def test_the_server_ends_tcp_after_a_clean_close_handshake(server: AhoyServer) -
 
 def test_a_websockets_client_closes_without_waiting_out_its_close_timeout(
         server: AhoyServer) -> None:
-    with connect(server.ws_url, close_timeout=10) as ws:
+    # Far apart, so a loaded machine cannot blur them: the bug waits 60 s.
+    with connect(server.ws_url, close_timeout=60) as ws:
         started = time.monotonic()
         ws.close()
-        assert time.monotonic() - started < EOF_WITHIN_S
+        assert time.monotonic() - started < 30
         assert ws.protocol.close_rcvd is not None and ws.protocol.close_rcvd.code == 1000
 
 
