@@ -106,7 +106,7 @@ def test_video_call_over_https_connects_with_media_flowing_then_hangs_up(ahoy_se
     payload = bytes(range(256)) * 400  # 100 KiB, several chunks
     ana.tid("share-input").set_input_files(
         files=[{"name": "notes.bin", "mimeType": "application/octet-stream", "buffer": payload}])
-    ben.page.locator("[data-testid=file-transfer][data-done=true]").wait_for(timeout=10_000)
+    ben.page.locator("[data-testid=file-transfer][data-done=true]").wait_for(timeout=30_000)
     assert ben.page.locator("[data-testid=file-progress]").first.get_attribute("max") == str(len(payload))
     with ben.page.expect_download() as download:
         ben.tid("file-save").click()
@@ -115,7 +115,7 @@ def test_video_call_over_https_connects_with_media_flowing_then_hangs_up(ahoy_se
 
     ana.tid("hangup-button").click()
     ana.tid("call-screen").wait_for(state="hidden")
-    ben.tid("call-screen").wait_for(state="hidden", timeout=10_000)
+    ben.tid("call-screen").wait_for(state="hidden", timeout=30_000)
     assert ben.page.evaluate("window.ahoy.calls.peerConnections().length") == 0
 
 
@@ -129,7 +129,7 @@ def test_rejected_call_tells_the_caller(ahoy_server: Any, phones: Any) -> None:
     ana.tid("call-audio-button").click()
     ben.tid("incoming-call").wait_for(state="visible")
     ben.tid("reject-call").click()
-    ana.tid("call-screen").wait_for(state="hidden", timeout=10_000)
+    ana.tid("call-screen").wait_for(state="hidden", timeout=30_000)
     ana.tid("toast").get_by_text("declined").wait_for()
 
 

@@ -142,7 +142,7 @@ def test_messages_typed_while_the_box_is_away_are_sent_once_it_is_back(start_ser
     server.start()  # same data, same ports
     ana.wait_online_long()
     ana.tid("conv-offline").wait_for(state="hidden")
-    ana.page.locator("[data-testid=msg-status][data-state=sending]").wait_for(state="detached", timeout=10_000)
+    ana.page.locator("[data-testid=msg-status][data-state=sending]").wait_for(state="detached", timeout=30_000)
     assert ana.page.evaluate("JSON.parse(localStorage.getItem('ahoy.outbox')).length") == 0
     ben.wait_online_long()
     ben.open_dm(ana_name)

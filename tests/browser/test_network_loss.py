@@ -141,4 +141,4 @@ def test_a_call_goes_on_through_a_silent_network_blip(
         before = phone.page.evaluate(BYTES_IN_JS)
         phone.wait_js(f"({BYTES_IN_JS})().then((b) => b > {before})")
     ana.tid("hangup-button").click()
-    ben.tid("call-screen").wait_for(state="hidden", timeout=10_000)
+    ben.tid("call-screen").wait_for(state="hidden", timeout=30_000)

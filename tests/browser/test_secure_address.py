@@ -96,7 +96,7 @@ def test_the_secure_link_keeps_the_same_person_and_conversations(lan: Any) -> No
         "window.ahoy.calls.peerConnections().some(pc => pc.connectionState === 'connected')",
         timeout=20)
     ana.tid("hangup-button").click()
-    ben.tid("call-screen").wait_for(state="hidden", timeout=10_000)
+    ben.tid("call-screen").wait_for(state="hidden", timeout=30_000)
 
     # The same link followed again (history, a second tap on an old tab) is refused.
     again = lan(True, f"/#handoff={code}")
