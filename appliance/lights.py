@@ -120,27 +120,27 @@ class Pattern:
         """Whether the light is on ``t`` seconds after the pattern started."""
         if not self.steps:
             return self.steady
-        t %= self.period
-        for on, off in self.steps:
-            if t < on:
-                return True
-            if t < on + off:
-                return False
-            t -= on + off
-        return False  # float rounding at the very end of the cycle
+        return self._segment(t)[0]
 
     def next_change(self, t: float) -> float | None:
         """The first time after ``t`` at which the light switches, or None."""
         if not self.steps:
             return None
-        cycle_start = t - t % self.period
-        edge = cycle_start
+        return self._segment(t)[1]
+
+    def _segment(self, t: float) -> tuple[bool, float]:
+        """The level of the on or off stretch that holds ``t``, and when it ends.
+
+        One walk for both questions, so that at a cycle boundary float rounding
+        cannot put ``t`` in one stretch for ``level_at`` and in another for
+        ``next_change``."""
+        edge = t - t % self.period
         while True:
             for on, off in self.steps:
-                for length in (on, off):
+                for level, length in ((True, on), (False, off)):
                     edge += length
                     if edge > t:
-                        return edge
+                        return level, edge
 
     def scaled(self, factor: float) -> Pattern:
         """The same pattern running ``1 / factor`` times as fast."""

@@ -278,3 +278,13 @@ def test_the_admin_guide_documents_every_state() -> None:
     for state in BoxState:
         title = state.value.replace("_", " ").capitalize()
         assert f"| {title} |" in section, f"docs/admin.md lacks a row for {title}"
+
+
+def test_level_and_next_change_agree_at_a_cycle_boundary() -> None:
+    # 98 s is 42 cycles of 2 + 1/3 s, which float rounding puts a hair before
+    # the end of a cycle: both answers must see the same stretch.
+    pattern = Pattern(((2.0, 1 / 3),))
+    edge = pattern.next_change(98.0)
+    assert edge is not None
+    assert pattern.level_at(98.0) == pattern.level_at(edge - 1e-6)
+    assert pattern.level_at(edge + 1e-6) != pattern.level_at(98.0)
