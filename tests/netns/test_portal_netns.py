@@ -37,6 +37,7 @@ DNS_CLIENT = REPO / "tests" / "provisioning" / "phone_client.py"
 # Not the default network, so the test shows the addresses come from the config.
 CONFIG = (
     "box_name = portal-box\n"
+    "wifi_name = Portal Deck\n"
     "interface = hot0\n"
     "network = 10.77.0.0/24\n"
     "dhcp_range = 10.77.0.100 - 10.77.0.150\n"
@@ -281,7 +282,7 @@ def test_captive_portal_api_from_option_114_answers_per_phone(
 
 def test_portal_page_and_app_load_on_the_phone(hotspot: Hotspot, joined: Phone) -> None:
     page = hotspot.waiting.fetch(PORTAL)
-    assert page["status"] == 200 and "Welcome to portal-box" in page["body"]
+    assert page["status"] == 200 and "Welcome to Portal Deck" in page["body"]
     connected = joined.fetch(f"http://{BOX}/portal/connected",
                              headers={"User-Agent": "Mozilla/5.0 (Linux; Android 14)"})
     assert connected["status"] == 200
