@@ -124,6 +124,23 @@ def _limited_address(address: str) -> bool:
 IceProvider = Callable[[str], list[dict[str, Any]]]
 
 
+def _room_delta(before: dict[str, Any] | None,
+                after: dict[str, Any]) -> dict[str, Any] | None:
+    """What changed from `before` to `after` when only who is in the room and
+    how many are online did: `{id, online, joined, left}`; `{}` when nothing
+    did; None when more changed (send the whole room)."""
+    if before is None or set(before) != set(after):
+        return None
+    if any(before[k] != after[k] for k in after if k not in ("members", "online")):
+        return None
+    old, new = set(before["members"]), set(after["members"])
+    joined = [m for m in after["members"] if m not in old]
+    left = [m for m in before["members"] if m not in new]
+    if not joined and not left and before["online"] == after["online"]:
+        return {}
+    return {"id": after["id"], "online": after["online"], "joined": joined, "left": left}
+
+
 class Replication:
     """What the hub tells the other boxes of its site, and asks them.
 
@@ -200,6 +217,10 @@ class Hub:
         # `changes` frame (user id -> their name, for those who went offline).
         self._changed_users: dict[str, str] = {}
         self._changed_rooms: set[str] = set()
+        # Each room as the last `changes` frame told it, and who was welcomed
+        # since (they get whole rooms, not what changed).
+        self._sent_rooms: dict[str, dict[str, Any]] = {}
+        self._welcomed: set[str] = set()
         # False: each request's changes go out at its end (tests, tools).
         # True: `changes_loop` gathers them for CHANGES_EVERY_S first.
         self.coalesce = False
@@ -439,6 +460,7 @@ class Hub:
         replaced = self.presence.attach(user_id, wanted, conn.peer, now)
         conn.user_id = user_id
         self._profiles[user_id] = record
+        self._welcomed.add(user_id)
         if replaced is not None:
             stale = self._conns.get(id(replaced))
             if stale is not None:
@@ -565,27 +587,42 @@ class Hub:
                                   "status": "busy" if user_id in busy else "online"})
                 else:
                     users.append({"id": user_id, "name": name, "status": "offline"})
+            for room_id in self._changed_rooms:
+                if self.rooms.get(room_id) is None:
+                    self._sent_rooms.pop(room_id, None)
             rooms = [r for room_id in self._changed_rooms
                      if (r := self.rooms.get(room_id)) is not None]
+            welcomed, self._welcomed = self._welcomed, set()
             self._changed_users.clear()
             self._changed_rooms.clear()
+            # Whole rooms, and for those whose members and online count alone
+            # changed, what changed since the last frame (most of a crowd's
+            # arrival: a room's whole member list to every phone was most of
+            # the bytes). Phones welcomed since then get whole rooms.
             wires = {r.id: self._room_wire(r) for r in rooms}
-            public = [wires[r.id] for r in rooms if r.public]
-            hidden = [r for r in rooms if not r.public]
-            encoded: dict[tuple[str, ...], str] = {}
+            deltas = {r.id: _room_delta(self._sent_rooms.get(r.id), wires[r.id]) for r in rooms}
+            self._sent_rooms.update(wires)
+            public = [r.id for r in rooms if r.public and deltas[r.id] != {}]
+            hidden = [r for r in rooms if not r.public and deltas[r.id] != {}]
+            encoded: dict[tuple[tuple[str, ...], bool], str] = {}
             for session in self.presence.sessions():
                 seen = tuple(r.id for r in hidden if r.can_see(session.user_id))
                 if not users and not public and not seen:
                     continue
-                message = protocol.changes(users, public + [wires[i] for i in seen])
+                whole = session.user_id in welcomed
+                entries: list[dict[str, Any]] = []
+                for i in public + list(seen):
+                    delta = deltas[i]
+                    entries.append(wires[i] if whole or delta is None else delta)
+                message = protocol.changes(users, entries)
                 send_encoded = getattr(session.peer, "send_encoded", None)
                 if send_encoded is None:
                     session.peer.send(message)
                     continue
-                text = encoded.get(seen)
+                text = encoded.get((seen, whole))
                 if text is None:
-                    text = encoded[seen] = json.dumps(message, separators=(",", ":"),
-                                                      ensure_ascii=False)
+                    text = encoded[(seen, whole)] = json.dumps(
+                        message, separators=(",", ":"), ensure_ascii=False)
                 send_encoded(text)
 
     def changes_loop(self, stop: threading.Event) -> None:

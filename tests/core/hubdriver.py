@@ -37,9 +37,27 @@ class RecordingPeer:
                 if user_id is None or u["id"] == user_id]
 
     def rooms(self, room_id: str | None = None) -> list[dict[str, Any]]:
-        """The rooms in the `changes` frames received, in order (one room's, with `room_id`)."""
-        return [r for m in self.of("changes") for r in m["rooms"]
-                if room_id is None or r["id"] == room_id]
+        """The rooms in the `changes` frames received, in order (one room's, with
+        `room_id`), each as the phone then knows it: an entry that says only
+        who joined and left is applied to what the phone knew before."""
+        known: dict[str, dict[str, Any]] = {}
+        out = []
+        for m in self.sent:
+            if m["type"] == "welcome":
+                known.update({r["id"]: r for r in m["rooms"]})
+            elif m["type"] in ("room", "room_pending", "room_invited"):
+                known[m["room"]["id"]] = m["room"]
+            elif m["type"] == "changes":
+                for r in m["rooms"]:
+                    if "joined" in r:
+                        before = known[r["id"]]
+                        members = [u for u in before["members"] if u not in r["left"]]
+                        members += [u for u in r["joined"] if u not in members]
+                        r = {**before, "members": members, "online": r["online"]}
+                    known[r["id"]] = r
+                    if room_id is None or r["id"] == room_id:
+                        out.append(r)
+        return out
 
     def take(self) -> list[dict[str, Any]]:
         out, self.sent = self.sent, []

@@ -31,14 +31,10 @@ def view(peer: RecordingPeer) -> dict[str, str]:
 
 
 def rooms_view(peer: RecordingPeer) -> dict[str, dict[str, Any]]:
-    rooms: dict[str, dict[str, Any]] = {}
-    for m in peer.sent:
-        if m["type"] == "welcome":
-            rooms = {r["id"]: r for r in m["rooms"]}
-        elif m["type"] in ("changes",):
-            rooms.update({r["id"]: r for r in m["rooms"]})
-        elif m["type"] == "room":
-            rooms[m["room"]["id"]] = m["room"]
+    """The rooms as a phone sees them: `welcome`, replies, then `changes`."""
+    rooms = {r["id"]: r for m in peer.of("welcome") for r in m["rooms"]}
+    rooms.update({r["id"]: r for m in peer.of("room") for r in [m["room"]]})
+    rooms.update({r["id"]: r for r in peer.rooms()})
     return rooms
 
 
@@ -86,6 +82,10 @@ def test_fifty_arrivals_cost_each_phone_a_few_frames_and_presence_stays_right(bo
     statuses = {u["id"]: u["status"] for u in frame["users"]}
     assert statuses == {**{uid: "offline" for _, uid in leaving}, **{u: "online" for u in back_ids}}
     assert [r["online"] for r in frame["rooms"]] == [45]
+    # Only what changed is said (the online count; they are still members),
+    # not the room's whole member list again.
+    (entry,) = frame["rooms"]
+    assert entry == {"id": room_id, "online": 45, "joined": [], "left": []}
 
 
 def test_a_welcome_costs_the_same_queries_with_ten_or_sixty_people_online(box: Box) -> None:

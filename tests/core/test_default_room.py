@@ -30,7 +30,6 @@ def test_a_new_person_is_in_the_default_room_and_told_where_to_land() -> None:
 def test_others_see_the_newcomer_arrive_in_the_room() -> None:
     box = box_with("Everyone")
     ana, ana_id, _ = box.join("Ana")
-    ana.take()
     _, ben_id, _ = box.join("Ben")
     update = ana.rooms(box.hub.default_room)[-1]
     assert update["members"] == [ana_id, ben_id]

@@ -46,7 +46,8 @@ handle('signal', (msg) => {
 // Rooms in a `changes` frame: calls.js follows room calls that end (rooms.js keeps the rooms).
 handle('changes', (msg) => {
   if (!callsModule) return;
-  for (const room of msg.rooms || []) callsModule.onMessage({type: 'room_update', room});
+  // Whole rooms only: a call's change always comes with the whole room.
+  for (const room of msg.rooms || []) if (!room.joined) callsModule.onMessage({type: 'room_update', room});
 });
 
 function sendFileTo(userId) {

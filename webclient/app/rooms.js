@@ -20,7 +20,16 @@ export function initRooms({openConv, closeConv}) {
   openConvFn = openConv;
   handle('changes', (msg) => {
     if (!msg.rooms || !msg.rooms.length) return;
-    for (const room of msg.rooms) state.rooms.set(room.id, room);
+    for (const room of msg.rooms) {
+      const known = state.rooms.get(room.id);
+      if (!room.joined) state.rooms.set(room.id, room);
+      else if (known) {
+        // Only who joined and left, and how many are online (docs/protocol.md).
+        const members = known.members.filter((u) => !room.left.includes(u));
+        for (const u of room.joined) if (!members.includes(u)) members.push(u);
+        state.rooms.set(room.id, {...known, members, online: room.online});
+      }
+    }
     emit('rooms');
   });
   handle('room', (msg) => keep(msg.room));
