@@ -23,7 +23,8 @@ from typing import Any
 from .servers import KINDS, REPO, raise_fd_limit
 
 COMPARE_ONLY = {"ahoy-werkzeug", "ahoy-gunicorn", "ahoy-gevent-tmpfs"}
-SECTIONS = ["startup", "memory", "callsetup", "rates", "fanout", "flood", "pi", "webapp", "site"]
+SECTIONS = ["startup", "memory", "callsetup", "rates", "connect", "fanout", "flood", "pi", "webapp",
+            "site"]
 # Issue 17's figures: fixed rates in rooms of 50, and connecting crowds.
 RATES = [20.0, 200.0, 400.0, 800.0]
 RATE_SERVERS = ["ahoy-gevent", "ws-relay", "socketio"]
@@ -159,14 +160,16 @@ def section_fanout(quick: bool, servers: list[str], out: dict[str, Any],
     return text
 
 
-def section_rates(quick: bool, servers: list[str], out: dict[str, Any]) -> str:
-    """100 clients in two rooms of 50 at 20, 200, 400 and 800 msg/s; then 500 and
-    1000 clients connecting to a fresh server, until all have joined their rooms."""
+def section_rates(quick: bool, servers: list[str], out: dict[str, Any],
+                  rates: bool = True, connect: bool = True) -> str:
+    """`rates`: 100 clients in two rooms of 50 at 20, 200, 400 and 800 msg/s;
+    `connect`: 500 and 1000 clients connecting to a fresh server, until all
+    have joined their rooms."""
     from .fanout import Workers, run_step
     from .servers import Server
 
     rate_rows, connect_rows = [], []
-    kinds = [k for k in RATE_SERVERS if k in servers]
+    kinds = [k for k in RATE_SERVERS if k in servers] if rates else []
     for kind in kinds:
         if kind == "socketio" and not _importable("flask_socketio"):
             rate_rows.append([KINDS[kind].label, "-", "-", "-", "-", "-", "not installed"])
@@ -184,12 +187,13 @@ def section_rates(quick: bool, servers: list[str], out: dict[str, Any]) -> str:
                     f"{step.lost} dup {step.duplicates} errors {step.errors}")
                 rate_rows.append([KINDS[kind].label, f"{rate:.0f}", ms(step.p50), ms(step.p99),
                                   ms(step.max), f"{step.lost} of {step.expected}",
-                                  f"{step.duplicates} dup, {step.errors} errors"])
+                                  f"{step.duplicates} dup, {step.errors} errors, "
+                                  f"{step.disconnects} closed"])
                 time.sleep(2.0)  # let an overloaded server drain before the next rate
         finally:
             pool.close()
             server.stop()
-    for kind in [k for k in ("ahoy-gevent", "ws-relay") if k in servers]:
+    for kind in [k for k in ("ahoy-gevent", "ws-relay") if k in servers and connect]:
         for n in [100] if quick else CONNECT_SIZES:
             log(f"connect: {KINDS[kind].label}, {n} clients")
             server = Server(KINDS[kind]).start()
@@ -212,8 +216,13 @@ def section_rates(quick: bool, servers: list[str], out: dict[str, Any]) -> str:
     for r in connect_rows:
         base = relay.get(r[1])
         r.append(f"{float(r[3]) / base:.1f}x" if base else "-")
-    text = ("### Fixed rates: 100 clients in two rooms of 50, latency to every recipient (ms)\n\n")
-    text += table(["server", "msg/s", "p50", "p99", "max", "lost", "other"], rate_rows)
+    text = ""
+    if rates:
+        text += ("### Fixed rates: 100 clients in two rooms of 50, latency to every recipient "
+                 "(ms); 'late' = not delivered within 5 s after the step\n\n")
+        text += table(["server", "msg/s", "p50", "p99", "max", "late", "other"], rate_rows)
+    if not connect:
+        return text
     text += ("\n\n### Connecting: a fresh server, clients say hello (Ahoy) and join a room of "
              "10 and one of 50, 32 at a time per load process; frames = every frame the "
              "clients received meanwhile\n\n")
@@ -322,7 +331,9 @@ def main() -> int:
             elif name == "callsetup":
                 parts.append(section_callsetup(args.quick, raw))
             elif name == "rates":
-                parts.append(section_rates(args.quick, servers, raw))
+                parts.append(section_rates(args.quick, servers, raw, connect=False))
+            elif name == "connect":
+                parts.append(section_rates(args.quick, servers, raw, rates=False))
             elif name == "pi":
                 parts.append(section_pi(args.quick, raw))
             elif name == "fanout":
