@@ -142,6 +142,12 @@ function devicesCard(data) {
     el('p', {class: 'hint'}, "The Pi's built-in Wi-Fi handles roughly 8 to 19 devices, depending on its firmware. For more, plug in a USB Wi-Fi adapter and set interface in ahoy.txt."));
 }
 
+const CAPACITY = [
+  'Raspberry Pi 4 B: under 50 phones, ready 7.1 s after start',
+  'Raspberry Pi 3 B: under 50 phones, ready 13.6 s after start',
+  'Raspberry Pi Zero 2 W: under 50 phones, ready 14.5 s after start'
+];
+
 function peopleCard(users) {
   return el('div', {class: 'card', testid: 'people-card'},
     el('h2', {}, `People online (${users.length})`),
@@ -150,7 +156,11 @@ function peopleCard(users) {
         el('li', {testid: 'dashboard-user'}, el('span', {class: 'grow'}, u.name),
           el('span', {class: 'pill'}, u.status === 'busy' ? 'in a call' : u.status))))
       : el('p', {class: 'empty'}, 'Nobody is in the chat right now.'),
-    el('p', {}, el('a', {href: '/admin/#people'}, 'Manage people and rooms')));
+    el('p', {}, el('a', {href: '/admin/#people'}, 'Manage people and rooms')),
+    // Measured by `python -m bench --only pi` (docs/benchmarks.md, "Capacity per board").
+    el('p', {class: 'hint', testid: 'capacity-hint'},
+      'Phones one box serves chatting (20 messages a second in all, replies within 0.1 s), estimated with bench/pi.py; the last run was on a busy test machine, so these are pessimistic: ',
+      CAPACITY.join('; '), '.'));
 }
 
 function roomsCard(rooms, calls) {
