@@ -13,6 +13,12 @@ script judges them with `provisioning.mesh.parse_originators`:
 - IPv4 goes between them over bat0 (link-local addresses, as the backbone uses);
 - C, with a wrong secret, is nobody's neighbour and reaches nobody.
 
+Then roaming in the same boot: A and B make hotspots with the hostapd, dnsmasq and
+nftables files provisioning renders for a site (one Wi-Fi name and passphrase, their own
+subnets), routed to each other over bat0; a phone joins A (address in A's subnet,
+`ahoy.internal` = A), A's hotspot stops, the phone moves to B by itself (address in B's
+subnet, `ahoy.internal` = B) and reaches box A across the mesh through B's firewall.
+
 The VM is the Debian trixie amd64 kernel (it has mac80211_hwsim and batman-adv)
 with a root made by mmdebstrap (iw, wpasupplicant, batctl, iproute2), booted as an
 initramfs under qemu (TCG). The root is cached (AHOY_IMAGE_CACHE or image/cache).
@@ -31,6 +37,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -40,7 +47,8 @@ sys.path.insert(0, str(REPO))
 from provisioning import mesh  # noqa: E402
 from provisioning.config import parse_config  # noqa: E402
 
-PACKAGES = ["iproute2", "iw", "wpasupplicant", "batctl", "kmod", "busybox", "linux-image-amd64"]
+PACKAGES = ["iproute2", "iw", "wpasupplicant", "batctl", "kmod", "busybox", "linux-image-amd64",
+            "hostapd", "dnsmasq-base", "nftables", "netbase"]
 MIRROR = os.environ.get("AHOY_MIRROR", "http://deb.debian.org/debian")
 SUITE = "trixie"
 SECRET = "tern gravel copper lantern"
@@ -48,7 +56,8 @@ WRONG_SECRET = "a different secret, not this site's"
 # Only what the test needs from the kernel's modules, so the initramfs stays small.
 MODULE_DIRS = ("net/wireless", "net/mac80211", "net/batman-adv", "drivers/net/wireless/virtual",
                "lib", "crypto", "arch/x86/crypto", "net/rfkill", "net/core", "net/ipv4",
-               "net/bridge", "net/802", "net/llc")
+               "net/bridge", "net/802", "net/llc", "net/netfilter", "net/ipv4/netfilter",
+               "net/ipv6")
 TIMEOUT_S = 600
 
 INIT = r"""#!/bin/sh
@@ -58,7 +67,7 @@ mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 mkdir -p /run /tmp /var/run/netns; mount -t tmpfs tmpfs /run; mount -t tmpfs tmpfs /tmp
 say() { echo "AHOY-MESH $*" > /dev/ttyS0; }
 say start "$(uname -r)"
-modprobe mac80211_hwsim radios=3 || say fail "modprobe mac80211_hwsim"
+modprobe mac80211_hwsim radios=6 || say fail "modprobe mac80211_hwsim"
 modprobe batman-adv || say fail "modprobe batman-adv"
 i=0
 for box in a b c; do
@@ -90,6 +99,69 @@ if ip netns exec a busybox ping -c 3 -W 2 169.254.10.2 >/dev/null 2>&1
 then say ping-ab ok; else say ping-ab fail; fi
 if ip netns exec a busybox ping -c 2 -W 2 169.254.10.3 >/dev/null 2>&1
 then say ping-ac ok; else say ping-ac fail; fi
+
+# --- Roaming: boxes A and B make their hotspots (same Wi-Fi name and passphrase, their own
+# subnets), routed to each other over bat0; a phone joins A, then A's hotspot stops and
+# the phone moves to B by itself.
+mkdir -p /run/hostapd
+ip netns add phone
+iw phy phy3 set netns name a; iw phy phy4 set netns name b; iw phy phy5 set netns name phone
+ip netns exec phone ip link set lo up
+for box in a b; do
+  . /hotspot-$box.env
+  ip netns exec $box ip addr add $BOX_CIDR dev $HOTSPOT
+  ip netns exec $box ip link set $HOTSPOT up
+  # What apply does with sysctl (not in this small root): the box routes between hotspots.
+  ip netns exec $box sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward'
+  ip netns exec $box nft -f /nft-$box.nft > /tmp/nft-$box.log 2>&1 \
+    || say fail "nft $box: $(head -3 /tmp/nft-$box.log | tr '\n' ' ')"
+  ip netns exec $box ip route add $OTHER_SUBNET via $OTHER_BACKBONE dev bat0
+  ip netns exec $box dnsmasq --conf-file=/dnsmasq-$box.conf --pid-file=/tmp/dnsmasq-$box.pid \
+    --user=root || say fail "dnsmasq $box"
+done
+ip netns exec a hostapd -B -P /tmp/hostapd-a.pid /hostapd-a.conf > /tmp/hostapd-a.log 2>&1 \
+  || say fail "hostapd a: $(tail -1 /tmp/hostapd-a.log)"
+ip netns exec phone wpa_supplicant -B -i wlan5 -c /phone.conf -f /tmp/wpa-phone.log
+joined() {
+  n=0
+  while [ $n -lt 40 ]; do
+    if ip netns exec phone iw dev wlan5 link | grep -q "Connected to $1"; then return 0; fi
+    sleep 1; n=$((n+1))
+  done
+  return 1
+}
+lease() {
+  ip netns exec phone ip addr flush dev wlan5
+  ip netns exec phone busybox udhcpc -i wlan5 -n -q -t 10 -s /udhcpc.sh > /dev/null 2>&1 \
+    || say fail "no lease on $1"
+  say "phone-$1-lease" "$(ip netns exec phone ip -4 -o addr show dev wlan5 | tr -s ' ')"
+  say "phone-$1-dns" "$(ip netns exec phone busybox nslookup ahoy.internal $2 2>&1 | tr '\n' ' ')"
+}
+. /hotspot-a.env; A_ADDR=${BOX_CIDR%/*}; A_BSSID=$BSSID
+. /hotspot-b.env; B_ADDR=${BOX_CIDR%/*}; B_BSSID=$BSSID
+joined $A_BSSID && say phone-joined a || say fail "the phone did not join box A"
+lease a $A_ADDR
+ip netns exec b hostapd -B -P /tmp/hostapd-b.pid /hostapd-b.conf > /tmp/hostapd-b.log 2>&1 \
+  || say fail "hostapd b: $(tail -1 /tmp/hostapd-b.log)"
+sleep 3
+kill $(cat /tmp/hostapd-a.pid)
+# Box A itself stays on the site (only its Wi-Fi went): its hotspot address stays up.
+sleep 1
+. /hotspot-a.env
+ip netns exec a ip link set $HOTSPOT up
+ip netns exec a ip addr replace $BOX_CIDR dev $HOTSPOT
+joined $B_BSSID && say phone-joined b || say fail "the phone did not move to box B"
+lease b $B_ADDR
+if ip netns exec phone busybox ping -c 3 -W 3 $A_ADDR >/dev/null 2>&1
+then say ping-phone-on-b-to-box-a ok; else say ping-phone-on-b-to-box-a fail
+say diag-b-to-a "$(ip netns exec b busybox ping -c 1 -W 2 $A_ADDR 2>&1 | tr '\n' ' ')"
+say diag-a-addr "$(ip -n a -4 -o addr | tr -s ' ' | tr '\n' ' ')"
+say diag-a-routes "$(ip -n a -4 route | tr '\n' ';')"
+say diag-b-routes "$(ip -n b -4 route | tr '\n' ';')"
+say diag-phone-routes "$(ip -n phone -4 route | tr '\n' ';')"
+say diag-b-forward "$(ip netns exec b nft list chain inet ahoy forward | tr '\n' ' ' | tr -s ' \t')"
+fi
+tail -8 /tmp/wpa-phone.log | sed 's/^/AHOY-MESH wpa-phone /' > /dev/ttyS0
 tail -5 /tmp/wpa-a.log | sed 's/^/AHOY-MESH wpa-a /' > /dev/ttyS0
 tail -5 /tmp/wpa-c.log | sed 's/^/AHOY-MESH wpa-c /' > /dev/ttyS0
 say done
@@ -137,6 +209,53 @@ def rendered(secret: str, box: str) -> tuple[str, str]:
     return mesh.render_wpa_supplicant(config, secret), script
 
 
+UDHCPC = """#!/bin/sh
+case "$1" in
+  bound|renew)
+    ip addr flush dev "$interface"
+    ip addr add "$ip/${mask:-24}" dev "$interface"
+    [ -n "$router" ] && ip route replace default via "${router%% *}" dev "$interface"
+    ;;
+esac
+exit 0
+"""
+PHONE_PASSPHRASE = "same passphrase on every box"
+
+
+def hotspots() -> dict[str, str]:
+    """Files for boxes A and B's hotspots, rendered by provisioning as on a box of a site
+    whose hotspot radio has the simulated radio's MAC (wlan3, wlan4)."""
+    from provisioning import render
+
+    files: dict[str, str] = {}
+    configs = {}
+    for box, radio, mesh_radio in (("a", 3, 0), ("b", 4, 1)):
+        mac = f"02:00:00:00:0{radio}:00"
+        configs[box] = (mac, parse_config(
+            f"site_name = ship\nbox_name = box-{box}\ninterface = wlan{radio}\n"
+            f"mesh_interface = wlan{mesh_radio}\nmesh_channel = 1\n"
+            f"wifi_passphrase = {PHONE_PASSPHRASE}\n", mac=mac))
+    backbone = {"a": "169.254.10.1", "b": "169.254.10.2"}
+    for box, (mac, config) in configs.items():
+        other = "b" if box == "a" else "a"
+        files[f"hostapd-{box}.conf"] = render.render_hostapd(config)
+        files[f"dnsmasq-{box}.conf"] = render.render_dnsmasq(config, Path(f"/tmp/leases-{box}"))
+        files[f"nft-{box}.nft"] = render.render_nftables(config)
+        files[f"hotspot-{box}.env"] = (
+            f"HOTSPOT={config.interface}\nBOX_CIDR={config.box_address}/"
+            f"{config.hotspot_subnet.prefixlen}\nBSSID={mac}\n"
+            f"OTHER_SUBNET={configs[other][1].hotspot_subnet}\nOTHER_BACKBONE={backbone[other]}\n")
+    name = configs["a"][1].wifi_name
+    assert name == configs["b"][1].wifi_name  # one Wi-Fi for the site
+    files["phone.conf"] = (f'ctrl_interface=/run/wpa_supplicant\nnetwork={{\n\tssid="{name}"\n'
+                           f'\tpsk="{PHONE_PASSPHRASE}"\n\tkey_mgmt=WPA-PSK\n}}\n')
+    files["udhcpc.sh"] = UDHCPC
+    files["expected.json"] = json.dumps({box: {"subnet": str(c.hotspot_subnet),
+                                              "address": str(c.box_address)}
+                                        for box, (_, c) in configs.items()})
+    return files
+
+
 def make_initramfs(work: Path) -> tuple[Path, Path]:
     root = work / "root"
     root.mkdir()
@@ -150,7 +269,7 @@ def make_initramfs(work: Path) -> tuple[Path, Path]:
     for folder in MODULE_DIRS:
         source = modules / "kernel" / folder
         if source.exists():
-            shutil.copytree(source, kept / "kernel" / folder)
+            shutil.copytree(source, kept / "kernel" / folder, dirs_exist_ok=True)
     for name in modules.glob("modules.*"):
         shutil.copy(name, kept / name.name)
     shutil.rmtree(modules)
@@ -164,6 +283,9 @@ def make_initramfs(work: Path) -> tuple[Path, Path]:
         conf, script = rendered(secret, box)
         (root / f"mesh-{box}.conf").write_text(conf)
         (root / f"cmds-{box}.sh").write_text(script)
+    for name, text in hotspots().items():
+        (root / name).write_text(text)
+    (root / "udhcpc.sh").chmod(0o755)
     init = root / "ahoy-meshtest"
     init.write_text(INIT)
     init.chmod(0o755)
@@ -216,8 +338,21 @@ def judge(lines: list[str]) -> dict[str, object]:
         # The mesh interface's address (the radio also has a P2P device with its own).
         match = re.search(r"Interface wlan\d+\s.*?addr ([0-9a-f:]{17})", found)
         macs[box] = match.group(1) if match else None
+    def said(key: str) -> str:
+        return next((line.split(" ", 1)[1] for line in lines if line.startswith(key + " ")), "")
+
+    roaming = {}
+    for box in "ab":
+        lease = re.search(r"inet ([0-9.]+)/", said(f"phone-{box}-lease"))
+        answer = re.findall(r"Name:\s*ahoy\.internal\s+Address:\s*([0-9.]+)",
+                            said(f"phone-{box}-dns"))
+        roaming[box] = {"lease": lease.group(1) if lease else None,
+                        "ahoy.internal": answer[-1] if answer else None,
+                        "joined": f"phone-joined {box}" in lines}
     result = {
         "failures": [line for line in lines if line.startswith("fail ")],
+        "roaming": roaming,
+        "ping_phone_on_b_to_box_a": "ping-phone-on-b-to-box-a ok" in lines,
         "a_hears": {n.mac: n.quality_percent for n in neighbours["a"] if n.via == n.mac},
         "b_hears": {n.mac: n.quality_percent for n in neighbours["b"] if n.via == n.mac},
         "c_hears": {n.mac: n.quality_percent for n in neighbours["c"]},
@@ -260,6 +395,22 @@ def main() -> int:
         problems.append("no IPv4 between A and B over bat0")
     if result["ping_ac"]:
         problems.append("A reached C (wrong secret) over bat0")
+    expected = json.loads(hotspots()["expected.json"])
+    roaming = result["roaming"]
+    assert isinstance(roaming, dict)
+    for box in "ab":
+        got = roaming[box]
+        if not got["joined"]:
+            problems.append(f"the phone was not on box {box.upper()}'s Wi-Fi")
+        if got["lease"] is None or IPv4Address(got["lease"]) not in IPv4Network(
+                expected[box]["subnet"]):
+            problems.append(f"on box {box.upper()} the phone's address {got['lease']} is not in "
+                            f"{expected[box]['subnet']}")
+        if got["ahoy.internal"] != expected[box]["address"]:
+            problems.append(f"on box {box.upper()} ahoy.internal is {got['ahoy.internal']}, not "
+                            f"the box ({expected[box]['address']})")
+    if not result["ping_phone_on_b_to_box_a"]:
+        problems.append("the phone on box B cannot reach box A over the mesh backbone")
     for problem in problems:
         print(f"mesh-test: FAIL: {problem}")
     print("mesh-test: " + ("FAILED" if problems else "passed") + f" (console: {console})")
