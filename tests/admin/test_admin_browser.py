@@ -139,7 +139,7 @@ def test_change_a_setting_with_a_bad_then_a_good_value(signed_in: AdminPage) -> 
     assert signed_in.tid("setting-wifi_passphrase").input_value() == "seagull-harbour-42"
 
 
-def wait_until(check: Any, timeout: float = 10.0) -> Any:
+def wait_until(check: Any, timeout: float = 20.0) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = check()

@@ -15,7 +15,7 @@ from appliance.terminal.conversations import Message
 from appliance.terminal.state import StateFile
 
 
-def run(coro: Coroutine[Any, Any, Any], timeout: float = 30) -> Any:
+def run(coro: Coroutine[Any, Any, Any], timeout: float = 90) -> Any:
     """Run an async scenario from a plain pytest test."""
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
@@ -35,7 +35,7 @@ class Recorder:
         return [d["message"] for e, d in self.events
                 if e == "message" and not d["own"] and (conv is None or d["conv"] == conv)]
 
-    async def wait(self, test: Callable[[], bool], timeout: float = 10, what: str = "") -> None:
+    async def wait(self, test: Callable[[], bool], timeout: float = 20, what: str = "") -> None:
         deadline = time.monotonic() + timeout
         while not test():
             if time.monotonic() > deadline:

@@ -69,7 +69,7 @@ class TmuxSession:
     def screen(self) -> str:
         return self._tmux("capture-pane", "-p", "-t", self.name)
 
-    def wait_for(self, wanted: str | Callable[[str], bool], timeout: float = 10.0) -> str:
+    def wait_for(self, wanted: str | Callable[[str], bool], timeout: float = 20.0) -> str:
         """The screen once it shows ``wanted`` (a text, or a test on the screen)."""
         test = (lambda s: wanted in s) if isinstance(wanted, str) else wanted
         deadline = time.monotonic() + timeout
