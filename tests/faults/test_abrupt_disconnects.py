@@ -119,7 +119,9 @@ def test_cut_off_clients_get_what_they_missed_in_order_and_the_server_frees_them
                 seen[i] += clients[i].drain(0.05)
                 assert room_seqs(seen[i], conv) == want, f"client {i}"
             # Threads go back to what they were: nothing leaked from the cut connections.
-            wait_for(lambda: proc_status(pid, "Threads") <= 3 * CLIENTS + 8, 10)
+            # Wait for the server to let go of them (slowly, on a loaded machine).
+            settled = threads_after_round[0] + 2 if threads_after_round else 3 * CLIENTS + 8
+            wait_for(lambda settled=settled: proc_status(pid, "Threads") <= settled, 30)
             threads_after_round.append(proc_status(pid, "Threads"))
 
         assert all(not own[i] for i in range(0, CLIENTS, CUT_EVERY))
