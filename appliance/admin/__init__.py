@@ -36,6 +36,8 @@ ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
     ("POST", "/admin/api/logout", signin.logout),
     # dashboard.js
     ("GET", "/admin/api/dashboard", dashboard.dashboard),
+    ("DELETE", "/admin/api/site/boxes/<box_id>", dashboard.remove_site_box),
+    ("POST", "/admin/api/site/boxes/<box_id>", dashboard.add_site_box),
     # settings.js
     ("GET", "/admin/api/settings", settings.get_settings),
     ("POST", "/admin/api/settings", settings.save_settings),

@@ -1,5 +1,6 @@
 """The overview (webclient/admin/dashboard.js): the Wi-Fi and its QR code, the devices
-on it, who is online, rooms, calls, the box's health and its hotspot and config status.
+on it, who is online, rooms, calls, the box's health and its hotspot and config status;
+in a site, removing a dead box from it (and adding it again).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from flask import Response, jsonify
 from provisioning.configstore import read_status
 
 from ..health import read_health
-from .access import box, config_in_force, data_dir, log
+from .access import box, config_in_force, data_dir, error, log
 
 
 def wifi_qr_text(ssid: str, passphrase: str) -> str:
@@ -118,3 +119,29 @@ def dashboard() -> Response:
         # The chat's replication between the boxes (appliance.site); None when alone.
         "site_replication": the_box.site.status() if the_box.site is not None else None,
     })
+
+
+def _site_change(box_id: str, remove: bool) -> Any:
+    from ..site.link import Refused
+
+    link = box().site
+    if link is None:
+        return error(404, "This box is not part of a site.")
+    try:
+        if remove:
+            link.remove_box(box_id)
+        else:
+            link.add_box_again(box_id)
+    except Refused as exc:
+        return error(exc.status, str(exc))
+    log.info("admin: %s box %s %s the site", "removed" if remove else "added",
+             box_id, "from" if remove else "to")
+    return jsonify({"removed": sorted(link.removed)})
+
+
+def remove_site_box(box_id: str) -> Any:
+    return _site_change(box_id, remove=True)
+
+
+def add_site_box(box_id: str) -> Any:
+    return _site_change(box_id, remove=False)

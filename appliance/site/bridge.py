@@ -42,6 +42,10 @@ SILENT_AFTER_S = 10.0
 # How many records from other boxes may wait for the service before reading pauses.
 MAX_WAITING = 4000
 OUTBOX_BATCH = 256
+# How often a box the admin removed is asked again whether it is back.
+REMOVED_RETRY_S = 5.0
+REMOVED_PROBLEM = ("the admin removed this box from the site; it is back: add it again to "
+                   "share its chat")
 
 
 @dataclass
@@ -49,7 +53,7 @@ class LinkState:
     """One other box as this one sees it (for the admin page and /healthz)."""
 
     url: str
-    state: str = "connecting"  # connecting, connected, refused, unreachable, self
+    state: str = "connecting"  # connecting, connected, refused, unreachable, self, removed
     box: str | None = None
     server: str | None = None
     problem: str = ""
@@ -89,6 +93,9 @@ class Bridge:
         self.online_snapshot = online_snapshot  # thread-safe: [[user id, name], ...] here
         self.room_calls = room_calls  # thread-safe: {room id: call id} held here
         self.links: dict[str, LinkState] = {url: LinkState(url) for url in config.peer_urls}
+        # Boxes the admin removed from the site: not read, not shown while away,
+        # refused (state "removed") when they come back, until the admin adds them again.
+        self.removed: frozenset[str] = frozenset()
         self.own = LinkState(config.own_url)
         self.published = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -138,6 +145,21 @@ class Bridge:
         self.links[url] = link
         self._tasks.append(asyncio.ensure_future(self._peer_link(link)))
 
+    def set_removed(self, boxes: frozenset[str]) -> None:
+        """Stop reading these boxes (and refuse them when they come back); read the
+        others again."""
+        self.removed = frozenset(boxes)
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self._drop_removed)
+
+    def _drop_removed(self) -> None:
+        for box, nc in list(self._peer_conns.items()):
+            if box in self.removed:
+                task = asyncio.ensure_future(nc.close())
+                self._sending.add(task)
+                task.add_done_callback(self._sending.discard)
+
     def reset_links(self) -> None:
         """Drop every link to the other boxes; each is made again and read from
         the position stored with what this box applied."""
@@ -152,8 +174,12 @@ class Bridge:
             task.add_done_callback(self._sending.discard)
 
     def status(self) -> dict[str, Any]:
+        removed = self.removed
+        # A removed box is off the list while it is away; back, it shows as "removed".
         return {"own": self.own.to_wire(), "published": self.published,
-                "links": [link.to_wire() for link in list(self.links.values())]}
+                "links": [link.to_wire() for link in list(self.links.values())
+                          if link.box not in removed or link.state == "removed"],
+                "removed": sorted(removed)}
 
     # -- the thread ----------------------------------------------------------------
 
@@ -313,7 +339,8 @@ class Bridge:
         attempt = 0
         while not self._stopping:
             lost = asyncio.Event()
-            link.state = "connecting" if attempt == 0 else link.state
+            if attempt == 0 and link.state != "removed":
+                link.state = "connecting"
             try:
                 nc = await self._connect(link.url, lost)
             except Exception as exc:
@@ -330,6 +357,15 @@ class Bridge:
                 await nc.close()
                 return
             link.server, link.box = server, box
+            if box in self.removed:
+                link.state, link.problem = "removed", REMOVED_PROBLEM
+                link.since = time.time()
+                try:
+                    await nc.close()
+                except Exception:
+                    pass
+                await asyncio.sleep(REMOVED_RETRY_S)
+                continue
             self._peer_conns[box] = nc
             try:
                 await nc.subscribe(f"site.live.{box}", cb=self._on_live)

@@ -38,6 +38,24 @@ log = logging.getLogger(__name__)
 
 MISSED_LIMIT = 500
 DISCOVERY_EVERY_S = 5.0
+REMOVED_FILE = "removed-boxes"  # in the site folder: one box id a line
+
+
+def read_removed(data_dir: Path) -> frozenset[str]:
+    """The boxes the admin removed from the site, as this box keeps them."""
+    try:
+        lines = (site.site_dir(data_dir) / REMOVED_FILE).read_text().split()
+    except OSError:
+        return frozenset()
+    return frozenset(line for line in lines if site.BOX_ID.fullmatch(line))
+
+
+class Refused(Exception):
+    """An admin's request about the site that cannot be done, in words, with its status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class RemotePeer:
@@ -99,6 +117,8 @@ class SiteLink(Replication):
                              secret, site_name), user=site.NATS_USER, tls=tls),
             deliver=self.inbox.put, waiting=lambda: len(self.inbox),
             online_snapshot=lambda: self.snapshot, room_calls=lambda: self.room_calls_here)
+        self.removed = read_removed(data_dir)
+        self.bridge.removed = self.removed
 
     @classmethod
     def for_box(cls, hub: Hub, data_dir: Path, site_name: str, peers: tuple[str, ...],
@@ -152,6 +172,44 @@ class SiteLink(Replication):
                 "boxes": len(bridge["links"]) + 1,
                 "lag": sum(link["lag"] for link in bridge["links"]),
                 "outbox": outbox, "waiting": len(self.inbox)}
+
+    # -- the admin ------------------------------------------------------------------
+
+    def remove_box(self, box: str) -> None:
+        """Take a dead box off the site, as this box sees it: stop reading its stream,
+        drop it from the list and its phones from presence. Every message already
+        received stays. Raises Refused (with words for the admin)."""
+        if not site.BOX_ID.fullmatch(box):
+            raise Refused(400, "A box is named by its 8-digit id, as the list shows it.")
+        if box == self.box:
+            raise Refused(409, "That is this box itself. To take it out of the site, "
+                               "remove site_name from its ahoy.txt.")
+        if box in self.removed:
+            raise Refused(409, "That box is already removed from the site.")
+        links = [link for link in self.bridge.status()["links"] if link["box"] == box]
+        if not links and box not in self.heard:
+            raise Refused(404, "No box with that id is known to this box.")
+        if any(link["state"] == "connected" for link in links):
+            raise Refused(409, "That box is linked right now: it is not dead. Switch it "
+                               "off (or remove site_name from its ahoy.txt) first.")
+        self._set_removed(self.removed | {box})
+        self._box_gone(box)
+        log.info("site: the admin removed box %s from the site", box)
+
+    def add_box_again(self, box: str) -> None:
+        """Undo a removal: the box is read again from where this box stopped."""
+        if box not in self.removed:
+            raise Refused(404, "That box is not removed from the site.")
+        self._set_removed(self.removed - {box})
+        log.info("site: the admin added box %s to the site again", box)
+
+    def _set_removed(self, boxes: frozenset[str]) -> None:
+        from provisioning.datadir import write_file
+
+        text = "".join(f"{box}\n" for box in sorted(boxes))
+        write_file(site.site_dir(self.data_dir) / REMOVED_FILE, text.encode())
+        self.removed = boxes
+        self.bridge.set_removed(boxes)
 
     # -- the hub tells the site (called under the hub's lock) ---------------------------
 
@@ -350,7 +408,7 @@ class SiteLink(Replication):
             return
         self.counters["live_in"] += 1
         box = body["box"]
-        if box == self.box:
+        if box == self.box or box in self.removed:
             return
         kind = body["k"]
         with self.hub.lock:

@@ -373,3 +373,16 @@ def test_restore_checks_the_file_then_queues_it(app: Flask, admin: Admin) -> Non
     queued = json.loads((box_of(app).settings.data_dir / "config/requested-changes.json")
                         .read_text())
     assert queued == {"wifi_name": "Seagull"}
+
+
+def test_removing_a_box_of_a_site_on_a_box_alone_says_there_is_no_site(admin: Admin) -> None:
+    for method in ("DELETE", "POST"):
+        response = admin.send(method, "/admin/api/site/boxes/0123abcd")
+        assert response.status_code == 404
+        assert response.json["error"] == "This box is not part of a site."
+
+
+def test_removing_a_box_of_a_site_needs_the_csrf_token_and_the_page_origin(admin: Admin) -> None:
+    assert admin.send("DELETE", "/admin/api/site/boxes/0123abcd", csrf=None).status_code == 403
+    assert admin.send("DELETE", "/admin/api/site/boxes/0123abcd",
+                      origin="http://evil.example").status_code == 403

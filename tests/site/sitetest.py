@@ -254,3 +254,48 @@ def admin_ready(box: NatsBox) -> None:
     from provisioning.credentials import set_admin_password
 
     set_admin_password(box.data_dir, ADMIN_PASSWORD)
+
+
+class AdminSession:
+    """The admin page of one box, signed in (password from `admin_ready`), over real HTTP."""
+
+    def __init__(self, box: SiteBox) -> None:
+        import json
+
+        self.port = box.ahoy.http_port
+        self.origin = f"http://127.0.0.1:{self.port}"
+        status, body, cookie = self._call("POST", "/admin/api/login",
+                                          {"password": ADMIN_PASSWORD}, {})
+        assert status == 200, body
+        self.headers = {"Cookie": cookie, "X-CSRF-Token": body["csrf_token"]}
+        self._json = json
+
+    def _call(self, method: str, path: str, body: Any,
+              headers: dict[str, str]) -> tuple[int, dict[str, Any], str]:
+        import http.client
+        import json
+
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.request(method, path, body=json.dumps(body).encode() if body is not None
+                         else None, headers={"Origin": self.origin,
+                                             "Content-Type": "application/json", **headers})
+            response = conn.getresponse()
+            data = json.loads(response.read() or b"{}")
+            cookie = response.getheader("Set-Cookie", "").split(";", 1)[0]
+            return response.status, data, cookie
+        finally:
+            conn.close()
+
+    def call(self, method: str, path: str, body: Any = None,
+             csrf: bool = True) -> tuple[int, dict[str, Any]]:
+        headers = dict(self.headers)
+        if not csrf:
+            del headers["X-CSRF-Token"]
+        status, data, _ = self._call(method, path, body, headers)
+        return status, data
+
+    def replication(self) -> dict[str, Any]:
+        status, data = self.call("GET", "/admin/api/dashboard")
+        assert status == 200, data
+        return dict(data["site_replication"])

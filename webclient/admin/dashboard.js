@@ -1,6 +1,7 @@
 // Overview: the Wi-Fi (with a QR code to print), devices, people, rooms, calls, health, clock.
-import {get} from './api.js';
+import {del, get, post} from './api.js';
 import {clear, el} from '/dom.js';
+import {confirmInline, say} from './feedback.js';
 import {formatBytes, formatDuration, formatTime, formatValue} from './format.js';
 import {clockWarning} from './clock.js';
 
@@ -13,7 +14,10 @@ export function show(screen) {
   section = screen;
   if (!section.firstChild) section.append(el('p', {class: 'muted'}, 'Loading…'));
   refresh();
-  timer = setInterval(refresh, REFRESH_MS);
+  timer = setInterval(() => {
+    // Never pull the page from under a question being asked.
+    if (!section.querySelector('[data-testid="confirm"]')) refresh();
+  }, REFRESH_MS);
 }
 
 export function leave() {
@@ -71,7 +75,38 @@ function lanCard(lan) {
 // The chat shared with the other boxes of a site: each box's link, how far behind it
 // is, and why a box is refused (another site secret). None when the box is alone.
 const LINK_WORDS = {connected: 'linked', connecting: 'connecting', unreachable: 'not reachable',
-  refused: 'refused', self: 'this box'};
+  refused: 'refused', self: 'this box', removed: 'removed from the site'};
+// What removing or adding a box said; kept across refreshes of the card.
+const siteStatus = el('p', {class: 'status', role: 'status', testid: 'site-box-status', hidden: true});
+
+async function siteChange(boxId, remove) {
+  try {
+    if (remove) await del(`site/boxes/${encodeURIComponent(boxId)}`);
+    else await post(`site/boxes/${encodeURIComponent(boxId)}`);
+    say(siteStatus, remove
+      ? `Box ${boxId} was removed from the site: its messages stay; if it comes back it is refused until you add it again.`
+      : `Box ${boxId} is part of the site again.`, 'ok');
+  } catch (e) {
+    say(siteStatus, e.message, 'error');
+  }
+  await refresh();
+}
+
+// A dead box (not reachable) can be removed; a removed box can be added again.
+function siteBoxButton(boxId, state) {
+  if (!boxId) return null;
+  if (state === 'removed') {
+    const again = el('button', {type: 'button', testid: 'add-box'}, 'Add again');
+    again.addEventListener('click', () => siteChange(boxId, false));
+    return again;
+  }
+  if (state !== 'unreachable') return null;
+  const button = el('button', {type: 'button', testid: 'remove-box'}, 'Remove from the site');
+  button.addEventListener('click', () => confirmInline(button,
+    `Remove box ${boxId} from the site? Its messages stay here.`, 'Yes, remove',
+    () => siteChange(boxId, true)));
+  return button;
+}
 
 function replicationCard(rep) {
   if (!rep) return null;
@@ -80,12 +115,18 @@ function replicationCard(rep) {
   const rows = rep.links.map((l) => el('li', {testid: 'replication-link'},
     `${l.server || l.url}: ${LINK_WORDS[l.state] || l.state}`,
     l.state === 'connected' ? `, ${l.phones} phone${l.phones === 1 ? '' : 's'}, ${l.lag} behind` : '',
-    l.problem ? ` (${l.problem})` : ''));
+    l.problem ? ` (${l.problem})` : '', ' ', siteBoxButton(l.box, l.state)));
+  const shown = new Set(rep.links.map((l) => l.box));
+  const away = (rep.removed || []).filter((b) => !shown.has(b)).map((b) =>
+    el('li', {testid: 'removed-box'}, `${b}: removed from the site `, siteBoxButton(b, 'removed')));
   return el('div', {class: 'card', testid: 'site-replication'},
     el('h2', {}, 'Shared chat'),
     el('p', {}, `Site ${rep.site}, this box ${rep.box}: ${rep.phones} phone${rep.phones === 1 ? '' : 's'} here; ${rep.outbox} change${rep.outbox === 1 ? '' : 's'} waiting to be shared.`),
     own,
-    rows.length ? el('ul', {}, rows) : el('p', {class: 'muted'}, 'No other box named yet.'));
+    rows.length ? el('ul', {}, rows) : el('p', {class: 'muted'}, 'No other box named yet.'),
+    away.length ? el('h3', {}, 'Removed boxes') : null,
+    away.length ? el('ul', {}, away) : null,
+    siteStatus);
 }
 
 // The link to the other boxes of a site, as the backbone heard them (none when alone).
