@@ -17,6 +17,7 @@
 #   4 output      xz, sha256, bmap.
 #
 # Needs root (ownership in the root file system) and, for arm64, qemu-user via binfmt_misc.
+# AHOY_CHECK_TOOLS_ONLY=1 only checks that every tool the build runs is installed.
 # The whole script is one block, so bash reads it completely before running it: editing
 # this file during a build does not change the running build.
 {
@@ -114,6 +115,8 @@ if [ "$ARCH" = arm64 ] && [ "$(uname -m)" != aarch64 ]; then
 fi
 [ ${#MISSING[@]} -eq 0 ] || die "missing tools; install them all with:
     apt-get install ${MISSING[*]}"
+# AHOY_CHECK_TOOLS_ONLY=1: stop here (check_apt_line.py runs this in a clean root).
+if [ "${AHOY_CHECK_TOOLS_ONLY:-0}" = 1 ]; then echo "every build tool is installed"; exit 0; fi
 if [ "$ARCH" = arm64 ] && [ "$(uname -m)" != aarch64 ]; then
   [ -e /proc/sys/fs/binfmt_misc/status ] || die "binfmt_misc is not mounted, so arm64 programs cannot run here. Fix:
     mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc

@@ -60,6 +60,35 @@ def test_vm_test_box_config_is_valid_and_uses_the_first_simulated_radio() -> Non
     assert config.interface == "wlan0" and config.is_open_network
 
 
+def _apt_packages(text: str) -> set[str]:
+    """Package names of the `apt-get install` command(s) in a shell text."""
+    joined = text.replace("\\\n", " ")
+    found: set[str] = set()
+    for line in joined.splitlines():
+        words = line.split()
+        if words[:1] == ["apt-get"] and "install" in words:
+            found |= {w for w in words[words.index("install") + 1:]
+                      if not w.startswith("-") and not w.startswith(">")}
+    return found
+
+
+def test_readme_apt_line_has_every_package_the_tool_check_names() -> None:
+    """The fast half of `make -C image apt-line-check` (which proves it in a clean root)."""
+    sys.path.insert(0, str(IMAGE))
+    try:
+        from check_apt_line import readme_apt_line
+    finally:
+        sys.path.remove(str(IMAGE))
+    readme = set(readme_apt_line())
+    build = (IMAGE / "build.sh").read_text()
+    named = set(re.findall(r"^\s*(?:if .*then )?need \S+ (\S+?);?(?: fi)?$", build, re.M))
+    named |= set(re.findall(r"MISSING\+=\(([a-z0-9][^)\s]*)\)", build))
+    assert {"arch-test", "mmdebstrap", "qemu-user-static", "python3-pip"} <= named
+    assert named <= readme, sorted(named - readme)
+    ci = _apt_packages((IMAGE.parent / ".ci" / "run").read_text())
+    assert readme <= ci, f"CI does not install: {sorted(readme - ci)}"
+
+
 def test_logs_stay_in_ram() -> None:
     journald = (IMAGE / "files" / "root" / "etc" / "systemd" / "journald.conf.d" / "ahoy.conf")
     assert "Storage=volatile" in journald.read_text()
