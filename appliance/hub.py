@@ -178,6 +178,10 @@ class Replication:
         """Whether a request about a call goes to the box that holds it instead."""
         return False
 
+    def busy_elsewhere(self) -> frozenset[str]:
+        """People in (or ringing for) a call that another box of the site holds."""
+        return frozenset()
+
 
 class Hub:
     def __init__(
@@ -469,7 +473,7 @@ class Hub:
                 "replaced", "You opened Ahoy somewhere else on this device; this copy is closed."))
             replaced.close(4001, "replaced")
 
-        busy = self.calls.busy_users()
+        busy = self._busy_users()
         users = [
             {**self._user_wire(s.user_id), "status": "busy" if s.user_id in busy else "online"}
             for s in self.presence.sessions() if s.user_id != user_id
@@ -538,7 +542,12 @@ class Hub:
     def _status(self, user_id: str) -> str:
         if not self.presence.is_online(user_id):
             return "offline"
-        return "busy" if self.calls.is_busy(user_id) else "online"
+        busy = self.calls.is_busy(user_id) or user_id in self.site.busy_elsewhere()
+        return "busy" if busy else "online"
+
+    def _busy_users(self) -> set[str]:
+        """Who shows as busy: in a call here or in one another box of the site holds."""
+        return self.calls.busy_users() | self.site.busy_elsewhere()
 
     def _user_wire(self, user_id: str) -> dict[str, Any]:
         record = self._profiles.get(user_id) or self.store.user(user_id)
@@ -579,7 +588,7 @@ class Hub:
             self.changes_due.clear()
             if not self._changed_users and not self._changed_rooms:
                 return
-            busy = self.calls.busy_users()
+            busy = self._busy_users()
             users = []
             for user_id, name in self._changed_users.items():
                 if self.presence.is_online(user_id):
@@ -1140,6 +1149,15 @@ class Hub:
                 replaced.close(4001, "replaced")
             self._user_changed(user_id)
             self._touch_rooms_of(user_id)
+            self._changes_done()
+        self._notify()
+
+    def site_busy_changed(self, user_ids: Iterable[str]) -> None:
+        """Calls on another box began or ended for these people: show it here."""
+        with self.lock:
+            for user_id in user_ids:
+                if self.presence.is_online(user_id):
+                    self._user_changed(user_id)
             self._changes_done()
         self._notify()
 

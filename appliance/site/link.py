@@ -92,6 +92,11 @@ class SiteLink(Replication):
         # boxes, and those the other boxes hold (room -> box).
         self.room_calls_here: dict[str, str] = {}
         self.room_calls_at: dict[str, str] = {}
+        # Who is in a call: those held here (as last told to the other boxes), and
+        # those the other boxes hold (box -> people), for the "busy" status.
+        self.busy_here: list[str] = []
+        self.busy_at: dict[str, frozenset[str]] = {}
+        self._busy_elsewhere: frozenset[str] = frozenset()
         self.applying = False
         # Streams whose records this box failed to apply: ignored until the bridge
         # reads them again from the stored position (positions only move with
@@ -116,7 +121,8 @@ class SiteLink(Replication):
                          db_path=Path(hub.store.path), password=site.nats_password(
                              secret, site_name), user=site.NATS_USER, tls=tls),
             deliver=self.inbox.put, waiting=lambda: len(self.inbox),
-            online_snapshot=lambda: self.snapshot, room_calls=lambda: self.room_calls_here)
+            online_snapshot=lambda: self.snapshot, room_calls=lambda: self.room_calls_here,
+            busy=lambda: self.busy_here)
         self.removed = read_removed(data_dir)
         self.bridge.removed = self.removed
 
@@ -279,11 +285,17 @@ class SiteLink(Replication):
 
     def calls_changed(self) -> None:
         """Tell the other boxes which room calls this box holds (one room, one call
-        on the whole site: joining it on another box goes to this one)."""
+        on the whole site: joining it on another box goes to this one), and who is
+        in the calls held here (busy on every box)."""
         now = {c.room: c.id for c in self.hub.calls.active() if c.room is not None}
-        if now != self.room_calls_here:
+        busy = sorted(self.hub.calls.busy_users())
+        if now != self.room_calls_here or busy != self.busy_here:
             self.room_calls_here = now
-            self.send_live(None, "calls", None, {"calls": now})
+            self.busy_here = busy
+            self.send_live(None, "calls", None, {"calls": now, "busy": busy})
+
+    def busy_elsewhere(self) -> frozenset[str]:
+        return self._busy_elsewhere
 
     def forward(self, user_id: str, request: Request) -> bool:
         """Send a call request to the box that holds the call; True if it went there."""
@@ -417,8 +429,10 @@ class SiteLink(Replication):
                 self._remote_online(box, body["users"], body["full"])
                 if body["full"]:
                     self._remote_calls(box, body.get("calls") or {})
+                    self._remote_busy(box, body.get("busy") or [])
             elif kind == "calls":
                 self._remote_calls(box, body["calls"])
+                self._remote_busy(box, body.get("busy") or [])
             elif kind == "offline":
                 self._remote_offline(box, body["user"])
             elif kind == "to":
@@ -466,6 +480,18 @@ class SiteLink(Replication):
             self.room_calls_at[room_id] = box
             self.calls_at[call_id] = box
 
+    def _remote_busy(self, box: str, users: list[str]) -> None:
+        now = frozenset(users)
+        before = self.busy_at.get(box, frozenset())
+        if now == before:
+            return
+        if now:
+            self.busy_at[box] = now
+        else:
+            self.busy_at.pop(box, None)
+        self._busy_elsewhere = frozenset().union(*self.busy_at.values())
+        self.hub.site_busy_changed(now ^ before)
+
     def _remote_offline(self, box: str, user_id: str) -> None:
         peer = self.hub.presence.peer(user_id)
         if isinstance(peer, RemotePeer) and peer.box == box:
@@ -475,6 +501,7 @@ class SiteLink(Replication):
         self.heard.pop(box, None)
         self._remote_calls(box, {})
         with self.hub.lock:
+            self._remote_busy(box, [])
             for session in self.hub.presence.sessions():
                 peer = session.peer
                 if isinstance(peer, RemotePeer) and peer.box == box:

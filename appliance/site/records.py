@@ -312,6 +312,15 @@ def _room_calls(calls: Any) -> None:
         _match(room_id, _ID, "room id")
         _match(call_id, _ID, "call id")
 
+
+def _busy(users: Any) -> None:
+    """[user id]: the people in calls a box holds."""
+    if not isinstance(users, list) or len(users) > 10_000:
+        raise BadRecord("bad busy")
+    for user_id in users:
+        _match(user_id, _ID, "user id")
+
+
 MAX_LIVE_BYTES = 96 * 1024
 # What a box forwards to a phone whose socket is on another box: only what
 # that box would not produce itself. Messages, presence and room updates each
@@ -353,8 +362,10 @@ def decode_live(data: bytes) -> dict[str, Any]:
         if not isinstance(body.get("full"), bool):
             raise BadRecord("bad full")
         _room_calls(body.get("calls") or {})
+        _busy(body.get("busy") or [])
     elif kind == "calls":
         _room_calls(body.get("calls"))
+        _busy(body.get("busy") or [])
     elif kind == "offline":
         _match(body.get("user"), _ID, "user id")
     elif kind in ("to", "frame"):

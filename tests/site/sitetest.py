@@ -210,6 +210,21 @@ def online_at(box: SiteBox, user_id: str) -> bool:
         probe.close()
 
 
+def status_at(box: SiteBox, user_id: str) -> str:
+    """How a phone that joins `box` now sees `user_id`: online, busy or offline."""
+    import uuid
+
+    from ahoytest import WsClient
+
+    probe = WsClient(box.ahoy.ws_url)
+    try:
+        welcome = probe.hello(f"probe-{uuid.uuid4().hex[:6]}")
+        return next((str(u["status"]) for u in welcome["users"] if u["id"] == user_id),
+                    "offline")
+    finally:
+        probe.close()
+
+
 def probe_rooms(box: SiteBox) -> list[dict[str, Any]]:
     """The rooms a phone that joins `box` now is told about."""
     import uuid

@@ -18,6 +18,7 @@ from sitetest import (
     positions,
     probe_rooms,
     received,
+    status_at,
     wait_for,
     whole_conversation,
 )
@@ -225,6 +226,30 @@ def test_a_call_between_phones_on_two_boxes_is_signaled_both_ways(
     assert bob.expect("signal", timeout=10)["data"] == {"candidate": "deck 2"}
     bob.send("call_hangup", call=call)
     assert alice.expect("call_ended", timeout=10)["call"] == call
+
+
+def test_people_in_a_call_show_busy_on_every_box_of_the_site(
+    two_boxes: list[SiteBox]
+) -> None:
+    """The call is held on A; Carol, on B, sees both callers busy, then free again."""
+    a, b = two_boxes
+    alice, bob, carol = a.client("Alice"), b.client("Bob"), b.client("Carol")
+    wait_for(lambda: online_at(a, bob.user_id), what="Bob online at A")
+    wait_for(lambda: status_at(b, alice.user_id) == "online", what="Alice online at B")
+    ringing = alice.request("call_invite", "call_ringing", to=bob.user_id, media="audio")
+    assert ringing["type"] == "call_ringing", ringing
+    call = ringing["call"]
+    assert bob.expect("call_incoming", timeout=10)["call"] == call
+    assert bob.request("call_accept", "call_accepted", call=call)["type"] == "call_accepted"
+    assert carol.expect_user(alice.user_id, timeout=20, status="busy")
+    wait_for(lambda: status_at(b, alice.user_id) == "busy" == status_at(b, bob.user_id),
+             what="both busy at B")
+    assert status_at(a, bob.user_id) == "busy"
+    bob.send("call_hangup", call=call)
+    assert alice.expect("call_ended", timeout=10)["call"] == call
+    assert carol.expect_user(alice.user_id, timeout=20, status="online")
+    wait_for(lambda: status_at(b, alice.user_id) == "online" == status_at(b, bob.user_id),
+             what="both free again at B")
 
 
 def test_messages_of_a_box_that_dies_for_good_reach_a_box_that_never_saw_it(

@@ -69,9 +69,13 @@ def test_a_record_that_is_not_one_is_refused_in_words(data: bytes) -> None:
 
 def test_live_events_are_checked_too() -> None:
     assert decode_live(b'{"k": "offline", "box": "aaaaaaaa", "user": "u_1"}')["user"] == "u_1"
+    busy = b'{"k": "calls", "box": "aaaaaaaa", "calls": {}, "busy": ["u_1", "u_2"]}'
+    assert decode_live(busy)["busy"] == ["u_1", "u_2"]
     for bad in (b'{"k": "online", "box": "aaaaaaaa", "users": "all", "full": true}',
                 b'{"k": "to", "box": "aaaaaaaa", "user": "u_1", "message": []}',
-                b'{"k": "frame", "box": "x", "user": "u_1", "message": {}}'):
+                b'{"k": "frame", "box": "x", "user": "u_1", "message": {}}',
+                b'{"k": "calls", "box": "aaaaaaaa", "calls": {}, "busy": "u_1"}',
+                b'{"k": "calls", "box": "aaaaaaaa", "calls": {}, "busy": ["u 1"]}'):
         with pytest.raises(BadRecord):
             decode_live(bad)
 
