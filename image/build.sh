@@ -203,6 +203,15 @@ stage "2 system: Python venv with wheels for $ARCH/cp311 (cache: cache/pip)"
 chroot "$ROOT" python3 -m venv --without-pip /opt/ahoy/venv
 SITE="$ROOT/opt/ahoy/venv/lib/python3.11/site-packages"
 PLATFORM_ARGS=(); for p in "${PIP_PLATFORMS[@]}"; do PLATFORM_ARGS+=(--platform "$p"); done
+# A requirement published only as a source archive (nats-py 2.9.0 is pure Python) has no wheel
+# for --platform to find: build wheels here once; the install below takes the py3-none-any ones
+# and ignores those made for this machine.
+WHEELS="$CACHE/wheels"
+mkdir -p "$WHEELS"
+python3 -m pip wheel --quiet --disable-pip-version-check --no-deps --cache-dir "$CACHE/pip" \
+  -w "$WHEELS" -r "$REPO/requirements.txt" 2>&1 |
+  { grep -v "is ignored: it is neither a file nor a directory" || true; }
+PLATFORM_ARGS+=(--find-links "$WHEELS")
 python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
   --root-user-action=ignore --cache-dir "$CACHE/pip" --only-binary=:all: --python-version 3.11 \
   --implementation cp --abi cp311 "${PLATFORM_ARGS[@]}" --target "$SITE" \
