@@ -42,6 +42,7 @@ SILENT_AFTER_S = 10.0
 # How many records from other boxes may wait for the service before reading pauses.
 MAX_WAITING = 4000
 OUTBOX_BATCH = 256
+CONNECT_TIMEOUT_S = 10.0
 # How often a box the admin removed is asked again whether it is back.
 REMOVED_RETRY_S = 5.0
 REMOVED_PROBLEM = ("the admin removed this box from the site; it is back: add it again to "
@@ -225,11 +226,13 @@ class Bridge:
         async def on_closed() -> None:
             lost.set()
 
-        return await nats.connect(
+        # Bounded in time as a whole: a link to a box that just died may otherwise
+        # wait for ever, and the box would show as "connecting" instead of "not reachable".
+        return await asyncio.wait_for(nats.connect(
             url, tls=self.config.tls(), user=self.config.user, password=self.config.password,
             allow_reconnect=False, connect_timeout=3, ping_interval=5, max_outstanding_pings=3,
             error_cb=on_error, disconnected_cb=on_closed, closed_cb=on_closed,
-            name=f"ahoy-{self.config.box}")
+            name=f"ahoy-{self.config.box}"), CONNECT_TIMEOUT_S)
 
     async def _retry(self, attempt: int) -> None:
         await asyncio.sleep(RETRY_S[min(attempt, len(RETRY_S) - 1)])
@@ -444,6 +447,8 @@ def _describe(exc: BaseException) -> str:
     if _refused(exc):
         return ("refused: the other box has another site secret or site name "
                 "(its certificate is not from this site's CA, or ours is not from its)")
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {CONNECT_TIMEOUT_S:.0f} s"
     text = str(exc) or type(exc).__name__
     return text[:200]
 
