@@ -127,10 +127,14 @@ class Phone:
         for user in self.welcome.get("users", []):
             if user["name"] == name:
                 return str(user["id"])
-        event = await self.expect("presence", timeout=120,
-                                  match=lambda m: m["user"]["name"] == name
-                                  and m["user"]["status"] == "online")
-        return str(event["user"]["id"])
+
+        def online(user: dict[str, Any]) -> bool:
+            return user.get("name") == name and user.get("status") in ("online", "busy")
+
+        # Arrivals come in `changes` frames (docs/protocol.md), several people each.
+        event = await self.expect("changes", timeout=120,
+                                  match=lambda m: any(online(u) for u in m.get("users", [])))
+        return str(next(u["id"] for u in event["users"] if online(u)))
 
     def peer_connection(self) -> RTCPeerConnection:
         servers = [RTCIceServer(urls=s["urls"], username=s.get("username"),
