@@ -9,8 +9,8 @@ STAMP := $(VENV)/.installed
 
 help:
 	@echo "make run         start the box in development mode on this machine"
-	@echo "make test        run the whole test suite (but the site tests)"
-	@echo "make site-test   several boxes as one site: real nats-servers (3-7 minutes)"
+	@echo "make test        run the whole test suite (about 12 minutes on 2 cores)"
+	@echo "make site-test   only the site tests: several boxes, real nats-servers (2-4 minutes)"
 	@echo "make test-fast   core and integration tests only (no browser, no namespaces)"
 	@echo "make lint        ruff and mypy"
 	@echo "make bench       benchmarks against the baselines (prints a table)"
@@ -32,7 +32,7 @@ run: $(STAMP)
 	$(PY) -m appliance serve --dev --data-dir var $(if $(HOST),--host $(HOST))
 
 test: $(STAMP)
-	$(PY) -m pytest -q --ignore=tests/site
+	$(PY) -m pytest -q
 
 # Several boxes as one site (docs/site.md): real nats-servers and services, 3 to 7 minutes.
 site-test: $(STAMP)
