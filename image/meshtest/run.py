@@ -95,8 +95,15 @@ for box in a b c; do
   say "iw-$box" "$(ip netns exec $box iw dev | tr '\n' ' ')"
   ip netns exec $box batctl meshif bat0 originators | sed "s/^/AHOY-MESH orig-$box /" > /dev/ttyS0
 done
-if ip netns exec a busybox ping -c 3 -W 2 169.254.10.2 >/dev/null 2>&1
-then say ping-ab ok; else say ping-ab fail; fi
+# A young mesh under an emulated CPU loses packets (link quality can start near
+# 25/255): the first answer within 15 tries is what counts, not the first ping.
+ab=fail
+n=0
+while [ $n -lt 15 ]; do
+  if ip netns exec a busybox ping -c 1 -W 2 169.254.10.2 >/dev/null 2>&1; then ab=ok; break; fi
+  n=$((n+1))
+done
+say ping-ab $ab
 if ip netns exec a busybox ping -c 2 -W 2 169.254.10.3 >/dev/null 2>&1
 then say ping-ac ok; else say ping-ac fail; fi
 
