@@ -7,6 +7,7 @@ import socket
 import ssl
 import subprocess
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,11 @@ def make_site(root: Path, count: int, default_room: str = "", **kwargs: Any) -> 
     servers = [NatsBox(root / f"box{i}" / "data", **kwargs) for i in range(count)]
     return [SiteBox(s, [o for o in servers if o is not s], default_room=default_room)
             for s in servers]
+
+
+def mid() -> str:
+    """A fresh client message id."""
+    return uuid.uuid4().hex[:16]
 
 
 def wait_for(condition: Any, timeout: float = 30.0, what: str = "condition") -> Any:

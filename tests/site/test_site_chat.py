@@ -4,16 +4,14 @@ phones as WebSocket clients."""
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from sitetest import (
     SiteBox,
     admin_dashboard,
     admin_ready,
     make_site,
+    mid,
     online_at,
     positions,
     probe_rooms,
@@ -22,23 +20,6 @@ from sitetest import (
     wait_for,
     whole_conversation,
 )
-
-
-@pytest.fixture
-def two_boxes(tmp_path: Path) -> Iterator[list[SiteBox]]:
-    boxes = make_site(tmp_path, 2)
-    try:
-        for box in boxes:
-            box.start()
-        wait_for(lambda: all(b.status().get("linked") == 1 for b in boxes), what="links")
-        yield boxes
-    finally:
-        for box in boxes:
-            box.stop()
-
-
-def mid() -> str:
-    return uuid.uuid4().hex[:16]
 
 
 def test_a_message_and_presence_cross_to_a_phone_on_another_box(

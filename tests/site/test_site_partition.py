@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 import pytest
 from ahoytest import REPO, WsClient
-from sitetest import SECRET, wait_for, whole_conversation
+from sitetest import SECRET, mid, wait_for, whole_conversation
 
 from provisioning import credentials, site
 from provisioning.config import BoxConfig
@@ -142,9 +141,6 @@ def backbone(tmp_path: Path) -> Iterator[list[NsBox]]:
             subprocess.run(["ip", "netns", "del", box.namespace], capture_output=True)
         subprocess.run(["ip", "link", "del", bridge], capture_output=True)
 
-
-def mid() -> str:
-    return uuid.uuid4().hex[:16]
 
 
 def test_a_cut_backbone_keeps_both_sides_chatting_and_the_merge_has_every_message_once(

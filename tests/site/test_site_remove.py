@@ -3,21 +3,17 @@ real nats-servers and Ahoy services, phones as WebSocket clients."""
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 from sitetest import (
     AdminSession,
     admin_ready,
     make_site,
+    mid,
     online_at,
     wait_for,
     whole_conversation,
 )
-
-
-def mid() -> str:
-    return uuid.uuid4().hex[:16]
 
 
 def test_a_dead_box_removed_by_the_admin_is_dropped_refused_back_and_added_again(

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import socket
 import threading
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from ahoytest import free_port
-from sitetest import SiteBox, make_site, wait_for, whole_conversation
+from sitetest import SiteBox, mid, wait_for, whole_conversation
 
 pytestmark = [pytest.mark.browser]
 
@@ -79,29 +76,14 @@ class Relay:
         self.server.close()
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[list[SiteBox]]:
-    boxes = make_site(tmp_path, 2)
-    try:
-        for box in boxes:
-            box.start()
-        wait_for(lambda: all(b.status().get("linked") == 1 for b in boxes), what="links")
-        yield boxes
-    finally:
-        for box in boxes:
-            box.stop()
-
-
-def mid() -> str:
-    return uuid.uuid4().hex[:16]
 
 
 def test_the_web_app_moved_to_another_box_shows_what_it_missed_there(
-    site: list[SiteBox], playwright: Any
+    two_boxes: list[SiteBox], playwright: Any
 ) -> None:
     from browserkit import Phone, launch
 
-    a, b = site
+    a, b = two_boxes
     relay = Relay()
     relay.switch(a.ahoy.http_port)
     browser = launch(playwright)
