@@ -98,6 +98,31 @@ def test_password_checks_and_picture_decoding_run_off_the_event_loop(
     assert not [c for c in calls if c.endswith(" main")], calls
 
 
+def test_changing_the_admin_password_hashes_off_the_event_loop(
+        fresh_server: AhoyServer) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", fresh_server.http_port, timeout=30)
+    origin = {"Origin": f"http://127.0.0.1:{fresh_server.http_port}",
+              "Content-Type": "application/json"}
+    try:
+        conn.request("POST", "/admin/api/login", json.dumps({"password": PASSWORD}), origin)
+        response = conn.getresponse()
+        assert response.status == 200
+        csrf = json.loads(response.read())["csrf_token"]
+        cookie = response.getheader("Set-Cookie", "").split(";")[0]
+        (fresh_server.data_dir.parent / "spy.log").unlink()
+        conn.request("POST", "/admin/api/password",
+                     json.dumps({"old": PASSWORD, "new": "a-longer-shanty-43"}),
+                     {**origin, "Cookie": cookie, "X-CSRF-Token": csrf})
+        response = conn.getresponse()
+        assert response.status == 200, response.read()
+        response.read()
+    finally:
+        conn.close()
+    calls = spied(fresh_server)
+    # One check of the old password, one hash of the new one: both on a worker.
+    assert calls == ["scrypt worker", "scrypt worker"], calls
+
+
 def test_a_picture_with_too_many_pixels_is_refused_with_a_clear_message(
         server: AhoyServer) -> None:
     # 39.9 megapixels in 132 KB: under the old 40-megapixel limit.
