@@ -7,6 +7,10 @@ On top of pywsgi:
   words (HTTP 503/429, or a WebSocket close the web app can show);
 - the TLS handshake and each request's line and headers must arrive within
   `header_timeout_s` (an idle keep-alive connection is closed after as long);
+- a request's body must keep arriving: each read within `header_timeout_s`, and
+  the whole body within `header_timeout_s` plus one second per `MIN_BODY_RATE`
+  bytes (408 and a closed connection otherwise), also when the application
+  never reads it and pywsgi discards it;
 - when a WebSocket ends, the TCP connection ends too. pywsgi does not know the
   connection was upgraded: it would wait for another HTTP request on it (and
   parse what is left of an oversized frame as one), so clients never saw the
@@ -18,10 +22,11 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 import gevent
 from gevent.pywsgi import WSGIHandler, WSGIServer
+from werkzeug.exceptions import RequestTimeout
 
 from .admission import REFUSAL_ENVIRON_KEY, Admission, Refusal, Ticket
 
@@ -35,10 +40,73 @@ REFUSAL_LINGER_S = 0.5
 MAX_LINGERING_REFUSALS = 32
 # Refusals are logged at most this often per client address.
 LOG_REFUSALS_EVERY_S = 60.0
+# The slowest request body the box waits for, in bytes per second (an 8 MiB
+# picture may take 8.5 minutes; a 1 KB form, the header timeout).
+MIN_BODY_RATE = 16 * 1024
+# How long a chunked body (no Content-Length) may take at most: as long as the
+# largest body the application accepts would.
+CHUNKED_BODY_BYTES = 8 * 1024 * 1024
 
 
 class HeadersTooSlow(Exception):
     """The request line and headers did not arrive in time."""
+
+
+class BodyTooSlow(RequestTimeout):
+    """A request's body stalled or dripped in slower than the box waits for.
+
+    An HTTP error, so Flask answers 408 when the application was reading it
+    (not an OSError: Werkzeug would take that for a client that went away);
+    when pywsgi discards an unread body, `AhoyHandler.handle_error` answers.
+    """
+
+
+class BodyReader:
+    """The connection's reader while a request body arrives, under a deadline.
+
+    Each read must return within `idle_s`, and all of them before `deadline`
+    (time.monotonic()). On a late read it marks the connection for closing
+    (the rest of the body is still on the way) and raises BodyTooSlow.
+    """
+
+    def __init__(self, rfile: Any, handler: WSGIHandler, idle_s: float,
+                 deadline: float) -> None:
+        self._rfile = rfile
+        self._handler = handler
+        self._idle_s = idle_s
+        self._deadline = deadline
+        self.allowed_s = max(0.0, deadline - time.monotonic())
+        self._late = False
+
+    def read(self, *args: Any) -> bytes:
+        return self._timed(self._rfile.read, *args)
+
+    def readline(self, *args: Any) -> bytes:
+        return self._timed(self._rfile.readline, *args)
+
+    def _timed(self, reader: Any, *args: Any) -> bytes:
+        seconds = min(self._idle_s, self._deadline - time.monotonic())
+        if seconds <= 0 or self._late:
+            # Late already: the rest is not awaited.
+            self._give_up()
+        timer = gevent.Timeout(seconds)
+        timer.start()
+        try:
+            data: bytes = reader(*args)
+            return data
+        except gevent.Timeout as late:
+            if late is not timer:
+                raise
+            self._give_up()
+        finally:
+            timer.close()
+
+    def _give_up(self) -> NoReturn:
+        self._late = True
+        self._handler.close_connection = True
+        raise BodyTooSlow(f"The request's body did not arrive in time (the box waits "
+                          f"{self._idle_s:g} s for each part and {self.allowed_s:.0f} s "
+                          "in all).")
 
 
 def refusal_response(refusal: Refusal, retry_after_s: int = 30) -> bytes:
@@ -54,6 +122,12 @@ def refusal_response(refusal: Refusal, retry_after_s: int = 30) -> bytes:
 
 def _timeout_response(seconds: float) -> bytes:
     body = f"The request did not arrive within {seconds:g} seconds.\n".encode()
+    return (b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)) + body
+
+
+def _late_body_response(sentence: str) -> bytes:
+    body = (sentence + "\n").encode()
     return (b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n"
             b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)) + body
 
@@ -93,6 +167,29 @@ class AhoyHandler(WSGIHandler):  # type: ignore[misc]
         finally:
             self._headers_timer.close()
             self.server.admission.headers_read(self.ticket)
+
+    def get_environ(self) -> dict[str, Any]:
+        environ: dict[str, Any] = super().get_environ()
+        body = self.wsgi_input
+        if body is not None and (self.content_length or body.chunked_input):
+            size = self.content_length or CHUNKED_BODY_BYTES
+            idle = self.server.limits.header_timeout_s
+            body.rfile = BodyReader(body.rfile, self, idle,
+                                    time.monotonic() + idle + size / MIN_BODY_RATE)
+        return environ
+
+    def handle_error(self, kind: Any, value: Any, tb: Any) -> None:
+        if not isinstance(value, BodyTooSlow):
+            super().handle_error(kind, value, tb)
+            return
+        # Late while pywsgi discarded a body the application left unread: the
+        # answer is usually out already; the rest of the body never will be.
+        self.close_connection = True
+        if not self.response_length:
+            try:
+                self.socket.sendall(_late_body_response(value.description))
+            except OSError:
+                pass
 
     def _handle_client_error(self, ex: Exception) -> Any:
         if isinstance(ex, HeadersTooSlow):

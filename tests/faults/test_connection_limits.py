@@ -302,6 +302,46 @@ def test_a_request_whose_headers_never_finish_gets_408_and_is_closed(production:
         assert read_until_eof(idle, 10).startswith(b"HTTP/1.1 200")
 
 
+def same_origin(server: AhoyServer) -> bytes:
+    """Host and Origin headers of a request the admin page itself would send."""
+    return (f"Host: 127.0.0.1:{server.http_port}\r\n"
+            f"Origin: http://127.0.0.1:{server.http_port}\r\n").encode()
+
+
+def test_a_request_body_that_stalls_gets_408_and_is_closed(production: Any) -> None:
+    server = production("--header-timeout", "1")
+    # A sign-in whose body stops after 10 of its 1000 bytes: the application is
+    # reading it, and answers 408 in words.
+    stalled = open_from(server, "127.0.0.6")
+    with stalled:
+        stalled.sendall(b"POST /admin/api/login HTTP/1.1\r\n" + same_origin(server) +
+                        b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+                        b'{"passwor')
+        answer = read_until_eof(stalled, 10)
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
+        assert b"did not arrive in time" in answer
+    # A body nobody reads (the route answers without it) is still only waited
+    # for so long: the connection closes instead of waiting for the rest.
+    unread = open_from(server, "127.0.0.6")
+    with unread:
+        unread.sendall(b"POST /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                       b"Content-Length: 1000\r\n\r\nabc")
+        assert read_until_eof(unread, 10).startswith(b"HTTP/1.1 405")
+
+
+def test_a_request_body_that_arrives_in_parts_is_served(production: Any) -> None:
+    server = production()
+    steady = open_from(server, "127.0.0.6")
+    with steady:
+        steady.sendall(b"POST /admin/api/login HTTP/1.1\r\n" + same_origin(server) +
+                       b"Content-Type: application/json\r\nContent-Length: 2\r\n"
+                       b"Connection: close\r\n\r\n{")
+        time.sleep(0.5)  # well inside the 10 s allowed for each part
+        steady.sendall(b"}")
+        answer = read_until_eof(steady, 10)
+        assert answer.startswith(b"HTTP/1.1 400"), answer[:300]
+
+
 def test_a_websocket_that_never_says_hello_is_closed_with_4002(production: Any) -> None:
     server = production("--hello-timeout", "1")
     with connect(server.ws_url, open_timeout=5) as ws:
