@@ -1041,7 +1041,8 @@ class Hub:
         self._deliver(self.calls.accept(user, req.get("call")), ref_for=(user, req))
 
     def _on_call_reject(self, conn: Connection, user: str, req: Request) -> None:
-        self._deliver(self.calls.reject(user, req.get("call")), ref_for=(user, req))
+        self._deliver(self.calls.reject(user, req.get("call"), req.get("why") or "declined"),
+                      ref_for=(user, req))
 
     def _on_call_cancel(self, conn: Connection, user: str, req: Request) -> None:
         self._deliver(self.calls.cancel(user, req.get("call")), ref_for=(user, req))

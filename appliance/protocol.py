@@ -100,6 +100,13 @@ def pattern(regex: re.Pattern[str], description: str) -> Check:
     return check
 
 
+# Why a callee turns a call down (`call_reject`'s `why`), each the reason of the
+# `call_ended` both parties get: declined by the person, a browser that cannot
+# make calls at all, or a camera or microphone that would not start.
+REJECT_WHYS = ("declined", "unsupported", "no_media")
+REJECT_REASONS = {"declined": "rejected", "unsupported": "unsupported", "no_media": "no_media"}
+
+
 def choice(*options: str) -> Check:
     def check(field: str, value: Any) -> str:
         if value not in options:
@@ -230,7 +237,7 @@ SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
     "call_invite": {"to": (entity_id, True), "media": (media, False)},
     "call_join": {"room": (entity_id, True), "media": (media, False)},
     "call_accept": {"call": (entity_id, True)},
-    "call_reject": {"call": (entity_id, True)},
+    "call_reject": {"call": (entity_id, True), "why": (choice(*REJECT_WHYS), False)},
     "call_cancel": {"call": (entity_id, True)},
     "call_hangup": {"call": (entity_id, True)},
     "rename": {"name": (text(0, 200), True)},

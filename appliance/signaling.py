@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .protocol import MAX_CALL_MEMBERS, ProtocolError
+from .protocol import MAX_CALL_MEMBERS, REJECT_REASONS, ProtocolError
 
 Event = tuple[str, dict[str, Any]]
 
@@ -130,11 +130,12 @@ class Calls:
         return [(p, {"type": "call_accepted", "call": call.id, "by": user})
                 for p in call.participants]
 
-    def reject(self, user: str, call_id: str) -> list[Event]:
+    def reject(self, user: str, call_id: str, why: str = "declined") -> list[Event]:
+        """The callee turns the call down; `why` is one of protocol.REJECT_WHYS."""
         call = self.get(call_id)
         if not call.ringing or call.callee != user:
             raise ProtocolError("not_in_call", "This call is not ringing for you.")
-        return self._end(call, "rejected", user)
+        return self._end(call, REJECT_REASONS[why], user)
 
     def cancel(self, user: str, call_id: str) -> list[Event]:
         call = self.get(call_id)

@@ -62,6 +62,22 @@ def test_reject_cancel_and_no_answer_end_the_call_for_both(box: Box) -> None:
     assert not box.hub.calls.active()
 
 
+def test_a_callee_that_cannot_take_the_call_says_why(box: Box) -> None:
+    ana, _, _ = box.join("Ana")
+    ben, ben_id, _ = box.join("Ben")
+    for why in ("unsupported", "no_media"):
+        call = box.say(ana, "call_invite", to=ben_id)[0]["call"]
+        box.say(ben, "call_reject", call=call, why=why)
+        assert ana.last("call_ended")["reason"] == why
+        assert ben.last("call_ended")["reason"] == why
+    call = box.say(ana, "call_invite", to=ben_id)[0]["call"]
+    box.say(ben, "call_reject", call=call, why="declined")
+    assert ana.last("call_ended")["reason"] == "rejected"
+    call = box.say(ana, "call_invite", to=ben_id)[0]["call"]
+    bad = box.say(ben, "call_reject", call=call, why="busy")[0]
+    assert bad["code"] == "bad_request" and "why" in bad["message"]
+
+
 def test_signaling_only_between_participants(box: Box) -> None:
     ana, _, _ = box.join("Ana")
     ben, ben_id, _ = box.join("Ben")

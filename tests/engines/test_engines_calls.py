@@ -142,13 +142,16 @@ def test_webkit_without_webrtc_says_calls_are_unavailable(
     wk.click(tid("dialog-close"))
     wk.wait_hidden(tid("call-error"))
 
-    # A call to it rings; answering says why not and the caller is told.
+    # A call to it rings; answering says why not and the caller is told why,
+    # not that the call was declined.
     chro.open_dm(wk_name)
     chro.click(tid("call-audio-button"))
     chro.wait_visible(tid("call-screen"))
     wk.wait_visible(tid("incoming-call"))
     wk.click(tid("accept-call"))
     chro.wait_hidden(tid("call-screen"))
+    chro.wait_js("[...document.querySelectorAll('[data-testid=toast]')].some("
+                 "(e) => e.textContent.includes('cannot take calls in the browser'))")
     assert chro.evaluate("window.ahoy.calls.current()") is None
     # Chat still works after all that.
     wk.wait_visible(tid("composer"))

@@ -226,7 +226,7 @@ async function accept() {
   if (!inc) return;
   hideIncoming();
   if (!canCall()) {
-    if (!inc.room) send({type: 'call_reject', call: inc.id});
+    if (!inc.room) send({type: 'call_reject', call: inc.id, why: 'unsupported'});
     return;
   }
   if (inc.room) {
@@ -239,7 +239,7 @@ async function accept() {
     await freshIce();
     if (!(await prepareLocal(inc.media))) return;
   } catch (err) {
-    send({type: 'call_reject', call: inc.id});
+    send({type: 'call_reject', call: inc.id, why: 'no_media'});
     endCall(null);
     mediaError(err);
     return;

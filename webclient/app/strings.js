@@ -144,6 +144,8 @@ export const strings = {
   call_share_to: 'Send to',
   call_ended_hangup: 'Call ended',
   call_ended_rejected: '{name} declined the call',
+  call_ended_unsupported: '{name} cannot take calls in the browser they use',
+  call_ended_no_media: "{name}'s camera or microphone would not start",
   call_ended_cancelled: 'Call cancelled',
   call_ended_no_answer: 'No answer',
   call_ended_disconnected: 'Connection lost',
