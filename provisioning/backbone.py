@@ -377,6 +377,7 @@ class Backbone:
     netns: str | None = None
     request_apply: Callable[[], None] | None = None
     discovery: Discovery | None = None
+    _asked_listen: str = ""  # the nats-server address an apply was asked for
 
     @property
     def site(self) -> str:
@@ -424,7 +425,25 @@ class Backbone:
             problems.append("the mesh's neighbours cannot be read (is batman-adv loaded and "
                             f"{self.config.mesh_interface} in the mesh?)")
         write_status(self.data_dir, self.discovery.me, peers, problems, mesh)
+        self._follow_nats_listen()
         return peers
+
+    def _follow_nats_listen(self) -> None:
+        """The site's nats-server listens on the backbone address alone: when the one
+        rendered is not this box's (first start, or the address moved), ask for an
+        apply, which renders it anew and restarts the server."""
+        from provisioning import site
+
+        assert self.discovery is not None
+        rendered = site.rendered_listen(site.SitePaths(site.site_dir(self.data_dir)))
+        wanted = str(self.discovery.me.backbone)
+        if rendered is None or rendered[0] == wanted or self._asked_listen == wanted:
+            return
+        log.info("backbone: the site's nats-server listens on %s, not on %s; asking for an apply",
+                 rendered[0], wanted)
+        self._asked_listen = wanted
+        if self.request_apply is not None:
+            self.request_apply()
 
     def close(self) -> None:
         if self.discovery is not None:

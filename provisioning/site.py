@@ -19,6 +19,8 @@ import base64
 import datetime
 import hashlib
 import hmac
+import ipaddress
+import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -39,6 +41,8 @@ MAX_PAYLOAD = 256 * 1024
 STREAM_MAX_BYTES = 1024 * 1024 * 1024
 DUPLICATE_WINDOW_S = 600
 CERT_DAYS = 3650
+LOOPBACK = "127.0.0.1"
+_LISTEN_LINE = re.compile(r'^listen: "([0-9.]+):([0-9]+)"$', re.MULTILINE)
 
 
 def box_id(data_dir: Path) -> str:
@@ -62,6 +66,41 @@ def box_id(data_dir: Path) -> str:
 def site_dir(data_dir: Path) -> Path:
     """Where the site's files live: box id, certificates, nats-server config and JetStream."""
     return DataDir(data_dir).root / "site"
+
+
+def backbone_address(data_dir: Path) -> str | None:
+    """This box's backbone address, as the backbone service took it and wrote it down
+    (`backbone.json`, see provisioning.backbone); None before it has one."""
+    try:
+        status = json.loads(DataDir(data_dir).site_backbone.read_text())
+        address = ipaddress.IPv4Address(str(status["box"]["backbone"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return None if address.is_unspecified or address.is_loopback else str(address)
+
+
+def listen_address(data_dir: Path) -> str:
+    """Where this box's nats-server listens: its backbone address only.
+
+    Never 0.0.0.0: the hotspot side must not find a socket to knock at. Before
+    the backbone service has taken an address the box is alone anyway, so the
+    server listens on loopback until then (the backbone service asks for an
+    apply when the address it has differs from the one rendered).
+    """
+    return backbone_address(data_dir) or LOOPBACK
+
+
+def rendered_listen(paths: SitePaths) -> tuple[str, int] | None:
+    """(address, port) the rendered nats-server config listens on; None without one.
+
+    The service connects to its own server there, so the rendered config is the
+    one place that says where the server is.
+    """
+    try:
+        found = _LISTEN_LINE.search(paths.nats_config.read_text())
+    except OSError:
+        return None
+    return (found.group(1), int(found.group(2))) if found else None
 
 
 def server_name(config: BoxConfig, box: str) -> str:
@@ -177,7 +216,7 @@ def render_nats_config(
     secret: str,
     paths: SitePaths,
     *,
-    listen: str = "0.0.0.0",
+    listen: str = LOOPBACK,
     port: int = SITE_PORT,
     monitor_port: int | None = None,
 ) -> str:
@@ -186,9 +225,9 @@ def render_nats_config(
     One server on its own (no routes, no leaf nodes: the boxes' services
     connect to each other's servers as clients, see docs/site.md), JetStream
     in the data partition, TLS with client certificates from the site CA, and
-    one user whose password comes from the secret. The hotspot side cannot
-    reach the port: the firewall lets phones reach only the box's web, DNS,
-    DHCP and TURN ports.
+    one user whose password comes from the secret. It listens on `listen`
+    alone (the backbone address, see `listen_address`), and the firewall drops
+    anything from the site's phones to the port as well.
     """
     lines = [
         "# Written by Ahoy provisioning from ahoy.txt (site_name, site_secret); edits are lost.",
@@ -229,14 +268,15 @@ def ensure_site_files(
     data_dir: Path,
     secret: str,
     *,
-    listen: str = "0.0.0.0",
+    listen: str | None = None,
     port: int = SITE_PORT,
     monitor_port: int | None = None,
 ) -> tuple[SitePaths, bool]:
     """Write the box id, the certificates (once per secret) and the nats-server config.
 
-    Returns the paths and whether the config or a certificate changed (the
-    server then needs a restart).
+    The server listens on `listen`, by default this box's backbone address
+    (`listen_address`). Returns the paths and whether the config or a
+    certificate changed (the server then needs a restart).
     """
     box = box_id(data_dir)
     paths = SitePaths(site_dir(data_dir))
@@ -253,7 +293,8 @@ def ensure_site_files(
         write_file(paths.cert, cert)
         write_file(paths.ca, ca)
         changed = True
-    text = render_nats_config(config, box, secret, paths, listen=listen, port=port,
+    text = render_nats_config(config, box, secret, paths,
+                              listen=listen or listen_address(data_dir), port=port,
                               monitor_port=monitor_port)
     changed |= write_file(paths.nats_config, text.encode(), mode=0o600)
     paths.jetstream.mkdir(parents=True, exist_ok=True)

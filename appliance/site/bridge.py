@@ -81,6 +81,9 @@ class BridgeConfig:
     password: str
     user: str
     tls: Callable[[], ssl.SSLContext]
+    # Where this box's own server is now (read at each attempt: provisioning
+    # moves it to the backbone address once the box has one); own_url if None.
+    own_url_now: Callable[[], str] | None = None
 
 
 class Bridge:
@@ -243,8 +246,10 @@ class Bridge:
         attempt = 0
         while not self._stopping:
             lost = asyncio.Event()
+            if self.config.own_url_now is not None:
+                self.own.url = self.config.own_url_now()
             try:
-                nc = await self._connect(self.config.own_url, lost)
+                nc = await self._connect(self.own.url, lost)
             except Exception as exc:
                 self.own.state, self.own.problem = "unreachable", _describe(exc)
                 attempt += 1

@@ -113,10 +113,17 @@ class SiteLink(Replication):
             context.load_cert_chain(str(paths.cert), str(paths.key))
             return context
 
+        def own_url() -> str:
+            # The server listens on the backbone address alone (docs/site.md): the
+            # rendered config says which; that address is this box's own, so the
+            # connection never leaves the box.
+            listen = site.rendered_listen(paths)
+            return f"tls://{listen[0] if listen else site.LOOPBACK}:{own_port}"
+
         self.inbox = Inbox(self._handle)
         self.bridge = Bridge(
-            BridgeConfig(box=self.box, site_name=site_name,
-                         own_url=f"tls://127.0.0.1:{own_port}",
+            BridgeConfig(box=self.box, site_name=site_name, own_url=own_url(),
+                         own_url_now=own_url,
                          peer_urls=tuple(f"tls://{peer}" for peer in peers),
                          db_path=Path(hub.store.path), password=site.nats_password(
                              secret, site_name), user=site.NATS_USER, tls=tls),

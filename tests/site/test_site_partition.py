@@ -1,6 +1,8 @@
-"""A real split of the backbone: two boxes in network namespaces on a bridge, each
-with its nats-server and Ahoy service on the standard port, phones on the bridge;
-the split is an nftables drop between the boxes, then it is lifted."""
+"""Two boxes in network namespaces on a bridge (their backbone), each with its
+nats-server and Ahoy service on the standard port, phones on the bridge: a real
+split of the backbone (an nftables drop between the boxes, then lifted), and
+where each nats-server listens (the backbone address alone, out of a phone's
+reach on the hotspot side)."""
 
 from __future__ import annotations
 
@@ -60,6 +62,10 @@ class NsBox:
     def start(self, peers: list[NsBox]) -> None:
         self.data.mkdir(parents=True)
         credentials.set_site_secret(self.data, SECRET)
+        # What the backbone service writes once it has taken the box's address.
+        (self.data / "site").mkdir(parents=True)
+        (self.data / "site" / "backbone.json").write_text(
+            json.dumps({"box": {"backbone": self.address}, "peers": []}))
         paths, _ = site.ensure_site_files(BoxConfig(site_name="mv-hope"), self.data, SECRET)
         self.run_in("nats", "nats-server", "-c", str(paths.nats_config))
         args = [sys.executable, "-m", "appliance", "serve", "--host", "0.0.0.0", "--no-mdns",
@@ -68,6 +74,10 @@ class NsBox:
         for peer in peers:
             args += ["--site-peer", f"{peer.address}:4222"]
         self.run_in("ahoy", *args)
+
+    def run(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["ip", "netns", "exec", self.namespace, *argv],
+                              capture_output=True, text=True, timeout=60, check=False)
 
     def health(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"http://{self.address}:8080/healthz", timeout=5) as r:
@@ -138,6 +148,8 @@ def backbone(tmp_path: Path) -> Iterator[list[NsBox]]:
     finally:
         for box in boxes:
             box.stop()
+            # The veth first: a namespace's devices go away after `netns del` returns.
+            subprocess.run(["ip", "link", "del", f"ahsv{TAG}{box.index}"], capture_output=True)
             subprocess.run(["ip", "netns", "del", box.namespace], capture_output=True)
         subprocess.run(["ip", "link", "del", bridge], capture_output=True)
 
@@ -171,3 +183,68 @@ def test_a_cut_backbone_keeps_both_sides_chatting_and_the_merge_has_every_messag
     assert sorted(m["id"] for m in on_a) == sorted(ids) == sorted(m["id"] for m in on_b)
     assert {m["id"]: m["at"] for m in on_a} == {m["id"]: m["at"] for m in on_b}
     assert [m["seq"] for m in on_b] == list(range(1, 11))
+
+
+def _connects(namespace: str, address: str, port: int) -> bool:
+    """Whether a TCP connection from inside `namespace` to address:port is accepted."""
+    probe = ("import socket, sys\n"
+             "try:\n"
+             f"    socket.create_connection(({address!r}, {port}), timeout=5).close()\n"
+             "except OSError:\n"
+             "    sys.exit(1)\n")
+    done = subprocess.run(["ip", "netns", "exec", namespace, sys.executable, "-c", probe],
+                          capture_output=True, timeout=60, check=False)
+    return done.returncode == 0
+
+
+def test_nats_server_listens_on_the_backbone_address_alone_out_of_a_phones_reach(
+    backbone: list[NsBox]
+) -> None:
+    from provisioning import render
+    from provisioning.config import parse_config
+
+    a, b = backbone
+    # The server's only socket is on the backbone address (not 0.0.0.0, not loopback),
+    # and the service reaches its own server there: the boxes linked (fixture) and
+    # the own link is up.
+    lines = a.run("ss", "-Hltn", "sport = :4222").stdout.splitlines()
+    assert [line.split()[3] for line in lines] == [f"{a.address}:4222"], lines
+    assert a.site().get("own_server") == "connected", a.site()
+    assert not _connects(a.namespace, "127.0.0.1", 4222)
+    assert _connects(b.namespace, a.address, 4222)  # the other box, over the backbone
+    # A phone on box A's hotspot side, with box A's rendered firewall loaded.
+    hotspot, phone = f"ahsh{TAG}", f"ahsph{TAG}"
+    config = parse_config(f"site_name = mv-hope\ninterface = {hotspot}\n")
+    box_address, phone_address = config.box_address, config.hotspot_subnet.network_address + 20
+    prefix = config.hotspot_subnet.prefixlen
+    try:
+        _sh("ip", "netns", "add", phone)
+        _sh("ip", "-n", a.namespace, "link", "add", hotspot, "type", "veth", "peer", "name",
+            "ph0", "netns", phone)
+        _sh("ip", "-n", a.namespace, "addr", "add", f"{box_address}/{prefix}", "dev", hotspot)
+        _sh("ip", "-n", phone, "addr", "add", f"{phone_address}/{prefix}", "dev", "ph0")
+        for ns, iface in ((a.namespace, hotspot), (phone, "ph0"), (phone, "lo")):
+            _sh("ip", "-n", ns, "link", "set", iface, "up")
+        _sh("ip", "-n", phone, "route", "add", "default", "via", str(box_address))
+        rules = a.folder / "a.nft"
+        rules.write_text(render.render_nftables(config))
+        _sh("ip", "netns", "exec", a.namespace, "nft", "-f", str(rules))
+        # The phone reaches box A's backbone address (at a port the firewall lets
+        # phones reach, HTTPS's, with a listener there) ...
+        listener = subprocess.Popen(
+            ["ip", "netns", "exec", a.namespace, sys.executable, "-c",
+             "import socket\n"
+             f"s = socket.create_server(({a.address!r}, 443))\n"
+             "while True:\n    s.accept()[0].close()\n"])
+        try:
+            wait_for(lambda: _connects(phone, a.address, 443), what="the phone at port 443")
+        finally:
+            listener.kill()
+            listener.wait(10)
+        # ... but not its nats-server: nothing listens on the hotspot address, and the
+        # backbone address is closed to the site's phones.
+        assert not _connects(phone, str(box_address), 4222)
+        assert not _connects(phone, a.address, 4222)
+        assert _connects(b.namespace, a.address, 4222)
+    finally:
+        subprocess.run(["ip", "netns", "del", phone], capture_output=True, timeout=30)

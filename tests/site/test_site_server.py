@@ -166,3 +166,60 @@ def test_apply_writes_site_files_only_for_a_box_in_a_site(tmp_path: Path) -> Non
     assert paths.nats_config in report.changed_files
     assert 'server_name: "mv-hope-' in paths.nats_config.read_text()
     assert SITE_SERVICE == "ahoy-nats.service"
+
+
+def test_the_server_listens_on_the_backbone_address_once_the_box_has_one(tmp_path: Path) -> None:
+    import json
+    from ipaddress import IPv4Address, IPv4Network
+
+    from provisioning import backbone, credentials, sitenet
+
+    data = tmp_path / "data"
+    data.mkdir()
+    credentials.set_site_secret(data, "tern gravel copper lantern")
+    config = BoxConfig(site_name="mv-hope")
+    paths, _ = site.ensure_site_files(config, data, "tern gravel copper lantern")
+    # No backbone address yet: the box is alone, and its server is on loopback only.
+    assert site.rendered_listen(paths) == ("127.0.0.1", 4222)
+    assert "0.0.0.0" not in paths.nats_config.read_text()
+    asked: list[str] = []
+    me = sitenet.Peer(1, "box-a", IPv4Address("169.254.7.9"), IPv4Network("10.42.1.0/24"))
+    bb = backbone.Backbone(config, None, data, request_apply=lambda: asked.append("apply"))
+    bb.discovery = backbone.Discovery("mv-hope", b"k", me)
+    # The backbone service took an address: it asks for an apply, once.
+    bb._follow_nats_listen()
+    bb._follow_nats_listen()
+    assert asked == ["apply"]
+    site.DataDir(data).site_backbone.write_text(json.dumps({"box": {"backbone": "169.254.7.9"}}))
+    _, changed = site.ensure_site_files(config, data, "tern gravel copper lantern")
+    assert changed
+    assert site.rendered_listen(paths) == ("169.254.7.9", 4222)
+    bb._asked_listen = ""
+    bb._follow_nats_listen()
+    assert asked == ["apply"]  # rendered as it should be: nothing to ask
+
+
+def test_a_new_secret_locks_out_a_lost_box_that_has_only_the_old_one(
+    tmp_path: Path, boxes: list[NatsBox]
+) -> None:
+    from provisioning import credentials
+
+    a, lost = NatsBox(tmp_path / "a"), NatsBox(tmp_path / "lost")
+    boxes.append(a.start())
+
+    async def attempt() -> None:
+        nc = await lost.connect_to(a)
+        await nc.close()
+
+    run(attempt())  # one site: linked
+    a.stop()
+    a.secret = "a new secret after the box was stolen"
+    credentials.set_site_secret(a.data_dir, a.secret)
+    _, changed = site.ensure_site_files(a.config, a.data_dir, a.secret, listen="127.0.0.1",
+                                        port=a.port)
+    assert changed  # a new CA and certificate: the server restarts with them
+    a.start()
+    with pytest.raises(Exception) as refused:
+        run(attempt())
+    assert "CERTIFICATE_VERIFY_FAILED" in str(refused.value) or "Authorization" in str(
+        refused.value), refused.value
