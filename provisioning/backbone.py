@@ -41,6 +41,7 @@ from typing import Any
 from provisioning import sitenet
 from provisioning.config import MESH_BACKBONE, BoxConfig
 from provisioning.datadir import DEFAULT_BOOT_CONFIG, DEFAULT_DATA_DIR, DataDir, write_file
+from provisioning.site import SitePaths, box_id, rendered_listen, site_dir
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def site_key(site_name: str, site_secret: str) -> bytes:
 
 
 def _signed_fields(site: str, peer: sitenet.Peer) -> bytes:
-    return (f"{site}|{peer.box_id:x}|{peer.name}|{peer.backbone}|{peer.hotspot}|"
+    return (f"{site}|{peer.box_id:08x}|{peer.name}|{peer.backbone}|{peer.hotspot}|"
             f"{peer.wifi}").encode()
 
 
@@ -75,7 +76,7 @@ def wifi_tag(key: bytes, config: BoxConfig) -> str:
 def announcement_properties(site: str, key: bytes, me: sitenet.Peer) -> dict[str, str]:
     """The TXT record of a box's announcement."""
     tag = hmac.new(key, _signed_fields(site, me), hashlib.sha256).hexdigest()[:32]
-    return {"site": site, "id": f"{me.box_id:x}", "name": me.name,
+    return {"site": site, "id": f"{me.box_id:08x}", "name": me.name,
             "backbone": str(me.backbone), "hotspot": str(me.hotspot), "wifi": me.wifi,
             "sig": tag}
 
@@ -300,6 +301,12 @@ class Discovery:
 # --- the state file and the loop
 
 
+def own_id(data_dir: Path) -> int:
+    """This box's id on the backbone: the site's box id (one id per box, made once on
+    the data partition, see provisioning.site.box_id), as a number."""
+    return sitenet.box_number(box_id(data_dir))
+
+
 def status_path(data_dir: Path) -> Path:
     return DataDir(data_dir).site_backbone
 
@@ -328,9 +335,9 @@ def write_status(data_dir: Path, me: sitenet.Peer, peers: list[sitenet.Peer],
                  problems: list[str], mesh: list[dict[str, Any]] | None = None) -> None:
     """What the admin page, the lights and the site's replication read."""
     status = {
-        "box": {"id": f"{me.box_id:x}", "name": me.name, "backbone": str(me.backbone),
+        "box": {"id": f"{me.box_id:08x}", "name": me.name, "backbone": str(me.backbone),
                 "hotspot": str(me.hotspot)},
-        "peers": [{"id": f"{p.box_id:x}", "name": p.name, "backbone": str(p.backbone),
+        "peers": [{"id": f"{p.box_id:08x}", "name": p.name, "backbone": str(p.backbone),
                    "hotspot": str(p.hotspot), "same_wifi": p.wifi == me.wifi} for p in peers],
         "problems": problems,
         "mesh": mesh,
@@ -384,7 +391,7 @@ class Backbone:
         return str(getattr(self.config, "site_name", ""))
 
     def start(self) -> None:
-        me = sitenet.box_id(self.mac)
+        me = own_id(self.data_dir)
         address = claim_backbone_address(self.config.backbone_interface, me,
                                          probe=self.probe, netns=self.netns)
         key = site_key(self.site, self.site_secret)
@@ -432,10 +439,8 @@ class Backbone:
         """The site's nats-server listens on the backbone address alone: when the one
         rendered is not this box's (first start, or the address moved), ask for an
         apply, which renders it anew and restarts the server."""
-        from provisioning import site
-
         assert self.discovery is not None
-        rendered = site.rendered_listen(site.SitePaths(site.site_dir(self.data_dir)))
+        rendered = rendered_listen(SitePaths(site_dir(self.data_dir)))
         wanted = str(self.discovery.me.backbone)
         if rendered is None or rendered[0] == wanted or self._asked_listen == wanted:
             return

@@ -373,7 +373,7 @@ def _derived_wifi_name(values: Mapping[str, Any], mac: str | None) -> str:
 
 def _derived_channel(values: Mapping[str, Any], mac: str | None) -> int:
     """Alone: the band's usual channel. In a site: one of the channels that do not overlap,
-    picked by the box id, so boxes within reach of each other mostly differ."""
+    picked by the hotspot adapter's MAC, so boxes within reach of each other mostly differ."""
     band = values["band"]
     if not _in_site(values):
         return regulatory.DEFAULT_CHANNEL[band]
@@ -381,7 +381,7 @@ def _derived_channel(values: Mapping[str, Any], mac: str | None) -> int:
     spread = [c for c in (1, 6, 11) if c in allowed] if band == "2.4" else list(allowed)
     if not spread:
         return regulatory.DEFAULT_CHANNEL[band]
-    return spread[sitenet.box_id(mac) % len(spread)]
+    return spread[sitenet.mac_seed(mac) % len(spread)]
 
 
 def _derived_network(values: Mapping[str, Any], mac: str | None) -> IPv4Network:

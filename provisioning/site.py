@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import os
 import re
 import secrets
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from provisioning.config import SITE_PORT, BoxConfig
-from provisioning.datadir import DataDir, write_file
+from provisioning.datadir import DataDir, sync_folder, write_file
 
 NATS_USER = "ahoy-box"
 BOX_ID = re.compile(r"[0-9a-f]{8}")
@@ -46,21 +47,40 @@ _LISTEN_LINE = re.compile(r'^listen: "([0-9.]+):([0-9]+)"$', re.MULTILINE)
 
 
 def box_id(data_dir: Path) -> str:
-    """This box's id in its site: 8 hex digits, made once and kept on the data partition.
+    """This box's one id: 8 hex digits, made once and kept on the data partition.
 
-    A factory reset (wiping the data partition) makes a new one: to the other
-    boxes the box is then a new member of the site.
+    Everything that names the box uses it: the site's replication (its stream,
+    its server's name, the positions `<box>:<n>` of its messages) and the
+    backbone (its announcement, who keeps a contested subnet, its first
+    link-local address). A factory reset (wiping the data partition) makes a
+    new one: to the other boxes the box is then a new member of the site, and
+    the positions its new stream numbers from 1 cannot be mistaken for the old
+    ones. Provisioning, the backbone service and the Ahoy service may ask at
+    the same moment on a first start: the first file linked into place wins.
     """
     path = site_dir(data_dir) / "box-id"
-    try:
-        existing = path.read_text().strip()
-    except OSError:
-        existing = ""
-    if BOX_ID.fullmatch(existing):
-        return existing
-    made = secrets.token_hex(4)
-    write_file(path, (made + "\n").encode())
-    return made
+    for _ in range(3):
+        try:
+            existing = path.read_text().strip()
+        except OSError:
+            existing = ""
+        if BOX_ID.fullmatch(existing):
+            return existing
+        made = secrets.token_hex(4)
+        draft = path.with_name(f".box-id.{os.getpid()}.{made}")
+        write_file(draft, (made + "\n").encode())
+        try:
+            if existing:  # a damaged file: replaced
+                os.replace(draft, path)
+                return made
+            os.link(draft, path)  # fails if another process made it first
+            sync_folder(path.parent)
+            return made
+        except FileExistsError:
+            continue
+        finally:
+            draft.unlink(missing_ok=True)
+    raise OSError(f"cannot make the box id in {path}")
 
 
 def site_dir(data_dir: Path) -> Path:

@@ -4,11 +4,15 @@ Pure: a box id, the site's address space and what the other boxes claim in,
 addresses and route plans out. Discovery and netlink live in
 `provisioning.backbone`.
 
-- The box id is a number made from the MAC of the hotspot's Wi-Fi adapter: it
-  is on the hardware, the same at every start and different on every box.
+- The box id is the site's one id for the box (`provisioning.site.box_id`: 8 hex
+  digits made once on the data partition); here it is a number
+  (`box_number`). It orders boxes (who keeps a subnet) and picks the first
+  backbone address.
+- The MAC of the hotspot's Wi-Fi adapter gives a seed (`mac_seed`), known
+  before anything is written: the first hotspot subnet and the channel.
 - Hotspot subnets: the site's `network` is cut into equal slots (/24 when that
-  gives at least 16 of them, else 16 slots); a box starts at the slot its id
-  points at. Two boxes that point at the same slot are told apart by the
+  gives at least 16 of them, else 16 slots); a box starts at the slot its MAC
+  seed points at. Two boxes that point at the same slot are told apart by the
   claims the boxes announce on the backbone: the lower box id keeps the slot,
   the other takes the next free one (see `choose_hotspot_subnet`).
 - Backbone addresses: IPv4 link-local (169.254.1.0 - 169.254.254.255, RFC
@@ -34,8 +38,17 @@ MIN_SLOTS = 16
 SLOT_PREFIX = 24
 
 
-def box_id(mac: str | None) -> int:
-    """A stable 64-bit number for the box, from the MAC of its hotspot adapter; 0 without one."""
+def box_number(box: str) -> int:
+    """The box id (8 hex digits, `provisioning.site.box_id`) as a number, to order boxes."""
+    return int(box, 16)
+
+
+def mac_seed(mac: str | None) -> int:
+    """A stable 64-bit number from the MAC of the hotspot adapter; 0 without one.
+
+    Not the box's id (that is made on the data partition, so that a factory
+    reset makes a new box): only where its first subnet and channel are.
+    """
     digits = re.sub(r"[^0-9a-f]", "", (mac or "").lower())
     if not digits:
         return 0
@@ -53,9 +66,9 @@ def slots(space: IPv4Network) -> list[IPv4Network]:
 
 
 def default_hotspot_subnet(space: IPv4Network, mac: str | None) -> IPv4Network:
-    """The slot a box starts from: chosen by its id alone, before it hears other boxes."""
+    """The slot a box starts from: chosen by its MAC alone, before it hears other boxes."""
     every = slots(space)
-    return every[box_id(mac) % len(every)]
+    return every[mac_seed(mac) % len(every)]
 
 
 def choose_hotspot_subnet(

@@ -30,6 +30,7 @@ from provisioning import render, sitenet
 from provisioning.apply import HostSystem
 from provisioning.backbone import read_status
 from provisioning.config import BoxConfig, parse_config
+from provisioning.site import box_id as site_box_id
 
 pytestmark = pytest.mark.netns
 
@@ -44,15 +45,18 @@ ECHO_PORT = "5000"
 T = TypeVar("T")
 
 
+# The boxes' ids (made once on each data partition; written here so that box C's
+# is higher than box A's and box C, not box A, moves off the slot they share).
+BOX_IDS = {"a": "000000a1", "b": "000000b1", "c": "000000c1"}
+
+
 def mac_sharing_a_slot(mac: str) -> str:
-    """A MAC whose box id points at the same first hotspot slot as `mac`'s, with a higher id
-    (so that box, not the other, moves)."""
+    """Another MAC that points at the same first hotspot slot as `mac`."""
     slots = len(sitenet.slots(IPv4Network("10.42.0.0/16")))
-    target = sitenet.box_id(mac)
+    target = sitenet.mac_seed(mac)
     for n in range(1, 200_000):
         candidate = f"02:00:00:{n >> 16 & 255:02x}:{n >> 8 & 255:02x}:{n & 255:02x}"
-        other = sitenet.box_id(candidate)
-        if other % slots == target % slots and other > target:
+        if candidate != mac and sitenet.mac_seed(candidate) % slots == target % slots:
             return candidate
     raise AssertionError("no MAC found")
 
@@ -152,6 +156,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             (folder / f"{letter}.txt").write_text(text)
             config = parse_config(text, mac=mac)
             boxes[letter] = Box(f"box-{letter}", ns, mac, config, folder / f"data-{letter}")
+            (folder / f"data-{letter}" / "site").mkdir(parents=True)
+            (folder / f"data-{letter}" / "site" / "box-id").write_text(BOX_IDS[letter] + "\n")
             HostSystem(netns=ns).ensure_address("hot0", str(config.box_address),
                                                 config.hotspot_subnet.prefixlen)
             rules = folder / f"{letter}.nft"
@@ -180,7 +186,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         _sh("ip", "-n", stranger, "link", "add", "st0", "type", "veth", "peer", "name", "pst",
             "netns", switch)
         _sh("ip", "-n", switch, "link", "set", "pst", "master", "sw0", "up")
-        first = next(sitenet.backbone_candidates(sitenet.box_id(MAC_A)))
+        first = next(sitenet.backbone_candidates(sitenet.box_number(BOX_IDS["a"])))
         for address in (f"{first}/16", f"{STRANGER_IP}/24"):
             _sh("ip", "-n", stranger, "addr", "add", address, "dev", "st0")
         for iface in ("lo", "st0"):
@@ -215,9 +221,11 @@ def test_each_box_takes_a_link_local_backbone_address_without_dhcp_and_none_coll
         status = wait_for(f"{box.name} on the backbone", box.status, site)
         addresses[letter] = IPv4Address(status["box"]["backbone"])
         assert addresses[letter] in sitenet.LINK_LOCAL
+        # One id per box: the backbone announces the one the site's replication uses.
+        assert status["box"]["id"] == site_box_id(box.data) == BOX_IDS[letter]
     assert len(set(addresses.values())) == 3
     # The stranger answered the ARP probe for box A's first choice: box A took another.
-    first = next(sitenet.backbone_candidates(sitenet.box_id(MAC_A)))
+    first = next(sitenet.backbone_candidates(sitenet.box_number(BOX_IDS["a"])))
     assert addresses["a"] != first
 
 

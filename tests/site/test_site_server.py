@@ -223,3 +223,40 @@ def test_a_new_secret_locks_out_a_lost_box_that_has_only_the_old_one(
         run(attempt())
     assert "CERTIFICATE_VERIFY_FAILED" in str(refused.value) or "Authorization" in str(
         refused.value), refused.value
+
+
+def _box_id_of(data: str) -> str:
+    return site.box_id(Path(data))
+
+
+def test_a_box_has_one_id_made_once_that_the_backbone_and_the_replication_share(
+    tmp_path: Path,
+) -> None:
+    import json
+    from concurrent.futures import ProcessPoolExecutor
+    from ipaddress import IPv4Address, IPv4Network
+
+    from provisioning import backbone, sitenet
+
+    data = tmp_path / "data"
+    # Provisioning, the backbone service and the Ahoy service ask at once on a first start.
+    with ProcessPoolExecutor(4) as pool:
+        made = set(pool.map(_box_id_of, [str(data)] * 8))
+    assert len(made) == 1
+    box = made.pop()
+    assert site.BOX_ID.fullmatch(box) and site.box_id(data) == box
+    assert [p.name for p in site.site_dir(data).iterdir()] == ["box-id"]  # no drafts left
+    # The backbone announces and writes down the same id.
+    assert backbone.own_id(data) == int(box, 16)
+    me = sitenet.Peer(backbone.own_id(data), "box-a", IPv4Address("169.254.7.9"),
+                      IPv4Network("10.42.1.0/24"))
+    key = backbone.site_key("mv-hope", "tern gravel copper lantern")
+    assert backbone.announcement_properties("mv-hope", key, me)["id"] == box
+    heard = backbone.peer_from_properties(
+        {k.encode(): v.encode() for k, v in
+         backbone.announcement_properties("mv-hope", key, me).items()}, "mv-hope", key)
+    assert heard is not None and heard.box_id == me.box_id
+    backbone.write_status(data, me, [], [], None)
+    assert json.loads(site.DataDir(data).site_backbone.read_text())["box"]["id"] == box
+    # A factory reset (a new data partition) makes a new box.
+    assert site.box_id(tmp_path / "wiped") != box
