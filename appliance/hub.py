@@ -1233,6 +1233,18 @@ class Hub:
         self._notify()
         return True
 
+    def yield_room_call(self, room_id: str, winner: str) -> None:
+        """End this box's call of a room in favour of another box's (docs/site.md):
+        its people are told which call to join instead."""
+        with self.lock:
+            busy_before, rooms_before = self.calls.busy_users(), self._room_call_snapshot()
+            events = self.calls.yield_room_call(room_id, winner)
+            if not events:
+                return
+            self._deliver(events)
+            self._after_calls_changed(busy_before, rooms_before)
+        self._notify()
+
     def close_room(self, room_id: str) -> bool:
         """Delete a room as its owner would (the admin's 'close room')."""
         with self.lock:

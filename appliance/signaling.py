@@ -232,6 +232,18 @@ class Calls:
             return []
         return self._leave(call, user, "hangup")
 
+    def yield_room_call(self, room_id: str, winner: str) -> list[Event]:
+        """Another box of the site holds a call of the same room that came first (see
+        `appliance.site.link.first_room_call`): end this one, and tell its people
+        the call to join instead (the app joins it by itself)."""
+        call = self.room_call(room_id)
+        if call is None or call.id == winner:
+            return []
+        audience = list(call.participants)
+        self._forget(call)
+        return [(u, {"type": "call_ended", "call": call.id, "reason": "merged", "by": None,
+                     "room": room_id, "join": winner}) for u in audience]
+
     def end_room_call(self, room_id: str) -> list[Event]:
         call = self.room_call(room_id)
         return self._end(call, "hangup", None) if call else []

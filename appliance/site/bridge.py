@@ -91,13 +91,15 @@ class Bridge:
                  waiting: Callable[[], int],
                  online_snapshot: Callable[[], list[list[str]]],
                  room_calls: Callable[[], dict[str, str]] = dict,
-                 busy: Callable[[], list[str]] = list) -> None:
+                 busy: Callable[[], list[str]] = list,
+                 room_calls_started: Callable[[], dict[str, int]] = dict) -> None:
         self.config = config
         self.deliver = deliver  # thread-safe: hands an event to the service
         self.waiting = waiting  # how many events the service has not taken yet
         self.online_snapshot = online_snapshot  # thread-safe: [[user id, name], ...] here
         self.room_calls = room_calls  # thread-safe: {room id: call id} held here
         self.busy = busy  # thread-safe: [user id] in calls held here
+        self.room_calls_started = room_calls_started  # thread-safe: {room id: started, ms}
         self.links: dict[str, LinkState] = {url: LinkState(url) for url in config.peer_urls}
         # Boxes the admin removed from the site: not read, not shown while away,
         # refused (state "removed") when they come back, until the admin adds them again.
@@ -319,7 +321,7 @@ class Bridge:
         while not lost.is_set():
             body = {"k": "online", "box": self.config.box, "full": True,
                     "users": self.online_snapshot(), "calls": self.room_calls(),
-                    "busy": self.busy()}
+                    "started": self.room_calls_started(), "busy": self.busy()}
             await nc.publish(f"site.live.{self.config.box}", encode_live(body))
             try:
                 await asyncio.wait_for(lost.wait(), SNAPSHOT_EVERY_S)

@@ -50,6 +50,14 @@ def read_removed(data_dir: Path) -> frozenset[str]:
     return frozenset(line for line in lines if site.BOX_ID.fullmatch(line))
 
 
+def first_room_call(one: tuple[int, str], other: tuple[int, str]) -> tuple[int, str]:
+    """Of two calls of one room held by two boxes (started in a split, or at the same
+    moment), the one that stays: the earlier start (each box's own clock, in ms),
+    then the lower box id. Both boxes compare the same pair, so exactly one gives way.
+    """
+    return min(one, other)
+
+
 class Refused(Exception):
     """An admin's request about the site that cannot be done, in words, with its status."""
 
@@ -91,6 +99,7 @@ class SiteLink(Replication):
         # Room calls: those held here (room -> call id), as last told to the other
         # boxes, and those the other boxes hold (room -> box).
         self.room_calls_here: dict[str, str] = {}
+        self.room_calls_started: dict[str, int] = {}  # room -> when its call here started
         self.room_calls_at: dict[str, str] = {}
         # Who is in a call: those held here (as last told to the other boxes), and
         # those the other boxes hold (box -> people), for the "busy" status.
@@ -129,7 +138,7 @@ class SiteLink(Replication):
                              secret, site_name), user=site.NATS_USER, tls=tls),
             deliver=self.inbox.put, waiting=lambda: len(self.inbox),
             online_snapshot=lambda: self.snapshot, room_calls=lambda: self.room_calls_here,
-            busy=lambda: self.busy_here)
+            busy=lambda: self.busy_here, room_calls_started=lambda: self.room_calls_started)
         self.removed = read_removed(data_dir)
         self.bridge.removed = self.removed
 
@@ -294,12 +303,15 @@ class SiteLink(Replication):
         """Tell the other boxes which room calls this box holds (one room, one call
         on the whole site: joining it on another box goes to this one), and who is
         in the calls held here (busy on every box)."""
-        now = {c.room: c.id for c in self.hub.calls.active() if c.room is not None}
+        held = [c for c in self.hub.calls.active() if c.room is not None]
+        now = {c.room: c.id for c in held if c.room is not None}
         busy = sorted(self.hub.calls.busy_users())
         if now != self.room_calls_here or busy != self.busy_here:
             self.room_calls_here = now
+            self.room_calls_started = {c.room: c.started for c in held if c.room is not None}
             self.busy_here = busy
-            self.send_live(None, "calls", None, {"calls": now, "busy": busy})
+            self.send_live(None, "calls", None, {"calls": now, "busy": busy,
+                                                 "started": self.room_calls_started})
 
     def busy_elsewhere(self) -> frozenset[str]:
         return self._busy_elsewhere
@@ -321,14 +333,18 @@ class SiteLink(Replication):
         frame = {"type": request.type, **request.fields}
         if request.ref is not None:
             frame["ref"] = request.ref
-        self.send_live(box, "frame", user_id, frame)
+        session = self.hub.presence.session(user_id)
+        self.send_live(box, "frame", user_id, frame,
+                       name=session.name if session is not None else None)
         return True
 
     def send_live(self, box: str | None, kind: str, user_id: str | None,
-                  message: dict[str, Any] | None) -> None:
+                  message: dict[str, Any] | None, name: str | None = None) -> None:
         body: dict[str, Any] = {"k": kind, "box": self.box}
         if kind in ("to", "frame"):
             body.update(user=user_id, message=message)
+            if name is not None:
+                body["name"] = name
             subject = f"site.{kind}.{box}"
         elif kind == "offline":
             body["user"] = user_id
@@ -430,15 +446,17 @@ class SiteLink(Replication):
         if box == self.box or box in self.removed:
             return
         kind = body["k"]
+        yielding: list[tuple[str, str]] = []
         with self.hub.lock:
             if kind == "online":
                 self.heard[box] = self.clock()
                 self._remote_online(box, body["users"], body["full"])
                 if body["full"]:
-                    self._remote_calls(box, body.get("calls") or {})
+                    yielding = self._remote_calls(box, body.get("calls") or {},
+                                                  body.get("started") or {})
                     self._remote_busy(box, body.get("busy") or [])
             elif kind == "calls":
-                self._remote_calls(box, body["calls"])
+                yielding = self._remote_calls(box, body["calls"], body.get("started") or {})
                 self._remote_busy(box, body.get("busy") or [])
             elif kind == "offline":
                 self._remote_offline(box, body["user"])
@@ -458,8 +476,15 @@ class SiteLink(Replication):
                 peer.send(message)
             elif kind == "frame":
                 peer = self.hub.presence.peer(body["user"])
+                if peer is None and "name" in body:
+                    # A request from a phone on that box that this box has not heard
+                    # of yet (the boxes just linked, its snapshot is on the way).
+                    self._remote_online(box, [[body["user"], body["name"]]], full=False)
+                    peer = self.hub.presence.peer(body["user"])
                 if isinstance(peer, RemotePeer) and peer.box == box:
                     self.hub.handle(peer, json.dumps(body["message"]))
+        for room_id, winner in yielding:
+            self.hub.yield_room_call(room_id, winner)
 
     def _remote_online(self, box: str, users: list[list[str]], full: bool) -> None:
         named = {user_id: name for user_id, name in users}
@@ -479,13 +504,24 @@ class SiteLink(Replication):
                         session.user_id not in named:
                     self.hub.disconnect(peer)
 
-    def _remote_calls(self, box: str, calls: dict[str, str]) -> None:
+    def _remote_calls(self, box: str, calls: dict[str, str],
+                      started: dict[str, int]) -> list[tuple[str, str]]:
+        """Note the room calls another box holds; returns the rooms whose call here
+        must give way to that box's, with the call to join instead."""
         for room_id in [r for r, b in self.room_calls_at.items() if b == box]:
             if room_id not in calls:
                 del self.room_calls_at[room_id]
+        yielding = []
         for room_id, call_id in calls.items():
+            own = self.hub.calls.room_call(room_id)
+            if own is not None and own.id != call_id:
+                theirs = (started.get(room_id, own.started), box)
+                if first_room_call(theirs, (own.started, self.box or "")) != theirs:
+                    continue  # ours came first: the other box gives way
+                yielding.append((room_id, call_id))
             self.room_calls_at[room_id] = box
             self.calls_at[call_id] = box
+        return yielding
 
     def _remote_busy(self, box: str, users: list[str]) -> None:
         now = frozenset(users)
@@ -506,7 +542,7 @@ class SiteLink(Replication):
 
     def _box_gone(self, box: str) -> None:
         self.heard.pop(box, None)
-        self._remote_calls(box, {})
+        self._remote_calls(box, {}, {})
         with self.hub.lock:
             self._remote_busy(box, [])
             for session in self.hub.presence.sessions():

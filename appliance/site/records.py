@@ -313,6 +313,16 @@ def _room_calls(calls: Any) -> None:
         _match(call_id, _ID, "call id")
 
 
+def _started(started: Any) -> None:
+    """{room id: when its call started, ms}: which of two calls of a room came first."""
+    if not isinstance(started, dict) or len(started) > 1000:
+        raise BadRecord("bad started")
+    for room_id, at in started.items():
+        _match(room_id, _ID, "room id")
+        if not isinstance(at, int) or isinstance(at, bool) or not 0 <= at < 2**53:
+            raise BadRecord("bad started time")
+
+
 def _busy(users: Any) -> None:
     """[user id]: the people in calls a box holds."""
     if not isinstance(users, list) or len(users) > 10_000:
@@ -362,14 +372,18 @@ def decode_live(data: bytes) -> dict[str, Any]:
         if not isinstance(body.get("full"), bool):
             raise BadRecord("bad full")
         _room_calls(body.get("calls") or {})
+        _started(body.get("started") or {})
         _busy(body.get("busy") or [])
     elif kind == "calls":
         _room_calls(body.get("calls"))
+        _started(body.get("started") or {})
         _busy(body.get("busy") or [])
     elif kind == "offline":
         _match(body.get("user"), _ID, "user id")
     elif kind in ("to", "frame"):
         _match(body.get("user"), _ID, "user id")
+        if "name" in body:
+            _text(body["name"], 1, 200, "name")
         if not isinstance(body.get("message"), dict):
             raise BadRecord("bad message")
     else:

@@ -432,3 +432,34 @@ def test_a_room_call_started_on_one_box_is_joined_from_the_other(
     assert alice.expect("signal", timeout=20)["data"] == {"sdp": "from deck 4"}
     bob.send("call_hangup", call=call)
     assert alice.expect("call_peer_left", timeout=20)["user"] == bob.user_id
+
+
+def test_two_calls_of_one_room_started_apart_merge_into_the_one_that_started_first(
+    two_boxes: list[SiteBox]
+) -> None:
+    a, b = two_boxes
+    alice, bob = a.client("Alice"), b.client("Bob")
+    room = join_room_across(alice, bob, "Engine room")
+    wait_for(lambda: bob.user_id in {r["id"]: r for r in probe_rooms(a)}[room]["members"],
+             what="Bob a member at A")
+    for box in (a, b):
+        box.nats.stop()  # neither box hears of the other's call
+    wait_for(lambda: a.status().get("linked") == 0 and b.status().get("linked") == 0,
+             what="the split")
+    first = alice.request("call_join", "call_joined", room=room, media="audio")
+    before = int(time.time() * 1000)
+    wait_for(lambda: int(time.time() * 1000) > before, what="a later millisecond")
+    second = bob.request("call_join", "call_joined", room=room, media="audio")
+    assert first["peers"] == [] and second["peers"] == [], (first, second)
+    assert first["call"] != second["call"]
+    for box in (a, b):
+        box.nats.start()
+    # Alice's call started first: it stays, Bob's ends and tells him to join Alice's.
+    ended = bob.expect("call_ended", timeout=60)
+    assert ended == {"type": "call_ended", "call": second["call"], "reason": "merged",
+                     "by": None, "room": room, "join": first["call"]}, ended
+    reply = bob.request("call_join", "call_joined", room=room, media="audio")
+    assert (reply["type"], reply["call"], reply["peers"]) == (
+        "call_joined", first["call"], [alice.user_id]), reply
+    assert alice.expect("call_peer_joined", timeout=20)["user"] == bob.user_id
+    assert not [m for m in received(alice) if m["type"] == "call_ended"]

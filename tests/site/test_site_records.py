@@ -135,3 +135,32 @@ def test_own_room_changes_carry_a_version_later_than_any_seen(replica: Replica) 
     replica.note_room(deck, now=5)  # this box's clock is behind
     (ms, box), = replica.db.execute("SELECT ms, box FROM site_versions WHERE key = 'room:r_1'")
     assert (ms, box) == (10_001, B)
+
+
+def test_of_two_calls_of_one_room_the_earlier_start_stays_then_the_lower_box_id() -> None:
+    from appliance.signaling import Calls
+    from appliance.site.link import first_room_call
+
+    assert first_room_call((1000, B), (1001, A)) == (1000, B)
+    assert first_room_call((1001, A), (1000, B)) == (1000, B)  # the same from either box
+    assert first_room_call((1000, B), (1000, A)) == (1000, A)
+    # The call that gives way ends for its people, who are told which call to join.
+    ids = iter(["c_2"])
+    calls = Calls(lambda: next(ids))
+    calls.join_room("u_ben", "r_1", "audio", ["u_ben", "u_bo"], 1001)
+    calls.join_room("u_bo", "r_1", "audio", ["u_ben", "u_bo"], 1002)
+    events = calls.yield_room_call("r_1", "c_1")
+    assert sorted(events, key=lambda e: e[0]) == [
+        (user, {"type": "call_ended", "call": "c_2", "reason": "merged", "by": None,
+                "room": "r_1", "join": "c_1"}) for user in ("u_ben", "u_bo")]
+    assert calls.room_call("r_1") is None and not calls.busy_users()
+    assert calls.yield_room_call("r_1", "c_1") == []
+
+
+def test_the_start_times_of_room_calls_are_checked_like_the_rest_of_a_live_event() -> None:
+    body = {"k": "calls", "box": A, "calls": {"r_1": "c_1"}, "started": {"r_1": 1000},
+            "busy": []}
+    assert decode_live(json.dumps(body).encode())["started"] == {"r_1": 1000}
+    for bad in ({"r_1": "soon"}, {"r_1": -1}, {"../x": 1}, [1]):
+        with pytest.raises(BadRecord):
+            decode_live(json.dumps({**body, "started": bad}).encode())

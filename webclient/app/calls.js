@@ -335,7 +335,13 @@ export function onMessage(msg) {
       break;
     case 'call_ended':
       if (incoming?.id === msg.call) hideIncoming();
-      if (call?.id === msg.call) {
+      if (call?.id === msg.call && msg.reason === 'merged' && call.room && call.room === msg.room) {
+        // Two boxes of the site started a call of this room at once; the one that
+        // started first stays: join it (the box sends the request there).
+        const media = call.media;
+        endCall('call_ended_merged');
+        startCall('room:' + msg.room, media);
+      } else if (call?.id === msg.call) {
         const key = 'call_ended_' + (msg.reason || 'hangup');
         endCall(key, {name: nameOf(msg.by) || t('someone')});
       }

@@ -149,6 +149,7 @@ export const strings = {
   call_ended_cancelled: 'Call cancelled',
   call_ended_no_answer: 'No answer',
   call_ended_disconnected: 'Connection lost',
+  call_ended_merged: 'Joining the call that started first',
   call_error: 'Could not call: {reason}',
   call_busy: '{name} is in another call.',
   call_with: 'Call with {names}',
