@@ -171,6 +171,9 @@ class Replication:
     def reacted(self, conv: str, seq: int, user_id: str, emoji: str, on: bool) -> None:
         """Someone here added or took back a reaction."""
 
+    def message_deleting(self, conv: str, seq: int) -> None:
+        """An admin here is deleting a stored message (it is still in the store)."""
+
     def calls_changed(self) -> None:
         """A call here started, changed or ended."""
 
@@ -1164,9 +1167,12 @@ class Hub:
 
     def site_applied(self, messages: list[StoredMessage], positions: dict[tuple[str, int], str],
                      users: list[str], rooms: list[str], deleted_rooms: list[str],
-                     reactions: Iterable[tuple[str, int, str, str, bool]] = ()) -> None:
+                     reactions: Iterable[tuple[str, int, str, str, bool]] = (),
+                     deleted_messages: Iterable[tuple[str, int]] = ()) -> None:
         """Changes from other boxes are in the store: tell the phones here."""
         with self.lock:
+            for conv, seq in deleted_messages:
+                self._send_to(self._conv_audience(conv), protocol.message_deleted(conv, seq))
             for conv, seq, user_id, emoji, on in reactions:
                 in_room = Conv(conv).room_id
                 room = self.rooms.get(in_room) if in_room is not None else None
@@ -1261,16 +1267,19 @@ class Hub:
     def delete_message(self, conv: str, seq: int) -> bool:
         """Delete one stored message; online members are told to hide it."""
         with self.lock:
+            self.site.message_deleting(conv, seq)
             if not self.store.delete_message(conv, seq):
                 return False
-            room_id = Conv(conv).room_id
-            if room_id is not None:
-                room = self.rooms.get(room_id)
-                audience = room.members if room else []
-            else:
-                audience = list(Conv(conv).people)
-            self._send_to(audience, protocol.message_deleted(conv, seq))
+            self._send_to(self._conv_audience(conv), protocol.message_deleted(conv, seq))
         return True
+
+    def _conv_audience(self, conv: str) -> list[str]:
+        """Who may see a conversation: a room's members, or a direct chat's two people."""
+        room_id = Conv(conv).room_id
+        if room_id is not None:
+            room = self.rooms.get(room_id)
+            return list(room.members) if room else []
+        return list(Conv(conv).people)
 
     def online_users(self) -> list[dict[str, Any]]:
         with self.lock:

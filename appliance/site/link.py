@@ -299,6 +299,11 @@ class SiteLink(Replication):
         if self.replica.note_reaction(conv, seq, user_id, emoji, on, int(self.clock() * 1000)):
             self.bridge.poke_outbox()
 
+    def message_deleting(self, conv: str, seq: int) -> None:
+        self.replica.record_own()  # the message must have its position first
+        if self.replica.note_deletion(conv, seq, int(self.clock() * 1000)):
+            self.bridge.poke_outbox()
+
     def calls_changed(self) -> None:
         """Tell the other boxes which room calls this box holds (one room, one call
         on the whole site: joining it on another box goes to this one), and who is
@@ -431,7 +436,8 @@ class SiteLink(Replication):
         self.applying = True
         try:
             self.hub.site_applied(applied.messages, applied.positions, applied.users,
-                                  applied.rooms, applied.deleted_rooms, applied.reactions)
+                                  applied.rooms, applied.deleted_rooms, applied.reactions,
+                                  applied.deleted_messages)
         finally:
             self.applying = False
 

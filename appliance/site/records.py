@@ -2,7 +2,8 @@
 
 Replicated records go into each box's JetStream stream (`site.log.<kind>`)
 and are applied to every other box's SQLite: messages, people (with their
-device token hashes), rooms and room members. Live events go over core NATS
+device token hashes), rooms, room members, reactions and admins' deletions
+of messages. Live events go over core NATS
 subjects and are never stored: who is online where, and messages for a phone
 whose socket is on another box.
 
@@ -153,7 +154,29 @@ class ReactionRecord:
         return f"x.{self.sender}.{self.id}.{self.user}.{emoji}.{when}"
 
 
-Record = MessageRecord | UserRecord | RoomRecord | MemberRecord | ReactionRecord
+@dataclass(frozen=True)
+class DeletionRecord:
+    """An admin deleted a message (named by its sender and id): gone on every box, for
+    good (a deletion wins over the message arriving later)."""
+
+    conv: str
+    sender: str
+    id: str
+    version: Version
+
+    kind = "deletion"
+
+    @property
+    def key(self) -> str:
+        return f"deleted:{self.sender}:{self.id}"
+
+    @property
+    def msg_id(self) -> str:
+        return f"d.{self.sender}.{self.id}"
+
+
+Record = (MessageRecord | UserRecord | RoomRecord | MemberRecord | ReactionRecord
+          | DeletionRecord)
 
 
 def encode(record: Record) -> bytes:
@@ -190,6 +213,8 @@ def decode(data: bytes) -> Record:
             return _member(body)
         if kind == "reaction":
             return _reaction(body)
+        if kind == "deletion":
+            return _deletion(body)
     except (KeyError, TypeError) as exc:
         raise BadRecord(f"{kind} record without {exc}") from exc
     raise BadRecord(f"unknown kind {str(kind)[:20]!r}")
@@ -297,6 +322,15 @@ def _reaction(body: dict[str, Any]) -> ReactionRecord:
         user=_match(body["user"], _ID, "user id"),
         emoji=_text(body["emoji"], 1, 32, "emoji"),
         on=_bool(body["on"], "on"),
+        version=_version(body["version"]),
+    )
+
+
+def _deletion(body: dict[str, Any]) -> DeletionRecord:
+    return DeletionRecord(
+        conv=_match(body["conv"], _CONV, "conversation"),
+        sender=_match(body["sender"], _ID, "sender"),
+        id=_match(body["id"], _MSG_ID, "message id"),
         version=_version(body["version"]),
     )
 

@@ -7,8 +7,9 @@ lock):
   and its number there (`n`, 1, 2, 3 ... per origin box, over all
   conversations). (origin, n) is the message's site-wide position; the local
   `seq` stays gap-free per conversation on each box.
-- `site_versions`: the version (time, box) of every person, room and
-  membership, for last-writer-wins; a deleted room stays deleted.
+- `site_versions`: the version (time, box) of every person, room,
+  membership and reaction, for last-writer-wins; a deleted room stays
+  deleted, and so does a message an admin deleted (`deleted:<sender>:<id>`).
 - `site_outbox`: records to publish to this box's own stream, written in the
   same transaction as the change they carry, deleted once JetStream has
   acknowledged them (the bridge does both).
@@ -31,6 +32,7 @@ from typing import Any
 from ..rooms import Room
 from ..store import _MESSAGE_COLUMNS, Conv, Store, StoredMessage
 from .records import (
+    DeletionRecord,
     MemberRecord,
     MessageRecord,
     ReactionRecord,
@@ -92,6 +94,7 @@ class Applied:
     rooms: list[str] = field(default_factory=list)
     deleted_rooms: list[str] = field(default_factory=list)
     reactions: list[tuple[str, int, str, str, bool]] = field(default_factory=list)
+    deleted_messages: list[tuple[str, int]] = field(default_factory=list)  # (conv, seq)
     forwarded: int = 0
 
 
@@ -284,6 +287,21 @@ class Replica:
         self._transaction(work)
         return True
 
+    def note_deletion(self, conv: str, seq: int, now: int) -> bool:
+        """An admin here is deleting a message: delete it on every box, for good."""
+        target = self._reply_key(conv, seq)
+        if target is None:
+            return False
+        probe = DeletionRecord(conv, target[0], target[1], Version(0, ""))
+        record = DeletionRecord(conv, target[0], target[1], self._newer_version(probe.key, now))
+
+        def work() -> None:
+            self._set_version(record.key, record.version, deleted=True)
+            self._to_outbox(record)
+
+        self._transaction(work)
+        return True
+
     def _set_version(self, key: str, version: Version, *, deleted: bool = False,
                      digest: str = "") -> None:
         self.db.execute(
@@ -335,7 +353,23 @@ class Replica:
             return self._apply_room(record, applied)
         if isinstance(record, ReactionRecord):
             return self._apply_reaction(record, applied)
+        if isinstance(record, DeletionRecord):
+            return self._apply_deletion(record, applied)
         return self._apply_member(record, applied)
+
+    def _apply_deletion(self, record: DeletionRecord, applied: Applied) -> bool:
+        if self._is_deleted(record.key):
+            return False
+        # Kept even before the message is here: it is not stored when it comes.
+        self._set_version(record.key, record.version, deleted=True)
+        row = self.db.execute(
+            "SELECT seq FROM messages WHERE conv = ? AND sender = ? AND msg_id = ?",
+            (record.conv, record.sender, record.id)).fetchone()
+        if row is not None:
+            self.db.execute("DELETE FROM messages WHERE conv = ? AND seq = ?",
+                            (record.conv, int(row[0])))
+            applied.deleted_messages.append((record.conv, int(row[0])))
+        return True
 
     def _apply_reaction(self, record: ReactionRecord, applied: Applied) -> bool:
         row = self.db.execute(
@@ -357,6 +391,8 @@ class Replica:
     def _apply_message(self, record: MessageRecord, applied: Applied) -> bool:
         if record.origin == self.box:
             return False
+        if self._is_deleted(f"deleted:{record.sender}:{record.id}"):
+            return False  # an admin deleted it before it reached this box
         if self.db.execute("SELECT 1 FROM messages WHERE sender = ? AND msg_id = ?",
                            (record.sender, record.id)).fetchone():
             return False

@@ -164,3 +164,26 @@ def test_the_start_times_of_room_calls_are_checked_like_the_rest_of_a_live_event
     for bad in ({"r_1": "soon"}, {"r_1": -1}, {"../x": 1}, [1]):
         with pytest.raises(BadRecord):
             decode_live(json.dumps({**body, "started": bad}).encode())
+
+
+def test_an_admins_deletion_wins_over_the_message_even_when_the_message_comes_later(
+    replica: Replica,
+) -> None:
+    from appliance.site.records import DeletionRecord
+
+    gone = DeletionRecord("room:r_1", "u_ana", "m-aaaaaaaa-0002", Version(9, A))
+    assert decode(encode(gone)) == gone
+    apply(replica, message(1), message(2))
+    store = replica.store
+    before = [m.id for m in store.before("room:r_1", 100, 10)[0]]
+    assert before == ["m-aaaaaaaa-0001", "m-aaaaaaaa-0002"]
+    applied = replica.apply([("other", 3, gone, encode(gone))])
+    assert applied.deleted_messages == [("room:r_1", 2)] and applied.forwarded == 1
+    assert [m.id for m in store.before("room:r_1", 100, 10)[0]] == ["m-aaaaaaaa-0001"]
+    # The same deletion again (read from a third box's stream) changes nothing.
+    assert replica.apply([("third", 1, gone, encode(gone))]).forwarded == 0
+    # A deletion of a message that has not arrived yet: the message is not stored when it comes.
+    early = DeletionRecord("room:r_1", "u_ana", "m-aaaaaaaa-0003", Version(9, A))
+    assert replica.apply([("other", 4, early, encode(early))]).deleted_messages == []
+    assert replica.apply([("other", 5, message(3), encode(message(3)))]).messages == []
+    assert [m.id for m in store.before("room:r_1", 100, 10)[0]] == ["m-aaaaaaaa-0001"]
