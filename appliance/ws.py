@@ -109,6 +109,10 @@ class SocketPeer:
         requests wait instead, see `wait_for_room`)."""
         self._put(json.dumps(message, separators=(",", ":"), ensure_ascii=False), shed=False)
 
+    def send_reply_encoded(self, text: str) -> None:
+        """`send` for an answer that is already encoded (a crowd's `welcome`)."""
+        self._put(text, shed=False)
+
     def send_encoded(self, text: str) -> None:
         """Queue an already encoded message from someone else (a broadcast
         encodes once for all); a phone too far behind is told to catch up."""

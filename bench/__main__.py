@@ -199,19 +199,24 @@ def section_rates(quick: bool, servers: list[str], out: dict[str, Any],
             server = Server(KINDS[kind]).start()
             pool = Workers(server.ws_url, KINDS[kind].dialect, 2)
             try:
+                cpu_before = server.cpu_seconds()
                 grown = pool.call("grow", n, timeout=900)
+                cpu = server.cpu_seconds() - cpu_before
                 connected = sum(g["connected"] for g in grown)
                 seconds = max(g["seconds"] for g in grown)
                 frames = sum(g["frames"] for g in grown)
+                received = sum(g["received"] for g in grown)
                 rss = server.rss_bytes()
             finally:
                 pool.close()
                 server.stop()
             out.setdefault("connect", {}).setdefault(kind, []).append(
-                {"clients": n, "connected": connected, "seconds": seconds, "frames": frames})
-            log(f"  {connected}/{n} in {seconds:.2f} s, {frames} frames to the clients")
+                {"clients": n, "connected": connected, "seconds": seconds, "frames": frames,
+                 "received": received, "server_cpu_s": cpu})
+            log(f"  {connected}/{n} in {seconds:.2f} s, {frames} frames to the clients, "
+                f"{received / 1e6:.1f} MB, server CPU {cpu:.2f} s")
             connect_rows.append([KINDS[kind].label, n, connected, f"{seconds:.2f}", frames,
-                                 f"{rss / 2**20:.0f}"])
+                                 f"{received / 1e6:.1f}", f"{cpu:.2f}", f"{rss / 2**20:.0f}"])
     relay = {r[1]: float(r[3]) for r in connect_rows if r[0] == KINDS["ws-relay"].label}
     for r in connect_rows:
         base = relay.get(r[1])
@@ -225,9 +230,10 @@ def section_rates(quick: bool, servers: list[str], out: dict[str, Any],
         return text
     text += ("\n\n### Connecting: a fresh server, clients say hello (Ahoy) and join a room of "
              "10 and one of 50, 32 at a time per load process; frames = every frame the "
-             "clients received meanwhile\n\n")
-    text += table(["server", "clients", "connected", "seconds", "frames", "RSS MB",
-                   "vs relay"], connect_rows)
+             "clients received meanwhile (MB: their size), server CPU = its processes' "
+             "user and system time meanwhile (what the machine's load changes least)\n\n")
+    text += table(["server", "clients", "connected", "seconds", "frames", "MB", "server CPU s",
+                   "RSS MB", "vs relay"], connect_rows)
     return text
 
 

@@ -69,6 +69,7 @@ class Worker:
         self.disconnects = 0
         self.last_receipt = 0
         self.frames = 0  # every frame received, for the cost of arrivals
+        self.received = 0  # and their size (characters of text, bytes of binary)
 
     # -- wire ----------------------------------------------------------------
 
@@ -85,6 +86,7 @@ class Worker:
         try:
             async for raw in ws:
                 self.frames += 1
+                self.received += len(raw)
                 if isinstance(raw, bytes):
                     continue
                 i = raw.find("B|")
@@ -195,7 +197,7 @@ class Worker:
         Each says hello (Ahoy) and, with `rooms`, joins its small and big room.
         """
         started = time.monotonic()
-        frames_before = self.frames
+        frames_before, received_before = self.frames, self.received
         new = [i for i in range(self.n_total, n_total) if self.owns(i)]
         self.n_total = n_total
         for i in new:
@@ -236,7 +238,8 @@ class Worker:
         seconds = time.monotonic() - started
         await asyncio.sleep(0.6)  # the frames that tell the others (Ahoy gathers 0.2 s)
         return {"connected": len(self.clients), "failures": failures,
-                "seconds": seconds, "frames": self.frames - frames_before}
+                "seconds": seconds, "frames": self.frames - frames_before,
+                "received": self.received - received_before}
 
     # -- a measured phase ----------------------------------------------------
 

@@ -188,6 +188,18 @@ class Server:
                 pass
         return total
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU time of the server's processes so far (/proc/<pid>/stat)."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / ticks
+            except (OSError, IndexError, ValueError):
+                pass
+        return total
+
     def rss_bytes(self) -> int:
         return self.status("VmRSS") * 1024
 

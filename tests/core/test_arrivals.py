@@ -6,6 +6,7 @@ runs it) and sends each phone one `changes` frame per gathering period.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from hubdriver import Box, RecordingPeer
@@ -117,3 +118,54 @@ def test_hidden_rooms_reach_only_who_may_see_them_in_gathered_changes(box: Box) 
     assert [r["id"] for r in ana.rooms()] == [public, hidden] or \
         sorted(r["id"] for r in ana.rooms()) == sorted([public, hidden])
     assert [r["id"] for r in eve.rooms()] == [public]
+
+
+class EncodingPeer(RecordingPeer):
+    """A connection with the real edge's encoded sends (the `welcome` entries
+    are joined already encoded on this path)."""
+
+    def send_reply_encoded(self, text: str) -> None:
+        self.sent.append(json.loads(text))
+
+    def send_encoded(self, text: str) -> None:
+        self.sent.append(json.loads(text))
+
+
+def arrive(box: Box, name: str) -> tuple[EncodingPeer, dict[str, Any]]:
+    peer = EncodingPeer()
+    box.hub.connect(peer)
+    (welcome, *_) = box.say(peer, "hello", name=name)
+    assert welcome["type"] == "welcome", welcome
+    return peer, welcome
+
+
+def test_people_in_welcome_and_changes_carry_only_the_profile_they_set(box: Box) -> None:
+    ana, ana_id, _ = box.join("Ana")
+    ben, ben_id, _ = box.join("Ben")
+    cy, welcome = arrive(box, "Cy")
+    # Nothing set: id, name and status only (no null colour, empty status line, null picture).
+    assert sorted(welcome["users"], key=lambda u: u["name"]) == [
+        {"id": ana_id, "name": "Ana", "status": "online"},
+        {"id": ben_id, "name": "Ben", "status": "online"}]
+    assert ana.users(welcome["you"]["id"])[-1] == {
+        "id": welcome["you"]["id"], "name": "Cy", "status": "online"}
+    # Ana sets a colour and a status line, then Ana and Ben start a call: the
+    # next welcome (joined from kept entries) and the changes frames say so.
+    box.say(ana, "profile", colour="#1e88e5", status_text="On watch")
+    assert cy.users(ana_id)[-1] == {"id": ana_id, "name": "Ana", "status": "online",
+                                    "colour": "#1e88e5", "status_text": "On watch"}
+    call = box.say(ana, "call_invite", to=ben_id, media="audio")[0]["call"]
+    box.say(ben, "call_accept", call=call)
+    assert cy.users(ben_id)[-1]["status"] == "busy"
+    _, later = arrive(box, "Dee")
+    assert sorted(later["users"], key=lambda u: u["name"]) == [
+        {"id": ana_id, "name": "Ana", "status": "busy", "colour": "#1e88e5",
+         "status_text": "On watch"},
+        {"id": ben_id, "name": "Ben", "status": "busy"},
+        {"id": welcome["you"]["id"], "name": "Cy", "status": "online"}]
+    # The call ends and Ben renames himself: the next welcome has it.
+    box.say(ben, "call_hangup", call=call)
+    box.say(ben, "rename", name="Benny")
+    _, last = arrive(box, "Eve")
+    assert {u["name"]: u["status"] for u in last["users"]} == {
+        "Ana": "online", "Benny": "online", "Cy": "online", "Dee": "online"}
