@@ -225,13 +225,16 @@ class Hub:
         # of building and encoding N entries each (N² Python work).
         self._entries: dict[str, tuple[bool, str]] = {}
         # Who came, went or changed, and which rooms changed, since the last
-        # `changes` frame (user id -> their name, for those who went offline).
-        self._changed_users: dict[str, str] = {}
+        # `changes` frame (user id -> their name, for those who went offline,
+        # and the number of their latest change).
+        self._changed_users: dict[str, tuple[str, int]] = {}
         self._changed_rooms: set[str] = set()
+        self._user_changes = 0  # people's changes so far, numbered
         # Each room as the last `changes` frame told it, and who was welcomed
-        # since (they get whole rooms, not what changed).
+        # since (they get whole rooms, not what changed, and of the people only
+        # those who changed after their `welcome`: user id -> that change's number).
         self._sent_rooms: dict[str, dict[str, Any]] = {}
-        self._welcomed: set[str] = set()
+        self._welcomed: dict[str, int] = {}
         # False: each request's changes go out at its end (tests, tools).
         # True: `changes_loop` gathers them for CHANGES_EVERY_S first.
         self.coalesce = False
@@ -471,7 +474,7 @@ class Hub:
         replaced = self.presence.attach(user_id, wanted, conn.peer, now)
         conn.user_id = user_id
         self._profiles[user_id] = record
-        self._welcomed.add(user_id)
+        self._welcomed[user_id] = self._user_changes
         if replaced is not None:
             stale = self._conns.get(id(replaced))
             if stale is not None:
@@ -613,8 +616,9 @@ class Hub:
         self.site.user_changed(user_id)
         session = self.presence.session(user_id)
         profile = self._profiles.get(user_id)
+        self._user_changes += 1
         self._changed_users[user_id] = (session.name if session else
-                                        profile.name if profile else "?")
+                                        profile.name if profile else "?", self._user_changes)
         self.changes_due.set()
 
     def _room_changed(self, room_id: str) -> None:
@@ -637,17 +641,19 @@ class Hub:
                 return
             busy = self._busy_users()
             users = []
-            for user_id, name in self._changed_users.items():
+            numbers = []  # of each one's latest change
+            for user_id, (name, number) in self._changed_users.items():
                 if self.presence.is_online(user_id):
                     users.append(self._user_entry(user_id, busy))
                 else:
                     users.append({"id": user_id, "name": name, "status": "offline"})
+                numbers.append(number)
             for room_id in self._changed_rooms:
                 if self.rooms.get(room_id) is None:
                     self._sent_rooms.pop(room_id, None)
             rooms = [r for room_id in self._changed_rooms
                      if (r := self.rooms.get(room_id)) is not None]
-            welcomed, self._welcomed = self._welcomed, set()
+            welcomed, self._welcomed = self._welcomed, {}
             self._changed_users.clear()
             self._changed_rooms.clear()
             # Whole rooms, and for those whose members and online count alone
@@ -659,24 +665,29 @@ class Hub:
             self._sent_rooms.update(wires)
             public = [r.id for r in rooms if r.public and deltas[r.id] != {}]
             hidden = [r for r in rooms if not r.public and deltas[r.id] != {}]
-            encoded: dict[tuple[tuple[str, ...], bool], str] = {}
+            encoded: dict[tuple[tuple[str, ...], int | None], str] = {}
             for session in self.presence.sessions():
                 seen = tuple(r.id for r in hidden if r.can_see(session.user_id))
-                if not users and not public and not seen:
+                # A phone welcomed since the last frame had everyone's state
+                # then: it gets only those who changed after its `welcome` (when
+                # a crowd arrives, most arrivals of a period are in its welcome).
+                since = welcomed.get(session.user_id)
+                told = users if since is None else [
+                    u for u, number in zip(users, numbers, strict=True) if number > since]
+                if not told and not public and not seen:
                     continue
-                whole = session.user_id in welcomed
                 entries: list[dict[str, Any]] = []
                 for i in public + list(seen):
                     delta = deltas[i]
-                    entries.append(wires[i] if whole or delta is None else delta)
-                message = protocol.changes(users, entries)
+                    entries.append(wires[i] if since is not None or delta is None else delta)
+                message = protocol.changes(told, entries)
                 send_encoded = getattr(session.peer, "send_encoded", None)
                 if send_encoded is None:
                     session.peer.send(message)
                     continue
-                text = encoded.get((seen, whole))
+                text = encoded.get((seen, since))
                 if text is None:
-                    text = encoded[(seen, whole)] = json.dumps(
+                    text = encoded[(seen, since)] = json.dumps(
                         message, separators=(",", ":"), ensure_ascii=False)
                 send_encoded(text)
 

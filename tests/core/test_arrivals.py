@@ -169,3 +169,28 @@ def test_people_in_welcome_and_changes_carry_only_the_profile_they_set(box: Box)
     _, last = arrive(box, "Eve")
     assert {u["name"]: u["status"] for u in last["users"]} == {
         "Ana": "online", "Benny": "online", "Cy": "online", "Dee": "online"}
+
+
+def test_a_phone_welcomed_since_the_last_frame_is_told_only_what_changed_after(box: Box) -> None:
+    box.hub.coalesce = True
+    ana, ana_id, _ = box.join("Ana")
+    box.hub.flush_changes()
+    ben, ben_id, _ = box.join("Ben")
+    cy, cy_id, _ = box.join("Cy")
+    dee, dee_id, _ = box.join("Dee")
+    box.say(ben, "profile", status_text="Back at 6")  # after Cy's and Dee's welcomes
+    box.hub.flush_changes()
+
+    def told(peer: RecordingPeer) -> set[str]:
+        return {u["id"] for u in peer.users()}
+
+    # In one gathering period Ben, Cy and Dee arrived and Ben changed: each is
+    # told who arrived or changed after its own welcome (and maybe itself).
+    assert told(ana) - {ana_id} == {ben_id, cy_id, dee_id}
+    assert told(ben) - {ben_id} == {cy_id, dee_id}
+    assert told(cy) - {cy_id} == {dee_id, ben_id}
+    assert told(dee) - {dee_id} == {ben_id}
+    assert dee.users(ben_id)[-1]["status_text"] == "Back at 6"
+    # And everyone's view is whole.
+    for peer, me in ((ana, ana_id), (ben, ben_id), (cy, cy_id), (dee, dee_id)):
+        assert view(peer) == {u: "online" for u in {ana_id, ben_id, cy_id, dee_id} - {me}}
