@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="another box's nats-server (repeatable; default: site_peers)")
     site.add_argument("--site-port", type=int, default=None, metavar="PORT",
                       help="this box's own nats-server port (default 4222)")
+    serve.add_argument("--webclient-dir", type=Path, default=None, metavar="DIR",
+                       help="serve the web app and admin pages from DIR/app and DIR/admin "
+                            "(default: the webclient folder next to this program)")
     serve.add_argument("--log-level", default="INFO",
                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
@@ -224,6 +227,7 @@ def build_settings(args: argparse.Namespace) -> tuple[Any, tuple[str, ...]]:
         site_name=args.site_name if args.site_name is not None else config.site_name,
         site_peers=_site_peers(args.site_peer) if args.site_peer else config.site_peers,
         site_port=_port(args.site_port, 4222),
+        **({"webclient_dir": args.webclient_dir} if args.webclient_dir else {}),
     )
     return settings, errors
 

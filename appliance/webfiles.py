@@ -25,6 +25,7 @@ import os
 import tempfile
 import threading
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISREG
@@ -39,6 +40,7 @@ COMPRESSIBLE = ("text/", "application/javascript", "application/json",
                 "application/manifest+json", "image/svg+xml")
 GZIP_LEVEL = 9
 GZIP_SUFFIX = "-gzip"  # the gzip copy's ETag is the file's, with this suffix
+VERSION_CHARS = 16  # of the folder's version (hex of a SHA-256)
 
 
 @dataclass(frozen=True)
@@ -105,10 +107,17 @@ def read_gzip_copy(path: Path, data: bytes, digest: str) -> bytes | None:
 class StaticFolder:
     """The files of `folder`, each with its hash and gzip copy, kept in `cache` (a folder)."""
 
-    def __init__(self, folder: Path, cache: Path) -> None:
+    def __init__(self, folder: Path, cache: Path,
+                 naming: dict[str, Callable[[str, bytes], bytes]] | None = None) -> None:
+        """`naming`: files sent as a function makes them of the folder's version
+        and their bytes (a page naming its scripts under the version)."""
         self.folder = folder
         self.cache = cache
+        self.naming = naming or {}
         self._files: dict[str, StaticFile] = {}
+        # path -> ((version, hash of the file it was made from), the copy made)
+        self._named: dict[str, tuple[tuple[str, str], StaticFile]] = {}
+        self._version = ""
         self._lock = threading.Lock()
         kept: set[str] = set()
         for path in sorted(folder.rglob("*")):
@@ -116,6 +125,10 @@ class StaticFolder:
                 found = self._load(str(path))
                 if found.gzipped is not None:
                     kept.add(found.digest + ".gz")
+        for path in self.naming:
+            named = self.current(path)
+            if named is not None and named.gzipped is not None:
+                kept.add(named.digest + ".gz")
         self._prune(kept)
 
     def _load(self, full: str) -> StaticFile:
@@ -171,9 +184,58 @@ class StaticFolder:
             found = self._load(full)
         return found
 
+    def version(self) -> str:
+        """The folder's version: a hash of every file's path and hash (re-read
+        when a file changed on disk), so any change of any file changes it."""
+        whole = hashlib.sha256()
+        for path in sorted(self.folder.rglob("*")):
+            found = self.get(str(path.relative_to(self.folder)))
+            if found is not None:
+                whole.update(f"{path.relative_to(self.folder)}\0{found.digest}\n".encode())
+        self._version = whole.hexdigest()[:VERSION_CHARS]
+        return self._version
+
+    def is_version(self, version: str) -> bool:
+        """Whether `version` is the folder's, as last worked out (each page asks for
+        it afresh; its files then ask 25 times without reading the folder again)."""
+        return version == (self._version or self.version()) or version == self.version()
+
+    def current(self, path: str) -> StaticFile | None:
+        """The file at `path` as it is sent now: for a file in `naming`, as made
+        for the folder's current version (made and compressed once per version,
+        the copy kept in the cache folder like the others), else as it is."""
+        if path not in self.naming:
+            return self.get(path)
+        version = self.version()
+        found = self.get(path)
+        if found is None:
+            return None
+        with self._lock:
+            kept = self._named.get(path)
+        if kept is not None and kept[0] == (version, found.digest):
+            return kept[1]
+        data = self.naming[path](version, found.data)
+        digest = hashlib.sha256(data).hexdigest()
+        made = StaticFile(data, digest, found.mimetype, found.mtime_ns, None)
+        if made.compressible:
+            copy = self.cache / f"{digest}.gz"
+            packed = read_gzip_copy(copy, data, digest)
+            if packed is None:
+                packed = gzip_copy(data)
+                if len(packed) < len(data):
+                    try:
+                        keep(copy, packed)
+                    except OSError as exc:
+                        log.warning("cannot keep the compressed copy of %s: %s", path, exc)
+            if len(packed) < len(data):
+                made = StaticFile(data, digest, found.mimetype, found.mtime_ns, packed)
+        with self._lock:
+            self._named[path] = ((version, found.digest), made)
+        return made
+
     def send(self, path: str, request: Request) -> Response:
         """Answer a GET for `path`: gzip if the client takes it, 304 if it has it; else 404."""
-        found = self.get(path)
+        found = self.current(path)
         if found is None:
             abort(404)
         use_gzip = found.gzipped is not None and request.accept_encodings["gzip"] > 0

@@ -4,6 +4,8 @@ browser takes it, the same app where it does not, and a returning phone revalida
 from __future__ import annotations
 
 import gzip
+import re
+import shutil
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -37,6 +39,7 @@ class Watched:
         self.status: dict[str, int] = {}
         self.encoding: dict[str, str] = {}
         self._paths: dict[str, str] = {}
+        self.versions: set[str] = set()
         cdp = context.new_cdp_session(self.page)
         cdp.send("Network.enable")
         cdp.on("Network.requestWillBeSent", self._sent)
@@ -44,7 +47,11 @@ class Watched:
         self.page.goto(url)
 
     def _sent(self, ev: dict[str, Any]) -> None:
-        self._paths[ev["requestId"]] = urllib.parse.urlparse(ev["request"]["url"]).path
+        # Files under the app's version (/v/<version>/app.js) by their own name.
+        path = urllib.parse.urlparse(ev["request"]["url"]).path
+        self._paths[ev["requestId"]] = re.sub(r"^/v/[0-9a-f]+/", "/", path)
+        if path.startswith("/v/"):
+            self.versions.add(path.split("/")[2])
 
     def _raw(self, ev: dict[str, Any]) -> None:
         path = self._paths.get(ev["requestId"])
@@ -74,8 +81,9 @@ def test_a_phone_gets_the_app_gzipped_and_a_returning_phone_revalidates(browser:
         for path in ("/", "/app.js", "/style.css", "/chat.js", "/icons/icon.svg"):
             assert first.status[path] == 200, path
             assert first.encoding[path] == "gzip", path
+        (version,) = first.versions  # every script and style sheet of one version
         # What the browser decoded is the file itself.
-        script = first.page.evaluate("fetch('/app.js').then(r => r.text())")
+        script = first.page.evaluate(f"fetch('/v/{version}/app.js').then(r => r.text())")
         assert script == (REPO / "webclient" / "app" / "app.js").read_text()
         first.page.close()
         again = Watched(context, box.http_url + "/")
@@ -114,3 +122,47 @@ def test_the_production_server_sends_the_kept_copy_byte_for_byte(box: AhoyServer
     assert gzip.decompress(packed) == original
     kept = list((box.data_dir / "webcache" / "app").glob("*.gz"))
     assert packed in [p.read_bytes() for p in kept]
+
+
+def test_after_an_update_a_returning_phone_runs_the_new_scripts_at_once(
+        browser: Any, tmp_path: Path) -> None:
+    """Scripts are kept for a year under the app's version, and the page (always
+    revalidated) names the version: a phone that comes back after the box's app
+    changed runs the new scripts on its next load, with no old script left, its
+    service worker included."""
+    webclient = tmp_path / "webclient"
+    shutil.copytree(REPO / "webclient", webclient)
+    server = AhoyServer(tmp_path / "data", production=True,
+                        extra_args=("--webclient-dir", str(webclient))).start()
+    context = browser.new_context(viewport=PHONE)
+    version = ("document.querySelector('script[type=module]').src"
+               ".match(/\\/v\\/([0-9a-f]+)\\/app\\.js$/)[1]")
+    only_cache = "caches.keys().then((k) => k.length === 1 && k[0] === 'ahoy-shell-' + {})"
+    try:
+        first = Watched(context, server.http_url + "/")
+        first.join("Ana")
+        old = first.page.evaluate(version)
+        # The service worker (loopback is a secure context) takes the page and
+        # keeps this version's files in its cache.
+        wait_js(first.page, "navigator.serviceWorker.controller !== null", timeout=60)
+        wait_js(first.page, only_cache.format(f"'{old}'"), timeout=60)
+        again = Watched(context, server.http_url + "/")
+        again.wait_home()
+        assert again.page.evaluate(version) == old
+        assert again.page.evaluate("window.ahoyBuild") is None
+        first.page.close()
+        again.page.close()
+        # The box's app changes (an update): one script now marks the page.
+        net = webclient / "app" / "net.js"
+        net.write_text(net.read_text() + "\nwindow.ahoyBuild = 'new';\n")
+        after = Watched(context, server.http_url + "/")
+        after.wait_home()
+        assert after.page.evaluate("window.ahoyBuild") == "new"
+        new = after.page.evaluate(version)
+        assert new != old
+        # The worker of the new version replaces the old one and its cache.
+        wait_js(after.page, only_cache.format(f"'{new}'"), timeout=60)
+        assert first.errors == [] and again.errors == [] and after.errors == []
+    finally:
+        context.close()
+        server.stop()

@@ -1,17 +1,23 @@
 // Service worker: keeps the app shell so Ahoy opens even when the box is
-// briefly out of reach. Network first (the box is always the fresher copy),
-// the cache only when the network fails. /api, /ws and /ca.crt are never cached.
+// briefly out of reach. The page is network first (the box is always the
+// fresher copy), the cache only when the network fails. Scripts and style
+// sheets live under the app's version (/v/<version>/app.js, see
+// appliance/webapp.py) and never change there: cache first. The box writes the
+// version below when it sends this file, so an update is a new worker with a
+// new cache, and the old cache is dropped. /api, /ws and /ca.crt are never cached.
 
-const CACHE = 'ahoy-shell-v3';
-const SHELL = [
-  '/', '/index.html', '/style.css', '/app.js', '/strings.js', '/store.js', '/net.js', '/dom.js', '/ui.js',
-  '/chat.js', '/rooms.js', '/boxinfo.js', '/notify.js', '/calls.js', '/callmedia.js', '/peer.js', '/share.js',
-  '/format.js', '/roomadmin.js', '/msgmenu.js', '/search.js', '/profile.js', '/transfer.js', '/direct.js', '/qr.js',
-  '/manifest.webmanifest', '/icons/icon.svg', '/icons/icon-192.png',
+const VERSION = 'dev';
+const CACHE = 'ahoy-shell-' + VERSION;
+const FILES = [
+  'style.css', 'app.js', 'strings.js', 'store.js', 'net.js', 'dom.js', 'ui.js',
+  'chat.js', 'rooms.js', 'boxinfo.js', 'notify.js', 'calls.js', 'callmedia.js', 'peer.js', 'share.js',
+  'format.js', 'roomadmin.js', 'msgmenu.js', 'search.js', 'profile.js', 'transfer.js', 'direct.js', 'qr.js',
 ];
+const KEPT = FILES.map((f) => `/v/${VERSION}/${f}`);
+const SHELL = ['/', '/index.html', '/manifest.webmanifest', '/icons/icon.svg', '/icons/icon-192.png'];
 
 self.addEventListener('install', (ev) => {
-  ev.waitUntil(caches.open(CACHE).then((c) => c.addAll(SHELL)).then(() => self.skipWaiting()));
+  ev.waitUntil(caches.open(CACHE).then((c) => c.addAll([...SHELL, ...KEPT])).then(() => self.skipWaiting()));
 });
 
 self.addEventListener('activate', (ev) => {
@@ -26,7 +32,11 @@ self.addEventListener('fetch', (ev) => {
   const url = new URL(ev.request.url);
   if (ev.request.method !== 'GET' || url.origin !== location.origin) return;
   if (url.pathname.startsWith('/api/') || url.pathname === '/ws' || url.pathname === '/ca.crt') return;
-  const key = url.pathname === '/' ? '/' : url.pathname;
+  const key = url.pathname;
+  if (KEPT.includes(key)) {
+    ev.respondWith(caches.match(key).then((hit) => hit || fetch(ev.request)));
+    return;
+  }
   if (!SHELL.includes(key)) return;
   ev.respondWith(
     fetch(ev.request)
