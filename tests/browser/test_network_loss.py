@@ -5,6 +5,7 @@ written meanwhile exactly once (counted by the person receiving it)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -38,8 +39,11 @@ def received(ben: Any, texts: list[str], timeout: float = 30) -> Counter[str]:
     return counts
 
 
+SENDING = "[data-testid=msg-status][data-state=sending]"
+
+
 def sending(phone: Any) -> int:
-    return int(phone.page.locator("[data-testid=msg-status][data-state=sending]").count())
+    return int(phone.page.locator(SENDING).count())
 
 
 def test_network_going_silent_shows_offline_then_queue_is_sent_once(
@@ -51,6 +55,9 @@ def test_network_going_silent_shows_offline_then_queue_is_sent_once(
     ana.open_dm(ben_name)
     ana.say("before the silence")
     assert received(ben, ["before the silence"]) == {"before the silence": 1}
+    # Ben can have it before Ana has her ack (both follow the commit): wait for
+    # the ack, or it would be held in the silence too and counted below.
+    ana.wait_js(f"() => !document.querySelector({json.dumps(SENDING)})")
 
     proxy.pause()
     # Written into a socket that no longer reaches the box: no error, no close.
@@ -82,6 +89,7 @@ def test_browser_offline_shows_offline_and_reconnects_when_online(
     ana.open_dm(ben_name)
     ana.say("hello before")
     received(ben, ["hello before"])
+    ana.wait_js(f"() => !document.querySelector({json.dumps(SENDING)})")
 
     ana.context.set_offline(True)
     ana.wait_js(SHOWS_OFFLINE, timeout=OFFLINE_WITHIN_S)

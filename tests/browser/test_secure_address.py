@@ -100,7 +100,9 @@ def test_the_secure_link_keeps_the_same_person_and_conversations(lan: Any) -> No
 
     # The same link followed again (history, a second tap on an old tab) is refused.
     again = lan(True, f"/#handoff={code}")
-    again.tid("join-screen").wait_for(state="visible")
+    # A new browser context loading the app and asking the box: slow on a busy
+    # machine (CI once took over 30 s here with the load at 20).
+    again.tid("join-screen").wait_for(state="visible", timeout=90_000)
     again.tid("join-error").get_by_text("already used").wait_for()
     assert "handoff" not in again.page.url
     assert again.page.evaluate("window.ahoy.state.token") is None
