@@ -49,6 +49,9 @@ TARGETS: dict[str, Target] = {
     render.TURNSERVER: Target("etc/turnserver.conf", 0o640, group="turnserver", service="coturn"),
     render.NETWORKD: Target("etc/systemd/network/50-ahoy-hotspot.network"),
     render.AUTHORIZED_KEYS: Target("root/.ssh/authorized_keys", 0o600),
+    # LAN mode over Wi-Fi: Debian's wpa_supplicant@<interface> reads this very path.
+    render.WPA_SUPPLICANT: Target("etc/wpa_supplicant/wpa_supplicant-{uplink}.conf", 0o600,
+                                  service="wpa_supplicant@{uplink}"),
 }
 
 
@@ -141,7 +144,8 @@ class ApplyReport:
 
 
 def target_path(root: Path, name: str, config: BoxConfig) -> Path:
-    return root / TARGETS[name].path.format(interface=config.interface)
+    return root / TARGETS[name].path.format(interface=config.interface,
+                                             uplink=config.uplink_interface)
 
 
 def write_files(
@@ -314,8 +318,10 @@ def apply_config(
     if system is None:
         return report
     _stop_other_access_points(config, root, system, report)
+    _stop_other_wifi_clients(config, root, system, report)
     if config.lan_mode:
-        _serve_the_lan(config, root, changed.get(render.NETWORKD, False), system, report)
+        _serve_the_lan(config, root, changed.get(render.NETWORKD, False), system, report,
+                       wifi_changed=changed.get(render.WPA_SUPPLICANT, False))
     else:
         _set_radio(config, system, report)
         _set_address(config, system, report)
@@ -362,8 +368,48 @@ def _stop_other_access_points(
             report.changed_files.append(path)
 
 
+def _stop_other_wifi_clients(
+    config: BoxConfig, root: Path, system: System, report: ApplyReport
+) -> None:
+    """Stop (and forget) every Wi-Fi client wpa_supplicant of ours but the one LAN mode over
+    Wi-Fi uses now: one left on the hotspot's radio would fight hostapd for it. The
+    mesh radio's (the same kind of file, see mesh.py) is the mesh's own business."""
+    current = target_path(root, render.WPA_SUPPLICANT, config)
+    keep = config.lan_mode and bool(config.uplink_wifi_name)
+    for path in sorted(current.parent.glob("wpa_supplicant-*.conf")):
+        if keep and path == current:
+            continue
+        if config.mesh_interface and path.name == f"wpa_supplicant-{config.mesh_interface}.conf":
+            continue
+        try:
+            ours = path.read_text().startswith(f"# {render.HEADER}")
+        except OSError:
+            continue
+        if ours:
+            interface = path.stem.removeprefix("wpa_supplicant-")
+            _step(system, ["systemctl", "stop", f"wpa_supplicant@{interface}"], report,
+                  f"stopped wpa_supplicant@{interface} (the box no longer joins a Wi-Fi "
+                  "network there)", warn_only=True)
+            path.unlink()
+            report.changed_files.append(path)
+
+
+def _join_the_wifi(config: BoxConfig, changed: bool, system: System,
+                   report: ApplyReport) -> None:
+    """LAN mode over Wi-Fi: wpa_supplicant joins the network on the uplink's radio."""
+    iface = config.uplink_interface
+    if system.run(["iw", "dev", iface, "info"]).returncode != 0:
+        report.problems.append(
+            f"uplink_interface {iface} is not a Wi-Fi interface on this box (or is not "
+            f"there), so it cannot join the Wi-Fi network {config.uplink_wifi_name!r}; "
+            "wlan0 is the Pi's own Wi-Fi, wlan1 a USB adapter")
+        return
+    _run_service(f"wpa_supplicant@{iface}", changed, system, report)
+
+
 def _serve_the_lan(
-    config: BoxConfig, root: Path, changed: bool, system: System, report: ApplyReport
+    config: BoxConfig, root: Path, changed: bool, system: System, report: ApplyReport,
+    wifi_changed: bool = False,
 ) -> None:
     """LAN mode: no DHCP or DNS of ours on the network (dnsmasq stopped, its file gone);
     systemd-networkd takes the uplink's address (DHCP or fixed) when its file changed."""
@@ -374,6 +420,8 @@ def _serve_the_lan(
               warn_only=True)
         dnsmasq.unlink()
         report.changed_files.append(dnsmasq)
+    if config.uplink_wifi_name:
+        _join_the_wifi(config, wifi_changed, system, report)
     if changed:
         _step(system, ["networkctl", "reload"], report,
               f"asked systemd-networkd to configure {config.uplink_interface}")

@@ -195,22 +195,48 @@ def _unsafe_in_wifi_name(ch: str) -> bool:
         "Cc", "Zl", "Zp", "Zs", "Cs", "Co", "Cn")
 
 
-def _passphrase(raw: str) -> str:
-    if raw == "":
-        return ""
-    if not 8 <= len(raw) <= 63:
+def _wpa_passphrase(key: str) -> Callable[[str], str]:
+    """A WPA2 passphrase (8 to 63 printable ASCII characters), or empty: an open network."""
+
+    def parse(raw: str) -> str:
+        if raw == "":
+            return ""
+        if not 8 <= len(raw) <= 63:
+            raise _Invalid(
+                f"{key} must be 8 to 63 characters (it has {len(raw)}); "
+                "leave it empty for an open network"
+            )
+        bad = sorted({ch for ch in raw if not (" " <= ch <= "~")})
+        if bad:
+            shown = ", ".join(repr(ch) for ch in bad[:3])
+            raise _Invalid(
+                f"{key} may use only plain ASCII letters, digits, spaces and "
+                f"punctuation; it contains {shown}"
+            )
+        return raw
+
+    return parse
+
+
+_passphrase = _wpa_passphrase("wifi_passphrase")
+
+
+def _uplink_wifi_name(raw: str) -> str:
+    """The name of the existing Wi-Fi network the box joins in LAN mode ('' for a cable)."""
+    size = len(raw.encode("utf-8"))
+    if size > 32:
         raise _Invalid(
-            f"wifi_passphrase must be 8 to 63 characters (it has {len(raw)}); "
-            "leave it empty for an open network"
+            f"uplink_wifi_name must be 1 to 32 bytes; {raw!r} is {size} bytes "
+            "(letters like é or emoji count as 2 to 4 bytes)"
         )
-    bad = sorted({ch for ch in raw if not (" " <= ch <= "~")})
-    if bad:
-        shown = ", ".join(repr(ch) for ch in bad[:3])
-        raise _Invalid(
-            "wifi_passphrase may use only plain ASCII letters, digits, spaces and "
-            f"punctuation; it contains {shown}"
-        )
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in raw):
+        raise _Invalid("uplink_wifi_name must not contain control characters or tabs")
     return raw
+
+
+def _derived_uplink_interface(values: Mapping[str, Any], mac: str | None) -> str:
+    """A cable (eth0) unless the box joins a Wi-Fi network: then the Pi's own radio."""
+    return "wlan0" if values.get("uplink_wifi_name") else "eth0"
 
 
 def _country(raw: str) -> str:
@@ -637,8 +663,11 @@ KEYS: dict[str, Key] = {
             "Channel", _HOTSPOT, derived=_derived_channel),
         Key("hotspot", _on_off("hotspot"), True, None, _HOTSPOT | _CHAT),
         Key("interface", _interface, "wlan0", None, _HOTSPOT | _CHAT),
-        Key("uplink_interface", _wired_interface("uplink_interface", "eth0"), "eth0", None,
+        Key("uplink_wifi_name", _uplink_wifi_name, "", None, _CHAT),
+        Key("uplink_wifi_passphrase", _wpa_passphrase("uplink_wifi_passphrase"), "", None,
             _CHAT),
+        Key("uplink_interface", _wired_interface("uplink_interface", "eth0"), "eth0", None,
+            _CHAT, derived=_derived_uplink_interface),
         Key("uplink_address", _uplink_address, "dhcp", None, _CHAT),
         Key("uplink_gateway", _uplink_gateway, None, None, _CHAT),
         Key("network", _network, DEFAULT_NETWORK, None, _CHAT, derived=_derived_network),
@@ -697,6 +726,8 @@ class BoxConfig:
     channel: int = _default("channel")
     hotspot: bool = _default("hotspot")
     interface: str = _default("interface")
+    uplink_wifi_name: str = _default("uplink_wifi_name")
+    uplink_wifi_passphrase: str = field(default=_default("uplink_wifi_passphrase"), repr=False)
     uplink_interface: str = _default("uplink_interface")
     uplink_address: str | IPv4Interface = field(default=_default("uplink_address"))
     uplink_gateway: IPv4Address | None = field(default=_default("uplink_gateway"))
@@ -1029,6 +1060,14 @@ def _check_together(
         elif values["uplink_gateway"] not in address.network:
             problem(f"uplink_gateway {values['uplink_gateway']} must be inside the uplink's "
                     f"network {address.network}", "uplink_gateway")
+    if values.get("uplink_wifi_name") and value("hotspot") is not False:
+        problem("uplink_wifi_name is for LAN mode: set hotspot = off too, or leave "
+                "uplink_wifi_name out (a box making its own hotspot joins no other Wi-Fi)",
+                "uplink_wifi_name", "hotspot")
+    if values.get("uplink_wifi_passphrase") and not values.get("uplink_wifi_name"):
+        problem("uplink_wifi_passphrase is the password of the Wi-Fi network named by "
+                "uplink_wifi_name; set that too, or leave the passphrase out",
+                "uplink_wifi_passphrase")
     if value("hotspot") is False and _in_site(values):
         problem("hotspot = off (LAN mode) and site_name cannot be used together yet: a site "
                 "links boxes that each make a hotspot", "hotspot", "site_name")

@@ -43,6 +43,7 @@ DNSMASQ = "dnsmasq.conf"
 NFTABLES = "nftables.nft"
 TURNSERVER = "turnserver.conf"
 NETWORKD = "ahoy-hotspot.network"
+WPA_SUPPLICANT = "wpa_supplicant.conf"
 AUTHORIZED_KEYS = "authorized_keys"
 AUTHORIZED_KEYS_HEADER = "# Managed by Ahoy from ssh_authorized_key in ahoy.txt."
 
@@ -326,6 +327,26 @@ def render_networkd(config: BoxConfig) -> str:
     )
 
 
+def render_wpa_supplicant(config: BoxConfig) -> str:
+    """LAN mode over Wi-Fi: wpa_supplicant joins the existing network named by
+    uplink_wifi_name. The name is written in hex and the passphrase as its derived
+    key, so no character of either can break out of the file (or stay readable)."""
+    lines = [f"# {HEADER}", "ctrl_interface=DIR=/run/wpa_supplicant GROUP=netdev",
+             "update_config=0"]
+    if config.country:
+        lines.append(f"country={config.country}")
+    lines += ["", "network={", f"\tssid={config.uplink_wifi_name.encode('utf-8').hex()}",
+              "\tscan_ssid=1"]
+    if config.uplink_wifi_passphrase:
+        # WPA2 only: a WPA2/WPA3 network takes it, and the key needs no SAE support.
+        lines += ["\tkey_mgmt=WPA-PSK",
+                  f"\tpsk={wpa_psk(config.uplink_wifi_passphrase, config.uplink_wifi_name)}"]
+    else:
+        lines.append("\tkey_mgmt=NONE")
+    lines += ["}", ""]
+    return "\n".join(lines)
+
+
 def render_all(
     config: BoxConfig, turn_secret: str, *, lease_file: Path = DEFAULT_LEASE_FILE
 ) -> dict[str, str]:
@@ -337,6 +358,8 @@ def render_all(
             TURNSERVER: render_turnserver(config, turn_secret),
             NETWORKD: render_networkd(config),
         }
+        if config.uplink_wifi_name:
+            files[WPA_SUPPLICANT] = render_wpa_supplicant(config)
     else:
         files = {
             HOSTAPD: render_hostapd(config),

@@ -17,6 +17,7 @@ def need(program: str) -> str:
         "hostapd": "hostapd",
         "turnserver": "coturn",
         "ip": "iproute2",
+        "wpa_supplicant": "wpasupplicant",
     }
     for folder in ("", "/usr/sbin/", "/sbin/", "/usr/bin/"):
         found = shutil.which(folder + program) if folder else shutil.which(program)

@@ -40,6 +40,8 @@ class RecordingSystem:
                 return CommandResult(0, f"global\ncountry {self.country}: DFS-ETSI")
             case ["iw", "reg", "set", country]:
                 self.country = country
+            case ["iw", "dev", iface, "info"]:
+                return CommandResult(0 if iface in self.interfaces else 237, "")
             case ["iw", "dev", _, "get", "power_save"]:
                 return CommandResult(0, f"Power save: {self.power_save}")
             case ["iw", "dev", _, "set", "power_save", "off"]:
@@ -159,6 +161,46 @@ def test_lan_mode_stops_the_hotspot_and_its_dhcp_and_dns_and_lets_networkd_take_
     system.commands.clear()
     again = apply_config(lan, tmp_path / "data", root=tmp_path / "root", system=system)
     assert again == ApplyReport() and system.commands == []
+
+
+def test_lan_mode_over_wifi_joins_the_network_with_wpa_supplicant_and_leaves_it_for_the_hotspot(
+    tmp_path: Path,
+) -> None:
+    system = RecordingSystem()
+    root, data = tmp_path / "root", tmp_path / "data"
+    apply_config(CONFIG, data, root=root, system=system)
+    lan = parse_config("hotspot = off\nuplink_wifi_name = Ship Wi-Fi\n"
+                       "uplink_wifi_passphrase = deck two password\n")
+    assert lan.uplink_interface == "wlan0"  # the Pi's own radio unless told otherwise
+    report = apply_config(lan, data, root=root, system=system)
+    assert report.problems == []
+    assert system.active == {"coturn", "wpa_supplicant@wlan0"}
+    wpa = root / "etc" / "wpa_supplicant" / "wpa_supplicant-wlan0.conf"
+    assert wpa.stat().st_mode & 0o777 == 0o600
+    assert "deck two password" not in wpa.read_text()
+    assert render.wpa_psk("deck two password", "Ship Wi-Fi") in wpa.read_text()
+    network = (root / "etc" / "systemd" / "network" / "50-ahoy-hotspot.network").read_text()
+    assert "Name=wlan0" in network and "DHCP=ipv4" in network
+    system.commands.clear()
+    assert apply_config(lan, data, root=root, system=system) == ApplyReport()
+    assert system.commands == []
+    # Back to a hotspot on the same radio: wpa_supplicant must let go of it.
+    report = apply_config(CONFIG, data, root=root, system=system)
+    assert report.problems == []
+    assert not wpa.exists()
+    assert ["systemctl", "stop", "wpa_supplicant@wlan0"] in system.commands
+    assert system.active == {"dnsmasq", "coturn", "hostapd@wlan0"}
+
+
+def test_a_wifi_uplink_on_a_wired_port_is_a_problem_in_words(tmp_path: Path) -> None:
+    system = RecordingSystem()
+    lan = parse_config("hotspot = off\nuplink_wifi_name = Ship Wi-Fi\nuplink_interface = eth0\n")
+    report = apply_config(lan, tmp_path / "data", root=tmp_path / "root", system=system)
+    assert report.problems == [
+        "uplink_interface eth0 is not a Wi-Fi interface on this box (or is not there), so it "
+        "cannot join the Wi-Fi network 'Ship Wi-Fi'; wlan0 is the Pi's own Wi-Fi, wlan1 a USB "
+        "adapter"]
+    assert "wpa_supplicant@eth0" not in system.active
 
 
 def test_only_the_service_whose_file_changed_is_restarted(tmp_path: Path) -> None:

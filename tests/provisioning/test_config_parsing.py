@@ -57,10 +57,15 @@ def test_the_template_parses_to_the_defaults_and_every_key_in_it_is_valid() -> N
     assert parse_config(text) == BoxConfig()
     examples = re.findall(r"^# ([a-z_]+) =(.*)$", text, flags=re.M)
     assert {key for key, _ in examples} == set(KEYS)
+    # The Wi-Fi uplink's keys are for LAN mode, which the other examples are not.
+    lan_only = ("uplink_wifi_name", "uplink_wifi_passphrase")
     uncommented = "\n".join(
-        f"{key} ={value}" for key, value in examples if key not in ("ssh_authorized_key",)
+        f"{key} ={value}" for key, value in examples
+        if key not in ("ssh_authorized_key", *lan_only)
     )
     parse_config(uncommented + "\nssh_authorized_key = " + ED25519)
+    parse_config("hotspot = off\n" + "\n".join(
+        f"{key} ={value}" for key, value in examples if key in lan_only))
 
 
 def test_windows_editing_crlf_bom_and_curly_quotes_are_understood() -> None:
@@ -122,6 +127,12 @@ def test_every_problem_is_reported_at_once_in_line_order() -> None:
         ("uplink_address = 192.168.1.20/24\nuplink_gateway = 10.0.0.1",
          "uplink_gateway 10.0.0.1 must be inside the uplink's network 192.168.1.0/24"),
         ("uplink_interface = lo", "uplink_interface lo is the loopback interface"),
+        ("uplink_wifi_name = Ship", "uplink_wifi_name is for LAN mode: set hotspot = off"),
+        ("hotspot = off\nuplink_wifi_passphrase = deck two password",
+         "uplink_wifi_passphrase is the password of the Wi-Fi network named by"),
+        ("hotspot = off\nuplink_wifi_name = Ship\nuplink_wifi_passphrase = short",
+         "line 3: uplink_wifi_passphrase must be 8 to 63 characters"),
+        ("hotspot = off\nuplink_wifi_name = " + "é" * 17, "uplink_wifi_name must be 1 to 32"),
         ("backbone_interface = eth0/x", "backbone_interface must be a network interface name"),
         ("hotspot = off\nsite_name = ship", "hotspot = off (LAN mode) and site_name cannot"),
         ("dhcp_range = 10.42.1.10 - 10.42.1.20", "must lie inside network 10.42.0.0/24"),

@@ -174,3 +174,37 @@ def test_render_cli_twice_changes_nothing_the_second_time(tmp_path: Path) -> Non
     assert {p: p.read_bytes() for p in snapshot} == snapshot
     names = {p.name for p in (tmp_path / "out").iterdir()}
     assert {"hostapd.conf", "dnsmasq.conf", "nftables.nft", "turnserver.conf"} <= names
+
+
+WIFI_UPLINKS = {
+    "wpa2": "hotspot = off\nuplink_wifi_name = Ship's Wi-Fi \"deck\" #2 }\n"
+            "uplink_wifi_passphrase = pa#ss \"quoted\" = } x\ncountry = NO\n",
+    "open": "hotspot = off\nuplink_wifi_name = Crew 🚢\nuplink_interface = wlan1\n",
+}
+
+
+def _wpa_supplicant_reads(path: Path) -> subprocess.CompletedProcess[str]:
+    """wpa_supplicant parsing `path` (the interface does not exist, so it goes no further)."""
+    wpa_supplicant = need("wpa_supplicant")
+    return run([wpa_supplicant, "-D", "wired", "-i", "ahoy-no-such0", "-c", str(path)],
+               timeout=20)
+
+
+@pytest.mark.parametrize("name", sorted(WIFI_UPLINKS))
+def test_wpa_supplicant_reads_the_wifi_uplink(name: str, tmp_path: Path) -> None:
+    config = parse_config(WIFI_UPLINKS[name])
+    text = render.render_wpa_supplicant(config)
+    # The name in hex and the passphrase as its key: nothing typed reaches the file.
+    assert config.uplink_wifi_name.encode().hex() in text
+    assert "quoted" not in text and "Ship" not in text
+    result = _wpa_supplicant_reads(write(tmp_path, "wpa.conf", text))
+    output = result.stdout + result.stderr
+    assert "Successfully initialized wpa_supplicant" in output, output
+    assert "Failed to read or parse configuration" not in output, output
+
+
+def test_the_wpa_supplicant_check_does_catch_mistakes(tmp_path: Path) -> None:
+    config = parse_config(WIFI_UPLINKS["wpa2"])
+    broken = render.render_wpa_supplicant(config).replace("psk=", "psk=X")
+    result = _wpa_supplicant_reads(write(tmp_path, "bad.conf", broken))
+    assert "Failed to read or parse configuration" in result.stdout + result.stderr
