@@ -125,8 +125,8 @@ class StaticFolder:
                 found = self._load(str(path))
                 if found.gzipped is not None:
                     kept.add(found.digest + ".gz")
-        for path in self.naming:
-            named = self.current(path)
+        for name in self.naming:
+            named = self.current(name)
             if named is not None and named.gzipped is not None:
                 kept.add(named.digest + ".gz")
         self._prune(kept)
