@@ -23,8 +23,8 @@ from typing import Any
 from .servers import KINDS, REPO, raise_fd_limit
 
 COMPARE_ONLY = {"ahoy-werkzeug", "ahoy-gunicorn", "ahoy-gevent-tmpfs"}
-SECTIONS = ["startup", "memory", "callsetup", "rates", "connect", "fanout", "flood", "pi", "webapp",
-            "site"]
+SECTIONS = ["startup", "memory", "callsetup", "rates", "connect", "fanout", "flood", "pi", "sdcard",
+            "webapp", "site"]
 # Issue 17's figures: fixed rates in rooms of 50, and connecting crowds.
 RATES = [20.0, 200.0, 400.0, 800.0]
 RATE_SERVERS = ["ahoy-gevent", "ws-relay", "socketio"]
@@ -258,6 +258,23 @@ def section_pi(quick: bool, out: dict[str, Any]) -> str:
                          "first size over", "calibration"], rows)
 
 
+def section_sdcard(quick: bool, out: dict[str, Any]) -> str:
+    from .sdcard import CLIENTS, FSYNC_DELAY_MS, ROOM, as_json, run_sdcard, why_not
+
+    title = (f"### Group commit on a slow card: {CLIENTS} clients in rooms of {ROOM}, the "
+             f"database on this machine's disk, then with every fsync {FSYNC_DELAY_MS} ms "
+             f"longer, as on an SD card (bench/sdcard.py); latency to every recipient (ms); "
+             f"'late' = not delivered within 5 s after the step\n\n")
+    reason = why_not()
+    if reason is not None:
+        return title + f"skipped: {reason}."
+    rows = run_sdcard(quick, log)
+    out["sdcard"] = as_json(rows)
+    return title + table(["disk", "fsync ms", "msg/s", "p50", "p99", "late", "errors"],
+                         [[r.disk, f"{r.fsync_ms:.1f}", f"{r.rate:.0f}", ms(r.p50), ms(r.p99),
+                           f"{r.late} of {r.expected}", r.errors] for r in rows])
+
+
 def section_flood(quick: bool, out: dict[str, Any]) -> str:
     from .flood import run_flood
 
@@ -342,6 +359,8 @@ def main() -> int:
                 parts.append(section_rates(args.quick, servers, raw, rates=False))
             elif name == "pi":
                 parts.append(section_pi(args.quick, raw))
+            elif name == "sdcard":
+                parts.append(section_sdcard(args.quick, raw))
             elif name == "fanout":
                 parts.append(section_fanout(args.quick, servers, raw, args.max_clients))
             elif name == "flood":

@@ -88,6 +88,8 @@ class Server:
     cpu: int | None = None
     cpu_quota: float | None = None
     cgroup: Path | None = None
+    # More environment for the server (bench/sdcard.py: a slow fsync).
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -136,7 +138,7 @@ class Server:
         raise_fd_limit()
         env = dict(os.environ, PYTHONUNBUFFERED="1", GPIOZERO_PIN_FACTORY="mock",
                    AHOY_BENCH_DATA=str(self.workdir / "data"), AHOY_BENCH_PORT=str(self.port),
-                   PYTHONWARNINGS="ignore")
+                   PYTHONWARNINGS="ignore", **self.extra_env)
         log = open(self.workdir / "server.log", "ab")
         self.started_at = time.monotonic()
         self.process = subprocess.Popen(self.command(), cwd=REPO, stdout=log,

@@ -9,7 +9,11 @@ Chromium counts them), with the bodies' decoded size beside. Three loads:
 - first, from a browser that does not take gzip (the baseline: what every
   phone got before the box sent compressed files);
 - first, a phone with an empty cache (browsers take gzip);
-- returning: the same phone opens the app again (its HTTP cache kept).
+- returning: the same phone opens the app again (its HTTP cache kept);
+- returning after an update: one script of the app changed on the box (a
+  comment added to net.js; only with a server of its own, which serves a copy
+  of webclient/), and the same phone opens the app again: the page names the
+  new version, and the new scripts come at once (docs/benchmarks.md).
 
     python bench/webapp_weight.py                 start a production server of its own
     python bench/webapp_weight.py --url http://127.0.0.1:8080
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -47,14 +52,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(data_dir: Path, webclient: Path) -> tuple[subprocess.Popen[bytes], str]:
     """The box's production server (gevent) on loopback, mock GPIO, no mDNS."""
     http, https = free_port(), free_port()
     env = dict(os.environ, GPIOZERO_PIN_FACTORY="mock")
     proc = subprocess.Popen(
         [sys.executable, "-m", "appliance", "serve", "--host", "127.0.0.1", "--no-mdns",
          "--config", str(data_dir.parent / "no-ahoy.txt"), "--data-dir", str(data_dir),
-         "--port", str(http), "--https-port", str(https), "--log-level", "WARNING"],
+         "--port", str(http), "--https-port", str(https), "--log-level", "WARNING",
+         "--webclient-dir", str(webclient)],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     url = f"http://127.0.0.1:{http}"
     deadline = time.monotonic() + 30
@@ -145,7 +151,8 @@ def load(context: Any, url: str, name: str, join: bool) -> Load:
                         s["encoding"]) for rid, s in seen.items()])
 
 
-def measure(url: str, chromium: str) -> list[Load]:
+def measure(url: str, chromium: str, update: Path | None = None) -> list[Load]:
+    """The loads; with `update` (a script of the served app), also one after changing it."""
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
         phone = {"viewport": {"width": 390, "height": 844}, "service_workers": "block"}
@@ -155,9 +162,13 @@ def measure(url: str, chromium: str) -> list[Load]:
         context = browser.new_context(**phone)
         first = load(context, url, "first load", join=True)
         returning = load(context, url, "returning (app opened again)", join=False)
+        loads = [baseline, first, returning]
+        if update is not None:
+            update.write_text(update.read_text() + "\n// the box was updated\n")
+            loads.append(load(context, url, "returning after an update", join=False))
         context.close()
         browser.close()
-    return [baseline, first, returning]
+    return loads
 
 
 def report(loads: list[Load]) -> str:
@@ -188,12 +199,16 @@ def main() -> None:
     args = parser.parse_args()
     proc = None
     tmp = None
+    changed = None
     url = args.url
     if not url:
         tmp = tempfile.TemporaryDirectory()
-        proc, url = start_server(Path(tmp.name) / "data")
+        webclient = Path(tmp.name) / "webclient"
+        shutil.copytree(REPO / "webclient", webclient)
+        proc, url = start_server(Path(tmp.name) / "data", webclient)
+        changed = webclient / "app" / "net.js"
     try:
-        loads = measure(url.rstrip("/") + "/", args.chromium)
+        loads = measure(url.rstrip("/") + "/", args.chromium, changed)
     finally:
         if proc:
             proc.terminate()
