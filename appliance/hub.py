@@ -174,6 +174,9 @@ class Replication:
     def message_deleting(self, conv: str, seq: int) -> None:
         """An admin here is deleting a stored message (it is still in the store)."""
 
+    def avatar_changed(self, user_id: str) -> None:
+        """Someone here set a new profile picture (it is in the avatars folder)."""
+
     def calls_changed(self) -> None:
         """A call here started, changed or ended."""
 
@@ -930,6 +933,7 @@ class Hub:
             record = self.store.user(user_id)
             assert record is not None
             self.store.set_profile(user_id, record.colour, record.status_text, record.avatar + 1)
+            self.site.avatar_changed(user_id)
             self.profile_changed(user_id)
             return self._user_wire(user_id)
 
@@ -1222,7 +1226,9 @@ class Hub:
     def site_applied(self, messages: list[StoredMessage], positions: dict[tuple[str, int], str],
                      users: list[str], rooms: list[str], deleted_rooms: list[str],
                      reactions: Iterable[tuple[str, int, str, str, bool]] = (),
-                     deleted_messages: Iterable[tuple[str, int]] = ()) -> None:
+                     deleted_messages: Iterable[tuple[str, int]] = (),
+                     invites: Iterable[tuple[str, str, str, str]] = (),
+                     joined: Iterable[tuple[str, str]] = ()) -> None:
         """Changes from other boxes are in the store: tell the phones here."""
         with self.lock:
             for conv, seq in deleted_messages:
@@ -1240,6 +1246,23 @@ class Hub:
                         self._apply([Announce(room)])
                 for room_id in deleted_rooms:
                     self._apply([Gone(room_id)])
+            for room_id, user_id in joined:
+                # Let in on another box (a request approved there): their phone here
+                # gets the room and its history, as on approval here.
+                room = self.rooms.get(room_id)
+                if room is not None and user_id in room.members:
+                    self._apply([TellRoom(user_id, "room", room), SendHistory(user_id, room)])
+            for room_id, user_id, kind, by in invites:
+                room = self.rooms.get(room_id)
+                if room is None:
+                    continue
+                if kind == "invite":
+                    self._apply([TellRoom(user_id, "room_invited", room, {"by": by or None})])
+                else:
+                    record = self.store.user(user_id)
+                    name = record.name if record is not None else "?"
+                    self._send_to([room.owner, *room.moderators],
+                                  protocol.room_request(room_id, user_id, name))
             for user_id in users:
                 if self.presence.is_online(user_id):
                     record = self.store.user(user_id)  # changed on another box

@@ -162,6 +162,7 @@ class SetInvite:
     room_id: str
     user_id: str
     kind: str | None
+    by: str = ""  # who invited (for the other boxes of a site)
 
 
 @dataclass(frozen=True)
@@ -389,7 +390,7 @@ class Rooms:
             effects = self._admit(room, target, requested=False)
         elif target not in room.invited:
             room.invited.append(target)
-            effects = [SetInvite(room.id, target, "invite"),
+            effects = [SetInvite(room.id, target, "invite", user),
                        TellRoom(target, "room_invited", room, {"by": user}), Announce(room)]
         return [*effects, Reply("room", room)]
 

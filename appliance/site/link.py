@@ -27,7 +27,16 @@ from provisioning.config import SITE_PORT
 
 from ..hub import Hub, Replication
 from ..protocol import Request
-from ..rooms import AddMember, DeleteRoom, Effect, RemoveMember, Room, SaveRoom, SetRole
+from ..rooms import (
+    AddMember,
+    DeleteRoom,
+    Effect,
+    RemoveMember,
+    Room,
+    SaveRoom,
+    SetInvite,
+    SetRole,
+)
 from ..store import StoredMessage
 from .bridge import SILENT_AFTER_S, Bridge, BridgeConfig
 from .channel import Inbox
@@ -91,7 +100,7 @@ class SiteLink(Replication):
         self.box = site.box_id(data_dir)
         self.site_name = site_name
         self.clock = clock
-        self.replica = Replica(hub.store, self.box)
+        self.replica = Replica(hub.store, self.box, avatars=data_dir / "avatars")
         self.local_online: dict[str, str] = {}  # people whose phone is on this box: name
         self.snapshot: list[list[str]] = []  # the same as a list, for the NATS thread
         self.heard: dict[str, float] = {}  # box -> when its last presence snapshot came
@@ -285,6 +294,8 @@ class SiteLink(Replication):
                     self.replica.note_member(room_id, user_id, None, now)
                 case SetRole(room_id, user_id, role):
                     self.replica.note_member(room_id, user_id, role, now)
+                case SetInvite(room_id, user_id, kind, by):
+                    self.replica.note_invite(room_id, user_id, kind, now, by)
                 case DeleteRoom(room_id, delete_messages):
                     gone = Room(room_id, "", "", 0, False, delete_messages, "-", 0)
                     self.replica.note_room(gone, now, deleted=True)
@@ -297,6 +308,14 @@ class SiteLink(Replication):
     def reacted(self, conv: str, seq: int, user_id: str, emoji: str, on: bool) -> None:
         self.replica.record_own()  # the message must have its position first
         if self.replica.note_reaction(conv, seq, user_id, emoji, on, int(self.clock() * 1000)):
+            self.bridge.poke_outbox()
+
+    def avatar_changed(self, user_id: str) -> None:
+        try:
+            picture = (self.data_dir / "avatars" / f"{user_id}.webp").read_bytes()
+        except OSError:
+            return
+        if self.replica.note_avatar(user_id, picture, int(self.clock() * 1000)):
             self.bridge.poke_outbox()
 
     def message_deleting(self, conv: str, seq: int) -> None:
@@ -437,7 +456,7 @@ class SiteLink(Replication):
         try:
             self.hub.site_applied(applied.messages, applied.positions, applied.users,
                                   applied.rooms, applied.deleted_rooms, applied.reactions,
-                                  applied.deleted_messages)
+                                  applied.deleted_messages, applied.invites, applied.joined)
         finally:
             self.applying = False
 

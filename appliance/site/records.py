@@ -2,8 +2,8 @@
 
 Replicated records go into each box's JetStream stream (`site.log.<kind>`)
 and are applied to every other box's SQLite: messages, people (with their
-device token hashes), rooms, room members, reactions and admins' deletions
-of messages. Live events go over core NATS
+device token hashes and profile pictures), rooms, room members, invitations
+and join requests, reactions and admins' deletions of messages. Live events go over core NATS
 subjects and are never stored: who is online where, and messages for a phone
 whose socket is on another box.
 
@@ -14,6 +14,8 @@ mismatched one must not take this box down), and raises `BadRecord`.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from dataclasses import asdict, dataclass
@@ -22,6 +24,9 @@ from typing import Any
 from .. import protocol
 
 MAX_RECORD_BYTES = 64 * 1024
+# A profile picture (a 256 x 256 WebP, usually 5-30 KB) travels in its record.
+MAX_AVATAR_BYTES = 128 * 1024
+MAX_AVATAR_RECORD_BYTES = MAX_AVATAR_BYTES * 4 // 3 + 1024
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _MSG_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _OWNER = re.compile(r"[A-Za-z0-9_-]{0,64}")  # "": the box's own room (default_room)
@@ -155,6 +160,50 @@ class ReactionRecord:
 
 
 @dataclass(frozen=True)
+class InviteRecord:
+    """One person and one room: invited ("invite"), asking to join ("request"), or
+    neither any more (None: accepted, approved, declined or withdrawn)."""
+
+    room: str
+    user: str
+    invite: str | None
+    version: Version
+    by: str = ""  # who invited
+
+    kind = "invite"
+
+    @property
+    def key(self) -> str:
+        return f"invite:{self.room}:{self.user}"
+
+    @property
+    def msg_id(self) -> str:
+        return f"i.{self.room}.{self.user}.{self.version.ms}.{self.version.box}"
+
+
+@dataclass(frozen=True)
+class AvatarRecord:
+    """A person's profile picture (WebP, base64), as set on the box that made `version`."""
+
+    user: str
+    picture: str
+    version: Version
+
+    kind = "avatar"
+
+    @property
+    def key(self) -> str:
+        return f"avatar:{self.user}"
+
+    @property
+    def msg_id(self) -> str:
+        return f"a.{self.user}.{self.version.ms}.{self.version.box}"
+
+    def image(self) -> bytes:
+        return base64.b64decode(self.picture)
+
+
+@dataclass(frozen=True)
 class DeletionRecord:
     """An admin deleted a message (named by its sender and id): gone on every box, for
     good (a deletion wins over the message arriving later)."""
@@ -176,7 +225,7 @@ class DeletionRecord:
 
 
 Record = (MessageRecord | UserRecord | RoomRecord | MemberRecord | ReactionRecord
-          | DeletionRecord)
+          | DeletionRecord | InviteRecord | AvatarRecord)
 
 
 def encode(record: Record) -> bytes:
@@ -193,7 +242,7 @@ def subject(record: Record) -> str:
 
 def decode(data: bytes) -> Record:
     """A record from another box's stream, checked; BadRecord if it is not one."""
-    if len(data) > MAX_RECORD_BYTES:
+    if len(data) > MAX_AVATAR_RECORD_BYTES:
         raise BadRecord(f"record of {len(data)} bytes")
     try:
         body = json.loads(data)
@@ -202,6 +251,8 @@ def decode(data: bytes) -> Record:
     if not isinstance(body, dict):
         raise BadRecord("not an object")
     kind = body.pop("k", None)
+    if kind != "avatar" and len(data) > MAX_RECORD_BYTES:
+        raise BadRecord(f"record of {len(data)} bytes")
     try:
         if kind == "msg":
             return _message(body)
@@ -215,6 +266,10 @@ def decode(data: bytes) -> Record:
             return _reaction(body)
         if kind == "deletion":
             return _deletion(body)
+        if kind == "invite":
+            return _invite(body)
+        if kind == "avatar":
+            return _avatar(body)
     except (KeyError, TypeError) as exc:
         raise BadRecord(f"{kind} record without {exc}") from exc
     raise BadRecord(f"unknown kind {str(kind)[:20]!r}")
@@ -323,6 +378,36 @@ def _reaction(body: dict[str, Any]) -> ReactionRecord:
         emoji=_text(body["emoji"], 1, 32, "emoji"),
         on=_bool(body["on"], "on"),
         version=_version(body["version"]),
+    )
+
+
+def _avatar(body: dict[str, Any]) -> AvatarRecord:
+    picture = body["picture"]
+    if not isinstance(picture, str):
+        raise BadRecord("bad picture")
+    try:
+        image = base64.b64decode(picture, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadRecord("picture is not base64") from exc
+    if not 0 < len(image) <= MAX_AVATAR_BYTES or image[:4] != b"RIFF" or image[8:12] != b"WEBP":
+        raise BadRecord("picture is not a WebP of at most 128 KB")
+    return AvatarRecord(
+        user=_match(body["user"], _ID, "user id"),
+        picture=picture,
+        version=_version(body["version"]),
+    )
+
+
+def _invite(body: dict[str, Any]) -> InviteRecord:
+    invite = body["invite"]
+    if invite not in ("invite", "request", None):
+        raise BadRecord("bad invite")
+    return InviteRecord(
+        room=_match(body["room"], _ID, "room id"),
+        user=_match(body["user"], _ID, "user id"),
+        invite=invite,
+        version=_version(body["version"]),
+        by=_match(body.get("by", ""), _OWNER, "inviter"),
     )
 
 

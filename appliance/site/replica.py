@@ -8,7 +8,7 @@ lock):
   conversations). (origin, n) is the message's site-wide position; the local
   `seq` stays gap-free per conversation on each box.
 - `site_versions`: the version (time, box) of every person, room,
-  membership and reaction, for last-writer-wins; a deleted room stays
+  membership, invitation or join request, and reaction, for last-writer-wins; a deleted room stays
   deleted, and so does a message an admin deleted (`deleted:<sender>:<id>`).
 - `site_outbox`: records to publish to this box's own stream, written in the
   same transaction as the change they carry, deleted once JetStream has
@@ -24,15 +24,21 @@ number (the numbers follow the messages' order of storage).
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..rooms import Room
 from ..store import _MESSAGE_COLUMNS, Conv, Store, StoredMessage
 from .records import (
+    MAX_AVATAR_BYTES,
+    AvatarRecord,
     DeletionRecord,
+    InviteRecord,
     MemberRecord,
     MessageRecord,
     ReactionRecord,
@@ -95,16 +101,20 @@ class Applied:
     deleted_rooms: list[str] = field(default_factory=list)
     reactions: list[tuple[str, int, str, str, bool]] = field(default_factory=list)
     deleted_messages: list[tuple[str, int]] = field(default_factory=list)  # (conv, seq)
+    joined: list[tuple[str, str]] = field(default_factory=list)  # new members (room, person)
+    # New invitations and join requests: (room, person, "invite"/"request", inviter).
+    invites: list[tuple[str, str, str, str]] = field(default_factory=list)
     forwarded: int = 0
 
 
 class Replica:
     """The site tables of one box's database. Not thread-safe: the hub's lock."""
 
-    def __init__(self, store: Store, box: str) -> None:
+    def __init__(self, store: Store, box: str, avatars: Path | None = None) -> None:
         self.store = store
         self.db = store.db
         self.box = box
+        self.avatars = avatars  # the folder of profile pictures (<user id>.webp)
         self.db.executescript(SCHEMA)
         # Own messages numbered but not yet written to site_msgs: (conv, seq) -> n.
         self.pending: dict[tuple[str, int], int] = {}
@@ -266,6 +276,32 @@ class Replica:
 
         self._transaction(work)
 
+    def note_invite(self, room_id: str, user_id: str, invite: str | None, now: int,
+                    by: str = "") -> None:
+        key = f"invite:{room_id}:{user_id}"
+        version = self._newer_version(key, now)
+
+        def work() -> None:
+            self._set_version(key, version)
+            self._to_outbox(InviteRecord(room_id, user_id, invite, version, by))
+
+        self._transaction(work)
+
+    def note_avatar(self, user_id: str, picture: bytes, now: int) -> bool:
+        """A person here set a new profile picture: every box shows it (the later wins)."""
+        if not 0 < len(picture) <= MAX_AVATAR_BYTES:
+            return False  # cannot happen with the box's own re-encoding; not sent
+        key = f"avatar:{user_id}"
+        record = AvatarRecord(user_id, base64.b64encode(picture).decode(),
+                              self._newer_version(key, now))
+
+        def work() -> None:
+            self._set_version(key, record.version)
+            self._to_outbox(record)
+
+        self._transaction(work)
+        return True
+
     def known(self, key: str) -> bool:
         """Whether this box has a version of the person, room or membership `key`."""
         return self.db.execute("SELECT 1 FROM site_versions WHERE key = ?",
@@ -355,7 +391,51 @@ class Replica:
             return self._apply_reaction(record, applied)
         if isinstance(record, DeletionRecord):
             return self._apply_deletion(record, applied)
+        if isinstance(record, InviteRecord):
+            return self._apply_invite(record, applied)
+        if isinstance(record, AvatarRecord):
+            return self._apply_avatar(record, applied)
         return self._apply_member(record, applied)
+
+    def _apply_avatar(self, record: AvatarRecord, applied: Applied) -> bool:
+        if self.avatars is None or not self._wins(record.key, record.version):
+            return False
+        self.avatars.mkdir(parents=True, exist_ok=True)
+        draft = self.avatars / f"{record.user}.site.tmp"
+        draft.write_bytes(record.image())
+        os.replace(draft, self.avatars / f"{record.user}.webp")
+        self._set_version(record.key, record.version)
+        # A new version number: phones fetch the new picture, not their cached one.
+        self.db.execute("UPDATE users SET avatar = avatar + 1 WHERE id = ?", (record.user,))
+        applied.users.append(record.user)
+        return True
+
+    def _apply_invite(self, record: InviteRecord, applied: Applied) -> bool:
+        if self._is_deleted(f"room:{record.room}") or not self._wins(record.key,
+                                                                      record.version):
+            return False
+        self._set_version(record.key, record.version)
+        if self.db.execute("SELECT 1 FROM rooms WHERE id = ?", (record.room,)).fetchone():
+            self._write_invite(record)
+            applied.rooms.append(record.room)
+            if record.invite is not None:
+                applied.invites.append((record.room, record.user, record.invite, record.by))
+        else:  # the room's own record is on its way
+            self.db.execute(
+                "INSERT INTO site_parked (room, user, body) VALUES (?, ?, ?)"
+                " ON CONFLICT(room, user) DO UPDATE SET body = excluded.body",
+                (record.room, f"invite:{record.user}", encode(record)))
+        return True
+
+    def _write_invite(self, record: InviteRecord) -> None:
+        if record.invite is None:
+            self.db.execute("DELETE FROM room_invites WHERE room_id = ? AND user_id = ?",
+                            (record.room, record.user))
+        else:
+            self.db.execute(
+                "INSERT INTO room_invites (room_id, user_id, kind, created) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(room_id, user_id) DO UPDATE SET kind = excluded.kind",
+                (record.room, record.user, record.invite, record.version.ms))
 
     def _apply_deletion(self, record: DeletionRecord, applied: Applied) -> bool:
         if self._is_deleted(record.key):
@@ -439,6 +519,10 @@ class Replica:
             " colour = excluded.colour, status_text = excluded.status_text",
             (record.id, record.token_hash, record.name, record.created, record.colour,
              record.status_text))
+        if self.avatars is not None and (self.avatars / f"{record.id}.webp").exists():
+            # Their picture came before them (from another box's stream).
+            self.db.execute("UPDATE users SET avatar = MAX(avatar, 1) WHERE id = ?",
+                            (record.id,))
         row = self.db.execute(
             "SELECT token_hash, name, created, colour, status_text FROM users WHERE id = ?",
             (record.id,)).fetchone()
@@ -478,8 +562,11 @@ class Replica:
         for (body,) in self.db.execute("SELECT body FROM site_parked WHERE room = ?",
                                        (record.id,)).fetchall():
             parked = decode(body)
-            assert isinstance(parked, MemberRecord)
-            self._write_member(parked)
+            if isinstance(parked, InviteRecord):
+                self._write_invite(parked)
+            else:
+                assert isinstance(parked, MemberRecord)
+                self._write_member(parked)
         self.db.execute("DELETE FROM site_parked WHERE room = ?", (record.id,))
         return True
 
@@ -496,6 +583,10 @@ class Replica:
             return False
         self._set_version(key, record.version)
         if self.db.execute("SELECT 1 FROM rooms WHERE id = ?", (record.room,)).fetchone():
+            if record.role is not None and not self.db.execute(
+                    "SELECT 1 FROM members WHERE room_id = ? AND user_id = ?",
+                    (record.room, record.user)).fetchone():
+                applied.joined.append((record.room, record.user))
             self._write_member(record)
             applied.rooms.append(record.room)
         else:

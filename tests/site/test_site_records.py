@@ -187,3 +187,58 @@ def test_an_admins_deletion_wins_over_the_message_even_when_the_message_comes_la
     assert replica.apply([("other", 4, early, encode(early))]).deleted_messages == []
     assert replica.apply([("other", 5, message(3), encode(message(3)))]).messages == []
     assert [m.id for m in store.before("room:r_1", 100, 10)[0]] == ["m-aaaaaaaa-0001"]
+
+
+def test_invitations_and_requests_merge_per_room_and_person_the_later_change_winning(
+    replica: Replica,
+) -> None:
+    from appliance.site.records import InviteRecord
+
+    asked = InviteRecord("r_1", "u_cy", "request", Version(5, A))
+    approved = InviteRecord("r_1", "u_cy", None, Version(7, A))
+    assert decode(encode(asked)) == asked
+    # The request arrives before its room: kept until the room is here.
+    apply(replica, asked)
+    assert replica.store.invites() == []
+    apply(replica, room("Club", 1, A))
+    assert replica.store.invites() == [("r_1", "u_cy", "request")]
+    # Approved on one box, asked again earlier on another: the approval (later) stays.
+    apply(replica, approved, InviteRecord("r_1", "u_cy", "request", Version(6, B)))
+    assert replica.store.invites() == []
+    with pytest.raises(BadRecord):
+        decode(json.dumps({**json.loads(encode(asked)), "invite": "maybe"}).encode())
+
+
+def test_the_later_profile_picture_wins_and_is_written_where_the_box_serves_it(
+    tmp_path: object,
+) -> None:
+    import io
+    from pathlib import Path
+
+    from PIL import Image
+
+    from appliance.site.records import AvatarRecord
+
+    folder = Path(str(tmp_path)) / "avatars"
+    replica = Replica(Store(":memory:"), B, avatars=folder)
+
+    def webp(colour: tuple[int, int, int]) -> str:
+        import base64
+
+        out = io.BytesIO()
+        Image.new("RGB", (8, 8), colour).save(out, "WEBP")
+        return base64.b64encode(out.getvalue()).decode()
+
+    red = AvatarRecord("u_ana", webp((255, 0, 0)), Version(9, A))
+    blue = AvatarRecord("u_ana", webp((0, 0, 255)), Version(8, B))
+    assert decode(encode(red)) == red
+    # The picture comes before its person: shown once the person is here.
+    apply(replica, red)
+    apply(replica, UserRecord("u_ana", TOKEN, "Ana", 1, "", "", Version(5, A)))
+    user = replica.store.user("u_ana")
+    assert user is not None and user.avatar >= 1
+    apply(replica, blue)  # older: ignored
+    assert (folder / "u_ana.webp").read_bytes() == red.image()
+    for bad in ("not base64!", "AAAA" * 8, ""):
+        with pytest.raises(BadRecord):
+            decode(json.dumps({**json.loads(encode(red)), "picture": bad}).encode())
