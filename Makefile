@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test site-test test-fast lint bench faults screenshots image vm-test mesh-test clean help
+.PHONY: run test site-test test-fast lint bench faults screenshots image vm-test mesh-test site-vm-test clean help
 
 help:
 	@echo "make run         start the box in development mode on this machine"
@@ -19,6 +19,7 @@ help:
 	@echo "make image       build the SD-card image (root, slow)"
 	@echo "make vm-test     boot the image in a VM with simulated Wi-Fi (root, slow)"
 	@echo "make mesh-test   the Wi-Fi mesh backbone (batman-adv) on simulated radios in a VM (root)"
+	@echo "make site-vm-test two boxes, two phones, chat, a call and a roam on simulated radios in a VM (root)"
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { echo "Cannot create a virtual environment: install python3-venv (apt-get install python3-venv)."; exit 1; }
@@ -66,6 +67,10 @@ vm-test:
 
 mesh-test:
 	$(MAKE) -C image mesh-test
+
+# Runs the VM's programs from this machine and this repo's venv (image/sitevm/run.py).
+site-vm-test: $(STAMP)
+	$(MAKE) -C image site-vm-test
 
 clean:
 	rm -rf var .pytest_cache .hypothesis
