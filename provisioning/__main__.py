@@ -1,4 +1,4 @@
-"""Command line: `python -m provisioning check|render|apply`.
+"""Command line: `python -m provisioning check|render|apply|scan-channel`.
 
 Exit codes: 0 all good; 1 the config file has errors or a step failed (apply
 still brings up the hotspot with the last good config or the defaults);
@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from provisioning import configstore, credentials, render, tls
+from provisioning import channelscan, configstore, credentials, render, tls
 from provisioning.apply import HostSystem, apply_config
 from provisioning.config import ConfigError, decode_config, parse_config
 from provisioning.datadir import DEFAULT_BOOT_CONFIG, DEFAULT_DATA_DIR, DataDir, write_file
@@ -89,6 +89,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return FAILED
+    if for_real:
+        # A box of a site picks its channel by listening first (before hostapd starts).
+        _scan_channel(args.config, args.data_dir)
     try:
         loaded = configstore.load_config(args.config, args.data_dir)
     except OSError as exc:
@@ -136,6 +139,25 @@ def cmd_apply(args: argparse.Namespace) -> int:
         except OSError:
             pass
     return FAILED if loaded.errors or report.problems else OK
+
+
+def _scan_channel(config_file: Path, data_dir: Path) -> None:
+    loaded = configstore.read_config(config_file, data_dir)
+    if loaded.source != "file":
+        return
+    mac = configstore.interface_mac(loaded.config.interface)
+    done = channelscan.scan_and_choose(loaded.config, data_dir,
+                                       configstore.channel_pinned(config_file), own_mac=mac)
+    if done:
+        print(done)
+
+
+def cmd_scan_channel(args: argparse.Namespace) -> int:
+    if os.geteuid() != 0:
+        print("scan-channel scans with the radio and needs root", file=sys.stderr)
+        return FAILED
+    _scan_channel(args.config, args.data_dir)
+    return OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -195,6 +217,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="write files (and secrets) only; change no interface, radio or service",
     )
     app.set_defaults(run=cmd_apply)
+
+    scan = sub.add_parser(
+        "scan-channel", help="a box of a site: scan for the neighbours and keep the hotspot "
+        "channel to use (apply does this first; see docs/site.md)"
+    )
+    scan.add_argument("--config", type=Path, default=DEFAULT_BOOT_CONFIG, metavar="FILE")
+    scan.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, metavar="DIR")
+    scan.set_defaults(run=cmd_scan_channel)
     return parser
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Network
 from pathlib import Path
 
-from provisioning import credentials, sitenet, wireless
+from provisioning import credentials, regulatory, sitenet, wireless
 from provisioning.config import (
     BoxConfig,
     ConfigError,
@@ -97,6 +97,7 @@ def read_config(
             # The default Wi-Fi name is made from the MAC of the interface the file names.
             found = interface_mac(parsed.interface, sys_class_net) if mac is None else mac
             config = _with_chosen_subnet(parsed.config(found), parsed.values, data_dir)
+            config = _with_chosen_channel(config, parsed.values, data_dir)
             problem = None if config.lan_mode else interface_problem(config.interface)
             if problem is None:
                 return LoadedConfig(config, "file")
@@ -131,6 +132,31 @@ def _with_chosen_subnet(
     if chosen not in sitenet.slots(config.network):
         return config  # from an older network setting
     return replace(config, hotspot_subnet=chosen, dhcp_range=default_dhcp_range(chosen))
+
+
+def _with_chosen_channel(
+    config: BoxConfig, written: Mapping[str, object], data_dir: Path
+) -> BoxConfig:
+    """In a site, the hotspot channel chosen by scanning for the neighbours
+    (provisioning.channelscan), unless ahoy.txt sets `channel`."""
+    if not config.in_site or "channel" in written:
+        return config
+    try:
+        chosen = int(DataDir(data_dir).chosen_channel.read_bytes()[:8].decode("ascii").strip())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return config
+    if chosen not in regulatory.allowed_channels(config.country, config.band):
+        return config  # from another band or country setting
+    return replace(config, channel=chosen)
+
+
+def channel_pinned(boot_file: Path) -> bool:
+    """Whether ahoy.txt sets `channel` itself (then the box never scans for one)."""
+    try:
+        entries, _ = read_entries(decode_config(boot_file.read_bytes()))
+    except (OSError, ConfigError):
+        return False
+    return any(e.key == "channel" and e.value for e in entries)
 
 
 def hotspot_subnet_pinned(boot_file: Path) -> bool:

@@ -56,6 +56,12 @@ class DataDir:
         return self.root / "site" / "hotspot-subnet"
 
     @property
+    def chosen_channel(self) -> Path:
+        """The hotspot channel this box of a site chose after scanning for its neighbours
+        (provisioning.channelscan); used unless ahoy.txt sets `channel`."""
+        return self.root / "site" / "channel"
+
+    @property
     def tls(self) -> Path:
         """The box CA and server certificate (see provisioning.tls)."""
         return self.root / "tls"

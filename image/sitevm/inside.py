@@ -22,20 +22,20 @@ import re
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
+sys.path.insert(0, str(REPO))
 PYTHON = os.environ.get("AHOY_PYTHON", sys.executable)
 WORK = Path("/tmp/sitevm")
 SECRET = "tern gravel copper lantern"
 PASSPHRASE = "same passphrase on every box"
 BOXES = {
-    # box: (radio, hotspot channel, backbone address)
-    "a": ("wlan0", 1, "169.254.10.1"),
-    "b": ("wlan1", 6, "169.254.10.2"),
+    # box: (radio, its MAC (mac80211_hwsim's), backbone address)
+    "a": ("wlan0", "02:00:00:00:00:00", "169.254.10.1"),
+    "b": ("wlan1", "02:00:00:00:01:00", "169.254.10.2"),
 }
 PHONES = {"phone1": "wlan2", "phone2": "wlan3"}
 _out = os.open("/dev/ttyS1", os.O_WRONLY | os.O_NOCTTY)
@@ -78,13 +78,20 @@ def wait(what: str, condition: Any, timeout: float) -> Any:
         time.sleep(0.3)
 
 
-def box_config(box: str) -> str:
-    radio, channel, _ = BOXES[box]
+def box_config(box: str, channel: int | None = None) -> str:
+    radio, _, _ = BOXES[box]
     other = BOXES["b" if box == "a" else "a"][2]
     return (f"box_name = box-{box}\nsite_name = ship\nsite_secret = {SECRET}\n"
-            f"interface = {radio}\nchannel = {channel}\ncountry = DE\n"
+            f"interface = {radio}\ncountry = DE\n"
             f"wifi_passphrase = {PASSPHRASE}\nbackbone_interface = bb0\n"
-            f"site_peers = {other}\n")
+            f"site_peers = {other}\n" + (f"channel = {channel}\n" if channel else ""))
+
+
+def channel_without_a_scan(box: str) -> int:
+    """The channel the box's id points at (config's derived `channel`, no scan)."""
+    from provisioning.config import parse_config
+
+    return parse_config(box_config(box), mac=BOXES[box][1]).channel
 
 
 def hotspot_of(box: str) -> dict[str, str]:
@@ -96,13 +103,21 @@ def hotspot_of(box: str) -> dict[str, str]:
     return {"address": address.group(1), "subnet": ".".join(address.group(1).split(".")[:3])}
 
 
-def start_box(box: str) -> dict[str, Any]:
-    radio, channel, backbone = BOXES[box]
+def start_box(box: str, channel: int | None = None) -> dict[str, Any]:
+    """Box A is told its channel in ahoy.txt; box B has none and scans first."""
+    radio, _, backbone = BOXES[box]
     folder = WORK / box
     data = folder / "data"
     data.mkdir(parents=True)
-    (folder / "ahoy.txt").write_text(box_config(box))
-    # What ahoy-provision does first (the files; the services are started below).
+    (folder / "ahoy.txt").write_text(box_config(box, channel))
+    env = {"PYTHONPATH": str(REPO)}
+    scanned = ""
+    if channel is None:
+        # What `provisioning apply` does first on a box (before hostapd starts).
+        scanned = run(PYTHON, "-m", "provisioning", "scan-channel", "--config",
+                      str(folder / "ahoy.txt"), "--data-dir", str(data), netns=box, env=env)
+        report("channel_scan", box=box, said=scanned.strip())
+    # What ahoy-provision does next (the files; the services are started below).
     run(PYTHON, "-m", "provisioning", "apply", "--config", str(folder / "ahoy.txt"),
         "--data-dir", str(data), "--root", str(folder / "root"), "--files-only",
         "--service-user", "ahoy-vm-none", netns=box, env={"PYTHONPATH": str(REPO)})
@@ -112,8 +127,14 @@ def start_box(box: str) -> dict[str, Any]:
     run("ip", "link", "set", radio, "up", netns=box)
     run("sysctl", "-qw", "net.ipv4.ip_forward=1", netns=box)
     run("nft", "-f", str(folder / "root/etc/ahoy/nftables.nft"), netns=box)
+    hostapd_conf = folder / f"root/etc/hostapd/{radio}.conf"
     run("hostapd", "-B", "-P", str(folder / "hostapd.pid"), "-f", str(folder / "hostapd.log"),
-        str(folder / f"root/etc/hostapd/{radio}.conf"), netns=box)
+        str(hostapd_conf), netns=box)
+    log = folder / "hostapd.log"
+    wait(f"box {box}'s access point", lambda: log.exists() and "AP-ENABLED" in log.read_text(),
+         120)
+    found = re.search(r"(?m)^channel=(\d+)", hostapd_conf.read_text())
+    assert found
     run("dnsmasq", f"--conf-file={folder / 'root/etc/dnsmasq.d/ahoy.conf'}",
         f"--pid-file={folder / 'dnsmasq.pid'}", "--user=root", netns=box)
     logs = {name: open(folder / f"{name}.log", "ab") for name in ("coturn", "nats", "ahoy")}
@@ -129,7 +150,8 @@ def start_box(box: str) -> dict[str, Any]:
                       "--no-mdns"], cwd=REPO, stdout=logs["ahoy"], stderr=subprocess.STDOUT,
                      env={**os.environ, "GPIOZERO_PIN_FACTORY": "mock", "PYTHONPATH": str(REPO)})
     mac = run("cat", f"/sys/class/net/{radio}/address", netns=box).strip()
-    return {"box": box, "backbone": backbone, "channel": channel, "bssid": mac, **spot}
+    return {"box": box, "backbone": backbone, "channel": int(found.group(1)), "bssid": mac,
+            "scanned": bool(scanned), **spot}
 
 
 def box_healthy(box: str, address: str) -> dict[str, Any] | None:
@@ -251,18 +273,23 @@ def scenario() -> bool:
         run("iw", "phy", phy, "set", "netns", "name", box)
         run("ip", "link", "set", "lo", "up", netns=box)
     link_backbone()
-    with ThreadPoolExecutor() as pool:  # both boxes boot at once, as they would
-        boxes = dict(zip(BOXES, pool.map(start_box, BOXES), strict=True))
+    # Box A's channel is pinned to the one box B's id points at: B must hear A and move.
+    crowded = channel_without_a_scan("b")
+    boxes = {"a": start_box("a", crowded)}
+    boxes["b"] = start_box("b")
     for box, other in (("a", "b"), ("b", "a")):
         # What ahoy-backbone does once it hears the other box: its hotspot subnet via it.
         run("ip", "route", "add", boxes[other]["subnet"] + ".0/24", "via",
             boxes[other]["backbone"], "dev", "bb0", netns=box)
     report("boxes_configured", boxes=boxes)
+    ok = check("box B chose its channel by scanning: away from box A's, which its id "
+               "pointed at", boxes["b"]["scanned"] and boxes["a"]["channel"] == crowded
+               and boxes["b"]["channel"] != crowded, a=boxes["a"]["channel"],
+               b=boxes["b"]["channel"])
     for box, info in boxes.items():
         health = wait(f"box {box}'s service",
                       lambda box=box, info=info: box_healthy(box, info["address"]), 600)
         report("box_up", box=box, site=health.get("site"))
-    ok = True
     # The phones: phone1 next to box A, phone2 next to box B.
     for (netns, radio), box in zip(PHONES.items(), "ab", strict=True):
         make_phone(netns, radio, boxes[box]["bssid"])
