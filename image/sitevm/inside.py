@@ -7,8 +7,12 @@ namespace ("a", "b") with its radio, set up from its own ahoy.txt by provisionin
 (`python -m provisioning apply --files-only`, as ahoy-provision does before it starts
 the services) and running what the image runs: hostapd, dnsmasq, the nftables ruleset,
 coturn, nats-server and the Ahoy service (`python -m appliance serve --config`). The boxes
-are linked by a veth pair (the backbone cable), with link-local addresses and routes
-to each other's hotspot subnet.
+are linked by a veth pair (the backbone cable, no addresses on it): each box's backbone
+service (`python -m provisioning.backbone`, ahoy-backbone.service) takes a link-local
+address, finds the other box and routes its hotspot subnet, and the chat replication
+links to the other box's nats-server from what it found. Box A's channel is set in its
+ahoy.txt to the one box B would take without a scan; box B scans first
+(`python -m provisioning scan-channel`) and must take another.
 
 Every step is one JSON line on the second serial port (/dev/ttyS1), which run.py reads;
 `t` is seconds since the kernel started.
@@ -21,7 +25,9 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +39,9 @@ WORK = Path("/tmp/sitevm")
 SECRET = "tern gravel copper lantern"
 PASSPHRASE = "same passphrase on every box"
 BOXES = {
-    # box: (radio, its MAC (mac80211_hwsim's), backbone address)
-    "a": ("wlan0", "02:00:00:00:00:00", "169.254.10.1"),
-    "b": ("wlan1", "02:00:00:00:01:00", "169.254.10.2"),
+    # box: (radio, its MAC: mac80211_hwsim's)
+    "a": ("wlan0", "02:00:00:00:00:00"),
+    "b": ("wlan1", "02:00:00:00:01:00"),
 }
 PHONES = {"phone1": "wlan2", "phone2": "wlan3"}
 _out = os.open("/dev/ttyS1", os.O_WRONLY | os.O_NOCTTY)
@@ -79,12 +85,11 @@ def wait(what: str, condition: Any, timeout: float) -> Any:
 
 
 def box_config(box: str, channel: int | None = None) -> str:
-    radio, _, _ = BOXES[box]
-    other = BOXES["b" if box == "a" else "a"][2]
+    radio, _ = BOXES[box]
     return (f"box_name = box-{box}\nsite_name = ship\nsite_secret = {SECRET}\n"
             f"interface = {radio}\ncountry = DE\n"
             f"wifi_passphrase = {PASSPHRASE}\nbackbone_interface = bb0\n"
-            f"site_peers = {other}\n" + (f"channel = {channel}\n" if channel else ""))
+            + (f"channel = {channel}\n" if channel else ""))
 
 
 def channel_without_a_scan(box: str) -> int:
@@ -103,9 +108,11 @@ def hotspot_of(box: str) -> dict[str, str]:
     return {"address": address.group(1), "subnet": ".".join(address.group(1).split(".")[:3])}
 
 
-def start_box(box: str, channel: int | None = None) -> dict[str, Any]:
-    """Box A is told its channel in ahoy.txt; box B has none and scans first."""
-    radio, _, backbone = BOXES[box]
+def start_box(box: str, channel: int | None = None,
+              on_air: threading.Event | None = None) -> dict[str, Any]:
+    """Box A is told its channel in ahoy.txt; box B has none and scans first. `on_air` is
+    set once the box's access point is up."""
+    radio, _ = BOXES[box]
     folder = WORK / box
     data = folder / "data"
     data.mkdir(parents=True)
@@ -118,9 +125,10 @@ def start_box(box: str, channel: int | None = None) -> dict[str, Any]:
                       str(folder / "ahoy.txt"), "--data-dir", str(data), netns=box, env=env)
         report("channel_scan", box=box, said=scanned.strip())
     # What ahoy-provision does next (the files; the services are started below).
-    run(PYTHON, "-m", "provisioning", "apply", "--config", str(folder / "ahoy.txt"),
-        "--data-dir", str(data), "--root", str(folder / "root"), "--files-only",
-        "--service-user", "ahoy-vm-none", netns=box, env={"PYTHONPATH": str(REPO)})
+    apply = [PYTHON, "-m", "provisioning", "apply", "--config", str(folder / "ahoy.txt"),
+             "--data-dir", str(data), "--root", str(folder / "root"), "--files-only",
+             "--service-user", "ahoy-vm-none"]
+    run(*apply, netns=box, env=env)
     spot = hotspot_of(box)
     prefix = 24
     run("ip", "addr", "add", f"{spot['address']}/{prefix}", "dev", radio, netns=box)
@@ -133,15 +141,34 @@ def start_box(box: str, channel: int | None = None) -> dict[str, Any]:
     log = folder / "hostapd.log"
     wait(f"box {box}'s access point", lambda: log.exists() and "AP-ENABLED" in log.read_text(),
          120)
+    if on_air is not None:
+        on_air.set()
     found = re.search(r"(?m)^channel=(\d+)", hostapd_conf.read_text())
     assert found
     run("dnsmasq", f"--conf-file={folder / 'root/etc/dnsmasq.d/ahoy.conf'}",
         f"--pid-file={folder / 'dnsmasq.pid'}", "--user=root", netns=box)
-    logs = {name: open(folder / f"{name}.log", "ab") for name in ("coturn", "nats", "ahoy")}
+    logs = {name: open(folder / f"{name}.log", "ab")
+            for name in ("coturn", "nats", "ahoy", "backbone")}
     subprocess.Popen(["ip", "netns", "exec", box, "turnserver", "-c",
                       str(folder / "root/etc/turnserver.conf"), "--log-file=stdout",
                       "--pidfile", str(folder / "coturn.pid")],
                      stdout=logs["coturn"], stderr=subprocess.STDOUT)
+    # ahoy-backbone.service: the link-local address on bb0, discovery, routes.
+    subprocess.Popen(["ip", "netns", "exec", box, PYTHON, "-m", "provisioning.backbone",
+                      "--config", str(folder / "ahoy.txt"), "--data-dir", str(data)],
+                     cwd=REPO, stdout=logs["backbone"], stderr=subprocess.STDOUT,
+                     env={**os.environ, **env})
+    status = data / "site/backbone.json"
+
+    def backbone_address() -> str:
+        try:
+            return str(json.loads(status.read_text())["box"]["backbone"])
+        except (OSError, ValueError, KeyError):
+            return ""
+
+    backbone = wait(f"box {box}'s backbone address", backbone_address, 600)
+    # The backbone service then asks for an apply: nats-server listens on that address.
+    run(*apply, netns=box, env=env)
     subprocess.Popen(["ip", "netns", "exec", box, "nats-server", "-c",
                       str(data / "site/nats-server.conf")],
                      stdout=logs["nats"], stderr=subprocess.STDOUT)
@@ -166,12 +193,16 @@ def box_healthy(box: str, address: str) -> dict[str, Any] | None:
 
 
 def link_backbone() -> None:
+    """The cable: no addresses, no DHCP; each box's backbone service takes its own."""
     run("ip", "link", "add", "bb-a", "type", "veth", "peer", "name", "bb-b")
-    for box, (_, _, address) in BOXES.items():
+    for box in BOXES:
         run("ip", "link", "set", f"bb-{box}", "netns", box)
         run("ip", "link", "set", f"bb-{box}", "name", "bb0", netns=box)
-        run("ip", "addr", "add", f"{address}/16", "dev", "bb0", netns=box)
         run("ip", "link", "set", "bb0", "up", netns=box)
+
+
+def routed(box: str, subnet: str) -> bool:
+    return f"{subnet}.0/24 via" in run("ip", "-4", "route", netns=box, check=False)
 
 
 UDHCPC = """#!/bin/sh
@@ -267,7 +298,7 @@ def scenario() -> bool:
     WORK.mkdir(parents=True, exist_ok=True)
     (WORK / "udhcpc.sh").write_text(UDHCPC)
     (WORK / "udhcpc.sh").chmod(0o755)
-    for box, (radio, _, _) in BOXES.items():
+    for box, (radio, _) in BOXES.items():
         phy = Path(f"/sys/class/net/{radio}/phy80211/name").read_text().strip()
         run("ip", "netns", "add", box)
         run("iw", "phy", phy, "set", "netns", "name", box)
@@ -275,13 +306,20 @@ def scenario() -> bool:
     link_backbone()
     # Box A's channel is pinned to the one box B's id points at: B must hear A and move.
     crowded = channel_without_a_scan("b")
-    boxes = {"a": start_box("a", crowded)}
-    boxes["b"] = start_box("b")
-    for box, other in (("a", "b"), ("b", "a")):
-        # What ahoy-backbone does once it hears the other box: its hotspot subnet via it.
-        run("ip", "route", "add", boxes[other]["subnet"] + ".0/24", "via",
-            boxes[other]["backbone"], "dev", "bb0", netns=box)
+    on_air = threading.Event()
+    with ThreadPoolExecutor() as pool:
+        first = pool.submit(start_box, "a", crowded, on_air)
+        while not on_air.wait(1):  # box B listens once box A is on the air
+            if first.done():
+                first.result()  # raises what stopped box A
+        boxes = {"b": start_box("b")}
+        boxes["a"] = first.result()
     report("boxes_configured", boxes=boxes)
+    for box, other in (("a", "b"), ("b", "a")):
+        # The backbone service heard the other box and routes its phones' subnet.
+        wait(f"box {box} routing box {other}'s phones",
+             lambda box=box, other=other: routed(box, boxes[other]["subnet"]), 300)
+    report("backbone_routes")
     ok = check("box B chose its channel by scanning: away from box A's, which its id "
                "pointed at", boxes["b"]["scanned"] and boxes["a"]["channel"] == crowded
                and boxes["b"]["channel"] != crowded, a=boxes["a"]["channel"],
@@ -321,7 +359,7 @@ def scenario() -> bool:
     ok &= check("direct messages both ways across the backbone",
                 got["texts"] == ["hello Ben, from box A"]
                 and back["texts"] == ["hello Ana, from box B"])
-    ben.start("answer")
+    ben.start("answer", to=ana_id)
     ana.start("call", to=ben_id)
     called, answered = ana.finish("call"), ben.finish("answer")
     ok &= check("aiortc call from box A's phone to box B's, audio arriving",

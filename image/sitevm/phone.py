@@ -13,7 +13,9 @@ from inside.py and answers each with one JSON line on stdout (`"done": <command>
     wait_user NAME            until NAME is online (welcome or `changes`); their id
     send TO TEXT              a direct message; its ack
     expect FROM COUNT         until COUNT messages from FROM have arrived; their ids
-    call TO | answer          an aiortc call with the box's ICE servers, audio both ways
+    call TO | answer FROM     an aiortc call with the box's ICE servers; the answering phone
+                              counts 25 audio frames, then says "I hear you" in the chat
+                              and the caller hangs up
     leave                     close the socket (walking out of reach)
 """
 
@@ -196,15 +198,18 @@ class Phone:
                   "host_candidates": offer.count("typ host"),
                   "srflx_candidates": offer.count("typ srflx"),
                   "relay_candidates": offer.count("typ relay")}
-        await asyncio.sleep(3)  # audio flows to the other phone
+        # Talk until the other phone says (in the chat) that our audio arrived.
+        heard = await self.expect("message", timeout=180,
+                                  match=lambda m: m.get("from") == to
+                                  and m.get("text") == "I hear you")
+        self.note(heard)
         await self.send("call_hangup", call=call)
         await self.expect("call_ended")
         await pc.close()
         return result
 
-    async def answer(self) -> dict[str, Any]:
+    async def answer(self, caller: str) -> dict[str, Any]:
         incoming = await self.expect("call_incoming", timeout=180)
-        caller = incoming.get("from") or incoming.get("caller")
         pc = self.peer_connection()
         frames: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         counters: list[asyncio.Future[None]] = []
@@ -226,10 +231,11 @@ class Phone:
         pc.addTrack(AudioStreamTrack())
         await pc.setRemoteDescription(RTCSessionDescription(**offer["data"]["description"]))
         await pc.setLocalDescription(await pc.createAnswer())
-        await self.send("signal", call=incoming["call"], to=offer.get("from", caller),
+        await self.send("signal", call=incoming["call"], to=caller,
                         data={"description": {"type": "answer", "sdp": pc.localDescription.sdp}})
-        audio = await asyncio.wait_for(frames, 120)
+        audio = await asyncio.wait_for(frames, 180)
         pair = selected_pair(pc)
+        await self.send_dm(caller, "I hear you")
         await self.expect("call_ended", timeout=120)
         await pc.close()
         return {"audio_frames": audio, "pair": pair}
@@ -279,7 +285,7 @@ async def main() -> None:
             elif do == "call":
                 result = await phone.call(command["to"])
             elif do == "answer":
-                result = await phone.answer()
+                result = await phone.answer(command["to"])
             elif do == "leave":
                 result = await phone.leave()
             elif do == "quit":

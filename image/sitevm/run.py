@@ -194,15 +194,17 @@ def boot(vmlinuz: Path, initrd: Path, console: Path, results: Path) -> list[dict
 
 
 def timeline(events: list[dict[str, Any]]) -> None:
-    def at(name: str, **match: Any) -> float | None:
-        for e in events:
+    def at(name: str, last: bool = False, **match: Any) -> float | None:
+        for e in reversed(events) if last else events:
             if e["event"] == name and all(e.get(k) == v for k, v in match.items()):
                 return float(e["t"])
         return None
 
     marks = [
         ("kernel to the test's first step (9p root, Python)", at("inside_start")),
-        ("both boxes configured by provisioning", at("boxes_configured")),
+        ("box B's channel chosen by its scan", at("channel_scan")),
+        ("both boxes configured, backbone addresses taken", at("boxes_configured")),
+        ("each box routes the other's phones (discovery)", at("backbone_routes")),
         ("box A's service answering", at("box_up", box="a")),
         ("box B's service answering", at("box_up", box="b")),
         ("phone1 on box A's Wi-Fi with a lease", at("phone_on_wifi", phone="phone1")),
@@ -214,7 +216,7 @@ def timeline(events: list[dict[str, Any]]) -> None:
         ("roam: phone1 told to walk to box B", at("roam_start")),
         ("roam: phone1 associated with box B", at("roam_associated")),
         ("roam: phone1 has box B's address", at("phone_on_wifi", phone="phone1", box="b")),
-        ("roam: Ana back in the chat, caught up", at("ana_join")),
+        ("roam: Ana back in the chat, caught up", at("ana_join", last=True)),
         ("done", at("done")),
     ]
     print("\ntimeline (seconds since the VM's kernel started)")
