@@ -52,6 +52,12 @@ HISTORY_ON_JOIN = 100
 # How long presence and room changes are gathered before one `changes` frame
 # per phone carries them all (when the server runs `changes_loop`).
 CHANGES_EVERY_S = 0.2
+# Room fields that `welcome` and `changes` leave out when they are so
+# (docs/protocol.md, "Rooms").
+ROOM_UNSET: dict[str, Any] = {
+    "visibility": "public", "approval": False, "moderators": [], "invited": [],
+    "requests": [], "description": "", "ephemeral": False, "call": None,
+}
 DAY_MS = 24 * 3600 * 1000
 # What a room's owner may change with `room_update`.
 ROOM_SETTINGS = ("name", "description", "limit", "active", "visibility", "approval")
@@ -487,7 +493,7 @@ class Hub:
             replaced.close(4001, "replaced")
 
         entries = self._online_entries(user_id)
-        rooms = [self._room_wire(r) for r in self.rooms if r.can_see(user_id)]
+        rooms = [self._room_entry(r) for r in self.rooms if r.can_see(user_id)]
         welcome = protocol.welcome(
             self._user_wire(user_id), token, [], rooms, self.ice_servers(user_id), now,
             default_room=self.default_room)
@@ -663,7 +669,7 @@ class Hub:
             # changed, what changed since the last frame (most of a crowd's
             # arrival: a room's whole member list to every phone was most of
             # the bytes). Phones welcomed since then get whole rooms.
-            wires = {r.id: self._room_wire(r) for r in rooms}
+            wires = {r.id: self._room_entry(r) for r in rooms}
             deltas = {r.id: _room_delta(self._sent_rooms.get(r.id), wires[r.id]) for r in rooms}
             self._sent_rooms.update(wires)
             public = [r.id for r in rooms if r.public and deltas[r.id] != {}]
@@ -964,6 +970,13 @@ class Hub:
     def _room_wire(self, room: Room) -> dict[str, Any]:
         online = sum(1 for m in room.members if self.presence.is_online(m))
         return room.to_wire(online, self.calls.room_call_wire(room.id))
+
+    def _room_entry(self, room: Room) -> dict[str, Any]:
+        """A room as `welcome` and `changes` list it: without the fields that
+        are as a new room has them (every room goes to every phone, and most
+        rooms set few of them)."""
+        return {k: v for k, v in self._room_wire(room).items()
+                if k not in ROOM_UNSET or ROOM_UNSET[k] != v}
 
     def _broadcast(self, message: dict[str, Any]) -> None:
         self._send_all([s.peer for s in self.presence.sessions()], message)

@@ -194,3 +194,22 @@ def test_a_phone_welcomed_since_the_last_frame_is_told_only_what_changed_after(b
     # And everyone's view is whole.
     for peer, me in ((ana, ana_id), (ben, ben_id), (cy, cy_id), (dee, dee_id)):
         assert view(peer) == {u: "online" for u in {ana_id, ben_id, cy_id, dee_id} - {me}}
+
+
+def test_rooms_in_welcome_and_changes_leave_out_fields_as_a_new_room_has_them(box: Box) -> None:
+    box.hub.coalesce = True
+    ana, ana_id, _ = box.join("Ana")
+    plain = box.room(ana, "Deck")
+    described = box.room(ana, "Galley", description="Food", ephemeral=True)
+    box.hub.flush_changes()
+    ben, welcome = arrive(box, "Ben")
+    rooms = {r["id"]: r for r in welcome["rooms"]}
+    assert set(rooms[plain]) == {"id", "name", "limit", "active", "owner", "members", "online"}
+    assert (rooms[described]["description"], rooms[described]["ephemeral"]) == ("Food", True)
+    assert "visibility" not in rooms[described] and "call" not in rooms[described]
+    # The full room still answers its own requests.
+    reply = box.say(ana, "room_update", room=plain, approval=True)[0]["room"]
+    assert reply["visibility"] == "public" and reply["call"] is None and reply["approval"] is True
+    box.hub.flush_changes()
+    (whole,) = [r for r in ben.rooms(plain)]
+    assert whole["approval"] is True and "moderators" not in whole
