@@ -79,7 +79,7 @@ def test_hidden_room_is_invisible_and_refused_until_invited(ahoy_server: Any, ph
         dialog.get_by_test_id("room-members").locator("li").filter(has_text=ben_name) \
             .get_by_test_id("room-role").click()
         ana.tid("room-members").locator("li").filter(has_text=ben_name).get_by_test_id("moderator-tag").wait_for()
-        ben.wait_js("id => window.ahoy.state.rooms.get(id).moderators.length === 1", room)
+        ben.wait_js("id => (window.ahoy.state.rooms.get(id).moderators || []).length === 1", room)
         dialog = room_settings(ben)
         members = dialog.get_by_test_id("room-members")
         assert members.locator("li").filter(has_text=ana_name).get_by_test_id("room-kick").count() == 0
@@ -104,7 +104,7 @@ def test_joining_a_room_with_approval_waits_for_the_owner(ahoy_server: Any, phon
     assert ben.tid("composer").is_hidden()
 
     # The owner sees the request and lets Ben in.
-    ana.wait_js("id => window.ahoy.state.rooms.get(id).requests.length === 1", room)
+    ana.wait_js("id => (window.ahoy.state.rooms.get(id).requests || []).length === 1", room)
     dialog = room_settings(ana)
     dialog.get_by_test_id("room-requests").locator("li").filter(has_text=ben_name) \
         .get_by_test_id("room-approve").click()
@@ -123,6 +123,6 @@ def test_a_declined_request_is_told(ahoy_server: Any, phones: Any) -> None:
     room = create_room(ana, room_name, approval=True)
     ben.open_tab("rooms")
     ben.tid("room-item").filter(has_text=room_name).click()
-    ana.wait_js("id => window.ahoy.state.rooms.get(id).requests.length === 1", room)
+    ana.wait_js("id => (window.ahoy.state.rooms.get(id).requests || []).length === 1", room)
     room_settings(ana).get_by_test_id("room-deny").click()
     ben.tid("toast").get_by_text("was declined").wait_for()
