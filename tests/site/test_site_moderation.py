@@ -80,7 +80,7 @@ def test_join_requests_and_invitations_made_on_one_box_are_answered_on_the_other
     room_at_b = wait_for(lambda: next((r for r in rooms_seen(b, bob) if r["id"] == club and
                                        bob.user_id in r["members"]), None),
                          what="Bob a member at B")
-    assert room_at_b["requests"] == [], room_at_b
+    assert room_at_b.get("requests", []) == [], room_at_b  # left out when none
     # Alice invites Cy (on box B) to a hidden room: the invitation reaches Cy there,
     # Cy joins on box B, and box A has no invitation left.
     hidden = alice.request("room_create", "room", name="Chart room",
@@ -94,7 +94,7 @@ def test_join_requests_and_invitations_made_on_one_box_are_answered_on_the_other
         room = next((r for r in rooms_seen(a, alice) if r["id"] == hidden), None)
         if room is None or cy.user_id not in room["members"]:
             return None
-        return list(room["invited"])
+        return list(room.get("invited", []))  # left out when none
 
     assert wait_for(lambda: invitations_left_at_a() == [], what="Cy a member at A") is True
 
