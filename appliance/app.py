@@ -14,7 +14,7 @@ from flask import Flask, request
 from . import admin, api, portalweb, webapp, ws
 from .box import Box
 from .hub import Hub
-from .ice import ice_servers
+from .ice import at_current_address, ice_servers
 from .settings import Settings
 from .store import Store
 
@@ -41,7 +41,13 @@ def create_app(settings: Settings) -> Flask:
     store = Store(settings.db_path)
 
     def ice_for(user_id: str) -> list[dict[str, Any]]:
-        return ice_servers(settings.stun_urls, settings.turn_urls, settings.turn_secret,
+        stun, turn = settings.stun_urls, settings.turn_urls
+        if settings.lan_mode:
+            # The uplink's address now (DHCP may have changed it since the start).
+            now_at = (box.status.get("hotspot") or {}).get("addresses") or []
+            stun = at_current_address(stun, settings.box_address, now_at)
+            turn = at_current_address(turn, settings.box_address, now_at)
+        return ice_servers(stun, turn, settings.turn_secret,
                            user_id, int(time.time()), settings.turn_ttl_s)
 
     hub = Hub(store, ice_servers=ice_for,

@@ -28,3 +28,19 @@ def ice_servers(
         username, credential = turn_credentials(turn_secret, user_id, ttl_s, now=now_s)
         servers.append({"urls": list(turn_urls), "username": username, "credential": credential})
     return servers
+
+
+def at_current_address(urls: tuple[str, ...], started_at: str,
+                       addresses: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """LAN mode: the box's STUN/TURN URLs at the uplink's address now.
+
+    The URLs name the address the uplink had when the service started (or
+    `<box_name>.local` if it had none yet); DHCP may have given another since
+    (the network watcher keeps `addresses` current). Unchanged while that first
+    address is still there, or while the uplink has no IPv4 address.
+    """
+    ipv4 = [a.split("/")[0] for a in addresses if ":" not in a]
+    if not ipv4 or started_at in ipv4:
+        return urls
+    return tuple(u.replace(f":{started_at}:", f":{ipv4[0]}:", 1) for u in urls)
+
