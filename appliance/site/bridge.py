@@ -14,9 +14,12 @@ What the loop does:
   `site.to.<box>` and `site.frame.<box>`, which other boxes publish on this
   server for phones on this box.
 - every other box's server: its `SITE` stream read in order from where this
-  box stopped (stored in SQLite with what it applied), and its
-  `site.live.<box>` events. A link that drops is tried again every few
-  seconds, from the stored position.
+  box stopped (stored in SQLite with what it applied), its
+  `site.live.<box>` events, and `site.to.<this box>` and
+  `site.frame.<this box>` there too: a box that has no link of its own to
+  this one yet (the two links of a pair come up one after the other)
+  publishes those on its own server. A link that drops is tried again every
+  few seconds, from the stored position.
 """
 
 from __future__ import annotations
@@ -330,6 +333,10 @@ class Bridge:
 
     def _publish_live(self, box: str | None, subject: str, body: bytes) -> None:
         nc = self._own_nc if box is None else self._peer_conns.get(box)
+        if nc is None and box is not None and box not in self.removed:
+            # No link to that box yet: it may be linked to this box's server (it
+            # listens for what is meant for it there too).
+            nc = self._own_nc
         if nc is None:
             return  # that box is out of reach: like a phone that just left the Wi-Fi
 
@@ -382,6 +389,9 @@ class Bridge:
             self._peer_conns[box] = nc
             try:
                 await nc.subscribe(f"site.live.{box}", cb=self._on_live)
+                # What a box with no link to this one yet publishes on its own server.
+                await nc.subscribe(f"site.to.{self.config.box}", cb=self._on_live)
+                await nc.subscribe(f"site.frame.{self.config.box}", cb=self._on_live)
                 await self._read_stream(nc, link, lost)
             except Exception as exc:
                 link.problem = _describe(exc)
