@@ -16,9 +16,10 @@ What the loop does:
 - every other box's server: its `SITE` stream read in order from where this
   box stopped (stored in SQLite with what it applied), its
   `site.live.<box>` events, and `site.to.<this box>` and
-  `site.frame.<this box>` there too: a box that has no link of its own to
-  this one yet (the two links of a pair come up one after the other)
-  publishes those on its own server. A link that drops is tried again every
+  `site.frame.<this box>` there too: a box publishes those both on the
+  other box's server and on its own (the two links of a pair come up one
+  after the other, so either may be missing for a moment), and the
+  receiving box drops the second copy by its id. A link that drops is tried again every
   few seconds, from the stored position.
 """
 
@@ -332,23 +333,28 @@ class Bridge:
                 pass
 
     def _publish_live(self, box: str | None, subject: str, body: bytes) -> None:
-        nc = self._own_nc if box is None else self._peer_conns.get(box)
-        if nc is None and box is not None and box not in self.removed:
-            # No link to that box yet: it may be linked to this box's server (it
-            # listens for what is meant for it there too).
-            nc = self._own_nc
-        if nc is None:
-            return  # that box is out of reach: like a phone that just left the Wi-Fi
+        if box is None:
+            paths = [self._own_nc]
+        elif box in self.removed:
+            return
+        else:
+            # On that box's server, and on this box's own, where it listens for what
+            # is meant for it too: while the links of a pair come up one after the
+            # other, one of the two may not be there yet. It drops the second copy.
+            paths = [self._peer_conns.get(box), self._own_nc]
+        for nc in paths:
+            if nc is None:
+                continue  # out of reach: like a phone that just left the Wi-Fi
 
-        async def publish() -> None:
-            try:
-                await nc.publish(subject, body)
-            except Exception as exc:
-                log.debug("site: live event to %s lost: %s", box, exc)
+            async def publish(nc: Any = nc) -> None:
+                try:
+                    await nc.publish(subject, body)
+                except Exception as exc:
+                    log.debug("site: live event to %s lost: %s", box, exc)
 
-        task = asyncio.ensure_future(publish())
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
+            task = asyncio.ensure_future(publish())
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
 
     async def _on_live(self, msg: Any) -> None:
         self.deliver(("live", bytes(msg.data)))

@@ -17,6 +17,8 @@ import json
 import logging
 import ssl
 import time
+import uuid
+from collections import deque
 from collections.abc import Callable
 from ipaddress import ip_address
 from pathlib import Path
@@ -116,6 +118,9 @@ class SiteLink(Replication):
         self.busy_at: dict[str, frozenset[str]] = {}
         self._busy_elsewhere: frozenset[str] = frozenset()
         self.applying = False
+        # Ids of the last messages for phones here (sent two ways, taken once).
+        self._seen_live: set[str] = set()
+        self._seen_live_order: deque[str] = deque(maxlen=4096)
         # Streams whose records this box failed to apply: ignored until the bridge
         # reads them again from the stored position (positions only move with
         # what was applied, so nothing is skipped).
@@ -366,7 +371,8 @@ class SiteLink(Replication):
                   message: dict[str, Any] | None, name: str | None = None) -> None:
         body: dict[str, Any] = {"k": kind, "box": self.box}
         if kind in ("to", "frame"):
-            body.update(user=user_id, message=message)
+            # Sent two ways (see Bridge._publish_live): the id lets the box drop the copy.
+            body.update(user=user_id, message=message, n=uuid.uuid4().hex[:16])
             if name is not None:
                 body["name"] = name
             subject = f"site.{kind}.{box}"
@@ -471,6 +477,13 @@ class SiteLink(Replication):
         if box == self.box or box in self.removed:
             return
         kind = body["k"]
+        if "n" in body:
+            if body["n"] in self._seen_live:
+                return  # the second copy of something sent two ways
+            if len(self._seen_live_order) == self._seen_live_order.maxlen:
+                self._seen_live.discard(self._seen_live_order[0])
+            self._seen_live_order.append(body["n"])
+            self._seen_live.add(body["n"])
         yielding: list[tuple[str, str]] = []
         with self.hub.lock:
             if kind == "online":

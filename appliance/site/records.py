@@ -503,6 +503,8 @@ def decode_live(data: bytes) -> dict[str, Any]:
         _match(body.get("user"), _ID, "user id")
         if "name" in body:
             _text(body["name"], 1, 200, "name")
+        if "n" in body:
+            _match(body["n"], _ID, "live id")
         if not isinstance(body.get("message"), dict):
             raise BadRecord("bad message")
     else:

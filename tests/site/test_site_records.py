@@ -242,3 +242,11 @@ def test_the_later_profile_picture_wins_and_is_written_where_the_box_serves_it(
     for bad in ("not base64!", "AAAA" * 8, ""):
         with pytest.raises(BadRecord):
             decode(json.dumps({**json.loads(encode(red)), "picture": bad}).encode())
+
+
+def test_a_message_for_a_phone_on_another_box_carries_an_id_to_drop_its_second_copy() -> None:
+    body = {"k": "to", "box": A, "user": "u_1", "message": {"type": "typing"},
+            "n": "0123456789abcdef"}
+    assert decode_live(json.dumps(body).encode())["n"] == "0123456789abcdef"
+    with pytest.raises(BadRecord):
+        decode_live(json.dumps({**body, "n": "not an id!"}).encode())
