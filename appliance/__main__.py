@@ -140,6 +140,15 @@ def _current_address(interface: str) -> str | None:
     return None
 
 
+def _hotspot_link(config: Any) -> str:
+    """Where the hotspot's phones are: the Wi-Fi interface, or with Enhanced Open the bridge
+    over it and its OWE network (the same decision as the apply step's)."""
+    from provisioning.render import hotspot_link
+    from provisioning.wireless import offers_enhanced_open
+
+    return hotspot_link(config, offers_enhanced_open(config))
+
+
 def _port(value: int | None, default: int) -> int:
     port = default if value is None else value
     if not 0 < port < 65536:
@@ -203,7 +212,7 @@ def build_settings(args: argparse.Namespace) -> tuple[Any, tuple[str, ...]]:
         box_address=address,
         box_config=config_path,
         hotspot_interface=None if dev else (
-            config.uplink_interface if config.lan_mode else config.interface),
+            config.uplink_interface if config.lan_mode else _hotspot_link(config)),
         lan_mode=config.lan_mode and config_path is not None,
         led_pins=pins,
         button_pin=config.button_pin,

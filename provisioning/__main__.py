@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from provisioning import channelscan, configstore, credentials, render, tls
+from provisioning import channelscan, configstore, credentials, render, tls, wireless
 from provisioning.apply import HostSystem, apply_config
 from provisioning.config import ConfigError, decode_config, parse_config
 from provisioning.datadir import DEFAULT_BOOT_CONFIG, DEFAULT_DATA_DIR, DataDir, write_file
@@ -72,7 +72,9 @@ def cmd_render(args: argparse.Namespace) -> int:
     tls.ensure_certificates(
         DataDir(data_dir).tls, config.box_name, config.dns_names, config.fixed_addresses
     )
-    files = render.render_all(config, secret, lease_file=data_dir / "dnsmasq.leases")
+    # `auto` asks this machine's radio, as apply does on the box.
+    files = render.render_all(config, secret, lease_file=data_dir / "dnsmasq.leases",
+                              enhanced_open=wireless.offers_enhanced_open(config))
     for name, text in files.items():
         changed = write_file(out / name, text.encode("utf-8"), mode=0o600)
         print(f"{'wrote' if changed else 'unchanged'} {out / name}")

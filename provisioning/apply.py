@@ -78,6 +78,16 @@ class System(Protocol):
         """Why `interface` cannot carry the hotspot, in words; None if it can or is not there."""
         ...
 
+    def enhanced_open_problem(self, interface: str) -> str | None:
+        """Why the radio of `interface` cannot offer Wi-Fi Enhanced Open; None if it can."""
+        ...
+
+    def ensure_bridge(self, bridge: str, port: str | None) -> bool:
+        """With a `port` (the hotspot's Wi-Fi interface): the bridge exists and is up, and the
+        port keeps no IPv4 address of its own (hostapd adds it to the bridge). Without: no
+        such bridge. True if anything changed."""
+        ...
+
 
 class HostSystem:
     """The real machine: commands via subprocess, addresses via pyroute2 (root)."""
@@ -99,12 +109,41 @@ class HostSystem:
     def access_point_problem(self, interface: str) -> str | None:
         return wireless.access_point_problem(interface, netns=self.netns)
 
+    def enhanced_open_problem(self, interface: str) -> str | None:
+        return wireless.enhanced_open_problem(interface, netns=self.netns)
+
+    def ensure_bridge(self, bridge: str, port: str | None) -> bool:
+        from pyroute2 import IPRoute
+
+        changed = False
+        with IPRoute(netns=self.netns) if self.netns else IPRoute() as ipr:
+            found = ipr.link_lookup(ifname=bridge)
+            if port is None:
+                if found:
+                    ipr.link("del", index=found[0])
+                    changed = True
+                return changed
+            if not found:
+                ipr.link("add", ifname=bridge, kind="bridge")
+                found = ipr.link_lookup(ifname=bridge)
+                changed = True
+            if not ipr.get_links(found[0])[0]["flags"] & 1:  # IFF_UP
+                ipr.link("set", index=found[0], state="up")
+                changed = True
+            for index in ipr.link_lookup(ifname=port):
+                for msg in ipr.get_addr(index=index, family=socket.AF_INET):
+                    ipr.addr("del", index=index, address=msg.get("IFA_ADDRESS"),
+                             prefixlen=msg["prefixlen"])
+                    changed = True
+        return changed
+
     def ensure_address(self, interface: str, address: str, prefixlen: int) -> bool:
         from pyroute2 import IPRoute
 
-        # The hotspot's Wi-Fi interface is ours alone: addresses from old configs go.
-        # A wired or loopback interface named by mistake keeps its own.
-        exclusive = wireless.is_wireless(interface, netns=self.netns)
+        # The hotspot's Wi-Fi interface (or its bridge) is ours alone: addresses from old
+        # configs go. A wired or loopback interface named by mistake keeps its own.
+        exclusive = (interface == render.BRIDGE
+                     or wireless.is_wireless(interface, netns=self.netns))
         changed = False
         with IPRoute(netns=self.netns) if self.netns else IPRoute() as ipr:
             found = ipr.link_lookup(ifname=interface)
@@ -149,7 +188,8 @@ def target_path(root: Path, name: str, config: BoxConfig) -> Path:
 
 
 def write_files(
-    config: BoxConfig, data_dir: Path, root: Path, report: ApplyReport
+    config: BoxConfig, data_dir: Path, root: Path, report: ApplyReport,
+    enhanced_open: bool = False,
 ) -> dict[str, bool]:
     """Secrets, certificates and every rendered file; which files changed, by name.
 
@@ -168,7 +208,8 @@ def write_files(
     except OSError as exc:
         report.problems.append(f"could not make the box's certificate ({exc.strerror}): "
                                "the secure address (https) will not work")
-    files = render.render_all(config, secret, lease_file=data_dir / "dnsmasq.leases")
+    files = render.render_all(config, secret, lease_file=data_dir / "dnsmasq.leases",
+                              enhanced_open=enhanced_open)
     changed: dict[str, bool] = {}
     for name, text in files.items():
         target = TARGETS[name]
@@ -311,7 +352,11 @@ def apply_config(
         if problem:
             report.problems.append(f"{problem}; nothing was changed")
             return report
-    changed = write_files(config, data_dir, root, report)
+    # Enhanced Open where the setting and the radio allow it (docs/config.md); without a
+    # machine to ask, only when the setting says `owe`.
+    owe = wireless.offers_enhanced_open(
+        config, system.enhanced_open_problem if system is not None else lambda _: "unknown")
+    changed = write_files(config, data_dir, root, report, owe)
     mesh_changed = _write_mesh_files(config, data_dir, root, report)
     if service_user:
         share_with_service(data_dir, service_user)
@@ -324,7 +369,8 @@ def apply_config(
                        wifi_changed=changed.get(render.WPA_SUPPLICANT, False))
     else:
         _set_radio(config, system, report)
-        _set_address(config, system, report)
+        _set_bridge(config, owe, system, report)
+        _set_address(config, owe, system, report)
     if config.mesh_interface and credentials.read_site_secret(data_dir) is not None:
         _set_mesh(config, mesh_changed, system, report)
     _set_forwarding(config, system, report)
@@ -442,13 +488,27 @@ def _set_radio(config: BoxConfig, system: System, report: ApplyReport) -> None:
               f"turned Wi-Fi power saving off on {config.interface}", warn_only=True)
 
 
-def _set_address(config: BoxConfig, system: System, report: ApplyReport) -> None:
+def _set_bridge(config: BoxConfig, owe: bool, system: System, report: ApplyReport) -> None:
+    """With Enhanced Open, the bridge over both networks carries the box's address (hostapd
+    adds the two Wi-Fi interfaces to it); without, no bridge of ours is left behind."""
+    port = config.interface if owe else None
+    try:
+        if system.ensure_bridge(render.BRIDGE, port):
+            report.actions.append(
+                f"made the bridge {render.BRIDGE} for {config.interface} and its Enhanced "
+                "Open network" if owe else f"removed the bridge {render.BRIDGE}")
+    except OSError as exc:
+        report.problems.append(f"could not set up the bridge {render.BRIDGE}: {exc}")
+
+
+def _set_address(config: BoxConfig, owe: bool, system: System, report: ApplyReport) -> None:
+    link = render.hotspot_link(config, owe)
     try:
         if system.ensure_address(
-            config.interface, str(config.box_address), config.hotspot_subnet.prefixlen
+            link, str(config.box_address), config.hotspot_subnet.prefixlen
         ):
             report.actions.append(
-                f"set {config.interface} to {config.box_address}/"
+                f"set {link} to {config.box_address}/"
                 f"{config.hotspot_subnet.prefixlen}"
             )
     except LookupError:
@@ -457,7 +517,7 @@ def _set_address(config: BoxConfig, system: System, report: ApplyReport) -> None
             "plugged in, and is interface right in ahoy.txt?"
         )
     except OSError as exc:
-        report.problems.append(f"could not set the address of {config.interface}: {exc}")
+        report.problems.append(f"could not set the address of {link}: {exc}")
 
 
 def _set_forwarding(config: BoxConfig, system: System, report: ApplyReport) -> None:

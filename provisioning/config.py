@@ -253,6 +253,18 @@ def _country(raw: str) -> str:
     return code
 
 
+OPEN_NETWORK_ENCRYPTION = ("auto", "owe", "off")
+
+
+def _open_network_encryption(raw: str) -> str:
+    text = raw.strip().lower()
+    words = {"auto": "auto", "owe": "owe", "enhanced open": "owe", "on": "owe", "yes": "owe",
+             "off": "off", "no": "off", "none": "off"}
+    if text not in words:
+        raise _Invalid(f"open_network_encryption must be auto, owe or off, not {raw!r}")
+    return words[text]
+
+
 def _band(raw: str) -> str:
     text = re.sub(r"\s+", "", raw.lower()).removesuffix("ghz").replace(",", ".")
     if text in ("2.4", "2", "2.45"):
@@ -657,6 +669,8 @@ KEYS: dict[str, Key] = {
         Key("wifi_name", _wifi_name, wifi_name_for_mac(None), "Wi-Fi name", _HOTSPOT | _CHAT,
             derived=_derived_wifi_name),
         Key("wifi_passphrase", _passphrase, "", "Wi-Fi password", _HOTSPOT | _CHAT),
+        Key("open_network_encryption", _open_network_encryption, "auto", None,
+            _HOTSPOT | _CHAT),
         Key("country", _country, "", "Country", _HOTSPOT),
         Key("band", _band, "2.4", "Band", _HOTSPOT),
         Key("channel", _integer("channel", 1, 196, 6), regulatory.DEFAULT_CHANNEL["2.4"],
@@ -721,6 +735,7 @@ class BoxConfig:
     box_name: str = _default("box_name")
     wifi_name: str = _default("wifi_name")
     wifi_passphrase: str = _default("wifi_passphrase")
+    open_network_encryption: str = _default("open_network_encryption")
     country: str = _default("country")
     band: str = _default("band")
     channel: int = _default("channel")

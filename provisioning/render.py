@@ -63,8 +63,29 @@ def wpa_psk(passphrase: str, ssid: str) -> str:
     return key.hex()
 
 
-def render_hostapd(config: BoxConfig) -> str:
-    """hostapd.conf: the access point, client isolation off."""
+# Wi-Fi Enhanced Open (OWE) beside the open network: the open network and a hidden OWE
+# one on the same radio, each naming the other ("transition mode"). Both are ports of one
+# Linux bridge, which carries the box's address, DHCP, DNS, firewall rules and portal, so
+# a phone gets the same service on either.
+BRIDGE = "br-ahoy"
+OWE_SSID = "Ahoy Enhanced Open"  # hidden; phones find it through the open network
+
+
+def owe_interface(interface: str) -> str:
+    """The hidden OWE network's interface: at most 15 characters, like every name."""
+    return interface[:11] + "_owe"
+
+
+def hotspot_link(config: BoxConfig, enhanced_open: bool) -> str:
+    """The interface that carries the box's address on the hotspot: the bridge over both
+    networks with Enhanced Open, the Wi-Fi interface itself otherwise."""
+    return BRIDGE if enhanced_open and config.is_open_network else config.interface
+
+
+def render_hostapd(config: BoxConfig, enhanced_open: bool = False) -> str:
+    """hostapd.conf: the access point, client isolation off; with `enhanced_open` (open
+    network only), a hidden OWE network beside it, both in the bridge."""
+    enhanced_open = enhanced_open and config.is_open_network
     lines = [
         f"# {HEADER}",
         f"interface={config.interface}",
@@ -92,7 +113,31 @@ def render_hostapd(config: BoxConfig) -> str:
         "macaddr_acl=0",
         "auth_algs=1",
     ]
-    if config.is_open_network:
+    if enhanced_open:
+        owe = owe_interface(config.interface)
+        lines += [
+            "# Open network (no passphrase in ahoy.txt), with Wi-Fi Enhanced Open beside it:",
+            "# phones that know OWE see this network, join the hidden one and get their own",
+            "# encryption; older phones join this one. Both are ports of the bridge.",
+            "wpa=0",
+            f"bridge={BRIDGE}",
+            f"owe_transition_ifname={owe}",
+            "",
+            f"bss={owe}",
+            f"# Wi-Fi name: {OWE_SSID} (hidden)",
+            f"ssid2={OWE_SSID.encode('utf-8').hex()}",
+            "utf8_ssid=1",
+            "ignore_broadcast_ssid=1",
+            "ap_isolate=0",
+            f"bridge={BRIDGE}",
+            "wpa=2",
+            "wpa_key_mgmt=OWE",
+            "rsn_pairwise=CCMP",
+            "# OWE requires protected management frames.",
+            "ieee80211w=2",
+            f"owe_transition_ifname={config.interface}",
+        ]
+    elif config.is_open_network:
         lines += ["# Open network: no passphrase set in ahoy.txt.", "wpa=0"]
     else:
         lines += [
@@ -104,13 +149,14 @@ def render_hostapd(config: BoxConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_dnsmasq(config: BoxConfig, lease_file: Path = DEFAULT_LEASE_FILE) -> str:
+def render_dnsmasq(config: BoxConfig, lease_file: Path = DEFAULT_LEASE_FILE,
+                   enhanced_open: bool = False) -> str:
     """dnsmasq.conf: DHCP on the hotspot, and every name answered with the box."""
     box = config.box_address
     start, end = config.dhcp_range
     lines = [
         f"# {HEADER}",
-        f"interface={config.interface}",
+        f"interface={hotspot_link(config, enhanced_open)}",
         "bind-dynamic",
         "# Offline: no upstream servers, no /etc/hosts (it maps the hostname to 127.0.1.1).",
         "no-resolv",
@@ -137,13 +183,13 @@ def _ports(ports: list[int]) -> str:
     return "{ " + ", ".join(str(p) for p in ports) + " }"
 
 
-def render_nftables(config: BoxConfig) -> str:
+def render_nftables(config: BoxConfig, enhanced_open: bool = False) -> str:
     """nftables ruleset: hotspot clients reach the box's services, nothing else.
 
-    Only traffic on the hotspot interface is touched; the table is replaced as a
-    whole, so loading it again gives the same state.
+    Only traffic on the hotspot interface is touched (the bridge with Enhanced Open); the
+    table is replaced as a whole, so loading it again gives the same state.
     """
-    iface = config.interface
+    iface = hotspot_link(config, enhanced_open)
     box = config.box_address
     low, high = TURN_RELAY_PORTS
     tcp = [DNS_PORT, HTTP_PORT, HTTPS_PORT, STUN_PORT]
@@ -174,7 +220,7 @@ table inet ahoy {{
 
 	chain forward {{
 		type filter hook forward priority filter; policy accept;
-{_site_forward(config)}		iifname "{iface}" drop
+{_site_forward(config, iface)}		iifname "{iface}" drop
 		oifname "{iface}" drop
 	}}
 
@@ -199,10 +245,9 @@ def _site_nats_guard(config: BoxConfig) -> str:
             f'comment "site: phones never reach NATS"\n')
 
 
-def _site_forward(config: BoxConfig) -> str:
+def _site_forward(config: BoxConfig, iface: str) -> str:
     """The forward rules: alone, the box routes nothing; in a site, it routes between its
-    phones and the other boxes' phones over the backbone, and nothing else."""
-    iface = config.interface
+    phones (on `iface`) and the other boxes' phones over the backbone, and nothing else."""
     if not config.in_site:
         return "\t\t# The box routes nothing: hotspot clients talk to the box and to each other.\n"
     own, site, backbone = config.hotspot_subnet, config.network, config.backbone_interface
@@ -298,7 +343,7 @@ def render_turnserver(config: BoxConfig, secret: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_networkd(config: BoxConfig) -> str:
+def render_networkd(config: BoxConfig, enhanced_open: bool = False) -> str:
     """systemd-networkd unit giving the hotspot interface the box's address; in LAN mode
     the uplink's: from the network's DHCP server, or fixed."""
     if config.lan_mode:
@@ -317,7 +362,7 @@ def render_networkd(config: BoxConfig) -> str:
     return (
         f"# {HEADER}\n"
         "[Match]\n"
-        f"Name={config.interface}\n\n"
+        f"Name={hotspot_link(config, enhanced_open)}\n\n"
         "[Link]\n"
         "RequiredForOnline=no\n\n"
         "[Network]\n"
@@ -348,9 +393,13 @@ def render_wpa_supplicant(config: BoxConfig) -> str:
 
 
 def render_all(
-    config: BoxConfig, turn_secret: str, *, lease_file: Path = DEFAULT_LEASE_FILE
+    config: BoxConfig, turn_secret: str, *, lease_file: Path = DEFAULT_LEASE_FILE,
+    enhanced_open: bool = False,
 ) -> dict[str, str]:
-    """Every generated file by name. authorized_keys only when a key is set."""
+    """Every generated file by name. authorized_keys only when a key is set.
+    `enhanced_open`: offer Wi-Fi Enhanced Open beside the open network (apply decides it
+    from `open_network_encryption` and the radio, `provisioning.wireless`)."""
+    owe = enhanced_open and config.is_open_network
     if config.lan_mode:
         # No access point, no DHCP or DNS of ours on a network the box does not own.
         files = {
@@ -362,11 +411,11 @@ def render_all(
             files[WPA_SUPPLICANT] = render_wpa_supplicant(config)
     else:
         files = {
-            HOSTAPD: render_hostapd(config),
-            DNSMASQ: render_dnsmasq(config, lease_file),
-            NFTABLES: render_nftables(config),
+            HOSTAPD: render_hostapd(config, owe),
+            DNSMASQ: render_dnsmasq(config, lease_file, owe),
+            NFTABLES: render_nftables(config, owe),
             TURNSERVER: render_turnserver(config, turn_secret),
-            NETWORKD: render_networkd(config),
+            NETWORKD: render_networkd(config, owe),
         }
     if config.ssh_authorized_key:
         files[AUTHORIZED_KEYS] = f"{AUTHORIZED_KEYS_HEADER}\n{config.ssh_authorized_key}\n"

@@ -32,6 +32,9 @@ class RecordingSystem:
         self.active: set[str] = set()
         self.interfaces = {"wlan0", "wlan1"}
         self.wired = {"eth0": "interface eth0 is not a Wi-Fi interface (it is wired)"}
+        # What nl80211 would say against Enhanced Open; None: the radio can do it.
+        self.owe_problem: str | None = "the Wi-Fi adapter of wlan0 runs one network at a time"
+        self.bridge: str | None = None  # the bridge's port, when there is a bridge
 
     def run(self, argv: Sequence[str]) -> CommandResult:
         argv = list(argv)
@@ -69,6 +72,22 @@ class RecordingSystem:
 
     def access_point_problem(self, interface: str) -> str | None:
         return self.wired.get(interface)
+
+    def enhanced_open_problem(self, interface: str) -> str | None:
+        return self.owe_problem
+
+    def ensure_bridge(self, bridge: str, port: str | None) -> bool:
+        changed = self.bridge != port
+        self.bridge = port
+        if port is None:
+            self.interfaces.discard(bridge)
+            if self.address is not None and self.address[0] == bridge:
+                self.address = None
+        else:
+            self.interfaces.add(bridge)
+            if self.address is not None and self.address[0] == port:
+                self.address = None  # the port keeps no address of its own
+        return changed
 
     def ensure_address(self, interface: str, address: str, prefixlen: int) -> bool:
         if interface not in self.interfaces:
@@ -124,6 +143,39 @@ def test_first_apply_sets_up_the_machine_and_the_second_does_nothing(tmp_path: P
     second = apply_config(CONFIG, tmp_path / "data", root=tmp_path / "root", system=system)
     assert second == ApplyReport()
     assert system.commands == []
+
+
+def test_enhanced_open_puts_the_address_on_a_bridge_and_a_password_takes_it_away(
+    tmp_path: Path,
+) -> None:
+    system = RecordingSystem()
+    system.owe_problem = None  # the radio can (mac80211, PMF, two access points)
+    data, root = tmp_path / "data", tmp_path / "root"
+    open_network = parse_config("country = DE\n")
+    first = apply_config(open_network, data, root=root, system=system)
+    assert first.problems == []
+    assert system.bridge == "wlan0" and system.address == ("br-ahoy", "10.42.0.1", 24)
+    hostapd = (root / "etc/hostapd/wlan0.conf").read_text()
+    assert "wpa_key_mgmt=OWE" in hostapd and "bridge=br-ahoy" in hostapd
+    assert "interface=br-ahoy" in (root / "etc/dnsmasq.d/ahoy.conf").read_text()
+    assert "made the bridge br-ahoy for wlan0 and its Enhanced Open network" in first.actions
+    system.commands.clear()
+    assert apply_config(open_network, data, root=root, system=system) == ApplyReport()
+    # A password: WPA2, no bridge, the address back on the Wi-Fi interface.
+    wpa2 = apply_config(CONFIG, data, root=root, system=system)
+    assert wpa2.problems == [] and "removed the bridge br-ahoy" in wpa2.actions
+    assert system.bridge is None and system.address == ("wlan0", "10.42.0.1", 24)
+    assert "OWE" not in (root / "etc/hostapd/wlan0.conf").read_text()
+    assert "interface=wlan0" in (root / "etc/dnsmasq.d/ahoy.conf").read_text()
+
+
+def test_enhanced_open_only_where_the_radio_can_unless_the_file_says_owe(tmp_path: Path) -> None:
+    system = RecordingSystem()  # its radio runs one network at a time
+    apply_config(parse_config(""), tmp_path / "data", root=tmp_path / "root", system=system)
+    assert system.bridge is None and system.address == ("wlan0", "10.42.0.1", 24)
+    forced = parse_config("open_network_encryption = owe\n")
+    apply_config(forced, tmp_path / "data", root=tmp_path / "root", system=system)
+    assert system.bridge == "wlan0" and system.address == ("br-ahoy", "10.42.0.1", 24)
 
 
 def test_a_box_of_a_site_routes_between_hotspots_and_a_box_alone_is_left_as_it_is(

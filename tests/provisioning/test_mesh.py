@@ -105,6 +105,12 @@ class MeshSystem:
     def access_point_problem(self, interface: str) -> None:
         return None
 
+    def enhanced_open_problem(self, interface: str) -> str:
+        return "no radio here"
+
+    def ensure_bridge(self, bridge: str, port: str | None) -> bool:
+        return False
+
     def ensure_address(self, interface: str, address: str, prefixlen: int) -> bool:
         return False
 

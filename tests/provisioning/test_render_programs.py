@@ -208,3 +208,58 @@ def test_the_wpa_supplicant_check_does_catch_mistakes(tmp_path: Path) -> None:
     broken = render.render_wpa_supplicant(config).replace("psk=", "psk=X")
     result = _wpa_supplicant_reads(write(tmp_path, "bad.conf", broken))
     assert "Failed to read or parse configuration" in result.stdout + result.stderr
+
+
+# --- Wi-Fi Enhanced Open (docs/config.md, "Private over the air")
+
+OWE = parse_config("wifi_name = Harbour\ninterface = wlx00c0ca123456\nnetwork = 10.9.0.0/24\n")
+
+
+def test_enhanced_open_adds_a_hidden_owe_network_and_bridges_both() -> None:
+    text = render.render_hostapd(OWE, enhanced_open=True)
+    main, owe = text.split("\nbss=", 1)
+    owe_name = "wlx00c0ca12_owe"
+    assert len(owe_name) <= 15 and owe.startswith(owe_name + "\n")
+    assert {"wpa=0", f"owe_transition_ifname={owe_name}", "bridge=br-ahoy",
+            "ignore_broadcast_ssid=0"} <= set(main.splitlines())
+    assert {"wpa=2", "wpa_key_mgmt=OWE", "rsn_pairwise=CCMP", "ieee80211w=2",
+            "ignore_broadcast_ssid=1", "ap_isolate=0", "bridge=br-ahoy",
+            "owe_transition_ifname=wlx00c0ca123456"} <= set(owe.splitlines())
+
+
+def test_with_enhanced_open_every_service_is_on_the_bridge() -> None:
+    files = render.render_all(OWE, SECRET, enhanced_open=True)
+    assert "interface=br-ahoy" in files["dnsmasq.conf"].splitlines()
+    assert "Name=br-ahoy" in files["ahoy-hotspot.network"].splitlines()
+    nft = files["nftables.nft"]
+    assert 'iifname != "br-ahoy" accept' in nft and 'iifname "br-ahoy" drop' in nft
+    assert "wlx00c0ca123456" not in nft
+    plain = render.render_all(OWE, SECRET)
+    assert "bridge=" not in plain["hostapd.conf"] and "OWE" not in plain["hostapd.conf"]
+    assert "interface=wlx00c0ca123456" in plain["dnsmasq.conf"].splitlines()
+
+
+def test_a_wifi_password_means_wpa2_and_no_bridge() -> None:
+    config = parse_config("wifi_passphrase = correct horse battery\n"
+                          "open_network_encryption = owe\n")
+    files = render.render_all(config, SECRET, enhanced_open=True)
+    assert "OWE" not in files["hostapd.conf"] and "wpa_key_mgmt=WPA-PSK" in files["hostapd.conf"]
+    assert "br-ahoy" not in "".join(files.values())
+
+
+def test_dnsmasq_and_nft_accept_the_bridged_configs(tmp_path: Path) -> None:
+    dnsmasq = need("dnsmasq")
+    conf = write(tmp_path, "dnsmasq.conf", render.render_dnsmasq(OWE, tmp_path / "leases", True))
+    result = run([dnsmasq, "--test", f"--conf-file={conf}"])
+    assert result.returncode == 0 and "syntax check OK" in result.stderr, result.stderr
+    result = _nft_check(write(tmp_path, "ahoy.nft", render.render_nftables(OWE, True)))
+    assert result.returncode == 0, result.stderr
+
+
+def test_hostapd_parses_both_networks_of_enhanced_open(tmp_path: Path) -> None:
+    output = _start_hostapd(write(tmp_path, "hostapd.conf",
+                                  render.render_hostapd(OWE, enhanced_open=True)))
+    assert "errors found in configuration file" not in output, output
+    assert not re.search(r"^Line \d+:", output, flags=re.M), output
+    assert "num_bss=2" in output, output  # both networks were read
+    assert re.search(r"nl80211|Could not read interface|interface", output), output

@@ -77,8 +77,9 @@ def wait_for_hotspot(timeout: float = 300) -> float:
     raise RuntimeError("wlan0 never became an access point")
 
 
-def make_phone(n: int, config: dict[str, str]) -> dict[str, str]:
-    """Phone n: radio phy<n> in namespace phone<n>, associated, with a DHCP lease."""
+def make_phone(n: int, config: dict[str, str], owe: bool = False) -> dict[str, str]:
+    """Phone n: radio phy<n> in namespace phone<n>, associated, with a DHCP lease. With
+    `owe`, a phone that knows Wi-Fi Enhanced Open (it joins the hidden OWE network)."""
     netns, iface = f"phone{n}", f"wlan{n}"
     phy = Path(f"/sys/class/net/{iface}/phy80211/name").read_text().strip()
     run("ip", "netns", "add", netns)
@@ -88,6 +89,8 @@ def make_phone(n: int, config: dict[str, str]) -> dict[str, str]:
     ssid = config.get("wifi_name", "Ahoy")
     passphrase = config.get("wifi_passphrase", "")
     security = f'psk="{passphrase}"\n  key_mgmt=WPA-PSK' if passphrase else "key_mgmt=NONE"
+    if owe:
+        security = "key_mgmt=OWE\n  ieee80211w=2"
     conf = Path(f"/run/{netns}-wpa.conf")
     conf.write_text(f'network={{\n  ssid="{ssid}"\n  {security}\n  scan_ssid=1\n}}\n')
     run("wpa_supplicant", "-B", "-i", iface, "-c", str(conf), "-P", f"/run/{netns}-wpa.pid",
@@ -98,6 +101,7 @@ def make_phone(n: int, config: dict[str, str]) -> dict[str, str]:
             raise RuntimeError(f"{netns} did not associate with {ssid!r}")
         time.sleep(0.2)
     associated = uptime()
+    joined = re.search(r"SSID: (.*)", run("iw", "dev", iface, "link", netns=netns))
     lease = run("busybox", "udhcpc", "-i", iface, "-f", "-q", "-n", "-t", "20", "-T", "1",
                 "-s", str(HERE / "udhcpc.sh"), netns=netns, env={"AHOY_NETNS": netns})
     found = re.search(r"LEASE ip=(\S+)", lease)
@@ -105,9 +109,11 @@ def make_phone(n: int, config: dict[str, str]) -> dict[str, str]:
         raise RuntimeError(f"{netns} got no DHCP lease: {lease}")
     # `ip netns exec` shows the namespace's own /sys.
     mac = run("cat", f"/sys/class/net/{iface}/address", netns=netns).strip()
-    report("phone_ready", phone=netns, ssid=ssid, wpa2=bool(passphrase),
+    report("phone_ready", phone=netns, ssid=ssid, wpa2=bool(passphrase), owe=owe,
+           joined=joined.group(1).strip() if joined else None,
            associated_t=round(associated, 2), ip=found.group(1), mac=mac)
-    return {"netns": netns, "ip": found.group(1), "mac": mac}
+    return {"netns": netns, "ip": found.group(1), "mac": mac,
+            "joined": joined.group(1).strip() if joined else ""}
 
 
 def phone_py(netns: str, *args: str, timeout: float = 300) -> dict[str, Any]:
@@ -188,15 +194,41 @@ def system_checks() -> bool:
     return ok
 
 
+def enhanced_open_checks(phones: list[dict[str, str]]) -> bool:
+    """Enhanced Open beside the open network: the old phone on the open network, the OWE
+    phone on the hidden OWE one, and the box's address on the bridge over both."""
+    def out(*argv: str) -> str:
+        return subprocess.run(argv, capture_output=True, text=True).stdout
+
+    bridge = out("ip", "-o", "-4", "addr", "show", "dev", "br-ahoy")
+    ports = out("ip", "-o", "link", "show", "master", "br-ahoy")
+    ok = check("Enhanced Open: the box's address on the bridge over both networks",
+               f"inet {BOX}/" in bridge and "wlan0:" in ports and "wlan0_owe" in ports,
+               bridge=bridge.strip(), ports=[line.split(":")[1].strip()
+                                             for line in ports.splitlines()])
+    ok &= check("Enhanced Open: the old phone joined the open network",
+                phones[0]["joined"] == box_config().get("wifi_name"), joined=phones[0]["joined"])
+    ok &= check("Enhanced Open: the OWE phone joined the hidden OWE network",
+                phones[1]["joined"] == "Ahoy Enhanced Open", joined=phones[1]["joined"])
+    return ok
+
+
 def first_boot(config: dict[str, str]) -> bool:
-    phones = [make_phone(1, config), make_phone(2, config)]
+    # Open network: the simulated radio can do Enhanced Open, so `auto` offers it. Phone 1
+    # is an old phone on the open network, phone 2 knows OWE and joins the hidden one.
+    phones = [make_phone(1, config), make_phone(2, config, owe=True)]
     leases = Path("/data/ahoy/dnsmasq.leases")
     text = leases.read_text() if leases.exists() else ""
     ok = check("dnsmasq lease for each phone", all(p["mac"] in text for p in phones))
+    ok &= enhanced_open_checks(phones)
     portal = phone_py("phone1", "portal", BOX)
     ok &= check("captive portal: probe redirected, then answered after accepting",
                 portal["probe_before"] == 302 and "/portal" in portal["redirect"]
                 and portal["probe_after"] == 204, **portal)
+    portal2 = phone_py("phone2", "portal", BOX)
+    ok &= check("captive portal for the Enhanced Open phone too",
+                portal2["probe_before"] == 302 and portal2["probe_after"] == 204
+                and portal2["https_app"] == 200, **portal2)
     ok &= check("web app over HTTPS with the box CA", portal["https_app"] == 200)
     stun = json.loads(run(PYTHON, str(HERE / "phone_client.py"), "stun", BOX, "3478",
                           netns="phone1"))
@@ -223,6 +255,7 @@ def second_boot(config: dict[str, str]) -> bool:
     ok = check("hotspot back with the new config", True, wpa2=bool(config.get("wifi_passphrase")),
                ip=phone["ip"])
     ok &= check("clock saved on the data partition", Path("/data/fake-hwclock.data").exists())
+    ok &= check("WPA2: no Enhanced Open, no bridge", not Path("/sys/class/net/br-ahoy").exists())
     result = phone_py("phone1", "history", BOX)
     report("history", conv=result["conv"], ids=result["ids"])
     return ok
