@@ -116,6 +116,7 @@ def test_change_a_setting_with_a_bad_then_a_good_value(signed_in: AdminPage) -> 
     # An open network is explained in plain words while it is the choice.
     note = signed_in.tid("open-network-note")
     assert "anyone nearby with a Wi-Fi sniffer can read" in note.inner_text()
+    assert "Wi-Fi Enhanced Open" in note.inner_text()
     assert "set one" in note.inner_text()
     signed_in.tid("security-passphrase").check()
     assert note.is_hidden()

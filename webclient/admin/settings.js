@@ -64,7 +64,8 @@ function render(data) {
   // What "open" means, in plain words, while it is the choice.
   const openNote = el('p', {class: 'hint', testid: 'open-network-note'},
     'An open network: anyone in range can join, and anyone nearby with a Wi-Fi sniffer can read chat sent to the plain address (http). ' +
-    'The secure address (https) and calls stay encrypted. To encrypt everything over the air, choose "Only with the Wi-Fi password" and set one.');
+    'The secure address (https) and calls stay encrypted. To encrypt everything over the air, choose "Only with the Wi-Fi password" and set one. ' +
+    'Phones that know Wi-Fi Enhanced Open are encrypted even so where the box\'s Wi-Fi adapter offers it (open_network_encryption in ahoy.txt; not the Pi\'s own Wi-Fi).');
   const status = el('div', {class: 'status', role: 'status', testid: 'settings-status', hidden: true});
   const notes = el('ul', {testid: 'settings-notes'});
   const form = el('form', {novalidate: true, testid: 'settings-form'},
