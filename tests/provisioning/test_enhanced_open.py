@@ -78,3 +78,11 @@ def test_a_wrong_value_is_refused_with_the_choices() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config("open_network_encryption = wpa3\n")
     assert "open_network_encryption must be auto, owe or off, not 'wpa3'" in str(caught.value)
+
+
+def test_the_service_watches_and_lists_phones_on_the_bridge_with_enhanced_open() -> None:
+    from appliance.__main__ import _hotspot_link
+
+    assert _hotspot_link(parse_config("open_network_encryption = owe\n")) == "br-ahoy"
+    assert _hotspot_link(parse_config("open_network_encryption = off\n")) == "wlan0"
+    assert _hotspot_link(parse_config("interface = wlan1\nwifi_passphrase = abcdefgh\n")) == "wlan1"
