@@ -44,10 +44,12 @@ def report(event: str, **fields: Any) -> None:
 
 
 def run(*argv: str, netns: str | None = None, timeout: float = 60,
-        env: dict[str, str] | None = None) -> str:
+        env: dict[str, str] | None = None, check: bool = True) -> str:
     full = ["ip", "netns", "exec", netns, *argv] if netns else list(argv)
     done = subprocess.run(full, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})}, check=False)
+    if done.returncode != 0 and not check:
+        return done.stdout + done.stderr
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(full)} failed ({done.returncode}): "
                            f"{(done.stdout + done.stderr).strip()[-400:]}")
@@ -92,28 +94,57 @@ def make_phone(n: int, config: dict[str, str], owe: bool = False) -> dict[str, s
     if owe:
         security = "key_mgmt=OWE\n  ieee80211w=2"
     conf = Path(f"/run/{netns}-wpa.conf")
-    conf.write_text(f'network={{\n  ssid="{ssid}"\n  {security}\n  scan_ssid=1\n}}\n')
+    control = f"/run/wpa_supplicant-{netns}"
+    conf.write_text(f"ctrl_interface={control}\n"
+                    f'network={{\n  ssid="{ssid}"\n  {security}\n  scan_ssid=1\n}}\n')
+    log = f"/run/{netns}-wpa.log"
     run("wpa_supplicant", "-B", "-i", iface, "-c", str(conf), "-P", f"/run/{netns}-wpa.pid",
-        netns=netns)
-    end = time.monotonic() + 60
-    while "Connected to" not in run("iw", "dev", iface, "link", netns=netns):
+        "-f", log, netns=netns)
+
+    def status() -> dict[str, str]:
+        text = run("wpa_cli", "-p", control, "-i", iface, "status", netns=netns)
+        return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+    # Associated, and with WPA2 or OWE the keys agreed (the 4-way handshake done).
+    end = time.monotonic() + 90
+    while status().get("wpa_state") != "COMPLETED":
         if time.monotonic() > end:
-            raise RuntimeError(f"{netns} did not associate with {ssid!r}")
-        time.sleep(0.2)
+            diagnose(netns, iface, log)
+            raise RuntimeError(f"{netns} did not associate with {ssid!r}: {status()}")
+        time.sleep(0.3)
     associated = uptime()
-    joined = re.search(r"SSID: (.*)", run("iw", "dev", iface, "link", netns=netns))
-    lease = run("busybox", "udhcpc", "-i", iface, "-f", "-q", "-n", "-t", "20", "-T", "1",
-                "-s", str(HERE / "udhcpc.sh"), netns=netns, env={"AHOY_NETNS": netns})
+    state = status()
+    lease = run("busybox", "udhcpc", "-i", iface, "-f", "-q", "-n", "-t", "40", "-T", "1",
+                "-s", str(HERE / "udhcpc.sh"), netns=netns, env={"AHOY_NETNS": netns},
+                check=False)
     found = re.search(r"LEASE ip=(\S+)", lease)
     if not found:
-        raise RuntimeError(f"{netns} got no DHCP lease: {lease}")
+        diagnose(netns, iface, log)
+        raise RuntimeError(f"{netns} got no DHCP lease: {lease[-300:]}")
     # `ip netns exec` shows the namespace's own /sys.
     mac = run("cat", f"/sys/class/net/{iface}/address", netns=netns).strip()
     report("phone_ready", phone=netns, ssid=ssid, wpa2=bool(passphrase), owe=owe,
-           joined=joined.group(1).strip() if joined else None,
+           joined=state.get("ssid"), key_mgmt=state.get("key_mgmt"), pmf=state.get("pmf"),
            associated_t=round(associated, 2), ip=found.group(1), mac=mac)
     return {"netns": netns, "ip": found.group(1), "mac": mac,
-            "joined": joined.group(1).strip() if joined else ""}
+            "joined": state.get("ssid", ""), "key_mgmt": state.get("key_mgmt", "")}
+
+
+def diagnose(netns: str, iface: str, log: str) -> None:
+    """What the phone and the box saw, when a phone could not join (for the host's log)."""
+    def out(*argv: str) -> str:
+        done = subprocess.run(argv, capture_output=True, text=True)
+        return (done.stdout + done.stderr).strip()
+
+    report("diagnostics", phone=netns,
+           wpa_supplicant=out("tail", "-n", "40", log).splitlines(),
+           link=out("ip", "netns", "exec", netns, "iw", "dev", iface, "link").splitlines(),
+           bridge_ports=out("ip", "-o", "link", "show", "master", "br-ahoy").splitlines(),
+           box_addresses=out("ip", "-o", "-4", "addr").splitlines(),
+           hostapd=out("journalctl", "-u", "hostapd@wlan0", "-n", "40", "--no-pager",
+                       "-o", "cat").splitlines(),
+           dnsmasq=out("journalctl", "-u", "dnsmasq", "-n", "20", "--no-pager",
+                       "-o", "cat").splitlines())
 
 
 def phone_py(netns: str, *args: str, timeout: float = 300) -> dict[str, Any]:
@@ -208,8 +239,9 @@ def enhanced_open_checks(phones: list[dict[str, str]]) -> bool:
                                              for line in ports.splitlines()])
     ok &= check("Enhanced Open: the old phone joined the open network",
                 phones[0]["joined"] == box_config().get("wifi_name"), joined=phones[0]["joined"])
-    ok &= check("Enhanced Open: the OWE phone joined the hidden OWE network",
-                phones[1]["joined"] == "Ahoy Enhanced Open", joined=phones[1]["joined"])
+    ok &= check("Enhanced Open: the OWE phone joined the hidden OWE network, encrypted",
+                phones[1]["joined"] == "Ahoy Enhanced Open" and phones[1]["key_mgmt"] == "OWE",
+                joined=phones[1]["joined"], key_mgmt=phones[1]["key_mgmt"])
     return ok
 
 
