@@ -124,10 +124,10 @@ def make_phone(n: int, config: dict[str, str], owe: bool = False) -> dict[str, s
     # `ip netns exec` shows the namespace's own /sys.
     mac = run("cat", f"/sys/class/net/{iface}/address", netns=netns).strip()
     report("phone_ready", phone=netns, ssid=ssid, wpa2=bool(passphrase), owe=owe,
-           joined=state.get("ssid"), key_mgmt=state.get("key_mgmt"), pmf=state.get("pmf"),
+           bssid=state.get("bssid"), key_mgmt=state.get("key_mgmt"), pmf=state.get("pmf"),
            associated_t=round(associated, 2), ip=found.group(1), mac=mac)
-    return {"netns": netns, "ip": found.group(1), "mac": mac,
-            "joined": state.get("ssid", ""), "key_mgmt": state.get("key_mgmt", "")}
+    return {"netns": netns, "ip": found.group(1), "mac": mac, "bssid": state.get("bssid", ""),
+            "key_mgmt": state.get("key_mgmt", ""), "pmf": state.get("pmf", "")}
 
 
 def diagnose(netns: str, iface: str, log: str) -> None:
@@ -237,11 +237,16 @@ def enhanced_open_checks(phones: list[dict[str, str]]) -> bool:
                f"inet {BOX}/" in bridge and "wlan0:" in ports and "wlan0_owe" in ports,
                bridge=bridge.strip(), ports=[line.split(":")[1].strip()
                                              for line in ports.splitlines()])
-    ok &= check("Enhanced Open: the old phone joined the open network",
-                phones[0]["joined"] == box_config().get("wifi_name"), joined=phones[0]["joined"])
+    # wpa_cli names the network as configured (the open name); the BSSID tells which one.
+    open_bss = Path("/sys/class/net/wlan0/address").read_text().strip()
+    owe_bss = Path("/sys/class/net/wlan0_owe/address").read_text().strip()
+    ok &= check("Enhanced Open: the old phone joined the open network, unencrypted",
+                phones[0]["bssid"] == open_bss and phones[0]["key_mgmt"] == "NONE",
+                bssid=phones[0]["bssid"], key_mgmt=phones[0]["key_mgmt"], open_bss=open_bss)
     ok &= check("Enhanced Open: the OWE phone joined the hidden OWE network, encrypted",
-                phones[1]["joined"] == "Ahoy Enhanced Open" and phones[1]["key_mgmt"] == "OWE",
-                joined=phones[1]["joined"], key_mgmt=phones[1]["key_mgmt"])
+                phones[1]["bssid"] == owe_bss and phones[1]["key_mgmt"] == "OWE"
+                and phones[1]["pmf"] == "2",
+                bssid=phones[1]["bssid"], key_mgmt=phones[1]["key_mgmt"], owe_bss=owe_bss)
     return ok
 
 
