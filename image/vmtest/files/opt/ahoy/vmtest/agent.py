@@ -183,6 +183,10 @@ def chat_and_call(phones: list[dict[str, str]]) -> bool:
                and ben.get("dm_got") == "hello Ben", ana=ana, ben=ben)
     ok &= check("aiortc call connected with audio",
                 ana.get("ice") in ("completed", "connected") and ben.get("audio_frames") == 25)
+    if not ok:  # what the service saw, for the host's log
+        report("diagnostics", service=subprocess.run(
+            ["journalctl", "-u", "ahoy", "-n", "60", "--no-pager", "-o", "cat"],
+            capture_output=True, text=True).stdout.splitlines())
     return ok
 
 
