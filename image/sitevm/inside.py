@@ -289,6 +289,57 @@ class PhoneAgent:
         return self.finish(do)
 
 
+SHIP_AP = """interface=wlan4
+driver=nl80211
+ssid=Ship crew
+hw_mode=g
+channel=6
+wpa=2
+wpa_key_mgmt=WPA-PSK
+rsn_pairwise=CCMP
+wpa_passphrase=ship crew passphrase
+"""
+
+
+def lan_box_over_wifi() -> dict[str, Any]:
+    """LAN mode over Wi-Fi: a third box with `hotspot = off` joins a ship's own WPA2
+    network (an access point and DHCP server in namespace "ship") with the wpa_supplicant
+    config provisioning renders from uplink_wifi_name and uplink_wifi_passphrase."""
+    for netns, radio in (("ship", "wlan4"), ("lanbox", "wlan5")):
+        phy = Path(f"/sys/class/net/{radio}/phy80211/name").read_text().strip()
+        run("ip", "netns", "add", netns)
+        run("iw", "phy", phy, "set", "netns", "name", netns)
+        run("ip", "link", "set", "lo", "up", netns=netns)
+    ship = WORK / "ship"
+    ship.mkdir()
+    (ship / "hostapd.conf").write_text(SHIP_AP)
+    run("ip", "addr", "add", "192.168.77.1/24", "dev", "wlan4", netns="ship")
+    run("ip", "link", "set", "wlan4", "up", netns="ship")
+    run("hostapd", "-B", "-f", str(ship / "hostapd.log"), str(ship / "hostapd.conf"),
+        netns="ship")
+    run("dnsmasq", "--port=0", "--interface=wlan4", "--bind-interfaces", "--user=root",
+        "--dhcp-range=192.168.77.50,192.168.77.99,12h", f"--pid-file={ship / 'dnsmasq.pid'}",
+        f"--dhcp-leasefile={ship / 'leases'}", netns="ship")
+    folder = WORK / "lanbox"
+    (folder / "data").mkdir(parents=True)
+    (folder / "ahoy.txt").write_text(
+        "box_name = deckbox\nhotspot = off\nuplink_interface = wlan5\n"
+        "uplink_wifi_name = Ship crew\nuplink_wifi_passphrase = ship crew passphrase\n")
+    run(PYTHON, "-m", "provisioning", "apply", "--config", str(folder / "ahoy.txt"),
+        "--data-dir", str(folder / "data"), "--root", str(folder / "root"), "--files-only",
+        "--service-user", "ahoy-vm-none", netns="lanbox", env={"PYTHONPATH": str(REPO)})
+    conf = folder / "root/etc/wpa_supplicant/wpa_supplicant-wlan5.conf"
+    # What wpa_supplicant@wlan5 runs (Debian's unit: -c that file -i the interface).
+    run("wpa_supplicant", "-B", "-i", "wlan5", "-c", str(conf), "-f", str(folder / "wpa.log"),
+        netns="lanbox")
+    ship_mac = run("cat", "/sys/class/net/wlan4/address", netns="ship").strip()
+    wait("the LAN-mode box on the ship's Wi-Fi", lambda: associated("lanbox", "wlan5", ship_mac),
+         180)
+    got = lease("lanbox", "wlan5")
+    text = conf.read_text()
+    return {"lease": got["ip"], "typed_passphrase_in_file": "ship crew passphrase" in text}
+
+
 def check(name: str, ok: bool, **detail: Any) -> bool:
     report("check", name=name, ok=bool(ok), **detail)
     return bool(ok)
@@ -304,6 +355,24 @@ def scenario() -> bool:
         run("iw", "phy", phy, "set", "netns", "name", box)
         run("ip", "link", "set", "lo", "up", netns=box)
     link_backbone()
+    with ThreadPoolExecutor() as side:
+        lan = side.submit(lan_box_over_wifi)  # alongside the site, on its own radios
+        ok = site_scenario()
+        try:
+            joined = lan.result(timeout=600)
+            report("lanbox_joined", **joined)
+            ok &= check("LAN mode over Wi-Fi: the rendered wpa_supplicant config joins the "
+                        "ship's WPA2 network and gets an address from its DHCP server",
+                        joined["lease"].startswith("192.168.77.")
+                        and not joined["typed_passphrase_in_file"], **joined)
+        except Exception as exc:
+            ok &= check("LAN mode over Wi-Fi: the rendered wpa_supplicant config joins the "
+                        "ship's WPA2 network and gets an address from its DHCP server", False,
+                        error=f"{type(exc).__name__}: {exc}")
+    return ok
+
+
+def site_scenario() -> bool:
     # Box A's channel is pinned to the one box B's id points at: B must hear A and move.
     crowded = channel_without_a_scan("b")
     on_air = threading.Event()

@@ -55,7 +55,7 @@ say() { echo "AHOY-SITEVM $*" > /dev/ttyS0; }
 say start "$(uname -r)"
 . /sitevm.env
 for m in 9pnet_virtio 9p overlay veth; do modprobe $m || say fail "modprobe $m"; done
-modprobe mac80211_hwsim radios=4 || say fail "modprobe mac80211_hwsim"
+modprobe mac80211_hwsim radios=6 || say fail "modprobe mac80211_hwsim"
 mkdir -p /host /rw /new
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose hostroot /host \
   || say fail "mount 9p"
@@ -218,6 +218,7 @@ def timeline(events: list[dict[str, Any]]) -> None:
         ("roam: phone1 associated with box B", at("roam_associated")),
         ("roam: phone1 has box B's address", at("phone_on_wifi", phone="phone1", box="b")),
         ("roam: Ana back in the chat, caught up", at("ana_join", last=True)),
+        ("LAN-mode box on the ship's Wi-Fi (alongside)", at("lanbox_joined")),
         ("done", at("done")),
     ]
     print("\ntimeline (seconds since the VM's kernel started)")
