@@ -1,9 +1,10 @@
 """Inside the `make site-vm-test` VM: two boxes of a site, two phones, a roam.
 
 Runs as root in the VM (the host's programs and the repo's venv, seen through a read-only
-9p share under a RAM overlay; see run.py). mac80211_hwsim has made four radios: wlan0 is
-box A's hotspot, wlan1 box B's, wlan2 and wlan3 are the phones. Each box is a network
-namespace ("a", "b") with its radio, set up from its own ahoy.txt by provisioning
+9p share under a RAM overlay; see run.py). mac80211_hwsim has made six radios: wlan0 is
+box A's hotspot, wlan1 box B's, wlan2 and wlan3 are the phones; wlan4 is a ship's own
+access point and wlan5 the uplink of a third box in LAN mode (lan_box_over_wifi). Each
+box is a network namespace ("a", "b") with its radio, set up from its own ahoy.txt by provisioning
 (`python -m provisioning apply --files-only`, as ahoy-provision does before it starts
 the services) and running what the image runs: hostapd, dnsmasq, the nftables ruleset,
 coturn, nats-server and the Ahoy service (`python -m appliance serve --config`). The boxes
