@@ -178,7 +178,8 @@ class Replication:
         """Someone here added or took back a reaction."""
 
     def message_deleting(self, conv: str, seq: int) -> None:
-        """An admin here is deleting a stored message (it is still in the store)."""
+        """An admin here is deleting a stored message (it is still in the store). A site
+        deletes it from the store itself, in the transaction that shares the deletion."""
 
     def avatar_changed(self, user_id: str) -> None:
         """Someone here set a new profile picture (it is in the avatars folder)."""
@@ -1357,9 +1358,11 @@ class Hub:
     def delete_message(self, conv: str, seq: int) -> bool:
         """Delete one stored message; online members are told to hide it."""
         with self.lock:
-            self.site.message_deleting(conv, seq)
-            if not self.store.delete_message(conv, seq):
+            if self.store.message(conv, seq) is None:
                 return False
+            # In a site this deletes it too, with the record the other boxes get.
+            self.site.message_deleting(conv, seq)
+            self.store.delete_message(conv, seq)  # alone; in a site, already gone
             self._send_to(self._conv_audience(conv), protocol.message_deleted(conv, seq))
         return True
 

@@ -324,7 +324,11 @@ class Replica:
         return True
 
     def note_deletion(self, conv: str, seq: int, now: int) -> bool:
-        """An admin here is deleting a message: delete it on every box, for good."""
+        """An admin here is deleting a message: delete it on every box, for good.
+
+        The message goes from this box's store in the same transaction that
+        records the deletion for the others: a crash cannot keep it here while
+        the site deletes it, nor share a deletion this box did not make."""
         target = self._reply_key(conv, seq)
         if target is None:
             return False
@@ -334,6 +338,7 @@ class Replica:
         def work() -> None:
             self._set_version(record.key, record.version, deleted=True)
             self._to_outbox(record)
+            self.db.execute("DELETE FROM messages WHERE conv = ? AND seq = ?", (conv, seq))
 
         self._transaction(work)
         return True

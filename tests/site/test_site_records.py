@@ -189,6 +189,27 @@ def test_an_admins_deletion_wins_over_the_message_even_when_the_message_comes_la
     assert [m.id for m in store.before("room:r_1", 100, 10)[0]] == ["m-aaaaaaaa-0001"]
 
 
+def test_an_admins_own_deletion_is_shared_and_done_here_in_one_transaction(
+    replica: Replica,
+) -> None:
+    apply(replica, message(1), message(2))
+    store = replica.store
+    # The store refuses the local delete: the deletion must not be shared either.
+    store.db.execute("CREATE TEMP TRIGGER refuse BEFORE DELETE ON messages"
+                     " BEGIN SELECT RAISE(ABORT, 'disk gone'); END")
+    with pytest.raises(Exception, match="disk gone"):
+        replica.note_deletion("room:r_1", 2, 50)
+    assert [m.id for m in store.before("room:r_1", 100, 10)[0]] == [
+        "m-aaaaaaaa-0001", "m-aaaaaaaa-0002"]
+    assert not replica.db.execute("SELECT * FROM site_versions WHERE deleted = 1").fetchall()
+    store.db.execute("DROP TRIGGER refuse")
+    # Then it works: gone here, and recorded for the others, together.
+    assert replica.note_deletion("room:r_1", 2, 51)
+    assert [m.id for m in store.before("room:r_1", 100, 10)[0]] == ["m-aaaaaaaa-0001"]
+    assert replica.db.execute("SELECT COUNT(*) FROM site_versions WHERE deleted = 1"
+                              ).fetchone()[0] == 1
+
+
 def test_invitations_and_requests_merge_per_room_and_person_the_later_change_winning(
     replica: Replica,
 ) -> None:
