@@ -367,16 +367,25 @@ def apply_config(
     if config.lan_mode:
         _serve_the_lan(config, root, changed.get(render.NETWORKD, False), system, report,
                        wifi_changed=changed.get(render.WPA_SUPPLICANT, False))
+        radio_present = True
     else:
         _set_radio(config, system, report)
         _set_bridge(config, owe, system, report)
-        _set_address(config, owe, system, report)
+        radio_present = _set_address(config, owe, system, report)
     if config.mesh_interface and credentials.read_site_secret(data_dir) is not None:
         _set_mesh(config, mesh_changed, system, report)
     _set_forwarding(config, system, report)
     _load_firewall(config, root, changed.get(render.NFTABLES, False), system, report)
     names = (render.TURNSERVER,) if config.lan_mode else (
         render.DNSMASQ, render.TURNSERVER, render.HOSTAPD)
+    if not radio_present:
+        # Without its interface hostapd cannot start and coturn cannot take the box's
+        # address: started anyway, systemd would restart them in a loop. They start with
+        # the next apply (a reboot, or settings saved on the admin page) once it is there.
+        # A warning as well as the problem above: warnings are shown on the admin page.
+        report.warnings.append(
+            f"the hotspot, DHCP and STUN/TURN were not started: there is no {config.interface}")
+        names = ()
     for name in names:
         service = TARGETS[name].service
         assert service is not None
@@ -501,7 +510,9 @@ def _set_bridge(config: BoxConfig, owe: bool, system: System, report: ApplyRepor
         report.problems.append(f"could not set up the bridge {render.BRIDGE}: {exc}")
 
 
-def _set_address(config: BoxConfig, owe: bool, system: System, report: ApplyReport) -> None:
+def _set_address(config: BoxConfig, owe: bool, system: System, report: ApplyReport) -> bool:
+    """Give the hotspot interface (or its bridge) the box's address; False when it is not
+    there."""
     link = render.hotspot_link(config, owe)
     try:
         if system.ensure_address(
@@ -516,8 +527,10 @@ def _set_address(config: BoxConfig, owe: bool, system: System, report: ApplyRepo
             f"network interface {config.interface} not found: is the Wi-Fi adapter "
             "plugged in, and is interface right in ahoy.txt?"
         )
+        return False
     except OSError as exc:
         report.problems.append(f"could not set the address of {link}: {exc}")
+    return True
 
 
 def _set_forwarding(config: BoxConfig, system: System, report: ApplyReport) -> None:

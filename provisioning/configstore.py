@@ -184,11 +184,14 @@ def load_config(
     - makes up an admin password when the box has none, writes it next to the
       boot file (ahoy-admin-password.txt) and returns it in
       `generated_admin_password` so the caller can print it on the console;
-    - writes the status (source and errors) for the admin page and the LEDs.
+    - writes the status (source and errors) for the admin page and the LEDs;
+    - keeps a copy of the boot file on the data partition and puts it back when the
+      boot file is missing (an update image, flashed over the card, carries none).
     """
     store = DataDir(data_dir)
     notices: list[str] = []
     errors: list[str] = []
+    _restore_boot_file(boot_file, data_dir, notices, errors)
     _merge_requested_changes(boot_file, data_dir, notices, errors)
     loaded = read_config(boot_file, data_dir, mac=mac, sys_class_net=sys_class_net,
                          interface_problem=interface_problem)
@@ -222,6 +225,7 @@ def load_config(
             notices.append(f"a new admin password was made and written to {note}")
         except OSError as exc:
             errors.append(f"could not write the new admin password to {note}: {exc.strerror}")
+    _keep_boot_file_copy(boot_file, data_dir, errors)
     result = LoadedConfig(
         loaded.config.without_secrets(),
         loaded.source,
@@ -231,6 +235,37 @@ def load_config(
     )
     write_status(data_dir, result)
     return result
+
+
+def _restore_boot_file(
+    boot_file: Path, data_dir: Path, notices: list[str], errors: list[str]
+) -> None:
+    """Put the owner's file back from the data partition when the boot partition has
+    none (after an update image); without a copy the last good config is used."""
+    copy = DataDir(data_dir).boot_file_copy
+    if boot_file.exists() or not copy.exists():
+        return
+    try:
+        write_file(boot_file, copy.read_bytes())
+    except OSError as exc:
+        errors.append(f"could not put {boot_file.name} back from the data partition: "
+                      f"{exc.strerror}")
+        return
+    notices.append(f"{boot_file.name} was missing on the boot partition (an update image?); "
+                   "it was put back from the copy on the data partition")
+
+
+def _keep_boot_file_copy(boot_file: Path, data_dir: Path, errors: list[str]) -> None:
+    """The boot file as it is now (admin password and site secret already blanked)."""
+    try:
+        data = boot_file.read_bytes()
+    except OSError:
+        return
+    try:
+        write_file(DataDir(data_dir).boot_file_copy, data, mode=0o600)
+    except OSError as exc:
+        errors.append(f"could not keep a copy of {boot_file.name} on the data partition: "
+                      f"{exc.strerror}")
 
 
 def _last_good(data_dir: Path) -> BoxConfig | None:

@@ -76,6 +76,12 @@ class DataDir:
         return self.root / "config" / "ahoy.last-good.txt"
 
     @property
+    def boot_file_copy(self) -> Path:
+        """The owner's ahoy.txt as it was at the last apply, byte for byte: put back on
+        the boot partition when an update image (which has none) was flashed over it."""
+        return self.root / "config" / "ahoy.txt.copy"
+
+    @property
     def requested_changes(self) -> Path:
         """Settings changed on the admin page, waiting for the privileged apply (JSON)."""
         return self.root / "config" / "requested-changes.json"

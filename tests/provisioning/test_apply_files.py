@@ -277,15 +277,27 @@ def test_after_a_reboot_stopped_services_and_rules_are_started_without_rewriting
     assert not any(c[:2] == ["systemctl", "restart"] for c in rebooted.commands)
 
 
-def test_a_missing_wifi_adapter_is_reported_and_the_rest_still_happens(tmp_path: Path) -> None:
+def test_a_missing_wifi_adapter_is_reported_and_its_services_wait_for_it(
+    tmp_path: Path,
+) -> None:
+    """No radio: hostapd, dnsmasq and coturn are not started (they would fail and be
+    restarted in a loop); the files are written and they start at the next apply."""
     system = RecordingSystem()
     config = BoxConfig(interface="wlan7")
     report = apply_config(config, tmp_path / "data", root=tmp_path / "root", system=system)
     assert report.problems == [
         "network interface wlan7 not found: is the Wi-Fi adapter plugged in, "
-        "and is interface right in ahoy.txt?"
+        "and is interface right in ahoy.txt?",
     ]
-    assert "dnsmasq" in system.active
+    assert report.warnings == [
+        "the hotspot, DHCP and STUN/TURN were not started: there is no wlan7"]
+    assert not system.active & {"dnsmasq", "coturn", "hostapd@wlan7"}
+    assert (tmp_path / "root" / "etc" / "hostapd" / "wlan7.conf").exists()
+    assert system.nft_loaded
+    system.interfaces.add("wlan7")  # the adapter is plugged in; the box applies again
+    report = apply_config(config, tmp_path / "data", root=tmp_path / "root", system=system)
+    assert (report.problems, report.warnings) == ([], [])
+    assert {"dnsmasq", "coturn", "hostapd@wlan7"} <= system.active
 
 
 def test_a_failing_command_becomes_a_readable_problem(tmp_path: Path) -> None:

@@ -267,3 +267,31 @@ def test_a_wrong_site_secret_stays_in_the_file_and_is_never_quoted_back(
                for e in loaded.errors)
     assert not any("shorty" in e for e in loaded.errors)
     assert credentials.read_site_secret(data) is None
+
+
+def test_the_owners_file_is_kept_on_the_data_partition_and_put_back_after_an_update(
+    boot: Path, data: Path, sys_net: Path
+) -> None:
+    """An update image has no ahoy.txt: the box puts the owner's file back, byte for byte."""
+    text = "# my boat\nwifi_name = Good Boat\nwifi_passphrase = correct horse\ncountry = DE\n"
+    boot.write_text(text)
+    configstore.load_config(boot, data, sys_class_net=sys_net)
+    copy = DataDir(data).boot_file_copy
+    assert copy.read_text() == text and (copy.stat().st_mode & 0o777) == 0o600
+    boot.unlink()  # the update image was flashed over the boot partition
+    loaded = configstore.load_config(boot, data, sys_class_net=sys_net)
+    assert boot.read_text() == text
+    assert (loaded.source, loaded.config.wifi_name) == ("file", "Good Boat")
+    assert any("put back" in notice for notice in loaded.notices)
+
+
+def test_without_a_copy_a_missing_file_keeps_the_last_good_config(
+    boot: Path, data: Path, sys_net: Path
+) -> None:
+    boot.write_text("wifi_name = Good Boat\n")
+    configstore.load_config(boot, data, sys_class_net=sys_net)
+    boot.unlink()
+    DataDir(data).boot_file_copy.unlink()
+    loaded = configstore.load_config(boot, data, sys_class_net=sys_net)
+    assert not boot.exists()
+    assert (loaded.source, loaded.config.wifi_name) == ("last-good", "Good Boat")
