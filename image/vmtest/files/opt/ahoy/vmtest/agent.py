@@ -251,6 +251,12 @@ def enhanced_open_checks(phones: list[dict[str, str]]) -> bool:
                 phones[1]["bssid"] == owe_bss and phones[1]["key_mgmt"] == "OWE"
                 and phones[1]["pmf"] == "2",
                 bssid=phones[1]["bssid"], key_mgmt=phones[1]["key_mgmt"], owe_bss=owe_bss)
+    # Phone to phone across the two networks (calls go phone to phone): through the bridge.
+    pings = run("busybox", "ping", "-c", "3", "-W", "5", phones[1]["ip"], netns="phone1",
+                check=False)
+    ok &= check("Enhanced Open: the old phone reaches the OWE phone directly",
+                " 0% packet loss" in pings or "3 packets received" in pings,
+                ping=pings.strip().splitlines()[-2:])
     return ok
 
 
