@@ -305,7 +305,7 @@ def second_boot(config: dict[str, str]) -> bool:
                ip=phone["ip"])
     ok &= check("clock saved on the data partition", Path("/data/fake-hwclock.data").exists())
     ok &= check("WPA2: no Enhanced Open, no bridge", not Path("/sys/class/net/br-ahoy").exists())
-    result = phone_py("phone1", "history", BOX)
+    result = phone_py("phone1", "history", BOX, timeout=420)
     report("history", conv=result["conv"], ids=result["ids"])
     return ok
 

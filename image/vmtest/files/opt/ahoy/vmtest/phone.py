@@ -92,8 +92,19 @@ class Phone:
         hello: dict[str, Any] = {"type": "hello", "name": self.name}
         if token_file.exists():
             hello = {"type": "hello", "token": token_file.read_text().strip()}
-        self.ws = await websockets.connect(self.url, ssl=tls_context(), origin=Origin(self.origin),
-                                           open_timeout=30)
+        # The hotspot (and so the lease) can be up before the service listens: a
+        # Python start under TCG on a busy host took 150 s. Like the app, try again.
+        deadline = time.monotonic() + 240
+        while True:
+            try:
+                self.ws = await websockets.connect(self.url, ssl=tls_context(),
+                                                   origin=Origin(self.origin), open_timeout=30)
+                break
+            except OSError as exc:
+                if time.monotonic() > deadline:
+                    raise
+                emit(event="retry", why=f"{type(exc).__name__}: {exc}")
+                await asyncio.sleep(3)
         await self.ws.send(json.dumps(hello))
         self.welcome = await self.expect("welcome", read_direct=True)
         STATE.mkdir(parents=True, exist_ok=True)
@@ -268,7 +279,7 @@ def main() -> None:
     elif command == "burst":
         result = asyncio.run(burst(box, float(sys.argv[3])))
     elif command == "history":
-        result = asyncio.run(asyncio.wait_for(history(box), 120))
+        result = asyncio.run(asyncio.wait_for(history(box), 360))
     else:
         raise SystemExit(f"unknown command {command}")
     emit(event="result", command=command, **result)
