@@ -85,6 +85,7 @@ class Phone:
         self.origin = "https://ahoy.internal"
         self.name = name
         self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.backlog: list[dict[str, Any]] = []  # frames read while waiting for others
         self.welcome: dict[str, Any] = {}
 
     async def join(self) -> None:
@@ -124,13 +125,24 @@ class Phone:
 
     async def expect(self, type_: str, timeout: float = 60, read_direct: bool = False,
                      match: Any = None) -> dict[str, Any]:
+        def wanted(m: dict[str, Any]) -> bool:
+            return bool(m["type"] == type_ and (match is None or match(m)))
+
+        # Frames that came while waiting for another are kept, not dropped: the
+        # box sends a message at once but the `changes` frame announcing its
+        # sender up to 0.2 s later, so Ben can have Ana's message first.
+        for i, m in enumerate(self.backlog):
+            if wanted(m):
+                return self.backlog.pop(i)
+
         async def wait() -> dict[str, Any]:
             while True:
                 m = json.loads(await self.ws.recv()) if read_direct else await self.inbox.get()
-                if m["type"] == type_ and (match is None or match(m)):
+                if wanted(m):
                     return m
                 if m["type"] == "error":
                     raise RuntimeError(f"{self.name} got {m}")
+                self.backlog.append(m)
 
         return await asyncio.wait_for(wait(), timeout)
 
