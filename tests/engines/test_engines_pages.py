@@ -25,7 +25,10 @@ def test_portal_welcome_continue_connected_then_the_app(
     welcome = phone.text_of("h1")
     assert welcome.startswith("Welcome to"), welcome
     phone.click('form[action="/portal/continue"] button[type=submit]')
-    phone.wait_js("location.pathname === '/portal/connected'")
+    # The address changes when the new page commits, before its body is parsed
+    # (Firefox once showed an empty h1 there): wait for the page itself.
+    phone.wait_js("location.pathname === '/portal/connected' && "
+                  "!!document.querySelector('a[href=\"/ca.crt\"]')")
     assert phone.text_of("h1").startswith("You're connected"), phone.text_of("h1")
     # Each address explained in one line; the certificate is offered for calls.
     assert phone.evaluate("document.querySelectorAll('[data-choice]').length") == 2
