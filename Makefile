@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 
 help:
 	@echo "make run         start the box in development mode on this machine"
-	@echo "make test        run the whole test suite (about 12 minutes on 2 cores)"
+	@echo "make test        run the whole test suite (about 15 minutes on 2 cores)"
 	@echo "make site-test   only the site tests: several boxes, real nats-servers (2-4 minutes)"
 	@echo "make test-fast   core and integration tests only (no browser, no namespaces)"
 	@echo "make lint        ruff and mypy"
