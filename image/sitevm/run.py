@@ -64,7 +64,9 @@ mkdir -p /rw/upper /rw/work
 mount -t overlay overlay -o lowerdir=/host,upperdir=/rw/upper,workdir=/rw/work /new \
   || say fail "mount overlay"
 mount -t proc proc /new/proc; mount -t sysfs sys /new/sys; mount -t devtmpfs dev /new/dev
-mount -t tmpfs tmpfs /new/run; mount -t tmpfs tmpfs /new/tmp
+# Not a tmpfs over /tmp: the repo (a CI clone) may live there. The overlay keeps
+# every write in RAM anyway.
+mount -t tmpfs tmpfs /new/run
 say chroot
 chroot /new /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   HOME=/root PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 AHOY_PYTHON="$AHOY_PYTHON" \
