@@ -376,7 +376,7 @@ def apply_config(
         _set_mesh(config, mesh_changed, system, report)
     _set_forwarding(config, system, report)
     _load_firewall(config, root, changed.get(render.NFTABLES, False), system, report)
-    names = (render.TURNSERVER,) if config.lan_mode else (
+    names: tuple[str, ...] = (render.TURNSERVER,) if config.lan_mode else (
         render.DNSMASQ, render.TURNSERVER, render.HOSTAPD)
     if not radio_present:
         # Without its interface hostapd cannot start and coturn cannot take the box's
