@@ -410,17 +410,8 @@ def _stop_other_access_points(
     for path in sorted(current.parent.glob("*.conf")):
         if path == current and not config.lan_mode:
             continue
-        try:
-            ours = path.read_text().startswith(f"# {render.HEADER}")
-        except OSError:
-            continue
-        if ours:
-            _step(system, ["systemctl", "stop", f"hostapd@{path.stem}"], report,
-                  f"stopped hostapd@{path.stem} (" + ("LAN mode: no hotspot" if config.lan_mode
-                  else f"the hotspot moved to {config.interface}") + ")",
-                  warn_only=True)
-            path.unlink()
-            report.changed_files.append(path)
+        _retire(path, f"hostapd@{path.stem}", "LAN mode: no hotspot" if config.lan_mode
+                else f"the hotspot moved to {config.interface}", system, report)
 
 
 def _stop_other_wifi_clients(
@@ -436,17 +427,23 @@ def _stop_other_wifi_clients(
             continue
         if config.mesh_interface and path.name == f"wpa_supplicant-{config.mesh_interface}.conf":
             continue
-        try:
-            ours = path.read_text().startswith(f"# {render.HEADER}")
-        except OSError:
-            continue
-        if ours:
-            interface = path.stem.removeprefix("wpa_supplicant-")
-            _step(system, ["systemctl", "stop", f"wpa_supplicant@{interface}"], report,
-                  f"stopped wpa_supplicant@{interface} (the box no longer joins a Wi-Fi "
-                  "network there)", warn_only=True)
-            path.unlink()
-            report.changed_files.append(path)
+        interface = path.stem.removeprefix("wpa_supplicant-")
+        _retire(path, f"wpa_supplicant@{interface}",
+                "the box no longer joins a Wi-Fi network there", system, report)
+
+
+def _retire(path: Path, unit: str, why: str, system: System, report: ApplyReport) -> None:
+    """Stop `unit` and remove its config `path`, if provisioning wrote that file (a file
+    of someone else's, or one that cannot be read, is left alone)."""
+    try:
+        ours = path.read_text().startswith(f"# {render.HEADER}")
+    except OSError:
+        return
+    if ours:
+        _step(system, ["systemctl", "stop", unit], report, f"stopped {unit} ({why})",
+              warn_only=True)
+        path.unlink()
+        report.changed_files.append(path)
 
 
 def _join_the_wifi(config: BoxConfig, changed: bool, system: System,
