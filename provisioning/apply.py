@@ -48,6 +48,7 @@ TARGETS: dict[str, Target] = {
     render.NFTABLES: Target("etc/ahoy/nftables.nft", 0o600),
     render.TURNSERVER: Target("etc/turnserver.conf", 0o640, group="turnserver", service="coturn"),
     render.NETWORKD: Target("etc/systemd/network/50-ahoy-hotspot.network"),
+    render.NETWORKD_UPLINK: Target("etc/systemd/network/50-ahoy-uplink.network"),
     render.AUTHORIZED_KEYS: Target("root/.ssh/authorized_keys", 0o600),
     # LAN mode over Wi-Fi: Debian's wpa_supplicant@<interface> reads this very path.
     render.WPA_SUPPLICANT: Target("etc/wpa_supplicant/wpa_supplicant-{uplink}.conf", 0o600,
@@ -224,6 +225,12 @@ def write_files(
     if render.AUTHORIZED_KEYS not in files and _managed_by_us(keys):
         keys.unlink()
         report.changed_files.append(keys)
+    uplink = target_path(root, render.NETWORKD_UPLINK, config)
+    if render.NETWORKD_UPLINK not in files and _written_by_us(uplink):
+        # uplink = off again: systemd-networkd forgets that interface (apply reloads it).
+        uplink.unlink()
+        report.changed_files.append(uplink)
+        changed[render.NETWORKD_UPLINK] = True
     return changed
 
 
@@ -286,6 +293,13 @@ def _set_mesh(config: BoxConfig, changed: bool, system: System, report: ApplyRep
         for argv in mesh.batman_commands(config, have_backbone=have):
             _step(system, argv, report, f"ran {' '.join(argv)}")
     _run_service(f"wpa_supplicant@{radio}", changed, system, report)
+
+
+def _written_by_us(path: Path) -> bool:
+    try:
+        return path.read_text().startswith(f"# {render.HEADER}")
+    except OSError:
+        return False
 
 
 def _managed_by_us(path: Path) -> bool:
@@ -372,6 +386,11 @@ def apply_config(
         _set_radio(config, system, report)
         _set_bridge(config, owe, system, report)
         radio_present = _set_address(config, owe, system, report)
+        if config.hotspot_and_uplink or changed.get(render.NETWORKD_UPLINK):
+            # uplink = on: the existing network too, on its own interface (or, just
+            # turned off, systemd-networkd lets go of it).
+            _join_the_network(config, changed.get(render.NETWORKD_UPLINK, False), system,
+                              report, wifi_changed=changed.get(render.WPA_SUPPLICANT, False))
     if config.mesh_interface and credentials.read_site_secret(data_dir) is not None:
         _set_mesh(config, mesh_changed, system, report)
     _set_forwarding(config, system, report)
@@ -421,7 +440,7 @@ def _stop_other_wifi_clients(
     Wi-Fi uses now: one left on the hotspot's radio would fight hostapd for it. The
     mesh radio's (the same kind of file, see mesh.py) is the mesh's own business."""
     current = target_path(root, render.WPA_SUPPLICANT, config)
-    keep = config.lan_mode and bool(config.uplink_wifi_name)
+    keep = config.uplink and bool(config.uplink_wifi_name)
     for path in sorted(current.parent.glob("wpa_supplicant-*.conf")):
         if keep and path == current:
             continue
@@ -472,7 +491,15 @@ def _serve_the_lan(
               warn_only=True)
         dnsmasq.unlink()
         report.changed_files.append(dnsmasq)
-    if config.uplink_wifi_name:
+    _join_the_network(config, changed, system, report, wifi_changed)
+
+
+def _join_the_network(config: BoxConfig, changed: bool, system: System, report: ApplyReport,
+                      wifi_changed: bool = False) -> None:
+    """The uplink (LAN mode, or beside the hotspot): wpa_supplicant joins the Wi-Fi
+    network if there is one; systemd-networkd takes the uplink's address (DHCP or fixed)
+    when its file changed."""
+    if config.uplink and config.uplink_wifi_name:
         _join_the_wifi(config, wifi_changed, system, report)
     if changed:
         _step(system, ["networkctl", "reload"], report,

@@ -82,7 +82,7 @@ KEY_HINTS = {
     "subnet": "network",
     "lan": "hotspot",
     "lan_mode": "hotspot",
-    "uplink": "uplink_interface",
+    "lan_and_hotspot": "uplink",
     "gateway": "uplink_gateway",
     "address": "network",
     "ip": "network",
@@ -232,6 +232,11 @@ def _uplink_wifi_name(raw: str) -> str:
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in raw):
         raise _Invalid("uplink_wifi_name must not contain control characters or tabs")
     return raw
+
+
+def _derived_uplink(values: Mapping[str, Any], mac: str | None) -> bool:
+    """LAN mode (`hotspot = off`) always joins the network; a hotspot does only when asked."""
+    return values.get("hotspot") is False
 
 
 def _derived_uplink_interface(values: Mapping[str, Any], mac: str | None) -> str:
@@ -677,6 +682,7 @@ KEYS: dict[str, Key] = {
             "Channel", _HOTSPOT, derived=_derived_channel),
         Key("hotspot", _on_off("hotspot"), True, None, _HOTSPOT | _CHAT),
         Key("interface", _interface, "wlan0", None, _HOTSPOT | _CHAT),
+        Key("uplink", _on_off("uplink"), False, None, _CHAT, derived=_derived_uplink),
         Key("uplink_wifi_name", _uplink_wifi_name, "", None, _CHAT),
         Key("uplink_wifi_passphrase", _wpa_passphrase("uplink_wifi_passphrase"), "", None,
             _CHAT),
@@ -741,6 +747,7 @@ class BoxConfig:
     channel: int = _default("channel")
     hotspot: bool = _default("hotspot")
     interface: str = _default("interface")
+    uplink: bool = _default("uplink")
     uplink_wifi_name: str = _default("uplink_wifi_name")
     uplink_wifi_passphrase: str = field(default=_default("uplink_wifi_passphrase"), repr=False)
     uplink_interface: str = _default("uplink_interface")
@@ -783,6 +790,12 @@ class BoxConfig:
     def lan_mode(self) -> bool:
         """The box serves an existing network (`hotspot = off`) instead of making its own."""
         return not self.hotspot
+
+    @property
+    def hotspot_and_uplink(self) -> bool:
+        """The box makes its hotspot and also serves an existing network on
+        `uplink_interface` (`uplink = on`): two interfaces, nothing routed between them."""
+        return self.hotspot and self.uplink
 
     @property
     def in_site(self) -> bool:
@@ -1075,10 +1088,32 @@ def _check_together(
         elif values["uplink_gateway"] not in address.network:
             problem(f"uplink_gateway {values['uplink_gateway']} must be inside the uplink's "
                     f"network {address.network}", "uplink_gateway")
-    if values.get("uplink_wifi_name") and value("hotspot") is not False:
-        problem("uplink_wifi_name is for LAN mode: set hotspot = off too, or leave "
-                "uplink_wifi_name out (a box making its own hotspot joins no other Wi-Fi)",
-                "uplink_wifi_name", "hotspot")
+    uplink = _derived_or_set(values, "uplink") if "hotspot" not in failed else None
+    if uplink is False and value("hotspot") is False and "uplink" not in failed:
+        problem("hotspot = off and uplink = off leave the box on no network at all; set "
+                "uplink = on (LAN mode) or hotspot = on", "uplink", "hotspot")
+    if values.get("uplink_wifi_name") and uplink is False and "uplink" not in failed:
+        problem("uplink_wifi_name is for joining an existing network: set hotspot = off too "
+                "(LAN mode), or uplink = on to join it beside the hotspot (on a second radio), "
+                "or leave uplink_wifi_name out", "uplink_wifi_name", "hotspot", "uplink")
+    if uplink and value("hotspot") is True and not failed & {"interface", "uplink_interface"}:
+        here, there = value("interface"), _derived_or_set(values, "uplink_interface")
+        if here == there:
+            problem(f"uplink_interface {there} is also the hotspot's interface: one interface "
+                    "cannot make the hotspot and join the network; use a cable "
+                    "(uplink_interface = eth0) or a second Wi-Fi radio (uplink_interface = "
+                    "wlan1, a USB adapter)", "uplink_interface", "uplink", "interface")
+        address = value("uplink_address")
+        if (isinstance(address, IPv4Interface) and not failed & {"network", "uplink_address"}
+                and address.network.overlaps(_derived_or_set(values, "network"))):
+            problem(f"uplink_address {address} overlaps the hotspot's network "
+                    f"{_derived_or_set(values, 'network')}: the box could not tell its two "
+                    "sides apart; set network to a range the ship's network does not use",
+                    "uplink_address", "network")
+        if _in_site(values):
+            problem("uplink = on beside the hotspot and site_name cannot be used together yet: "
+                    "a site's backbone and a ship's network on one box are not done",
+                    "uplink", "site_name")
     if values.get("uplink_wifi_passphrase") and not values.get("uplink_wifi_name"):
         problem("uplink_wifi_passphrase is the password of the Wi-Fi network named by "
                 "uplink_wifi_name; set that too, or leave the passphrase out",
@@ -1168,7 +1203,7 @@ def format_value(config: BoxConfig, key: str) -> str:
         return ", ".join(str(p) for p in value) or "none"
     if key == "site_peers":
         return ", ".join(value)
-    if key == "hotspot":
+    if key in ("hotspot", "uplink"):
         return "on" if value else "off"
     if value is None:
         return "none" if KEYS[key].empty_means_none else ""

@@ -43,6 +43,8 @@ DNSMASQ = "dnsmasq.conf"
 NFTABLES = "nftables.nft"
 TURNSERVER = "turnserver.conf"
 NETWORKD = "ahoy-hotspot.network"
+# The uplink beside the hotspot (uplink = on); in LAN mode the uplink is in NETWORKD.
+NETWORKD_UPLINK = "ahoy-uplink.network"
 WPA_SUPPLICANT = "wpa_supplicant.conf"
 AUTHORIZED_KEYS = "authorized_keys"
 AUTHORIZED_KEYS_HEADER = "# Managed by Ahoy from ssh_authorized_key in ahoy.txt."
@@ -207,7 +209,7 @@ delete table inet ahoy
 table inet ahoy {{
 	chain input {{
 		type filter hook input priority filter; policy accept;
-{_site_nats_guard(config)}		iifname != "{iface}" accept
+{_site_nats_guard(config)}{_uplink_jump(config)}		iifname != "{iface}" accept
 		ct state established,related accept
 		ct state invalid drop
 		meta l4proto {{ icmp, ipv6-icmp }} accept
@@ -222,7 +224,7 @@ table inet ahoy {{
 		type filter hook forward priority filter; policy accept;
 {_site_forward(config, iface)}		iifname "{iface}" drop
 		oifname "{iface}" drop
-	}}
+{_uplink_forward(config)}	}}
 
 	chain prerouting {{
 		type nat hook prerouting priority dstnat; policy accept;
@@ -232,8 +234,57 @@ table inet ahoy {{
 		iifname "{iface}" ip daddr != {own} udp dport {DNS_PORT} redirect to :{DNS_PORT}
 		iifname "{iface}" ip daddr != {own} tcp dport {DNS_PORT} redirect to :{DNS_PORT}
 	}}
-}}
+{_uplink_chain(config)}}}
 """
+
+
+def _uplink_input(config: BoxConfig, indent: str = "\t\t") -> str:
+    """What the existing network (the uplink) may reach on the box: the web app,
+    STUN/TURN, mDNS, SSH with a key, ICMP and its DHCP server's answers; nothing else."""
+    low, high = TURN_RELAY_PORTS
+    tcp = [HTTP_PORT, HTTPS_PORT, STUN_PORT]
+    if config.ssh_authorized_key:
+        tcp.insert(0, SSH_PORT)
+    rules = [
+        "ct state established,related accept",
+        "ct state invalid drop",
+        "meta l4proto { icmp, ipv6-icmp } accept",
+        "# The network's DHCP server answering the box.",
+        f"udp sport {DHCP_PORT} udp dport 68 accept",
+        f"tcp dport {_ports(tcp)} accept",
+        f"udp dport {_ports([STUN_PORT, MDNS_PORT])} accept",
+        f'udp dport {low}-{high} accept comment "TURN relay"',
+        "meta l4proto { tcp, udp } reject with icmpx type admin-prohibited",
+        "drop",
+    ]
+    return "".join(f"{indent}{rule}\n" for rule in rules)
+
+
+def _uplink_jump(config: BoxConfig) -> str:
+    if not config.hotspot_and_uplink:
+        return ""
+    return f'\t\tiifname "{config.uplink_interface}" jump uplink_input\n'
+
+
+def _uplink_chain(config: BoxConfig) -> str:
+    """Beside the hotspot (uplink = on): the rules for the existing network's side. No
+    DNS, DHCP or redirects of the box's there: it is a network the box does not own."""
+    if not config.hotspot_and_uplink:
+        return ""
+    return (f"\n\tchain uplink_input {{\n"
+            f"\t\t# The existing network on {config.uplink_interface} (uplink = on).\n"
+            f"{_uplink_input(config)}\t}}\n")
+
+
+def _uplink_forward(config: BoxConfig) -> str:
+    if not config.hotspot_and_uplink:
+        return ""
+    uplink = config.uplink_interface
+    return ("\t\t# Nothing is routed between the hotspot and the existing network (nor\n"
+            "\t\t# anywhere else from it): phones on each side reach the box, and calls\n"
+            "\t\t# between the sides go through the box's TURN, which listens on both.\n"
+            f'\t\tiifname "{uplink}" drop\n'
+            f'\t\toifname "{uplink}" drop\n')
 
 
 def _site_nats_guard(config: BoxConfig) -> str:
@@ -266,10 +317,6 @@ def render_nftables_lan(config: BoxConfig) -> str:
     """LAN mode: the box is one machine on a network it does not own. Its web, STUN/TURN
     and mDNS are reached on the uplink; nothing else, no redirects, no routing."""
     iface = config.uplink_interface
-    low, high = TURN_RELAY_PORTS
-    tcp = [HTTP_PORT, HTTPS_PORT, STUN_PORT]
-    if config.ssh_authorized_key:
-        tcp.insert(0, SSH_PORT)
     return f"""#!/usr/sbin/nft -f
 # {HEADER}
 # LAN mode (hotspot = off): the box serves the network on {iface}.
@@ -280,17 +327,7 @@ table inet ahoy {{
 	chain input {{
 		type filter hook input priority filter; policy accept;
 		iifname != "{iface}" accept
-		ct state established,related accept
-		ct state invalid drop
-		meta l4proto {{ icmp, ipv6-icmp }} accept
-		# The network's DHCP server answering the box.
-		udp sport {DHCP_PORT} udp dport 68 accept
-		tcp dport {_ports(tcp)} accept
-		udp dport {_ports([STUN_PORT, MDNS_PORT])} accept
-		udp dport {low}-{high} accept comment "TURN relay"
-		meta l4proto {{ tcp, udp }} reject with icmpx type admin-prohibited
-		drop
-	}}
+{_uplink_input(config)}	}}
 
 	chain forward {{
 		type filter hook forward priority filter; policy drop;
@@ -306,9 +343,21 @@ def render_turnserver(config: BoxConfig, secret: str) -> str:
     net = config.network
     low, high = TURN_RELAY_PORTS
     lines = [f"# {HEADER}"]
-    if config.lan_mode:
-        # The address may come from the network's DHCP server: listen on every address.
-        lines += ["# LAN mode: on every address of the box."]
+    if config.uplink:
+        # The uplink's address may come from the network's DHCP server after coturn has
+        # started, and change: the wildcard takes it whenever it comes (without
+        # listening-ip coturn binds only the addresses it finds at start, and will not
+        # start with none). The relay address coturn gives a phone is then the box's
+        # address that phone reached it at, so each side gets one it can reach.
+        lines += ["# LAN mode: on every address of the box, as they come and go."
+                  if config.lan_mode else
+                  "# Beside the hotspot (uplink = on): on every address of the box, as they"
+                  " come and go.",
+                  "listening-ip=0.0.0.0"]
+        if config.hotspot_and_uplink and isinstance(config.uplink_address, IPv4Interface):
+            # Relays at the uplink's fixed address: reachable from both sides (phones on
+            # the hotspot reach every address of the box, the network only that one).
+            lines += [f"relay-ip={config.uplink_address.ip}"]
     else:
         lines += [f"listening-ip={config.box_address}", f"relay-ip={config.box_address}"]
     lines += [
@@ -332,7 +381,7 @@ def render_turnserver(config: BoxConfig, secret: str) -> str:
         " routers).",
         "denied-peer-ip=0.0.0.0-255.255.255.255",
         *(f"allowed-peer-ip={r.network_address}-{r.broadcast_address}"
-          for r in (LAN_PEER_RANGES if config.lan_mode else (net,))),
+          for r in (LAN_PEER_RANGES if config.uplink else (net,))),
         "user-quota=12",
         "total-quota=240",
         "max-allocate-lifetime=3600",
@@ -347,18 +396,7 @@ def render_networkd(config: BoxConfig, enhanced_open: bool = False) -> str:
     """systemd-networkd unit giving the hotspot interface the box's address; in LAN mode
     the uplink's: from the network's DHCP server, or fixed."""
     if config.lan_mode:
-        lines = [f"# {HEADER}", "[Match]", f"Name={config.uplink_interface}", "",
-                 "[Network]"]
-        if isinstance(config.uplink_address, IPv4Interface):
-            lines.append(f"Address={config.uplink_address}")
-            if config.uplink_gateway is not None:
-                lines.append(f"Gateway={config.uplink_gateway}")
-        else:
-            lines += ["DHCP=ipv4"]
-        lines += ["IPv6AcceptRA=no", "LinkLocalAddressing=no", ""]
-        if not isinstance(config.uplink_address, IPv4Interface):
-            lines += ["[DHCPv4]", f"Hostname={config.box_name}", "SendHostname=yes", ""]
-        return "\n".join(lines)
+        return render_uplink_networkd(config)
     return (
         f"# {HEADER}\n"
         "[Match]\n"
@@ -370,6 +408,22 @@ def render_networkd(config: BoxConfig, enhanced_open: bool = False) -> str:
         "ConfigureWithoutCarrier=yes\n"
         "IPv6AcceptRA=no\n"
     )
+
+
+def render_uplink_networkd(config: BoxConfig) -> str:
+    """systemd-networkd unit for the uplink: its address from the network's DHCP server,
+    or fixed."""
+    lines = [f"# {HEADER}", "[Match]", f"Name={config.uplink_interface}", "", "[Network]"]
+    if isinstance(config.uplink_address, IPv4Interface):
+        lines.append(f"Address={config.uplink_address}")
+        if config.uplink_gateway is not None:
+            lines.append(f"Gateway={config.uplink_gateway}")
+    else:
+        lines += ["DHCP=ipv4"]
+    lines += ["IPv6AcceptRA=no", "LinkLocalAddressing=no", ""]
+    if not isinstance(config.uplink_address, IPv4Interface):
+        lines += ["[DHCPv4]", f"Hostname={config.box_name}", "SendHostname=yes", ""]
+    return "\n".join(lines)
 
 
 def render_wpa_supplicant(config: BoxConfig) -> str:
@@ -417,6 +471,11 @@ def render_all(
             TURNSERVER: render_turnserver(config, turn_secret),
             NETWORKD: render_networkd(config, owe),
         }
+        if config.hotspot_and_uplink:
+            # And the existing network on a second interface (no DHCP or DNS of ours there).
+            files[NETWORKD_UPLINK] = render_uplink_networkd(config)
+            if config.uplink_wifi_name:
+                files[WPA_SUPPLICANT] = render_wpa_supplicant(config)
     if config.ssh_authorized_key:
         files[AUTHORIZED_KEYS] = f"{AUTHORIZED_KEYS_HEADER}\n{config.ssh_authorized_key}\n"
     return files

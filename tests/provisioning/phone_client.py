@@ -1,6 +1,7 @@
 """What a phone on the hotspot does, as a script run inside the phone's namespace.
 
     phone_client.py dhcp IFACE           DHCP DISCOVER; prints the OFFER
+    phone_client.py dhcp_offers IFACE S  DISCOVERs for S seconds; prints who offered
     phone_client.py dns SERVER NAME      A query; prints the addresses
     phone_client.py stun SERVER PORT     STUN binding; prints the mapped address
     phone_client.py turn SERVER PORT USER PASSWORD   TURN allocate; prints the result
@@ -25,7 +26,8 @@ from typing import Any
 MAGIC = 0x2112A442
 
 
-def dhcp(iface: str) -> dict[str, Any]:
+def _discover(iface: str) -> tuple[socket.socket, bytes, bytes]:
+    """A socket on `iface`'s DHCP client port, a DISCOVER and its transaction id."""
     mac = bytes.fromhex(open(f"/sys/class/net/{iface}/address").read().strip().replace(":", ""))
     xid = os.urandom(4)
     packet = struct.pack("!BBBB4sHH4s4s4s4s16s64s128sI", 1, 1, 6, 0, xid, 0, 0x8000,
@@ -36,6 +38,32 @@ def dhcp(iface: str) -> dict[str, Any]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, iface.encode())
     sock.bind(("0.0.0.0", 68))
+    return sock, packet, xid
+
+
+def dhcp_offers(iface: str, seconds: str) -> dict[str, Any]:
+    """Every DHCP server on the link: the offers to DISCOVERs sent for `seconds`."""
+    import time
+
+    sock, packet, xid = _discover(iface)
+    sock.settimeout(0.5)
+    offers: list[dict[str, Any]] = []
+    end = time.monotonic() + float(seconds)
+    while time.monotonic() < end:
+        sock.sendto(packet, ("255.255.255.255", 67))
+        try:
+            while True:
+                data, _ = sock.recvfrom(2048)
+                if data[4:8] == xid and data[0] == 2:
+                    offers.append(_dhcp_offer(data))
+        except TimeoutError:
+            continue
+    servers = sorted({offer["options"].get("54", "?") for offer in offers})
+    return {"offers": len(offers), "servers": servers}
+
+
+def dhcp(iface: str) -> dict[str, Any]:
+    sock, packet, xid = _discover(iface)
     sock.settimeout(1.0)
     for _ in range(10):
         sock.sendto(packet, ("255.255.255.255", 67))
@@ -206,6 +234,6 @@ def echo(port: str) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    commands = {"dhcp": dhcp, "dns": dns, "stun": stun, "turn": turn, "tcp": tcp, "udp": udp,
+    commands = {"dhcp": dhcp, "dhcp_offers": dhcp_offers, "dns": dns, "stun": stun, "turn": turn, "tcp": tcp, "udp": udp,
                 "echo": echo}
     print(json.dumps(commands[sys.argv[1]](*sys.argv[2:])))

@@ -244,6 +244,48 @@ def test_lan_mode_over_wifi_joins_the_network_with_wpa_supplicant_and_leaves_it_
     assert system.active == {"dnsmasq", "coturn", "hostapd@wlan0"}
 
 
+def test_uplink_beside_the_hotspot_keeps_the_hotspot_and_lets_networkd_take_the_cable(
+    tmp_path: Path,
+) -> None:
+    system = RecordingSystem()
+    root, data = tmp_path / "root", tmp_path / "data"
+    both = parse_config("wifi_passphrase = correct horse\ncountry = DE\nuplink = on\n")
+    report = apply_config(both, data, root=root, system=system)
+    assert report.problems == []
+    assert system.active == {"dnsmasq", "coturn", "hostapd@wlan0"}
+    assert system.address == ("wlan0", "10.42.0.1", 24)
+    network = root / "etc" / "systemd" / "network"
+    assert "Address=10.42.0.1/24" in (network / "50-ahoy-hotspot.network").read_text()
+    uplink = (network / "50-ahoy-uplink.network").read_text()
+    assert "Name=eth0" in uplink and "DHCP=ipv4" in uplink
+    assert ["networkctl", "reconfigure", "eth0"] in system.commands
+    assert "interface=wlan0" in (root / "etc" / "dnsmasq.d" / "ahoy.conf").read_text()
+    system.commands.clear()
+    assert apply_config(both, data, root=root, system=system) == ApplyReport()
+    assert system.commands == []
+    # uplink = off again: networkd forgets the cable; the hotspot is untouched.
+    report = apply_config(CONFIG, data, root=root, system=system)
+    assert not (network / "50-ahoy-uplink.network").exists()
+    assert ["networkctl", "reload"] in system.commands
+    assert not [c for c in system.commands if "hostapd@wlan0" in c]
+
+
+def test_a_wifi_uplink_beside_the_hotspot_runs_wpa_supplicant_on_the_second_radio(
+    tmp_path: Path,
+) -> None:
+    system = RecordingSystem()
+    root, data = tmp_path / "root", tmp_path / "data"
+    both = parse_config("uplink = on\nuplink_interface = wlan1\nuplink_wifi_name = Ship Wi-Fi\n")
+    report = apply_config(both, data, root=root, system=system)
+    assert report.problems == []
+    assert system.active == {"dnsmasq", "coturn", "hostapd@wlan0", "wpa_supplicant@wlan1"}
+    assert (root / "etc" / "wpa_supplicant" / "wpa_supplicant-wlan1.conf").exists()
+    assert not (root / "etc" / "wpa_supplicant" / "wpa_supplicant-wlan0.conf").exists()
+    report = apply_config(CONFIG, data, root=root, system=system)
+    assert ["systemctl", "stop", "wpa_supplicant@wlan1"] in system.commands
+    assert system.active == {"dnsmasq", "coturn", "hostapd@wlan0"}
+
+
 def test_a_wifi_uplink_on_a_wired_port_is_a_problem_in_words(tmp_path: Path) -> None:
     system = RecordingSystem()
     lan = parse_config("hotspot = off\nuplink_wifi_name = Ship Wi-Fi\nuplink_interface = eth0\n")

@@ -127,7 +127,19 @@ def test_every_problem_is_reported_at_once_in_line_order() -> None:
         ("uplink_address = 192.168.1.20/24\nuplink_gateway = 10.0.0.1",
          "uplink_gateway 10.0.0.1 must be inside the uplink's network 192.168.1.0/24"),
         ("uplink_interface = lo", "uplink_interface lo is the loopback interface"),
-        ("uplink_wifi_name = Ship", "uplink_wifi_name is for LAN mode: set hotspot = off"),
+        ("uplink_wifi_name = Ship", "uplink_wifi_name is for joining an existing network: set "
+         "hotspot = off too (LAN mode), or uplink = on"),
+        ("hotspot = off\nuplink = off", "line 2: hotspot = off and uplink = off leave the box on "
+         "no network"),
+        ("uplink = on\nuplink_interface = wlan0", "line 2: uplink_interface wlan0 is also the "
+         "hotspot's interface: one interface cannot make the hotspot and join the network"),
+        ("uplink = on\nuplink_wifi_name = Ship", "uplink_interface wlan0 is also the hotspot's"),
+        ("interface = wlan1\nuplink = on\nuplink_interface = wlan1",
+         "uplink_interface wlan1 is also the hotspot's interface"),
+        ("uplink = on\nuplink_address = 10.42.0.9/16", "uplink_address 10.42.0.9/16 overlaps the "
+         "hotspot's network 10.42.0.0/24"),
+        ("uplink = on\nsite_name = ship", "uplink = on beside the hotspot and site_name cannot"),
+        ("uplink = maybe", "uplink must be on or off, not 'maybe'"),
         ("hotspot = off\nuplink_wifi_passphrase = deck two password",
          "uplink_wifi_passphrase is the password of the Wi-Fi network named by"),
         ("hotspot = off\nuplink_wifi_name = Ship\nuplink_wifi_passphrase = short",
@@ -193,6 +205,10 @@ def test_each_mistake_gets_a_clear_message_naming_line_and_key(text: str, expect
         ("site_peers = 10.99.0.2, Box-3.local:4333; [fd00::2]  10.99.0.2",
          "site_peers", ("10.99.0.2:4222", "box-3.local:4333", "[fd00::2]:4222")),
         ("site_peers =", "site_peers", ()),
+        ("uplink = on", "hotspot_and_uplink", True),
+        ("hotspot = off", "uplink", True),
+        ("hotspot = off\nuplink = yes", "hotspot_and_uplink", False),
+        ("interface = wlan1\nuplink = on\nuplink_wifi_name = Ship", "uplink_interface", "wlan0"),
     ],
 )
 def test_forgiving_spellings_are_accepted(text: str, field: str, value: object) -> None:
@@ -315,6 +331,9 @@ def configs(draw: st.DrawFn) -> BoxConfig:
     uplink = draw(st.sampled_from(["dhcp", IPv4Interface("192.168.1.20/24")]))
     gateway = IPv4Address("192.168.1.1") if uplink != "dhcp" and draw(st.booleans()) else None
     pins = draw(st.lists(st.integers(2, 27), min_size=0, max_size=3, unique=True))
+    hotspot = bool(site_name) or draw(st.booleans())
+    # Beside a hotspot, the ship's network must not overlap the hotspot's.
+    beside = not site_name and (uplink == "dhcp" or not uplink.network.overlaps(network))
     return BoxConfig(
         box_name=draw(st.from_regex(r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?", fullmatch=True)),
         wifi_name=draw(wifi_names),
@@ -322,7 +341,8 @@ def configs(draw: st.DrawFn) -> BoxConfig:
         country=country,
         band=band,
         channel=channel,
-        hotspot=bool(site_name) or draw(st.booleans()),
+        hotspot=hotspot,
+        uplink=not hotspot or (beside and draw(st.booleans())),
         uplink_address=uplink,
         uplink_gateway=gateway,
         network=network,

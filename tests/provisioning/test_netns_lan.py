@@ -169,7 +169,7 @@ def test_lan_mode_renders_no_access_point_and_no_dhcp_or_dns_of_its_own() -> Non
     assert set(files) == {render.NFTABLES, render.TURNSERVER, render.NETWORKD}
     assert "DHCP=ipv4" in files[render.NETWORKD] and "Name=up0" in files[render.NETWORKD]
     assert "redirect" not in files[render.NFTABLES]
-    assert "listening-ip" not in files[render.TURNSERVER]
+    assert "listening-ip=0.0.0.0" in files[render.TURNSERVER].splitlines()
     fixed = parse_config("hotspot = off\nuplink_address = 192.168.77.9/24\n"
                          "uplink_gateway = 192.168.77.1\n")
     unit = render.render_networkd(fixed)

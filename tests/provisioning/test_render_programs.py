@@ -29,6 +29,7 @@ CONFIGS = {
         "ssh_authorized_key = ssh-ed25519 "
         "AAAAC3NzaC1lZDI1NTE5AAAAIGXkS2Db1bP2BuRSsbZ1jaq4X4Ms8bOhhz1KzGSWTY5e me@x\n"
     ),
+    "hotspot-and-lan": parse_config("uplink = on\nuplink_interface = eth1\n"),
 }
 
 

@@ -1,0 +1,298 @@
+"""The hotspot and LAN mode together (`uplink = on`), for real, in network namespaces.
+
+The ship's router is a namespace running its own dnsmasq (DHCP and DNS) on a bridge,
+with a laptop on it. The box has two interfaces: `up0` on the ship's bridge, which
+takes its address from the router with a real DHCP client (pyroute2's, standing in for
+systemd-networkd), and `hs0`, the hotspot (a veth standing in for the radio), where a
+phone sits. The box loads the rendered ruleset with routing turned on (so only the
+firewall keeps the two sides apart) and runs the real dnsmasq and coturn with the
+rendered files. Needs root.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from provisioning_programs import need, run, stop_all
+
+from provisioning import credentials, render
+from provisioning.config import parse_config
+
+pytestmark = pytest.mark.netns
+
+HERE = Path(__file__).parent
+REPO = HERE.parents[1]
+CLIENT = HERE / "phone_client.py"
+SHIP_LAN = IPv4Network("192.168.77.0/24")
+ROUTER_IP = "192.168.77.1"
+LAPTOP_IP = "192.168.77.50"
+BOX_IP = "10.42.0.1"
+PHONE_IP = "10.42.0.50"
+BOX_NAME = "deckbox"
+ECHO_PORT = "7000"
+T = TypeVar("T")
+
+CONFIG = parse_config(f"box_name = {BOX_NAME}\ninterface = hs0\nuplink = on\n"
+                      "uplink_interface = up0\n")
+
+
+@dataclass
+class Ship:
+    router: str
+    box: str
+    laptop: str
+    phone: str
+    folder: Path
+    secret: str
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start(self, ns: str, name: str, *argv: str, cwd: Path | None = None) -> None:
+        log = open(self.folder / f"{name}.log", "wb")
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        self.processes.append(subprocess.Popen(["ip", "netns", "exec", ns, *argv], cwd=cwd,
+                                               stdout=log, stderr=subprocess.STDOUT, env=env))
+
+    def client(self, ns: str, *args: str) -> dict[str, Any]:
+        result = run(["ip", "netns", "exec", ns, sys.executable, str(CLIENT), *args],
+                     timeout=60)
+        assert result.returncode == 0, result.stderr
+        answer: dict[str, Any] = json.loads(result.stdout)
+        return answer
+
+    def on_laptop(self, *args: str) -> dict[str, Any]:
+        return self.client(self.laptop, *args)
+
+    def on_phone(self, *args: str) -> dict[str, Any]:
+        return self.client(self.phone, *args)
+
+    def uplink_address(self) -> str | None:
+        shown = run(["ip", "-n", self.box, "-4", "-j", "addr", "show", "dev", "up0"]).stdout
+        for link in json.loads(shown or "[]"):
+            for info in link.get("addr_info", []):
+                if IPv4Address(info["local"]) in SHIP_LAN:
+                    return str(info["local"])
+        return None
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}"
+                         for p in sorted(self.folder.glob("*.log")))
+
+
+def wait_for(what: str, check: Callable[[], T | None], ship: Ship, timeout: float = 60) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}\n{ship.logs()}")
+
+
+def _sh(*argv: str) -> None:
+    result = run(list(argv))
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)}: {result.stderr.strip()}")
+
+
+def _veth(ns: str, iface: str, peer_ns: str, peer: str) -> None:
+    _sh("ip", "-n", ns, "link", "add", iface, "type", "veth", "peer", "name", peer,
+        "netns", peer_ns)
+    _sh("ip", "-n", ns, "link", "set", iface, "up")
+    _sh("ip", "-n", peer_ns, "link", "set", peer, "up")
+
+
+@pytest.fixture(scope="module")
+def ship(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ship]:
+    if os.geteuid() != 0:
+        pytest.skip("network namespaces need root")
+    need("ip")
+    nft, dnsmasq, turnserver = need("nft"), need("dnsmasq"), need("turnserver")
+    dhcp_client = shutil.which("pyroute2-dhcp-client", path=str(Path(sys.executable).parent))
+    if dhcp_client is None:
+        pytest.skip("pyroute2-dhcp-client is missing (it comes with pyroute2)")
+    tag = os.getpid()
+    router, box, laptop, phone = (f"ahoy-both-{n}-{tag}" for n in ("rt", "box", "lap", "ph"))
+    created = run(["ip", "netns", "add", router])
+    if created.returncode != 0:
+        pytest.skip(f"cannot create a network namespace here: {created.stderr.strip()}")
+    folder = tmp_path_factory.mktemp("both")
+    secret = credentials.turn_secret(folder / "data")
+    spot = Ship(router, box, laptop, phone, folder, secret)
+    namespaces = [router]
+    try:
+        for ns in (box, laptop, phone):
+            _sh("ip", "netns", "add", ns)
+            namespaces.append(ns)
+        for ns in namespaces:
+            _sh("ip", "-n", ns, "link", "set", "lo", "up")
+        _sh("ip", "-n", router, "link", "add", "br0", "type", "bridge")
+        _sh("ip", "-n", router, "addr", "add", f"{ROUTER_IP}/24", "dev", "br0")
+        _sh("ip", "-n", router, "link", "set", "br0", "up")
+        for ns, iface, port in ((box, "up0", "pbox"), (laptop, "eth0", "plap")):
+            _veth(ns, iface, router, port)
+            _sh("ip", "-n", router, "link", "set", port, "master", "br0")
+        _veth(box, "hs0", phone, "eth0")
+        _sh("ip", "-n", box, "addr", "add", f"{BOX_IP}/24", "dev", "hs0")
+        _sh("ip", "-n", laptop, "addr", "add", f"{LAPTOP_IP}/24", "dev", "eth0")
+        # Routing on in the box: only the firewall keeps the two sides apart.
+        _sh("ip", "netns", "exec", box, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+        # The ship's router: its own DHCP and DNS, nothing of Ahoy's.
+        router_conf = folder / "router-dnsmasq.conf"
+        router_conf.write_text(
+            "interface=br0\nbind-interfaces\nno-resolv\nno-hosts\n"
+            f"address=/router.ship/{ROUTER_IP}\n"
+            "dhcp-range=192.168.77.100,192.168.77.150,255.255.255.0,1h\n"
+            f"dhcp-leasefile={folder / 'router.leases'}\n")
+        spot.start(router, "router-dnsmasq", dnsmasq, "--keep-in-foreground", "--user=root",
+                   f"--conf-file={router_conf}", f"--pid-file={folder / 'router.pid'}")
+        files = render.render_all(CONFIG, secret, lease_file=folder / "box.leases")
+        for name, text in files.items():
+            (folder / name).write_text(text)
+        _sh("ip", "netns", "exec", box, nft, "-f", str(folder / render.NFTABLES))
+        spot.start(box, "box-dnsmasq", dnsmasq, "--keep-in-foreground", "--user=root",
+                   f"--conf-file={folder / render.DNSMASQ}",
+                   f"--pid-file={folder / 'box-dnsmasq.pid'}")
+        spot.start(box, "turnserver", turnserver, "-c", str(folder / render.TURNSERVER),
+                   "--pidfile=", "--log-file=stdout")
+        (folder / "dhcp").mkdir()
+        spot.start(box, "dhcp-client", dhcp_client, "up0", cwd=folder / "dhcp")
+        wait_for("the box's DHCP lease on the uplink", spot.uplink_address, spot)
+        (folder / "www").mkdir()
+        (folder / "www" / "index.html").write_text("ahoy")
+        for port in ("80", "8080"):
+            spot.start(box, f"http-{port}", sys.executable, "-m", "http.server", port,
+                       "--directory", str(folder / "www"))
+        # The phone has joined the hotspot (its lease is checked below); the laptop's
+        # router knows a way to the hotspot's phones through the box, as a helpful
+        # ship's technician might set up: the box must still route nothing.
+        _sh("ip", "-n", phone, "addr", "add", f"{PHONE_IP}/24", "dev", "eth0")
+        _sh("ip", "-n", phone, "route", "add", "default", "via", BOX_IP)
+        address = spot.uplink_address()
+        _sh("ip", "-n", laptop, "route", "add", "10.42.0.0/24", "via", str(address))
+        for ns in (laptop, phone):
+            spot.start(ns, f"echo-{ns}", sys.executable, str(CLIENT), "echo", ECHO_PORT)
+        yield spot
+    finally:
+        stop_all(spot.processes, namespaces)
+
+
+def test_the_config_renders_the_hotspot_and_the_uplink_beside_it() -> None:
+    files = render.render_all(CONFIG, "secret")
+    assert {render.HOSTAPD, render.DNSMASQ, render.NETWORKD, render.NETWORKD_UPLINK} <= set(files)
+    assert "interface=hs0" in files[render.DNSMASQ]
+    assert "Name=hs0" in files[render.NETWORKD] and "Address=10.42.0.1/24" in files[
+        render.NETWORKD]
+    assert "Name=up0" in files[render.NETWORKD_UPLINK]
+    assert "DHCP=ipv4" in files[render.NETWORKD_UPLINK]
+    # Both sides, and an address DHCP gives after coturn started.
+    assert "listening-ip=0.0.0.0" in files[render.TURNSERVER].splitlines()
+
+
+def test_a_fixed_uplink_address_is_where_turn_relays() -> None:
+    fixed = parse_config("interface = hs0\nuplink = on\nuplink_interface = up0\n"
+                         "uplink_address = 192.168.77.9/24\nuplink_gateway = 192.168.77.1\n")
+    lines = render.render_turnserver(fixed, "secret").splitlines()
+    assert "listening-ip=0.0.0.0" in lines and "relay-ip=192.168.77.9" in lines
+    assert "Address=192.168.77.9/24" in render.render_all(fixed, "s")[render.NETWORKD_UPLINK]
+
+
+def test_the_box_takes_its_uplink_address_from_the_ships_dhcp_server(ship: Ship) -> None:
+    address = wait_for("an uplink address", ship.uplink_address, ship)
+    assert 100 <= int(address.rsplit(".", 1)[1]) <= 150
+    routes = run(["ip", "-n", ship.box, "-4", "route", "show", "default"]).stdout
+    assert ROUTER_IP in routes
+
+
+def test_phones_on_the_hotspot_get_the_boxs_lease_and_the_portal(ship: Ship) -> None:
+    offer = wait_for("the box's DHCP offer", lambda: (o := ship.on_phone("dhcp", "eth0"))
+                     .get("yiaddr") and o, ship)
+    assert IPv4Address(offer["yiaddr"]) in CONFIG.network
+    assert offer["options"]["54"] == BOX_IP and offer["options"]["3"] == BOX_IP
+    assert offer["options"]["114"] == f"https://{BOX_IP}/captive-portal/api"
+
+
+def test_only_the_ships_router_hands_out_addresses_on_the_ships_network(ship: Ship) -> None:
+    offers = ship.on_laptop("dhcp_offers", "eth0", "4")
+    assert offers["offers"] > 0  # the laptop's DISCOVERs reached the bridge
+    assert offers["servers"] == [ROUTER_IP]
+    # dnsmasq is bound to the hotspot alone: none of its sockets is on the uplink.
+    address = wait_for("an uplink address", ship.uplink_address, ship)
+    sockets = run(["ip", "netns", "exec", ship.box, "ss", "-H", "-lnup"]).stdout
+    dnsmasq = [line for line in sockets.splitlines() if "dnsmasq" in line]
+    assert any(f"{BOX_IP}:53" in line for line in dnsmasq), sockets
+    assert not [line for line in dnsmasq if address in line or "0.0.0.0:53" in line], sockets
+
+
+def test_the_box_answers_names_on_the_hotspot_and_none_on_the_ships_network(ship: Ship) -> None:
+    assert ship.on_phone("dns", BOX_IP, "anything.example").get("addresses") == [BOX_IP]
+    address = wait_for("an uplink address", ship.uplink_address, ship)
+    assert ship.on_laptop("dns", ROUTER_IP, "router.ship").get("addresses") == [ROUTER_IP]
+    assert not ship.on_laptop("dns", address, "ahoy.internal").get("addresses")
+
+
+def test_people_on_the_ships_network_reach_the_web_app_and_nothing_else(ship: Ship) -> None:
+    address = wait_for("an uplink address", ship.uplink_address, ship)
+    web = wait_for("the web app", lambda: (r := ship.on_laptop("tcp", address, "80"))
+                   ["connected"] and r, ship)
+    assert "200" in web["reply"]
+    assert not ship.on_laptop("tcp", address, "8080")["connected"]
+    assert ship.on_phone("tcp", BOX_IP, "80")["connected"]
+
+
+def test_stun_and_turn_answer_on_both_sides_each_relaying_from_its_own_address(
+    ship: Ship,
+) -> None:
+    address = wait_for("an uplink address", ship.uplink_address, ship)
+    stun = wait_for("STUN on the uplink", lambda: ship.on_laptop(
+        "stun", address, str(render.STUN_PORT)).get("mapped"), ship)
+    assert stun.startswith(f"{LAPTOP_IP}:")
+    user, password = credentials.turn_credentials(ship.secret, "u_test", 600)
+    low, high = render.TURN_RELAY_PORTS
+    for on, at in ((ship.on_laptop, address), (ship.on_phone, BOX_IP)):
+        answer = on("turn", at, str(render.STUN_PORT), user, password)
+        assert answer["type"] == 0x0103, answer  # Allocate success
+        relay_ip, relay_port = answer["relayed"].split(":")
+        # One of the box's addresses (coturn picks one for its wildcard relay): phones on
+        # the hotspot reach either, so a call between the sides always has a path.
+        assert relay_ip in (address, BOX_IP) and low <= int(relay_port) <= high
+
+
+def test_nothing_is_routed_between_the_hotspot_and_the_ships_network(ship: Ship) -> None:
+    address = wait_for("an uplink address", ship.uplink_address, ship)
+    # The controls: each side reaches the box's own address on the other side (the box
+    # itself, not a route through it).
+    assert ship.on_phone("tcp", address, "443")["error"] == "ConnectionRefusedError"
+    assert ship.on_laptop("tcp", address, "80")["connected"]
+
+    def crossing() -> dict[str, bool]:
+        return {
+            "phone->laptop tcp": ship.on_phone("tcp", LAPTOP_IP, ECHO_PORT)["connected"],
+            "phone->laptop udp": ship.on_phone("udp", LAPTOP_IP, ECHO_PORT)["echoed"],
+            "laptop->phone tcp": ship.on_laptop("tcp", PHONE_IP, ECHO_PORT)["connected"],
+            "laptop->phone udp": ship.on_laptop("udp", PHONE_IP, ECHO_PORT)["echoed"],
+        }
+
+    assert not any(crossing().values())
+    # Without Ahoy's table the same packets would cross (routing is on): the firewall is
+    # what keeps the sides apart.
+    _sh("ip", "netns", "exec", ship.box, "nft", "delete", "table", "inet", "ahoy")
+    try:
+        def all_cross() -> dict[str, bool] | None:
+            tried = crossing()
+            return tried if all(tried.values()) else None
+
+        assert all(wait_for("packets crossing without the firewall", all_cross, ship).values())
+    finally:
+        _sh("ip", "netns", "exec", ship.box, "nft", "-f", str(ship.folder / render.NFTABLES))
+    assert not any(crossing().values())
