@@ -182,6 +182,14 @@ def build_settings(args: argparse.Namespace) -> tuple[Any, tuple[str, ...]]:
     if config.lan_mode and not dev and not isinstance(config.uplink_address, IPv4Interface):
         # The network's DHCP server gives the address; mDNS follows it as it changes.
         address = _current_address(config.uplink_interface) or f"{config.box_name}.local"
+    uplink_interface: str | None = None
+    uplink_address: str | None = None
+    if config.hotspot_and_uplink and not dev and config_path is not None:
+        # Beside the hotspot: phones on the existing network are told the uplink's address.
+        uplink_interface = config.uplink_interface
+        uplink_address = (str(config.uplink_address.ip)
+                          if isinstance(config.uplink_address, IPv4Interface) else
+                          _current_address(config.uplink_interface) or f"{config.box_name}.local")
     if dev and config_path is None:
         # Without a hotspot the box is wherever it listens (the captive portal
         # sends strangers there).
@@ -214,6 +222,8 @@ def build_settings(args: argparse.Namespace) -> tuple[Any, tuple[str, ...]]:
         hotspot_interface=None if dev else (
             config.uplink_interface if config.lan_mode else _hotspot_link(config)),
         lan_mode=config.lan_mode and config_path is not None,
+        uplink_interface=uplink_interface,
+        uplink_address=uplink_address,
         led_pins=pins,
         button_pin=config.button_pin,
         announce_mdns=(not dev) if args.mdns is None else args.mdns,

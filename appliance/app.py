@@ -14,7 +14,7 @@ from flask import Flask, request
 from . import admin, api, portalweb, webapp, ws
 from .box import Box
 from .hub import Hub
-from .ice import at_current_address, ice_servers
+from .ice import at_current_address, ice_servers, on_the_hotspot, on_the_uplink
 from .settings import Settings
 from .store import Store
 
@@ -40,9 +40,15 @@ def create_app(settings: Settings) -> Flask:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.db_path)
 
-    def ice_for(user_id: str) -> list[dict[str, Any]]:
+    def ice_for(user_id: str, address: str = "") -> list[dict[str, Any]]:
         stun, turn = settings.stun_urls, settings.turn_urls
-        if settings.lan_mode:
+        if settings.uplink_interface and settings.uplink_address and not on_the_hotspot(
+                address, settings.hotspot_network):
+            # A phone on the existing network beside the hotspot: the uplink's address now.
+            now_at = (box.status.get("uplink") or {}).get("addresses") or []
+            stun, turn = (on_the_uplink(urls, settings.box_address, settings.uplink_address,
+                                        now_at) for urls in (stun, turn))
+        elif settings.lan_mode:
             # The uplink's address now (DHCP may have changed it since the start).
             now_at = (box.status.get("hotspot") or {}).get("addresses") or []
             stun = at_current_address(stun, settings.box_address, now_at)

@@ -32,6 +32,10 @@ class Devices:
     announce: bool = True
     site: bool = False  # one of a site's boxes: follow the backbone's link
     follow_addresses: bool = False  # LAN mode: announce whatever address DHCP gave
+    # Beside the hotspot (uplink = on): the existing network's interface, watched into
+    # status["uplink"]; mDNS then announces its addresses (which the hotspot's phones
+    # reach too, the box being their router) on both sides.
+    uplink_interface: str | None = None
     parts: list[Any] = field(default_factory=list)
     lights: Any = None
     watcher: Any = None
@@ -103,6 +107,36 @@ class Devices:
             log.warning("cannot watch %s: %s", self.hotspot_interface, e)
             self.box.status["hotspot"] = {"interface": self.hotspot_interface, "up": False,
                                           "error": str(e)}
+        if self.uplink_interface:
+            self._start_uplink_watcher(NetWatcher, self.uplink_interface)
+
+    def _start_uplink_watcher(self, watcher: Any, interface: str) -> None:
+        def changed(status: Any) -> None:
+            self.box.status["uplink"] = {
+                "interface": interface,
+                "up": status.up,
+                "carrier": status.carrier,
+                "addresses": list(status.addresses),
+            }
+            log.info("uplink %s is %s (%s)", interface, "up" if status.up else "down",
+                     ", ".join(status.addresses) or "no address")
+            if self.announcer is not None:
+                self.announcer.update_addresses(*self._mdns_beside_the_hotspot())
+
+        try:
+            uplink = watcher(interface, changed)
+            uplink.start()
+            self.parts.append(uplink)
+        except Exception as e:
+            log.warning("cannot watch %s: %s", interface, e)
+            self.box.status["uplink"] = {"interface": interface, "up": False, "error": str(e)}
+
+    def _mdns_beside_the_hotspot(self) -> tuple[list[str], list[str]]:
+        """The addresses to announce and the interfaces (by address) to answer on: the
+        uplink's, on both sides; the hotspot's alone while the uplink has none."""
+        hotspot = self.box.settings.box_address
+        uplink = self._ipv4((self.box.status.get("uplink") or {}).get("addresses", []))
+        return (uplink or [hotspot]), [hotspot, *uplink]
 
     def _start_mdns(self) -> None:
         from .mdns import Announcement, Announcer
@@ -110,14 +144,17 @@ class Devices:
         settings = self.box.settings
         addresses = [settings.box_address] if settings.host in ("0.0.0.0", "::") else [
             settings.host]
+        interfaces = None
         if self.follow_addresses:
             # LAN mode: whatever the uplink has now (DHCP may not have answered yet).
             addresses = self._ipv4((self.box.status.get("hotspot") or {}).get("addresses", []))
+        elif self.uplink_interface:
+            addresses, interfaces = self._mdns_beside_the_hotspot()
         try:
             self.announcer = Announcer(
                 Announcement(hostname=settings.box_name, http_port=settings.http_port,
                              https_port=settings.https_port),
-                addresses,
+                addresses, interfaces=interfaces,
             )
             self.announcer.start()
             self.parts.append(self.announcer)

@@ -127,7 +127,9 @@ def _limited_address(address: str) -> bool:
         return False
 
 
-IceProvider = Callable[[str], list[dict[str, Any]]]
+# (user id, the phone's address) -> the ICE servers it gets: a box beside an existing
+# network names the address on the side the phone is on.
+IceProvider = Callable[[str, str], list[dict[str, Any]]]
 
 
 def _room_delta(before: dict[str, Any] | None,
@@ -201,7 +203,7 @@ class Hub:
         self,
         store: Store,
         clock: Callable[[], int] = _now_ms,
-        ice_servers: IceProvider = lambda user_id: [],
+        ice_servers: IceProvider = lambda user_id, address: [],
         rate_limit: RateLimit | None = None,
         calls: Calls | None = None,
         retention: tuple[int, int] | None = None,
@@ -496,8 +498,8 @@ class Hub:
         entries = self._online_entries(user_id)
         rooms = [self._room_entry(r) for r in self.rooms if r.can_see(user_id)]
         welcome = protocol.welcome(
-            self._user_wire(user_id), token, [], rooms, self.ice_servers(user_id), now,
-            default_room=self.default_room)
+            self._user_wire(user_id), token, [], rooms,
+            self.ice_servers(user_id, conn.address), now, default_room=self.default_room)
         if self.site.box is not None:
             welcome["box"] = self.site.box
         welcome = self._reply(req, welcome)
@@ -715,7 +717,7 @@ class Hub:
                 log.exception("sending changes failed")
 
     def _on_ice(self, conn: Connection, user: str, req: Request) -> None:
-        conn.peer.send(self._reply(req, protocol.ice(self.ice_servers(user))))
+        conn.peer.send(self._reply(req, protocol.ice(self.ice_servers(user, conn.address))))
 
     # -- messages ------------------------------------------------------------
 

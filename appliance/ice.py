@@ -7,6 +7,7 @@ the service can mint credentials without talking to coturn.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from provisioning.credentials import turn_credentials
@@ -28,6 +29,29 @@ def ice_servers(
         username, credential = turn_credentials(turn_secret, user_id, ttl_s, now=now_s)
         servers.append({"urls": list(turn_urls), "username": username, "credential": credential})
     return servers
+
+
+def on_the_uplink(urls: tuple[str, ...], hotspot_address: str, uplink_address: str,
+                  addresses: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Beside the hotspot: the box's STUN/TURN URLs (made at the hotspot's address) for a
+    phone on the existing network, at the uplink's address now (the hotspot's address is
+    no use there: nothing routes the network to it)."""
+    moved = tuple(u.replace(f":{hotspot_address}:", f":{uplink_address}:", 1) for u in urls)
+    return at_current_address(moved, uplink_address, addresses)
+
+
+def on_the_hotspot(address: str, hotspot_network: str | None) -> bool:
+    """Whether a phone at `address` came over the hotspot (or the box itself, or unknown)
+    rather than over the existing network beside it."""
+    if not address or hotspot_network is None:
+        return True
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return True
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback or ip in ipaddress.ip_network(hotspot_network)
 
 
 def at_current_address(urls: tuple[str, ...], started_at: str,

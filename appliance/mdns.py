@@ -72,9 +72,10 @@ def service_infos(announcement: Announcement, addresses: Iterable[str]) -> list[
 
 
 class Announcer:
-    """Announces the box on the given interface addresses.
+    """Announces the box at the given addresses, on the interfaces that have them (or
+    on those of `interfaces`, IPv4 addresses too, when given).
 
-    Every address is announced on every interface given: python-zeroconf
+    Every address is announced on every interface: python-zeroconf
     sends one record set to all its sockets, and phones and laptops simply
     try the addresses they get.
     """
@@ -84,10 +85,13 @@ class Announcer:
         announcement: Announcement,
         addresses: Iterable[str],
         *,
+        interfaces: Iterable[str] | None = None,
         zeroconf_factory: type[Zeroconf] = Zeroconf,
     ) -> None:
         self._announcement = announcement
         self._addresses = _unique(addresses)
+        # The IPv4 addresses of the interfaces to answer on (None: those announced).
+        self._interfaces = None if interfaces is None else _unique(interfaces)
         self._factory = zeroconf_factory
         self._zeroconf: Zeroconf | None = None
         self._infos: list[ServiceInfo] = []
@@ -103,15 +107,17 @@ class Announcer:
             if self._zeroconf is None:
                 self._register()
 
-    def update_addresses(self, addresses: Iterable[str]) -> None:
+    def update_addresses(self, addresses: Iterable[str],
+                         interfaces: Iterable[str] | None = None) -> None:
         """Announce on a new set of addresses (an interface came or went)."""
         new = _unique(addresses)
+        where = None if interfaces is None else _unique(interfaces)
         with self._lock:
-            if new == self._addresses:
+            if new == self._addresses and where == self._interfaces:
                 return
             was_running = self._zeroconf is not None
             self._unregister()
-            self._addresses = new
+            self._addresses, self._interfaces = new, where
             if was_running:
                 self._register()
 
@@ -129,7 +135,7 @@ class Announcer:
         # Zeroconf takes IPv4 interface addresses as plain strings; IPv6
         # addresses still go into the records.
         ipv4 = [a for a in self._addresses if ipaddress.ip_address(a).version == 4]
-        zc = self._factory(interfaces=ipv4 or list(self._addresses))
+        zc = self._factory(interfaces=self._interfaces or ipv4 or list(self._addresses))
         infos = service_infos(self._announcement, self._addresses)
         try:
             for info in infos:

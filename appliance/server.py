@@ -99,6 +99,7 @@ def start_devices(app: Flask, settings: Settings) -> Any:
         announce=settings.announce_mdns,
         site=settings.in_site,
         follow_addresses=settings.lan_mode,
+        uplink_interface=settings.uplink_interface,
     )
     threading.Thread(target=devices.start, name="ahoy-devices", daemon=True).start()
     return devices

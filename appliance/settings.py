@@ -48,6 +48,12 @@ class Settings:
     # hotspot = off: the box serves an existing network; `hotspot_interface` is then
     # its uplink, and the mDNS announcement follows the uplink's addresses.
     lan_mode: bool = False
+    # uplink = on beside the hotspot: the interface on the existing network (watched, its
+    # addresses announced over mDNS and named in the ICE servers of phones there), and the
+    # address it had at start (fixed, from DHCP, or `<box_name>.local` while it had none).
+    # None without one; in LAN mode the uplink is `hotspot_interface`.
+    uplink_interface: str | None = None
+    uplink_address: str | None = None
     # Connection limits (docs/protocol.md, "Connections"); all but the hello
     # timeout apply to the production server only.
     max_connections: int = 4000

@@ -784,6 +784,9 @@ class BoxConfig:
         mode with DHCP."""
         if self.lan_mode and not isinstance(self.uplink_address, IPv4Interface):
             return []
+        if self.hotspot_and_uplink and isinstance(self.uplink_address, IPv4Interface):
+            # Beside the hotspot, the uplink's fixed address too.
+            return [str(self.box_address), str(self.uplink_address.ip)]
         return [str(self.box_address)]
 
     @property

@@ -30,17 +30,22 @@ def wifi_qr_text(ssid: str, passphrase: str) -> str:
 
 
 def _lan() -> dict[str, Any] | None:
-    """LAN mode: where people on the network reach the chat, each with a QR code."""
+    """LAN mode, or the network beside the hotspot (uplink = on): where people on the
+    network reach the chat, each with a QR code."""
     the_box = box()
     settings = the_box.settings
-    if not settings.lan_mode:
+    if settings.lan_mode:
+        uplink = the_box.status.get("hotspot") or {}
+    elif settings.uplink_interface:
+        uplink = the_box.status.get("uplink") or {"interface": settings.uplink_interface}
+    else:
         return None
-    uplink = the_box.status.get("hotspot") or {}
     addresses = [a for a in uplink.get("addresses", []) if ":" not in a]
     port = "" if settings.http_port == 80 else f":{settings.http_port}"
     urls = [f"http://{settings.box_name}.local{port}/"]
     urls += [f"http://{a}{port}/" for a in addresses]
     return {"interface": uplink.get("interface"), "addresses": addresses,
+            "beside_hotspot": not settings.lan_mode,
             "links": [{"url": u, "qr_url": "/api/qr.svg?text=" + quote(u, safe="")}
                       for u in urls]}
 

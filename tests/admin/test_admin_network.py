@@ -42,3 +42,22 @@ def test_a_box_of_a_site_shows_the_link_and_keeps_it_out_of_the_hotspot_facts(
     data = admin.get("/admin/api/dashboard").json
     assert data["site_link"] == link
     assert "site_link" not in data["hotspot"]
+
+
+def test_beside_the_hotspot_the_overview_shows_the_wifi_and_the_networks_addresses(
+    make_app: Callable[..., Flask],
+) -> None:
+    app = make_app(dev=True, box_name="deckbox", http_port=80, uplink_interface="eth0",
+                   uplink_address="192.168.77.120", wifi_ssid="Deck", wifi_passphrase="")
+    admin = Admin(app)
+    assert admin.login().status_code == 200
+    data = admin.get("/admin/api/dashboard").json
+    assert data["wifi"]["ssid"] == "Deck"  # the hotspot, with its QR code
+    assert data["lan"]["beside_hotspot"] and data["lan"]["interface"] == "eth0"
+    assert data["lan"]["addresses"] == []  # no lease yet: the card says so
+    box_of(app).status["uplink"] = {"interface": "eth0", "up": True,
+                                    "addresses": ["192.168.77.120", "fe80::1"]}
+    data = admin.get("/admin/api/dashboard").json
+    urls = [link["url"] for link in data["lan"]["links"]]
+    assert urls == ["http://deckbox.local/", "http://192.168.77.120/"]
+    assert unquote(data["lan"]["links"][1]["qr_url"]).endswith("text=http://192.168.77.120/")

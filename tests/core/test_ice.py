@@ -61,3 +61,58 @@ def test_on_the_hotspot_the_ice_servers_stay_at_the_box_address(tmp_path: Path) 
 def test_a_name_at_the_start_is_replaced_by_the_address_the_uplink_got() -> None:
     assert at_current_address(("stun:deck.local:3478",), "deck.local", ["10.0.0.9/24"]) == (
         "stun:10.0.0.9:3478",)
+
+
+def test_beside_the_hotspot_each_phone_is_told_the_box_address_on_its_own_side(
+    tmp_path: Path
+) -> None:
+    from appliance.app import create_app
+    from appliance.settings import Settings
+
+    settings = Settings(data_dir=tmp_path / "data", box_address="10.42.0.1",
+                        hotspot_network="10.42.0.0/24", uplink_interface="eth0",
+                        uplink_address="192.168.77.120",
+                        stun_urls=("stun:10.42.0.1:3478",),
+                        turn_urls=("turn:10.42.0.1:3478?transport=udp",),
+                        turn_secret="s3cret")
+    box = create_app(settings).extensions["ahoy"]
+
+    def urls(address: str) -> list[str]:
+        return [u for server in box.hub.ice_servers("u_1", address) for u in server["urls"]]
+
+    assert urls("10.42.0.57") == ["stun:10.42.0.1:3478", "turn:10.42.0.1:3478?transport=udp"]
+    assert urls("127.0.0.1") == urls("") == urls("10.42.0.57")  # the box itself, unknown
+    on_the_ship = ["stun:192.168.77.120:3478", "turn:192.168.77.120:3478?transport=udp"]
+    assert urls("192.168.77.50") == on_the_ship
+    assert urls("::ffff:192.168.77.50") == on_the_ship
+    # The ship's DHCP server hands the box another address: phones there follow it, the
+    # hotspot's do not.
+    box.status["uplink"] = {"interface": "eth0", "up": True, "addresses": ["192.168.77.133"]}
+    assert urls("192.168.77.50")[0] == "stun:192.168.77.133:3478"
+    assert urls("10.42.0.57")[0] == "stun:10.42.0.1:3478"
+
+
+def test_the_welcome_names_the_ice_servers_for_the_connections_address(
+    tmp_path: Path
+) -> None:
+    import json
+
+    from appliance.app import create_app
+    from appliance.settings import Settings
+
+    settings = Settings(data_dir=tmp_path / "data", box_address="10.42.0.1",
+                        hotspot_network="10.42.0.0/24", uplink_interface="eth0",
+                        uplink_address="192.168.77.120", stun_urls=("stun:10.42.0.1:3478",))
+    hub = create_app(settings).extensions["ahoy"].hub
+    sent: dict[str, list[dict[str, object]]] = {}
+    for name, address in (("Ana", "10.42.0.57"), ("Ben", "192.168.77.50")):
+        peer = type("Peer", (), {"send": lambda self, m, n=name: sent.setdefault(n, []).append(
+            json.loads(json.dumps(m))), "close": lambda self, code, reason: None})()
+        hub.connect(peer, address)
+        hub.handle(peer, json.dumps({"type": "hello", "name": name}))
+        hub.handle(peer, json.dumps({"type": "ice"}))
+    for name, where in (("Ana", "10.42.0.1"), ("Ben", "192.168.77.120")):
+        welcome = next(m for m in sent[name] if m["type"] == "welcome")
+        ice = next(m for m in sent[name] if m["type"] == "ice")
+        assert welcome["ice_servers"] == ice["ice_servers"] == [
+            {"urls": [f"stun:{where}:3478"]}]

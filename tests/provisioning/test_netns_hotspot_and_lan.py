@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -34,6 +35,7 @@ pytestmark = pytest.mark.netns
 HERE = Path(__file__).parent
 REPO = HERE.parents[1]
 CLIENT = HERE / "phone_client.py"
+TURN_PEER = HERE.parent / "netns" / "turn_peer.py"
 SHIP_LAN = IPv4Network("192.168.77.0/24")
 ROUTER_IP = "192.168.77.1"
 LAPTOP_IP = "192.168.77.50"
@@ -42,6 +44,18 @@ PHONE_IP = "10.42.0.50"
 BOX_NAME = "deckbox"
 ECHO_PORT = "7000"
 T = TypeVar("T")
+
+RESOLVE = """
+import json, sys
+from zeroconf import AddressResolverIPv4, IPVersion, Zeroconf
+zc = Zeroconf(interfaces=[sys.argv[1]], ip_version=IPVersion.V4Only)
+try:
+    resolver = AddressResolverIPv4(sys.argv[2])
+    found = resolver.request(zc, 3000)
+    print(json.dumps({"addresses": resolver.parsed_addresses() if found else []}))
+finally:
+    zc.close()
+"""
 
 CONFIG = parse_config(f"box_name = {BOX_NAME}\ninterface = hs0\nuplink = on\n"
                       "uplink_interface = up0\n")
@@ -173,15 +187,14 @@ def ship(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ship]:
         for port in ("80", "8080"):
             spot.start(box, f"http-{port}", sys.executable, "-m", "http.server", port,
                        "--directory", str(folder / "www"))
-        # The phone has joined the hotspot (its lease is checked below); the laptop's
-        # router knows a way to the hotspot's phones through the box, as a helpful
-        # ship's technician might set up: the box must still route nothing.
+        # The phone has joined the hotspot (its lease is checked below).
         _sh("ip", "-n", phone, "addr", "add", f"{PHONE_IP}/24", "dev", "eth0")
         _sh("ip", "-n", phone, "route", "add", "default", "via", BOX_IP)
-        address = spot.uplink_address()
-        _sh("ip", "-n", laptop, "route", "add", "10.42.0.0/24", "via", str(address))
         for ns in (laptop, phone):
             spot.start(ns, f"echo-{ns}", sys.executable, str(CLIENT), "echo", ECHO_PORT)
+        # The service's companions: watchers of both interfaces and the mDNS announcer.
+        spot.start(box, "service", sys.executable, str(HERE / "lan_box.py"),
+                   str(folder / "service"), BOX_NAME, "up0", "hs0", BOX_IP)
         yield spot
     finally:
         stop_all(spot.processes, namespaces)
@@ -205,6 +218,7 @@ def test_a_fixed_uplink_address_is_where_turn_relays() -> None:
     lines = render.render_turnserver(fixed, "secret").splitlines()
     assert "listening-ip=0.0.0.0" in lines and "relay-ip=192.168.77.9" in lines
     assert "Address=192.168.77.9/24" in render.render_all(fixed, "s")[render.NETWORKD_UPLINK]
+    assert fixed.fixed_addresses == ["10.42.0.1", "192.168.77.9"]  # both in the certificate
 
 
 def test_the_box_takes_its_uplink_address_from_the_ships_dhcp_server(ship: Ship) -> None:
@@ -268,8 +282,22 @@ def test_stun_and_turn_answer_on_both_sides_each_relaying_from_its_own_address(
         assert relay_ip in (address, BOX_IP) and low <= int(relay_port) <= high
 
 
-def test_nothing_is_routed_between_the_hotspot_and_the_ships_network(ship: Ship) -> None:
+@pytest.fixture
+def route_to_the_hotspot(ship: Ship) -> Iterator[str]:
+    """The laptop knows a way to the hotspot's phones through the box, as a helpful ship's
+    technician might set up: the box must still route nothing."""
     address = wait_for("an uplink address", ship.uplink_address, ship)
+    _sh("ip", "-n", ship.laptop, "route", "add", str(CONFIG.network), "via", address)
+    try:
+        yield address
+    finally:
+        _sh("ip", "-n", ship.laptop, "route", "del", str(CONFIG.network))
+
+
+def test_nothing_is_routed_between_the_hotspot_and_the_ships_network(
+    ship: Ship, route_to_the_hotspot: str,
+) -> None:
+    address = route_to_the_hotspot
     # The controls: each side reaches the box's own address on the other side (the box
     # itself, not a route through it).
     assert ship.on_phone("tcp", address, "443")["error"] == "ConnectionRefusedError"
@@ -296,3 +324,106 @@ def test_nothing_is_routed_between_the_hotspot_and_the_ships_network(ship: Ship)
     finally:
         _sh("ip", "netns", "exec", ship.box, "nft", "-f", str(ship.folder / render.NFTABLES))
     assert not any(crossing().values())
+
+
+def test_box_name_dot_local_is_the_uplinks_address_on_both_sides(ship: Ship) -> None:
+    address = wait_for("an uplink address", ship.uplink_address, ship)
+
+    def resolve(ns: str, own_ip: str) -> list[str] | None:
+        done = run(["ip", "netns", "exec", ns, sys.executable, "-c", RESOLVE, own_ip,
+                    f"{BOX_NAME}.local."], timeout=30)
+        if done.returncode != 0:
+            return None
+        found: list[str] = json.loads(done.stdout)["addresses"]
+        return found or None
+
+    # The ship's laptop gets the address it can reach; a phone on the hotspot the same
+    # one, which it reaches too (the box is its router; the web app answers there).
+    assert wait_for("deckbox.local on the ship", lambda: resolve(ship.laptop, LAPTOP_IP),
+                    ship) == [address]
+    assert wait_for("deckbox.local on the hotspot", lambda: resolve(ship.phone, PHONE_IP),
+                    ship) == [address]
+    assert ship.on_phone("tcp", address, "80")["connected"]
+
+
+class CallPeer:
+    """tests/netns/turn_peer.py (aiortc) in a namespace, spoken to in JSON lines."""
+
+    def __init__(self, ns: str, *args: str) -> None:
+        self.process = subprocess.Popen(
+            ["ip", "netns", "exec", ns, sys.executable, str(TURN_PEER), *args],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._buffer = b""
+
+    def read(self, timeout: float = 40) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            ready, _, _ = select.select([self.process.stdout], [], [],
+                                        max(deadline - time.monotonic(), 0))
+            chunk = os.read(self.process.stdout.fileno(), 65536) if ready else b""
+            if not chunk:
+                self.close()
+                assert self.process.stderr is not None
+                raise AssertionError("the peer said nothing more:\n"
+                                     + self.process.stderr.read().decode(errors="replace"))
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        message: dict[str, Any] = json.loads(line)
+        return message
+
+    def write(self, message: dict[str, Any]) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(message).encode() + b"\n")
+        self.process.stdin.flush()
+
+    def close(self) -> None:
+        if self.process.stdin and not self.process.stdin.closed:
+            self.process.stdin.close()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def test_a_hotspot_phone_calls_a_laptop_on_the_ships_network_through_the_boxs_turn(
+    ship: Ship, tmp_path: Path,
+) -> None:
+    pytest.importorskip("aiortc")
+    from appliance.app import create_app
+    from appliance.settings import Settings
+
+    address = wait_for("an uplink address", ship.uplink_address, ship)
+    # The ICE servers the service hands each of them, as `appliance serve` sets it up.
+    port = render.STUN_PORT
+    hub = create_app(Settings(
+        data_dir=tmp_path / "service", box_address=BOX_IP, hotspot_network=str(CONFIG.network),
+        uplink_interface="up0", uplink_address=address, stun_urls=(f"stun:{BOX_IP}:{port}",),
+        turn_urls=(f"turn:{BOX_IP}:{port}?transport=udp",), turn_secret=ship.secret,
+    )).extensions["ahoy"].hub
+    phone_ice = hub.ice_servers("u_phone", PHONE_IP)
+    laptop_ice = hub.ice_servers("u_laptop", LAPTOP_IP)
+    assert [s["urls"][0] for s in phone_ice] == [f"stun:{BOX_IP}:{port}",
+                                                 f"turn:{BOX_IP}:{port}?transport=udp"]
+    assert [s["urls"][0] for s in laptop_ice] == [f"stun:{address}:{port}",
+                                                  f"turn:{address}:{port}?transport=udp"]
+    # The laptop uses its own relay only (as a browser set to relay, or one on a Wi-Fi
+    # that isolates its clients must): so its TURN URL must be one it can reach.
+    phone = CallPeer(ship.phone, "offer", "phone", json.dumps(phone_ice))
+    laptop = CallPeer(ship.laptop, "answer", "laptop", json.dumps(laptop_ice), "relay")
+    try:
+        laptop.write(phone.read())
+        phone.write(laptop.read())
+        reports = {"phone": phone.read(), "laptop": laptop.read()}
+    finally:
+        phone.close()
+        laptop.close()
+    for name, other in (("phone", "laptop"), ("laptop", "phone")):
+        report = reports[name]
+        assert "error" not in report, f"{name}: {report}\n{ship.logs()}"
+        assert report["received"] == f"hello from {other}"
+        pair = report["pair"]
+        # Nothing routes between the sides: the call goes through the laptop's relay.
+        relayed = pair["local"] if name == "laptop" else pair["remote"]
+        assert relayed["type"] == "relay" and relayed["ip"] in (address, BOX_IP), reports

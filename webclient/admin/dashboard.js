@@ -41,7 +41,8 @@ async function refresh() {
     clockWarning(offset, refresh),
     configProblems(data.config_status),
     el('div', {class: 'grid'},
-      data.wifi ? wifiCard(data.wifi) : lanCard(data.lan),
+      data.wifi ? wifiCard(data.wifi) : null,
+      lanCard(data.lan),
       siteCard(data.site_link),
       replicationCard(data.site_replication),
       devicesCard(data),
@@ -59,11 +60,12 @@ function configProblems(status) {
     el('ul', {}, status.errors.map((m) => el('li', {}, m))));
 }
 
-// LAN mode: no Wi-Fi of the box's own; the addresses people on the network open.
+// LAN mode (no Wi-Fi of the box's own), or the network beside the hotspot: the
+// addresses people on that network open.
 function lanCard(lan) {
   if (!lan) return null;
   return el('div', {class: 'card print-wifi', testid: 'lan-card'},
-    el('h2', {}, 'On this network'),
+    el('h2', {}, lan.beside_hotspot ? `Also on the network on ${lan.interface}` : 'On this network'),
     el('p', {}, 'People on the network open one of these addresses (the first works on most phones and laptops; the number always):'),
     lan.links.map((link) => el('figure', {},
       el('img', {src: link.qr_url, alt: `QR code for ${link.url}`, width: 160, height: 160}),
