@@ -135,18 +135,29 @@ IceProvider = Callable[[str, str], list[dict[str, Any]]]
 def _room_delta(before: dict[str, Any] | None,
                 after: dict[str, Any]) -> dict[str, Any] | None:
     """What changed from `before` to `after` when only who is in the room and
-    how many are online did: `{id, online, joined, left}`; `{}` when nothing
-    did; None when more changed (send the whole room)."""
+    how many are online did: `{id, online, count, joined, left}`; `{}` when
+    nothing did; None when more changed (send the whole room)."""
     if before is None or set(before) != set(after):
         return None
-    if any(before[k] != after[k] for k in after if k not in ("members", "online")):
+    if any(before[k] != after[k] for k in after if k not in ("members", "count", "online")):
         return None
     old, new = set(before["members"]), set(after["members"])
     joined = [m for m in after["members"] if m not in old]
     left = [m for m in before["members"] if m not in new]
     if not joined and not left and before["online"] == after["online"]:
         return {}
-    return {"id": after["id"], "online": after["online"], "joined": joined, "left": left}
+    return {"id": after["id"], "online": after["online"], "count": after["count"],
+            "joined": joined, "left": left}
+
+
+def _for_others(entry: dict[str, Any]) -> dict[str, Any]:
+    """A room entry (whole or delta) as a phone that is not a member gets it:
+    without who is in it (its `count` says how many)."""
+    return {k: v for k, v in entry.items() if k not in ("members", "joined", "left")}
+
+
+def _encode(message: Any) -> str:
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
 
 
 class Replication:
@@ -286,6 +297,7 @@ class Hub:
             "room_deny": self._on_room_deny,
             "room_role": self._on_room_role,
             "room_leave": self._on_room_leave,
+            "room_get": self._on_room_get,
             "room_update": self._on_room_update,
             "room_kick": self._on_room_kick,
             "room_delete": self._on_room_delete,
@@ -496,7 +508,7 @@ class Hub:
             replaced.close(4001, "replaced")
 
         entries = self._online_entries(user_id)
-        rooms = [self._room_entry(r) for r in self.rooms if r.can_see(user_id)]
+        rooms = [self._room_entry(r, user_id) for r in self.rooms if r.can_see(user_id)]
         welcome = protocol.welcome(
             self._user_wire(user_id), token, [], rooms,
             self.ice_servers(user_id, conn.address), now, default_room=self.default_room)
@@ -669,39 +681,51 @@ class Hub:
             self._changed_users.clear()
             self._changed_rooms.clear()
             # Whole rooms, and for those whose members and online count alone
-            # changed, what changed since the last frame (most of a crowd's
-            # arrival: a room's whole member list to every phone was most of
-            # the bytes). Phones welcomed since then get whole rooms.
+            # changed, what changed since the last frame. Who is in a room
+            # (its members, who joined and left) goes only to its members;
+            # the others get its counts. Phones welcomed since then get whole
+            # rooms. Each room's forms are encoded once, each frame joined
+            # from them.
             wires = {r.id: self._room_entry(r) for r in rooms}
             deltas = {r.id: _room_delta(self._sent_rooms.get(r.id), wires[r.id]) for r in rooms}
             self._sent_rooms.update(wires)
-            public = [r.id for r in rooms if r.public and deltas[r.id] != {}]
-            hidden = [r for r in rooms if not r.public and deltas[r.id] != {}]
-            encoded: dict[tuple[tuple[str, ...], int | None], str] = {}
+            told_rooms = [r for r in rooms if deltas[r.id] != {}]
+            # room id -> (members, (whole, whole for others), (delta, delta for others))
+            forms: dict[str, tuple[frozenset[str], tuple[str, str], tuple[str, str] | None]] = {}
+            for r in told_rooms:
+                whole, delta = wires[r.id], deltas[r.id]
+                forms[r.id] = (frozenset(r.members), (_encode(whole), _encode(_for_others(whole))),
+                               None if delta is None else (_encode(delta),
+                                                           _encode(_for_others(delta))))
+            public = [r.id for r in told_rooms if r.public]
+            hidden = [r for r in told_rooms if not r.public]
+            users_text: dict[int | None, str] = {}
             for session in self.presence.sessions():
-                seen = tuple(r.id for r in hidden if r.can_see(session.user_id))
+                user_id = session.user_id
+                seen = public + [r.id for r in hidden if r.can_see(user_id)]
                 # A phone welcomed since the last frame had everyone's state
                 # then: it gets only those who changed after its `welcome` (when
                 # a crowd arrives, most arrivals of a period are in its welcome).
-                since = welcomed.get(session.user_id)
-                told = users if since is None else [
-                    u for u, number in zip(users, numbers, strict=True) if number > since]
-                if not told and not public and not seen:
+                since = welcomed.get(user_id)
+                text_users = users_text.get(since)
+                if text_users is None:
+                    told = users if since is None else [
+                        u for u, number in zip(users, numbers, strict=True) if number > since]
+                    text_users = users_text[since] = ",".join(_encode(u) for u in told)
+                if not text_users and not seen:
                     continue
-                entries: list[dict[str, Any]] = []
-                for i in public + list(seen):
-                    delta = deltas[i]
-                    entries.append(wires[i] if since is not None or delta is None else delta)
-                message = protocol.changes(told, entries)
+                entries = []
+                for i in seen:
+                    members, whole, delta = forms[i]
+                    form = whole if since is not None or delta is None else delta
+                    entries.append(form[0] if user_id in members else form[1])
+                text = ('{"type":"changes","users":[' + text_users + '],"rooms":['
+                        + ",".join(entries) + "]}")
                 send_encoded = getattr(session.peer, "send_encoded", None)
                 if send_encoded is None:
-                    session.peer.send(message)
-                    continue
-                text = encoded.get((seen, since))
-                if text is None:
-                    text = encoded[(seen, since)] = json.dumps(
-                        message, separators=(",", ":"), ensure_ascii=False)
-                send_encoded(text)
+                    session.peer.send(json.loads(text))
+                else:
+                    send_encoded(text)
 
     def changes_loop(self, stop: threading.Event) -> None:
         """Gather changes for CHANGES_EVERY_S, then send them (the server runs this)."""
@@ -974,12 +998,16 @@ class Hub:
         online = sum(1 for m in room.members if self.presence.is_online(m))
         return room.to_wire(online, self.calls.room_call_wire(room.id))
 
-    def _room_entry(self, room: Room) -> dict[str, Any]:
+    def _room_entry(self, room: Room, viewer: str | None = None) -> dict[str, Any]:
         """A room as `welcome` and `changes` list it: without the fields that
         are as a new room has them (every room goes to every phone, and most
-        rooms set few of them)."""
-        return {k: v for k, v in self._room_wire(room).items()
-                if k not in ROOM_UNSET or ROOM_UNSET[k] != v}
+        rooms set few of them), and, for a `viewer` not in it, without who
+        is (its `count` says how many)."""
+        entry = {k: v for k, v in self._room_wire(room).items()
+                 if k not in ROOM_UNSET or ROOM_UNSET[k] != v}
+        if viewer is not None and viewer not in room.members:
+            del entry["members"]
+        return entry
 
     def _broadcast(self, message: dict[str, Any]) -> None:
         self._send_all([s.peer for s in self.presence.sessions()], message)
@@ -1092,6 +1120,12 @@ class Hub:
 
     def _on_room_leave(self, conn: Connection, user: str, req: Request) -> None:
         self._apply(self.rooms.leave(user, req.get("room")), (conn.peer, req))
+
+    def _on_room_get(self, conn: Connection, user: str, req: Request) -> None:
+        """A room whole, members included, as it is now (for a phone showing
+        a room it is not in: `changes` tell it only the room's counts)."""
+        room = self.rooms.visible(req.get("room"), user)
+        conn.peer.send(self._reply(req, protocol.room_message("room", self._room_wire(room))))
 
     def _on_room_update(self, conn: Connection, user: str, req: Request) -> None:
         changes = {key: req.get(key) for key in ROOM_SETTINGS if req.get(key) is not None}

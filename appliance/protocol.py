@@ -223,6 +223,7 @@ SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
         "role": (choice("moderator", "member"), True),
     },
     "room_leave": {"room": (entity_id, True)},
+    "room_get": {"room": (entity_id, True)},
     "room_delete": {"room": (entity_id, True)},
     "room_update": {
         "room": (entity_id, True),

@@ -121,6 +121,7 @@ class Room:
             "ephemeral": self.ephemeral,
             "owner": self.owner,
             "members": list(self.members),
+            "count": len(self.members),
             "online": online,
             "call": call,
         }

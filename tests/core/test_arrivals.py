@@ -86,7 +86,7 @@ def test_fifty_arrivals_cost_each_phone_a_few_frames_and_presence_stays_right(bo
     # Only what changed is said (the online count; they are still members),
     # not the room's whole member list again.
     (entry,) = frame["rooms"]
-    assert entry == {"id": room_id, "online": 45, "joined": [], "left": []}
+    assert entry == {"id": room_id, "online": 45, "count": 55, "joined": [], "left": []}
 
 
 def test_a_welcome_costs_the_same_queries_with_ten_or_sixty_people_online(box: Box) -> None:
@@ -204,7 +204,8 @@ def test_rooms_in_welcome_and_changes_leave_out_fields_as_a_new_room_has_them(bo
     box.hub.flush_changes()
     ben, welcome = arrive(box, "Ben")
     rooms = {r["id"]: r for r in welcome["rooms"]}
-    assert set(rooms[plain]) == {"id", "name", "limit", "active", "owner", "members", "online"}
+    # Ben is in neither: their counts, not who is in them.
+    assert set(rooms[plain]) == {"id", "name", "limit", "active", "owner", "count", "online"}
     assert (rooms[described]["description"], rooms[described]["ephemeral"]) == ("Food", True)
     assert "visibility" not in rooms[described] and "call" not in rooms[described]
     # The full room still answers its own requests.
@@ -213,3 +214,42 @@ def test_rooms_in_welcome_and_changes_leave_out_fields_as_a_new_room_has_them(bo
     box.hub.flush_changes()
     (whole,) = [r for r in ben.rooms(plain)]
     assert whole["approval"] is True and "moderators" not in whole
+
+
+def test_who_is_in_a_room_goes_to_its_members_and_the_others_get_its_counts(box: Box) -> None:
+    """A crowd joining rooms: the member ids reach only the rooms' members
+    (the ids of who joined, to everyone online, were a fifth of the bytes of
+    1000 phones arriving); the others get each room once, compactly, and then
+    its counts."""
+    box.hub.coalesce = True
+    ana, ana_id, _ = box.join("Ana")
+    eve, eve_id, _ = box.join("Eve")  # in no room: a bystander
+    room_id = box.room(ana, "Deck", limit=50)
+    box.hub.flush_changes()
+    (made,) = eve.rooms(room_id)
+    assert made == {"id": room_id, "name": "Deck", "limit": 50, "active": True,
+                    "owner": ana_id, "count": 1, "online": 1}
+    crowd = [arrive(box, f"Crowd{i}") for i in range(20)]
+    for peer, welcome in crowd:
+        # A room one is not in comes without its members in `welcome` too.
+        assert "members" not in {r["id"]: r for r in welcome["rooms"]}[room_id]
+        box.say(peer, "room_join", room=room_id)
+    eve_before, ana_before = len(eve.sent), len(ana.sent)
+    box.hub.flush_changes()
+    crowd_ids = [w["you"]["id"] for _, w in crowd]
+    (to_eve,) = [r for m in eve.sent[eve_before:] for r in m.get("rooms", [])]
+    assert to_eve == {"id": room_id, "online": 21, "count": 21}
+    (to_ana,) = [r for m in ana.sent[ana_before:] for r in m.get("rooms", [])]
+    assert to_ana == {"id": room_id, "online": 21, "count": 21, "joined": crowd_ids, "left": []}
+    # Every byte that names a member went to members only.
+    for peer, me in [(eve, eve_id)]:
+        assert not any(uid in json.dumps(m.get("rooms", [])) for m in peer.sent
+                       for uid in crowd_ids)
+    # A member's view is whole; a bystander has the counts right.
+    assert rooms_view(ana)[room_id]["members"] == [ana_id, *crowd_ids]
+    assert rooms_view(crowd[0][0])[room_id]["online"] == 21
+    # A phone that shows the room (its info, before joining) asks for it whole.
+    (whole,) = box.say(eve, "room_get", room=room_id)
+    assert whole["type"] == "room" and whole["room"]["members"] == [ana_id, *crowd_ids]
+    hidden = box.room(ana, "Secret", visibility="hidden")
+    assert box.say(eve, "room_get", room=hidden)[0]["code"] == "unknown_room"

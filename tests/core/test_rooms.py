@@ -8,7 +8,9 @@ def test_room_lifecycle_with_live_counts(box: Box) -> None:
     ben, ben_id, _ = box.join("Ben")
     room_id = box.room(ana, "Deck", description="Crew chat", limit=3)
     update = ben.rooms(room_id)[-1]
-    assert update["name"] == "Deck" and update["members"] == [ana_id] and update["online"] == 1
+    # Ben is not in it: he sees how many are, not who.
+    assert update["name"] == "Deck" and update["count"] == 1 and update["online"] == 1
+    assert "members" not in update
     joined = box.say(ben, "room_join", room=room_id)[0]["room"]
     assert joined["members"] == [ana_id, ben_id] and joined["online"] == 2
     assert ana.rooms(room_id)[-1]["online"] == 2
