@@ -690,11 +690,16 @@ class Hub:
             deltas = {r.id: _room_delta(self._sent_rooms.get(r.id), wires[r.id]) for r in rooms}
             self._sent_rooms.update(wires)
             told_rooms = [r for r in rooms if deltas[r.id] != {}]
-            # room id -> (members, (whole, whole for others), (delta, delta for others))
-            forms: dict[str, tuple[frozenset[str], tuple[str, str], tuple[str, str] | None]] = {}
+            # room id -> (members, who joined or left, (whole, whole for
+            # others), (delta, delta for others)). Who joined or left gets the
+            # room whole: its members now that they are in, none once out.
+            forms: dict[str, tuple[frozenset[str], frozenset[str], tuple[str, str],
+                                   tuple[str, str] | None]] = {}
             for r in told_rooms:
                 whole, delta = wires[r.id], deltas[r.id]
-                forms[r.id] = (frozenset(r.members), (_encode(whole), _encode(_for_others(whole))),
+                forms[r.id] = (frozenset(r.members),
+                               frozenset(delta["joined"] + delta["left"]) if delta else frozenset(),
+                               (_encode(whole), _encode(_for_others(whole))),
                                None if delta is None else (_encode(delta),
                                                            _encode(_for_others(delta))))
             public = [r.id for r in told_rooms if r.public]
@@ -716,8 +721,9 @@ class Hub:
                     continue
                 entries = []
                 for i in seen:
-                    members, whole, delta = forms[i]
-                    form = whole if since is not None or delta is None else delta
+                    members, moved, whole_form, delta_form = forms[i]
+                    whole_now = since is not None or delta_form is None or user_id in moved
+                    form = whole_form if whole_now or delta_form is None else delta_form
                     entries.append(form[0] if user_id in members else form[1])
                 text = ('{"type":"changes","users":[' + text_users + '],"rooms":['
                         + ",".join(entries) + "]}")

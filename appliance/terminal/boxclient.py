@@ -591,14 +591,18 @@ class BoxClient:
                 self.users[user["id"]] = user
             self._emit("presence", {"user": user})
         for room in msg.get("rooms") or []:
-            if isinstance(room, dict) and "joined" in room:
-                # Only who joined and left, and how many are online.
+            if isinstance(room, dict) and "name" not in room:
+                # Only how many are in it and online, and, in a room we are
+                # in, who joined and left (a whole room has a name).
                 known = self.rooms.get(room.get("id", ""))
                 if known is None:
                     continue
-                members = [u for u in known.get("members", []) if u not in room["left"]]
-                members += [u for u in room["joined"] if u not in members]
-                room = {**known, "members": members, "online": room.get("online", 0)}
+                members = known.get("members", [])
+                if "joined" in room:
+                    members = [u for u in members if u not in room["left"]]
+                    members += [u for u in room["joined"] if u not in members]
+                room = {**known, "members": members, "online": room.get("online", 0),
+                        "count": room.get("count", len(members))}
             self._keep_room(room)
 
     def _on_message(self, msg: dict[str, Any]) -> None:

@@ -321,8 +321,9 @@ class ChatUI:
             for room in sorted(b.rooms.values(), key=lambda r: r["name"].lower()):
                 joined = " [joined]" if b.my_id in room.get("members", []) else ""
                 description = f" — {room['description']}" if room.get("description") else ""
+                count = room.get("count", len(room.get("members", [])))
                 self.notice(display_text(
-                    f"#{room['name']}{description} ({len(room.get('members', []))} members, "
+                    f"#{room['name']}{description} ({count} members, "
                     f"{room.get('online', 0)} online){joined} id {room['id']}"))
         elif name == "join":
             if not arg:

@@ -39,7 +39,8 @@ class RecordingPeer:
     def rooms(self, room_id: str | None = None) -> list[dict[str, Any]]:
         """The rooms in the `changes` frames received, in order (one room's, with
         `room_id`), each as the phone then knows it: an entry that says only
-        who joined and left is applied to what the phone knew before."""
+        the counts (and who joined and left) is applied to what the phone knew
+        before."""
         known: dict[str, dict[str, Any]] = {}
         out = []
         for m in self.sent:
@@ -49,11 +50,13 @@ class RecordingPeer:
                 known[m["room"]["id"]] = m["room"]
             elif m["type"] == "changes":
                 for r in m["rooms"]:
-                    if "joined" in r:
-                        before = known[r["id"]]
-                        members = [u for u in before["members"] if u not in r["left"]]
-                        members += [u for u in r["joined"] if u not in members]
-                        r = {**before, "members": members, "online": r["online"]}
+                    if "name" not in r:  # what changed: counts (and, to members, who)
+                        before = {**known[r["id"]], "online": r["online"], "count": r["count"]}
+                        if "joined" in r:
+                            members = [u for u in before["members"] if u not in r["left"]]
+                            members += [u for u in r["joined"] if u not in members]
+                            before["members"] = members
+                        r = before
                     known[r["id"]] = r
                     if room_id is None or r["id"] == room_id:
                         out.append(r)

@@ -232,14 +232,17 @@ def status_at(box: SiteBox, user_id: str) -> str:
 
 
 def probe_rooms(box: SiteBox) -> list[dict[str, Any]]:
-    """The rooms a phone that joins `box` now is told about."""
+    """The rooms a phone that joins `box` now is told about, each whole (a
+    room it is not in comes without its members: it asks `room_get`)."""
     import uuid
 
     from ahoytest import WsClient
 
     probe = WsClient(box.ahoy.ws_url)
     try:
-        return list(probe.hello(f"probe-{uuid.uuid4().hex[:6]}")["rooms"])
+        rooms = probe.hello(f"probe-{uuid.uuid4().hex[:6]}")["rooms"]
+        return [r if "members" in r else probe.request("room_get", "room", room=r["id"])["room"]
+                for r in rooms]
     finally:
         probe.close()
 

@@ -1,6 +1,6 @@
 // The conversation screen: message list, composer, typing, unread, read markers.
 
-import {state, on, emit, conversation, orderedMessages, nameOf, dmPeer, roomOfConv, setUnread, messageBySeq, applyReaction, deleteBySeq, mergeMessage} from './store.js';
+import {state, on, emit, conversation, orderedMessages, nameOf, dmPeer, roomOfConv, setUnread, messageBySeq, applyReaction, deleteBySeq, mergeMessage, memberCount} from './store.js';
 import {send, sendText, loadOlder, request, handle} from './net.js';
 import {$, el} from './dom.js';
 import {showScreen, formatTime, toast, statusText, avatar} from './ui.js';
@@ -194,7 +194,7 @@ export function renderHeader() {
   if (room) {
     const r = state.rooms.get(room);
     $('#conv-title').textContent = r ? r.name : '…';
-    $('#conv-subtitle').textContent = r ? t('room_subtitle', {online: r.online, members: r.members.length}) : '';
+    $('#conv-subtitle').textContent = r ? t('room_subtitle', {online: r.online, members: memberCount(r)}) : '';
     $('#room-info-button').hidden = false;
     const inCall = r?.call?.participants?.length;
     $('#call-audio-button').setAttribute('aria-label', t('call_room_audio'));

@@ -2,7 +2,7 @@
 // `ref`, the outbox of unsent messages and per-conversation sequence tracking.
 // See docs/protocol.md.
 
-import {state, emit, setIdentity, setBox, forgetIdentity, mergeMessage, saveOutbox, conversation, persistConv, flushSaves, rememberUser, boxNow, newId} from './store.js';
+import {state, emit, setIdentity, setBox, forgetIdentity, mergeMessage, saveOutbox, conversation, persistConv, flushSaves, rememberUser, boxNow, newId, roomIn} from './store.js';
 
 const handlers = new Map(); // type -> [fn]
 const pending = new Map(); // ref -> {resolve, reject, timer}
@@ -341,7 +341,7 @@ function onWelcome(msg) {
     state.users.set(u.id, u);
     rememberUser(u);
   }
-  state.rooms = new Map((msg.rooms || []).map((r) => [r.id, r]));
+  state.rooms = new Map((msg.rooms || []).map((r) => [r.id, roomIn(r)]));
   state.iceServers = msg.ice_servers || [];
   state.iceAt = Date.now();
   if (msg.limits) state.limits = {...state.limits, ...msg.limits};

@@ -2,7 +2,7 @@
 // (name, limit, open/closed, public/hidden, approval), invitations (people,
 // link and QR code), join requests, moderators and removing members.
 
-import {state, emit, nameOf} from './store.js';
+import {state, emit, nameOf, roomIn} from './store.js';
 import {request} from './net.js';
 import {el} from './dom.js';
 import {openDialog, closeDialog, toast} from './ui.js';
@@ -88,9 +88,18 @@ async function inviteLinkSection(r, reset) {
 }
 
 export async function roomInfoDialog(id) {
-  const r = state.rooms.get(id);
+  let r = state.rooms.get(id);
   if (!r) return;
   const me = state.me.id;
+  // A room we are not in comes without who is in it: ask for it whole.
+  if (!r.members.includes(me)) {
+    try {
+      r = roomIn((await request({type: 'room_get', room: id})).room);
+    } catch (err) {
+      toast(err.message);
+      return;
+    }
+  }
   const owner = r.owner === me;
   const mod = owner || (r.moderators || []).includes(me);
   const info = await boxInfo();

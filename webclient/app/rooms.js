@@ -2,7 +2,7 @@
 // invitations, join requests for moderators, pending and refused joins.
 // Creating rooms and the room settings (roomadmin.js) load on first use.
 
-import {state, emit, nameOf, removeConv} from './store.js';
+import {state, emit, nameOf, removeConv, roomIn} from './store.js';
 import {request, handle} from './net.js';
 import {el} from './dom.js';
 import {toast, setBanner} from './ui.js';
@@ -12,7 +12,7 @@ import {t} from './strings.js';
 let openConvFn = () => {};
 
 function keep(room) {
-  if (room) state.rooms.set(room.id, room);
+  if (room) state.rooms.set(room.id, roomIn(room));
   emit('rooms');
 }
 
@@ -22,12 +22,16 @@ export function initRooms({openConv, closeConv}) {
     if (!msg.rooms || !msg.rooms.length) return;
     for (const room of msg.rooms) {
       const known = state.rooms.get(room.id);
-      if (!room.joined) state.rooms.set(room.id, room);
+      if (room.name !== undefined) state.rooms.set(room.id, roomIn(room));
       else if (known) {
-        // Only who joined and left, and how many are online (docs/protocol.md).
-        const members = known.members.filter((u) => !room.left.includes(u));
-        for (const u of room.joined) if (!members.includes(u)) members.push(u);
-        state.rooms.set(room.id, {...known, members, online: room.online});
+        // Only how many are in it and online, and, in a room we are in, who
+        // joined and left (docs/protocol.md).
+        let members = known.members;
+        if (room.joined) {
+          members = members.filter((u) => !room.left.includes(u));
+          for (const u of room.joined) if (!members.includes(u)) members.push(u);
+        }
+        state.rooms.set(room.id, {...known, members, online: room.online, count: room.count ?? members.length});
       }
     }
     emit('rooms');

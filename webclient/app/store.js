@@ -116,6 +116,17 @@ export function rememberUser(u) {
   save('profiles', Object.fromEntries(state.profiles));
 }
 
+/** A room as the box sent it, with `members` always a list: a room we are
+ * not in comes without who is in it (its `count` says how many). */
+export function roomIn(r) {
+  return r.members ? r : {...r, members: []};
+}
+
+/** How many are in a room. */
+export function memberCount(r) {
+  return r.count ?? r.members.length;
+}
+
 export function nameOf(id) {
   if (state.me && id === state.me.id) return state.me.name;
   return state.users.get(id)?.name || state.names.get(id) || null;

@@ -2,7 +2,7 @@
 // dialogs, toasts, avatars. Elements are built with dom.js.
 // User text only ever goes through textContent or attributes, never innerHTML.
 
-import {state, on, nameOf, dmConv, dmPeer, roomOfConv, orderedMessages, totalUnread} from './store.js';
+import {state, on, nameOf, dmConv, dmPeer, roomOfConv, orderedMessages, totalUnread, memberCount} from './store.js';
 import {t} from './strings.js';
 import {$, el} from './dom.js';
 
@@ -256,7 +256,7 @@ function renderRooms() {
         avatar(r.name, 'room'),
         el('span', {class: 'row-main'},
           el('span', {class: 'row-title'}, el('span', {dir: 'auto', text: r.name}), ...tags),
-          el('span', {class: 'row-sub muted', 'data-testid': 'room-counts', text: t('room_counts', {online: r.online, members: r.members.length, limit: r.limit})}),
+          el('span', {class: 'row-sub muted', 'data-testid': 'room-counts', text: t('room_counts', {online: r.online, members: memberCount(r), limit: r.limit})}),
           r.description ? el('span', {class: 'row-sub muted small', text: r.description}) : null),
         el('span', {class: 'row-side'},
           unread ? el('span', {class: 'badge', 'aria-label': t('unread_label', {n: unread}), text: unread}) : null)));
