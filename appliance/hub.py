@@ -599,16 +599,18 @@ class Hub:
         return wire
 
     def _user_entry(self, user_id: str, busy: set[str] | None = None) -> dict[str, Any]:
-        """A person online as `welcome` and `changes` list them: id, name and
-        status, and of their profile only what they set (a crowd's arrival
-        is mostly these entries, times the people online)."""
+        """A person online as `welcome` and `changes` list them: id, name,
+        status when busy (left out: online), and of their profile only what
+        they set (a crowd's arrival is mostly these entries, times the people
+        online)."""
         if busy is None:
             busy = self._busy_users()
         record = self._profiles.get(user_id) or self.store.user(user_id)
         session = self.presence.session(user_id)
         name = session.name if session else record.name if record else "?"
-        entry: dict[str, Any] = {"id": user_id, "name": name,
-                                 "status": "busy" if user_id in busy else "online"}
+        entry: dict[str, Any] = {"id": user_id, "name": name}
+        if user_id in busy:
+            entry["status"] = "busy"
         if record is not None:
             if record.colour:
                 entry["colour"] = record.colour

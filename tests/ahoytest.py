@@ -177,8 +177,9 @@ class WsClient:
         while True:
             frame = self.expect("changes", max(0.01, deadline - time.monotonic()))
             for user in frame["users"]:
+                user = {"status": "online", **user}  # left out: online (docs/protocol.md)
                 if user["id"] == user_id and all(user.get(k) == v for k, v in match.items()):
-                    return dict(user)
+                    return user
 
     def drain(self, quiet: float = 0.2) -> list[dict[str, Any]]:
         """Everything that arrives until the connection is quiet for `quiet` seconds."""

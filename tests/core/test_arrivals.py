@@ -19,15 +19,15 @@ def view(peer: RecordingPeer) -> dict[str, str]:
     for m in peer.sent:
         if m["type"] == "welcome":
             me = m["you"]["id"]
-            online = {u["id"]: u["status"] for u in m["users"]}
+            online = {u["id"]: u.get("status", "online") for u in m["users"]}
         elif m["type"] == "changes":
             for u in m["users"]:
                 if u["id"] == me:
                     continue
-                if u["status"] == "offline":
+                if u.get("status") == "offline":
                     online.pop(u["id"], None)
                 else:
-                    online[u["id"]] = u["status"]
+                    online[u["id"]] = u.get("status", "online")
     return online
 
 
@@ -80,7 +80,7 @@ def test_fifty_arrivals_cost_each_phone_a_few_frames_and_presence_stays_right(bo
     box.hub.flush_changes()
     (frame,) = early[0][0].sent[before:]
     assert frame["type"] == "changes"
-    statuses = {u["id"]: u["status"] for u in frame["users"]}
+    statuses = {u["id"]: u.get("status", "online") for u in frame["users"]}
     assert statuses == {**{uid: "offline" for _, uid in leaving}, **{u: "online" for u in back_ids}}
     assert [r["online"] for r in frame["rooms"]] == [45]
     # Only what changed is said (the online count; they are still members),
@@ -143,16 +143,17 @@ def test_people_in_welcome_and_changes_carry_only_the_profile_they_set(box: Box)
     ana, ana_id, _ = box.join("Ana")
     ben, ben_id, _ = box.join("Ben")
     cy, welcome = arrive(box, "Cy")
-    # Nothing set: id, name and status only (no null colour, empty status line, null picture).
+    # Nothing set: id and name only (no status when online, no null colour,
+    # empty status line or null picture).
     assert sorted(welcome["users"], key=lambda u: u["name"]) == [
-        {"id": ana_id, "name": "Ana", "status": "online"},
-        {"id": ben_id, "name": "Ben", "status": "online"}]
+        {"id": ana_id, "name": "Ana"},
+        {"id": ben_id, "name": "Ben"}]
     assert ana.users(welcome["you"]["id"])[-1] == {
-        "id": welcome["you"]["id"], "name": "Cy", "status": "online"}
+        "id": welcome["you"]["id"], "name": "Cy"}
     # Ana sets a colour and a status line, then Ana and Ben start a call: the
     # next welcome (joined from kept entries) and the changes frames say so.
     box.say(ana, "profile", colour="#1e88e5", status_text="On watch")
-    assert cy.users(ana_id)[-1] == {"id": ana_id, "name": "Ana", "status": "online",
+    assert cy.users(ana_id)[-1] == {"id": ana_id, "name": "Ana",
                                     "colour": "#1e88e5", "status_text": "On watch"}
     call = box.say(ana, "call_invite", to=ben_id, media="audio")[0]["call"]
     box.say(ben, "call_accept", call=call)
@@ -162,12 +163,12 @@ def test_people_in_welcome_and_changes_carry_only_the_profile_they_set(box: Box)
         {"id": ana_id, "name": "Ana", "status": "busy", "colour": "#1e88e5",
          "status_text": "On watch"},
         {"id": ben_id, "name": "Ben", "status": "busy"},
-        {"id": welcome["you"]["id"], "name": "Cy", "status": "online"}]
+        {"id": welcome["you"]["id"], "name": "Cy"}]
     # The call ends and Ben renames himself: the next welcome has it.
     box.say(ben, "call_hangup", call=call)
     box.say(ben, "rename", name="Benny")
     _, last = arrive(box, "Eve")
-    assert {u["name"]: u["status"] for u in last["users"]} == {
+    assert {u["name"]: u.get("status", "online") for u in last["users"]} == {
         "Ana": "online", "Benny": "online", "Cy": "online", "Dee": "online"}
 
 

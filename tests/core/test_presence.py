@@ -6,7 +6,8 @@ from hubdriver import Box
 
 
 def basic(user: dict[str, Any]) -> dict[str, Any]:
-    return {k: user[k] for k in ("id", "name", "status")}
+    # A person's status left out is online (docs/protocol.md).
+    return {"id": user["id"], "name": user["name"], "status": user.get("status", "online")}
 
 
 def test_joining_gives_identity_and_token_and_tells_others(box: Box) -> None:

@@ -63,7 +63,7 @@ def test_a_reloaded_page_replaces_the_old_socket_without_dropping_the_user(ws_cl
     assert reload_.hello(token=ana.token)["you"]["id"] == ana.user_id
     assert ana.expect("error")["code"] == "replaced"
     time.sleep(0.3)  # quiet window for "no offline": load can only hide one, never invent it
-    statuses = [u["status"] for m in watcher.drain() if m["type"] == "changes"
+    statuses = [u.get("status", "online") for m in watcher.drain() if m["type"] == "changes"
                 for u in m["users"] if u["id"] == ana.user_id]
     assert "offline" not in statuses
     assert reload_.request("ping", "pong")["type"] == "pong"

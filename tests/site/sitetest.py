@@ -211,7 +211,7 @@ def online_at(box: SiteBox, user_id: str) -> bool:
     probe = WsClient(box.ahoy.ws_url)
     try:
         welcome = probe.hello(f"probe-{uuid.uuid4().hex[:6]}")
-        return any(u["id"] == user_id and u["status"] != "offline" for u in welcome["users"])
+        return any(u["id"] == user_id and u.get("status") != "offline" for u in welcome["users"])
     finally:
         probe.close()
 
@@ -225,7 +225,8 @@ def status_at(box: SiteBox, user_id: str) -> str:
     probe = WsClient(box.ahoy.ws_url)
     try:
         welcome = probe.hello(f"probe-{uuid.uuid4().hex[:6]}")
-        return next((str(u["status"]) for u in welcome["users"] if u["id"] == user_id),
+        return next((str(u.get("status", "online")) for u in welcome["users"]
+                     if u["id"] == user_id),
                     "offline")
     finally:
         probe.close()

@@ -46,8 +46,8 @@ handle('signal', (msg) => {
 // Rooms in a `changes` frame: calls.js follows room calls that end (rooms.js keeps the rooms).
 handle('changes', (msg) => {
   if (!callsModule) return;
-  // Whole rooms only: a call's change always comes with the whole room.
-  for (const room of msg.rooms || []) if (!room.joined) callsModule.onMessage({type: 'room_update', room});
+  // Whole rooms only (they have a name): a call's change always comes with the whole room.
+  for (const room of msg.rooms || []) if (room.name !== undefined) callsModule.onMessage({type: 'room_update', room});
 });
 
 function sendFileTo(userId) {
@@ -76,7 +76,7 @@ handle('changes', (msg) => {
     if (u.id === state.me?.id) continue;
     rememberUser(u);
     if (u.status === 'offline') state.users.delete(u.id);
-    else state.users.set(u.id, u);
+    else state.users.set(u.id, u.status ? u : {...u, status: 'online'});
     emit('presence', u);
   }
 });

@@ -338,7 +338,7 @@ function onWelcome(msg) {
   state.users = new Map();
   rememberUser(msg.you);
   for (const u of msg.users || []) {
-    state.users.set(u.id, u);
+    state.users.set(u.id, u.status ? u : {...u, status: 'online'});
     rememberUser(u);
   }
   state.rooms = new Map((msg.rooms || []).map((r) => [r.id, roomIn(r)]));
