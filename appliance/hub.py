@@ -15,7 +15,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Set
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -243,10 +243,14 @@ class Hub:
         # Profiles of the people online, so a `welcome` or a `changes` frame
         # needs no query per person.
         self._profiles: dict[str, UserRecord] = {}
-        # Each online person's `welcome` entry, JSON-encoded (and whether it
-        # says busy), until they change: a crowd's welcomes join these instead
-        # of building and encoding N entries each (N² Python work).
-        self._entries: dict[str, tuple[bool, str]] = {}
+        # Each online person's `welcome` entry, JSON-encoded, and all of them
+        # joined, kept up to date from who changed since the last welcome (and
+        # rebuilt when who is busy changed): a crowd's welcomes cost each a
+        # few entries' work and one join, not N entries' (N² Python work).
+        self._entries: dict[str, str] = {}
+        self._entries_busy: frozenset[str] = frozenset()
+        self._entries_stale: set[str] | None = None  # None: rebuild them all
+        self._entries_text: str | None = None
         # Who came, went or changed, and which rooms changed, since the last
         # `changes` frame (user id -> their name, for those who went offline,
         # and the number of their latest change).
@@ -507,7 +511,7 @@ class Hub:
                 "replaced", "You opened Ahoy somewhere else on this device; this copy is closed."))
             replaced.close(4001, "replaced")
 
-        entries = self._online_entries(user_id)
+        entries = self._online_entries(user_id)  # before anything else changes presence
         rooms = [self._room_entry(r, user_id) for r in self.rooms if r.can_see(user_id)]
         welcome = protocol.welcome(
             self._user_wire(user_id), token, [], rooms,
@@ -517,12 +521,12 @@ class Hub:
         welcome = self._reply(req, welcome)
         send_reply_encoded = getattr(conn.peer, "send_reply_encoded", None)
         if send_reply_encoded is None:
-            conn.peer.send({**welcome, "users": [json.loads(e) for e in entries]})
+            conn.peer.send({**welcome, "users": json.loads("[" + entries + "]")})
         else:
             # The entries go in already encoded ('"users":[]' cannot occur
             # elsewhere: a quote inside a JSON string is escaped).
             text = json.dumps(welcome, separators=(",", ":"), ensure_ascii=False)
-            send_reply_encoded(text.replace('"users":[]', '"users":[' + ",".join(entries) + "]", 1))
+            send_reply_encoded(text.replace('"users":[]', '"users":[' + entries + "]", 1))
         since_at = None
         if self.site.box is not None and req.get("box") not in (None, self.site.box):
             # The phone's seqs are another box's: what it has seen is said by position.
@@ -598,7 +602,7 @@ class Hub:
             wire["avatar"] = f"/api/avatar/{user_id}?v={record.avatar}" if record.avatar else None
         return wire
 
-    def _user_entry(self, user_id: str, busy: set[str] | None = None) -> dict[str, Any]:
+    def _user_entry(self, user_id: str, busy: Set[str] | None = None) -> dict[str, Any]:
         """A person online as `welcome` and `changes` list them: id, name,
         status when busy (left out: online), and of their profile only what
         they set (a crowd's arrival is mostly these entries, times the people
@@ -620,25 +624,44 @@ class Hub:
                 entry["avatar"] = f"/api/avatar/{user_id}?v={record.avatar}"
         return entry
 
-    def _online_entries(self, but: str) -> list[str]:
-        """Everyone online except `but`, as encoded `welcome` entries."""
-        busy = self._busy_users()
-        entries = []
-        for session in self.presence.sessions():
-            user_id = session.user_id
-            if user_id == but:
-                continue
-            cached = self._entries.get(user_id)
-            if cached is None or cached[0] != (user_id in busy):
-                cached = self._entries[user_id] = (user_id in busy, json.dumps(
-                    self._user_entry(user_id, busy), separators=(",", ":"), ensure_ascii=False))
-            entries.append(cached[1])
-        return entries
+    def _online_entries(self, but: str) -> str:
+        """Everyone online except `but`, as encoded `welcome` entries joined by commas."""
+        busy = frozenset(self._busy_users())
+        entries, stale = self._entries, self._entries_stale
+        if busy != self._entries_busy:
+            self._entries_busy, stale = busy, None
+        rebuilt = stale is None
+        if stale is None:
+            entries.clear()
+            stale = {s.user_id for s in self.presence.sessions()}
+        for user_id in stale:
+            if self.presence.is_online(user_id):
+                entries[user_id] = _encode(self._user_entry(user_id, busy))
+            else:
+                entries.pop(user_id, None)
+        if stale:
+            self._entries_text = None
+        self._entries_stale = set()
+        # Whoever is online and not kept is `but`, just arrived (told of later).
+        if not rebuilt and len(entries) + (but not in entries) != len(self.presence):
+            self._entries_stale = None  # something was missed: rebuild them all
+            return self._online_entries(but)
+        text = self._entries_text
+        if text is None:
+            text = self._entries_text = ",".join(entries.values())
+        own = entries.get(but)
+        if own is None:
+            return text
+        # Each entry is unique (it starts with its own id), so this cuts only `but`'s.
+        if text.endswith(own):
+            return text[:max(0, len(text) - len(own) - 1)]
+        return text.replace(own + ",", "", 1)
 
     def _user_changed(self, user_id: str) -> None:
         """Someone came, went, or changed status or profile: tell everyone in
         the next `changes` frame (their state then, not each step)."""
-        self._entries.pop(user_id, None)
+        if self._entries_stale is not None:
+            self._entries_stale.add(user_id)
         self.site.user_changed(user_id)
         session = self.presence.session(user_id)
         profile = self._profiles.get(user_id)

@@ -270,3 +270,31 @@ def test_who_joins_or_leaves_a_room_gets_it_whole_in_the_next_frame(box: Box) ->
     assert out["name"] == "Deck" and out["count"] == 1 and "members" not in out
     assert ana.last("changes")["rooms"] == [{"id": room_id, "online": 1, "count": 1,
                                              "joined": [], "left": [ben_id]}]
+
+
+def test_welcomes_list_exactly_who_is_online_through_arrivals_departures_and_changes(
+        box: Box) -> None:
+    """The welcome's people are kept joined and updated from who changed: each
+    welcome still lists exactly the others online, as they are."""
+    def names(welcome: dict[str, Any]) -> dict[str, str]:
+        return {u["name"]: u.get("status", "online") for u in welcome["users"]}
+
+    crowd = [arrive(box, f"P{i}") for i in range(12)]
+    assert names(crowd[-1][1]) == {f"P{i}": "online" for i in range(11)}
+    for peer, _ in crowd[:3]:  # the first three leave
+        box.hub.disconnect(peer)
+    box.say(crowd[5][0], "rename", name="Five")
+    p7 = crowd[7][1]["you"]["id"]
+    call = box.say(crowd[6][0], "call_invite", to=p7, media="audio")[0]["call"]
+    box.say(crowd[7][0], "call_accept", call=call)
+    _, welcome = arrive(box, "Late")
+    expected = {f"P{i}": "online" for i in range(3, 12)} | {"Five": "online"}
+    del expected["P5"]
+    expected["P6"] = expected["P7"] = "busy"
+    assert names(welcome) == expected
+    # The last of them reconnects (a new connection, same device): not listed to itself.
+    again = EncodingPeer()
+    box.hub.connect(again)
+    (back, *_) = box.say(again, "hello", token=crowd[-1][1]["token"])
+    assert back["type"] == "welcome" and "P11" not in names(back)
+    assert names(back) == {**{k: v for k, v in expected.items() if k != "P11"}, "Late": "online"}
