@@ -52,6 +52,10 @@ HISTORY_ON_JOIN = 100
 # How long presence and room changes are gathered before one `changes` frame
 # per phone carries them all (when the server runs `changes_loop`).
 CHANGES_EVERY_S = 0.2
+# How often, at most, phones not in a room are told its new counts when
+# nothing else of it changed (while a crowd joins rooms, every room's counts
+# change in every gathering period, times every phone).
+COUNTS_EVERY_MS = 1000
 # Room fields that `welcome` and `changes` leave out when they are so
 # (docs/protocol.md, "Rooms").
 ROOM_UNSET: dict[str, Any] = {
@@ -261,6 +265,10 @@ class Hub:
         # since (they get whole rooms, not what changed, and of the people only
         # those who changed after their `welcome`: user id -> that change's number).
         self._sent_rooms: dict[str, dict[str, Any]] = {}
+        # Rooms whose new counts the phones not in them have not been told
+        # yet, and when they last were.
+        self._counts_owed: set[str] = set()
+        self._counts_told_at = -COUNTS_EVERY_MS
         self._welcomed: dict[str, int] = {}
         # False: each request's changes go out at its end (tests, tools).
         # True: `changes_loop` gathers them for CHANGES_EVERY_S first.
@@ -686,7 +694,12 @@ class Hub:
         frame per gathering period, not one per arrival."""
         with self.lock:
             self.changes_due.clear()
-            if not self._changed_users and not self._changed_rooms:
+            now = self.clock()
+            counts_due = bool(self._counts_owed) and (
+                not self.coalesce or now - self._counts_told_at >= COUNTS_EVERY_MS)
+            if not self._changed_users and not self._changed_rooms and not counts_due:
+                if self._counts_owed:
+                    self.changes_due.set()  # come back for them
                 return
             busy = self._busy_users()
             users = []
@@ -715,18 +728,39 @@ class Hub:
             deltas = {r.id: _room_delta(self._sent_rooms.get(r.id), wires[r.id]) for r in rooms}
             self._sent_rooms.update(wires)
             told_rooms = [r for r in rooms if deltas[r.id] != {}]
+            # The phones not in a room get its new counts alone at most once
+            # every COUNTS_EVERY_MS: then those of every room owed them.
+            for r in told_rooms:
+                if deltas[r.id] is None:
+                    self._counts_owed.discard(r.id)  # told whole below
+                else:
+                    self._counts_owed.add(r.id)
+            counts: dict[str, str] = {}
+            if self._counts_owed and (
+                    not self.coalesce or now - self._counts_told_at >= COUNTS_EVERY_MS):
+                for room_id in self._counts_owed:
+                    if (r := self.rooms.get(room_id)) is not None:
+                        counts[room_id] = _encode({"id": room_id, "online": self._room_online(r),
+                                                   "count": len(r.members)})
+                self._counts_owed.clear()
+                self._counts_told_at = now
             # room id -> (members, who joined or left, (whole, whole for
-            # others), (delta, delta for others)). Who joined or left gets the
-            # room whole: its members now that they are in, none once out.
+            # others), (delta, counts for others, or None when not now)). Who
+            # joined or left gets the room whole: its members now that they
+            # are in, none once out.
             forms: dict[str, tuple[frozenset[str], frozenset[str], tuple[str, str],
-                                   tuple[str, str] | None]] = {}
+                                   tuple[str, str | None] | None]] = {}
             for r in told_rooms:
                 whole, delta = wires[r.id], deltas[r.id]
                 forms[r.id] = (frozenset(r.members),
                                frozenset(delta["joined"] + delta["left"]) if delta else frozenset(),
                                (_encode(whole), _encode(_for_others(whole))),
-                               None if delta is None else (_encode(delta),
-                                                           _encode(_for_others(delta))))
+                               None if delta is None else (_encode(delta), counts.get(r.id)))
+            # Rooms owed counts that did not change now: their members knew.
+            for room_id, text in counts.items():
+                if room_id not in forms and (r := self.rooms.get(room_id)) is not None:
+                    told_rooms.append(r)
+                    forms[room_id] = (frozenset(r.members), frozenset(), ("", text), ("", text))
             public = [r.id for r in told_rooms if r.public]
             hidden = [r for r in told_rooms if not r.public]
             users_text: dict[int | None, str] = {}
@@ -749,7 +783,11 @@ class Hub:
                     members, moved, whole_form, delta_form = forms[i]
                     whole_now = since is not None or delta_form is None or user_id in moved
                     form = whole_form if whole_now or delta_form is None else delta_form
-                    entries.append(form[0] if user_id in members else form[1])
+                    entry = form[0] if user_id in members else form[1]
+                    if entry:  # none: a member told before, or counts not due yet
+                        entries.append(entry)
+                if not text_users and not entries:
+                    continue
                 text = ('{"type":"changes","users":[' + text_users + '],"rooms":['
                         + ",".join(entries) + "]}")
                 send_encoded = getattr(session.peer, "send_encoded", None)
@@ -757,6 +795,8 @@ class Hub:
                     session.peer.send(json.loads(text))
                 else:
                     send_encoded(text)
+            if self._counts_owed:
+                self.changes_due.set()  # come back for them
 
     def changes_loop(self, stop: threading.Event) -> None:
         """Gather changes for CHANGES_EVERY_S, then send them (the server runs this)."""
@@ -1025,9 +1065,11 @@ class Hub:
 
     # -- rooms ---------------------------------------------------------------
 
+    def _room_online(self, room: Room) -> int:
+        return sum(1 for m in room.members if self.presence.is_online(m))
+
     def _room_wire(self, room: Room) -> dict[str, Any]:
-        online = sum(1 for m in room.members if self.presence.is_online(m))
-        return room.to_wire(online, self.calls.room_call_wire(room.id))
+        return room.to_wire(self._room_online(room), self.calls.room_call_wire(room.id))
 
     def _room_entry(self, room: Room, viewer: str | None = None) -> dict[str, Any]:
         """A room as `welcome` and `changes` list it: without the fields that

@@ -298,3 +298,43 @@ def test_welcomes_list_exactly_who_is_online_through_arrivals_departures_and_cha
     (back, *_) = box.say(again, "hello", token=crowd[-1][1]["token"])
     assert back["type"] == "welcome" and "P11" not in names(back)
     assert names(back) == {**{k: v for k, v in expected.items() if k != "P11"}, "Late": "online"}
+
+
+def test_phones_not_in_a_room_get_its_counts_at_most_once_a_second(box: Box) -> None:
+    """While a crowd joins a room, its members are told who joined in every
+    gathering period; the others only its counts, at most once a second (the
+    room list's numbers), and the latest ones in the end."""
+    box.hub.coalesce = True
+    ana, _, _ = box.join("Ana")
+    eve, _, _ = box.join("Eve")
+    room_id = box.room(ana, "Deck", limit=50)
+    box.hub.flush_changes()
+    ana_before, eve_before = len(ana.sent), len(eve.sent)
+    for i in range(10):  # each round: one arrives and joins (120 ms), then a frame
+        peer, _ = arrive(box, f"Crowd{i}")
+        box.say(peer, "room_join", room=room_id)
+        box.hub.flush_changes()
+
+    def entries(peer: RecordingPeer, since: int) -> list[dict[str, Any]]:
+        return [r for m in peer.sent[since:] if m["type"] == "changes"
+                for r in m["rooms"] if r["id"] == room_id]
+
+    assert len(entries(ana, ana_before)) == 10
+    assert all("joined" in r for r in entries(ana, ana_before))
+    told = entries(eve, eve_before)
+    assert 1 <= len(told) <= 2 and all(set(r) == {"id", "online", "count"} for r in told)
+    # One more joins right after: Eve is owed that, and the server's loop
+    # comes back for it.
+    peer, _ = arrive(box, "Last")
+    box.say(peer, "room_join", room=room_id)
+    before = len(eve.sent)
+    box.hub.flush_changes()
+    assert entries(eve, before) == [] and box.hub.changes_due.is_set()
+    box.clock.advance(1000)
+    box.hub.flush_changes()
+    assert entries(eve, before) == [{"id": room_id, "online": 12, "count": 12}]
+    assert rooms_view(eve)[room_id]["count"] == 12
+    after = len(eve.sent)
+    box.clock.advance(1000)
+    box.hub.flush_changes()
+    assert len(eve.sent) == after and not box.hub.changes_due.is_set()
