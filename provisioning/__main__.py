@@ -56,6 +56,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"{args.config} is fine: Wi-Fi {config.wifi_name!r} ({security}), "
         f"{config.band} GHz channel {config.channel} ({country}), "
         f"box at {config.box_address} on {config.interface}"
+        + (f"; also on the network on {config.uplink_interface} ({config.uplink_address}), "
+           "nothing routed between them" if config.hotspot_and_uplink else "")
     )
     return OK
 

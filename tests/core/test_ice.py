@@ -116,3 +116,14 @@ def test_the_welcome_names_the_ice_servers_for_the_connections_address(
         ice = next(m for m in sent[name] if m["type"] == "ice")
         assert welcome["ice_servers"] == ice["ice_servers"] == [
             {"urls": [f"stun:{where}:3478"]}]
+
+
+def test_beside_the_hotspot_an_uplink_without_an_address_at_start_is_named_until_it_has_one(
+) -> None:
+    from appliance.ice import on_the_uplink
+
+    urls = ("stun:10.42.0.1:3478", "turn:10.42.0.1:3478?transport=tcp")
+    assert on_the_uplink(urls, "10.42.0.1", "deck.local", []) == (
+        "stun:deck.local:3478", "turn:deck.local:3478?transport=tcp")
+    assert on_the_uplink(urls, "10.42.0.1", "deck.local", ["192.168.77.9/24"]) == (
+        "stun:192.168.77.9:3478", "turn:192.168.77.9:3478?transport=tcp")

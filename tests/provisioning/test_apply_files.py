@@ -402,6 +402,10 @@ def test_check_of_a_good_file_summarises_it(tmp_path: Path) -> None:
     result = cli("check", "--config", str(good))
     assert result.returncode == 0, result.stderr
     assert "Wi-Fi 'Boat' (open network), 2.4 GHz channel 6 (DE)" in result.stdout
+    good.write_text("wifi_name = Boat\nuplink = on\n")
+    result = cli("check", "--config", str(good))
+    assert result.returncode == 0, result.stderr
+    assert "on wlan0; also on the network on eth0 (dhcp), nothing routed" in result.stdout
 
 
 @pytest.mark.parametrize(
