@@ -14,7 +14,7 @@ from typing import Any
 
 from provisioning.config import KEYS
 from provisioning.datadir import ADMIN_PASSWORD_NOTE
-from provisioning.requests import FACTORY_RESET, SHOW_PASSWORD, SHUTDOWN, write_request
+from provisioning.requests import APPLY, FACTORY_RESET, SHOW_PASSWORD, SHUTDOWN, write_request
 
 from .box import Box
 
@@ -41,6 +41,7 @@ class Devices:
     watcher: Any = None
     announcer: Any = None
     _stop_site: threading.Event = field(default_factory=threading.Event)
+    _uplink_applied: list[str] = field(default_factory=list)  # the uplink's, at the last ask
 
     def start(self) -> None:
         self._start_lights()
@@ -122,6 +123,12 @@ class Devices:
                      ", ".join(status.addresses) or "no address")
             if self.announcer is not None:
                 self.announcer.update_addresses(*self._mdns_beside_the_hotspot())
+            ipv4 = self._ipv4(status.addresses)
+            if ipv4 and ipv4 != self._uplink_applied and not self.box.settings.dev:
+                # coturn relays at the uplink's address (provisioning renders it): a new
+                # one from the network's DHCP server needs the root side to apply again.
+                self._uplink_applied = ipv4
+                write_request(self.box.settings.data_dir, APPLY)
 
         try:
             uplink = watcher(interface, changed)

@@ -79,6 +79,10 @@ class System(Protocol):
         """Why `interface` cannot carry the hotspot, in words; None if it can or is not there."""
         ...
 
+    def address_of(self, interface: str) -> str | None:
+        """The interface's first IPv4 address now; None without one (or without it)."""
+        ...
+
     def enhanced_open_problem(self, interface: str) -> str | None:
         """Why the radio of `interface` cannot offer Wi-Fi Enhanced Open; None if it can."""
         ...
@@ -109,6 +113,18 @@ class HostSystem:
 
     def access_point_problem(self, interface: str) -> str | None:
         return wireless.access_point_problem(interface, netns=self.netns)
+
+    def address_of(self, interface: str) -> str | None:
+        from pyroute2 import IPRoute
+
+        with IPRoute(netns=self.netns) if self.netns else IPRoute() as ipr:
+            found = ipr.link_lookup(ifname=interface)
+            if not found:
+                return None
+            for msg in ipr.get_addr(index=found[0], family=socket.AF_INET):
+                address: str = msg.get("IFA_ADDRESS")
+                return address
+        return None
 
     def enhanced_open_problem(self, interface: str) -> str | None:
         return wireless.enhanced_open_problem(interface, netns=self.netns)
@@ -190,7 +206,7 @@ def target_path(root: Path, name: str, config: BoxConfig) -> Path:
 
 def write_files(
     config: BoxConfig, data_dir: Path, root: Path, report: ApplyReport,
-    enhanced_open: bool = False,
+    enhanced_open: bool = False, uplink_now: str | None = None,
 ) -> dict[str, bool]:
     """Secrets, certificates and every rendered file; which files changed, by name.
 
@@ -210,7 +226,7 @@ def write_files(
         report.problems.append(f"could not make the box's certificate ({exc.strerror}): "
                                "the secure address (https) will not work")
     files = render.render_all(config, secret, lease_file=data_dir / "dnsmasq.leases",
-                              enhanced_open=enhanced_open)
+                              enhanced_open=enhanced_open, uplink_now=uplink_now)
     changed: dict[str, bool] = {}
     for name, text in files.items():
         target = TARGETS[name]
@@ -370,7 +386,11 @@ def apply_config(
     # machine to ask, only when the setting says `owe`.
     owe = wireless.offers_enhanced_open(
         config, system.enhanced_open_problem if system is not None else lambda _: "unknown")
-    changed = write_files(config, data_dir, root, report, owe)
+    # Beside the hotspot with DHCP: coturn relays at the uplink's address of the moment
+    # (the service asks for apply again when the network's DHCP server gives another).
+    uplink_now = (system.address_of(config.uplink_interface)
+                  if system is not None and config.hotspot_and_uplink else None)
+    changed = write_files(config, data_dir, root, report, owe, uplink_now)
     mesh_changed = _write_mesh_files(config, data_dir, root, report)
     if service_user:
         share_with_service(data_dir, service_user)

@@ -337,9 +337,10 @@ table inet ahoy {{
 """
 
 
-def render_turnserver(config: BoxConfig, secret: str) -> str:
+def render_turnserver(config: BoxConfig, secret: str, uplink_now: str | None = None) -> str:
     """coturn: STUN and TURN on the box, relaying only to phones: its own hotspot's, and
-    in a site every box's (the site's `network`)."""
+    in a site every box's (the site's `network`). `uplink_now`: beside the hotspot, the
+    address the uplink's DHCP server gave (apply asks the machine), where coturn relays."""
     net = config.network
     low, high = TURN_RELAY_PORTS
     lines = [f"# {HEADER}"]
@@ -354,10 +355,13 @@ def render_turnserver(config: BoxConfig, secret: str) -> str:
                   "# Beside the hotspot (uplink = on): on every address of the box, as they"
                   " come and go.",
                   "listening-ip=0.0.0.0"]
-        if config.hotspot_and_uplink and isinstance(config.uplink_address, IPv4Interface):
-            # Relays at the uplink's fixed address: reachable from both sides (phones on
-            # the hotspot reach every address of the box, the network only that one).
-            lines += [f"relay-ip={config.uplink_address.ip}"]
+        relay = (str(config.uplink_address.ip)
+                 if isinstance(config.uplink_address, IPv4Interface) else uplink_now)
+        if config.hotspot_and_uplink and relay:
+            # Relays at the uplink's address: reachable from both sides (phones on the
+            # hotspot reach every address of the box, the network only that one). Left to
+            # itself coturn relays from the first interface's address, maybe the hotspot's.
+            lines += [f"relay-ip={relay}"]
     else:
         lines += [f"listening-ip={config.box_address}", f"relay-ip={config.box_address}"]
     lines += [
@@ -448,7 +452,7 @@ def render_wpa_supplicant(config: BoxConfig) -> str:
 
 def render_all(
     config: BoxConfig, turn_secret: str, *, lease_file: Path = DEFAULT_LEASE_FILE,
-    enhanced_open: bool = False,
+    enhanced_open: bool = False, uplink_now: str | None = None,
 ) -> dict[str, str]:
     """Every generated file by name. authorized_keys only when a key is set.
     `enhanced_open`: offer Wi-Fi Enhanced Open beside the open network (apply decides it
@@ -468,7 +472,7 @@ def render_all(
             HOSTAPD: render_hostapd(config, owe),
             DNSMASQ: render_dnsmasq(config, lease_file, owe),
             NFTABLES: render_nftables(config, owe),
-            TURNSERVER: render_turnserver(config, turn_secret),
+            TURNSERVER: render_turnserver(config, turn_secret, uplink_now),
             NETWORKD: render_networkd(config, owe),
         }
         if config.hotspot_and_uplink:

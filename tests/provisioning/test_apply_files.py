@@ -35,6 +35,7 @@ class RecordingSystem:
         # What nl80211 would say against Enhanced Open; None: the radio can do it.
         self.owe_problem: str | None = "the Wi-Fi adapter of wlan0 runs one network at a time"
         self.bridge: str | None = None  # the bridge's port, when there is a bridge
+        self.leases: dict[str, str] = {}  # what DHCP gave an interface (not ours to set)
 
     def run(self, argv: Sequence[str]) -> CommandResult:
         argv = list(argv)
@@ -72,6 +73,11 @@ class RecordingSystem:
 
     def access_point_problem(self, interface: str) -> str | None:
         return self.wired.get(interface)
+
+    def address_of(self, interface: str) -> str | None:
+        if self.address is not None and self.address[0] == interface:
+            return self.address[1]
+        return self.leases.get(interface)
 
     def enhanced_open_problem(self, interface: str) -> str | None:
         return self.owe_problem
@@ -263,6 +269,12 @@ def test_uplink_beside_the_hotspot_keeps_the_hotspot_and_lets_networkd_take_the_
     system.commands.clear()
     assert apply_config(both, data, root=root, system=system) == ApplyReport()
     assert system.commands == []
+    # The ship's DHCP server answers: apply again (the service asks for it) makes coturn
+    # relay at that address, which both sides reach.
+    system.leases["eth0"] = "192.168.77.120"
+    report = apply_config(both, data, root=root, system=system)
+    assert "relay-ip=192.168.77.120" in (root / "etc" / "turnserver.conf").read_text()
+    assert system.commands == [["systemctl", "restart", "coturn"]]
     # uplink = off again: networkd forgets the cable; the hotspot is untouched.
     report = apply_config(CONFIG, data, root=root, system=system)
     assert not (network / "50-ahoy-uplink.network").exists()

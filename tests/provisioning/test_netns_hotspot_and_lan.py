@@ -70,6 +70,7 @@ class Ship:
     folder: Path
     secret: str
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    turnserver: subprocess.Popen[bytes] | None = None
 
     def start(self, ns: str, name: str, *argv: str, cwd: Path | None = None) -> None:
         log = open(self.folder / f"{name}.log", "wb")
@@ -81,6 +82,15 @@ class Ship:
         result = run(["ip", "netns", "exec", ns, sys.executable, str(CLIENT), *args],
                      timeout=60)
         assert result.returncode == 0, result.stderr
+        answer: dict[str, Any] = json.loads(result.stdout)
+        return answer
+
+    def answers(self, ns: str, *args: str) -> dict[str, Any] | None:
+        """The client's answer, or None when it failed (a server not up yet)."""
+        result = run(["ip", "netns", "exec", ns, sys.executable, str(CLIENT), *args],
+                     timeout=60)
+        if result.returncode != 0:
+            return None
         answer: dict[str, Any] = json.loads(result.stdout)
         return answer
 
@@ -153,10 +163,12 @@ def ship(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ship]:
         _sh("ip", "-n", router, "link", "add", "br0", "type", "bridge")
         _sh("ip", "-n", router, "addr", "add", f"{ROUTER_IP}/24", "dev", "br0")
         _sh("ip", "-n", router, "link", "set", "br0", "up")
+        # The hotspot's interface first, as wlan0 comes before a USB radio (wlan1) on a
+        # Pi: coturn left to itself would relay from its address.
+        _veth(box, "hs0", phone, "eth0")
         for ns, iface, port in ((box, "up0", "pbox"), (laptop, "eth0", "plap")):
             _veth(ns, iface, router, port)
             _sh("ip", "-n", router, "link", "set", port, "master", "br0")
-        _veth(box, "hs0", phone, "eth0")
         _sh("ip", "-n", box, "addr", "add", f"{BOX_IP}/24", "dev", "hs0")
         _sh("ip", "-n", laptop, "addr", "add", f"{LAPTOP_IP}/24", "dev", "eth0")
         # Routing on in the box: only the firewall keeps the two sides apart.
@@ -177,8 +189,10 @@ def ship(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ship]:
         spot.start(box, "box-dnsmasq", dnsmasq, "--keep-in-foreground", "--user=root",
                    f"--conf-file={folder / render.DNSMASQ}",
                    f"--pid-file={folder / 'box-dnsmasq.pid'}")
+        # Started before the uplink has an address, as at boot.
         spot.start(box, "turnserver", turnserver, "-c", str(folder / render.TURNSERVER),
                    "--pidfile=", "--log-file=stdout")
+        spot.turnserver = spot.processes[-1]
         (folder / "dhcp").mkdir()
         spot.start(box, "dhcp-client", dhcp_client, "up0", cwd=folder / "dhcp")
         wait_for("the box's DHCP lease on the uplink", spot.uplink_address, spot)
@@ -268,8 +282,8 @@ def test_stun_and_turn_answer_on_both_sides_each_relaying_from_its_own_address(
     ship: Ship,
 ) -> None:
     address = wait_for("an uplink address", ship.uplink_address, ship)
-    stun = wait_for("STUN on the uplink", lambda: ship.on_laptop(
-        "stun", address, str(render.STUN_PORT)).get("mapped"), ship)
+    stun = wait_for("STUN on the uplink", lambda: (ship.answers(
+        ship.laptop, "stun", address, str(render.STUN_PORT)) or {}).get("mapped"), ship)
     assert stun.startswith(f"{LAPTOP_IP}:")
     user, password = credentials.turn_credentials(ship.secret, "u_test", 600)
     low, high = render.TURN_RELAY_PORTS
@@ -277,9 +291,45 @@ def test_stun_and_turn_answer_on_both_sides_each_relaying_from_its_own_address(
         answer = on("turn", at, str(render.STUN_PORT), user, password)
         assert answer["type"] == 0x0103, answer  # Allocate success
         relay_ip, relay_port = answer["relayed"].split(":")
-        # One of the box's addresses (coturn picks one for its wildcard relay): phones on
-        # the hotspot reach either, so a call between the sides always has a path.
+        # One of the box's addresses (until apply knows the uplink's, coturn picks one):
+        # phones on the hotspot reach either, so a call between the sides has a path.
         assert relay_ip in (address, BOX_IP) and low <= int(relay_port) <= high
+
+
+def test_once_apply_knows_the_uplinks_lease_coturn_relays_there_for_both_sides(
+    ship: Ship,
+) -> None:
+    from provisioning.apply import HostSystem
+
+    address = wait_for("an uplink address", ship.uplink_address, ship)
+    # The service saw the lease and asked the root side to apply again.
+    requests = ship.folder / "service" / "requests"
+    wait_for("the service's apply request", lambda: list(requests.glob("*-apply.json")), ship)
+    user, password = credentials.turn_credentials(ship.secret, "u_test", 600)
+    port = str(render.STUN_PORT)
+    assert ship.turnserver is not None
+    if "relay-ip" not in (ship.folder / render.TURNSERVER).read_text():
+        # The control: left to itself, coturn relays the laptop from the hotspot's address,
+        # which nothing on the ship's network reaches.
+        answer = ship.on_laptop("turn", address, port, user, password)
+        assert answer["relayed"].split(":")[0] == BOX_IP, answer
+    # What apply renders now (it asks the machine for the uplink's address), and coturn
+    # restarted with it, as apply does when its file changed.
+    now = HostSystem(netns=ship.box).address_of("up0")
+    assert now == address
+    text = render.render_all(CONFIG, ship.secret, uplink_now=now)[render.TURNSERVER]
+    assert f"relay-ip={address}" in text.splitlines()
+    (ship.folder / render.TURNSERVER).write_text(text)
+    ship.turnserver.terminate()
+    ship.turnserver.wait(10)
+    ship.start(ship.box, "turnserver-again", need("turnserver"), "-c",
+               str(ship.folder / render.TURNSERVER), "--pidfile=", "--log-file=stdout")
+    ship.turnserver = ship.processes[-1]
+    wait_for("STUN again", lambda: ship.answers(ship.laptop, "stun", address, port), ship)
+    for on, at in ((ship.on_laptop, address), (ship.on_phone, BOX_IP)):
+        answer = on("turn", at, port, user, password)
+        assert answer["type"] == 0x0103, answer
+        assert answer["relayed"].split(":")[0] == address, answer
 
 
 @pytest.fixture
