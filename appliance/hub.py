@@ -763,38 +763,51 @@ class Hub:
                     forms[room_id] = (frozenset(r.members), frozenset(), ("", text), ("", text))
             public = [r.id for r in told_rooms if r.public]
             hidden = [r for r in told_rooms if not r.public]
+            # A phone's frame depends on its welcome, the hidden rooms it may
+            # see, and which of these rooms it is in (or joined or left):
+            # phones alike share one frame's text, built once.
+            where: dict[str, list[tuple[str, bool, bool]]] = {}
+            for i, (members, moved, _, _) in forms.items():
+                for m in members:
+                    where.setdefault(m, []).append((i, True, m in moved))
+                for m in moved - members:
+                    where.setdefault(m, []).append((i, False, True))
             users_text: dict[int | None, str] = {}
+            texts: dict[tuple[Any, ...], str | None] = {}
             for session in self.presence.sessions():
                 user_id = session.user_id
-                seen = public + [r.id for r in hidden if r.can_see(user_id)]
+                visible = tuple(r.id for r in hidden if r.can_see(user_id))
                 # A phone welcomed since the last frame had everyone's state
                 # then: it gets only those who changed after its `welcome` (when
                 # a crowd arrives, most arrivals of a period are in its welcome).
                 since = welcomed.get(user_id)
-                text_users = users_text.get(since)
-                if text_users is None:
-                    told = users if since is None else [
-                        u for u, number in zip(users, numbers, strict=True) if number > since]
-                    text_users = users_text[since] = ",".join(_encode(u) for u in told)
-                if not text_users and not seen:
-                    continue
-                entries = []
-                for i in seen:
-                    members, moved, whole_form, delta_form = forms[i]
-                    whole_now = since is not None or delta_form is None or user_id in moved
-                    form = whole_form if whole_now or delta_form is None else delta_form
-                    entry = form[0] if user_id in members else form[1]
-                    if entry:  # none: a member told before, or counts not due yet
-                        entries.append(entry)
-                if not text_users and not entries:
-                    continue
-                text = ('{"type":"changes","users":[' + text_users + '],"rooms":['
+                key = (since, visible, tuple(where.get(user_id, ())))
+                if key in texts:
+                    frame = texts[key]
+                else:
+                    text_users = users_text.get(since)
+                    if text_users is None:
+                        told = users if since is None else [
+                            u for u, number in zip(users, numbers, strict=True) if number > since]
+                        text_users = users_text[since] = ",".join(_encode(u) for u in told)
+                    entries = []
+                    for i in public + list(visible):
+                        members, moved, whole_form, delta_form = forms[i]
+                        whole_now = since is not None or delta_form is None or user_id in moved
+                        form = whole_form if whole_now or delta_form is None else delta_form
+                        entry = form[0] if user_id in members else form[1]
+                        if entry:  # none: a member told before, or counts not due yet
+                            entries.append(entry)
+                    frame = texts[key] = None if not text_users and not entries else (
+                        '{"type":"changes","users":[' + text_users + '],"rooms":['
                         + ",".join(entries) + "]}")
+                if frame is None:
+                    continue
                 send_encoded = getattr(session.peer, "send_encoded", None)
                 if send_encoded is None:
-                    session.peer.send(json.loads(text))
+                    session.peer.send(json.loads(frame))
                 else:
-                    send_encoded(text)
+                    send_encoded(frame)
             if self._counts_owed:
                 self.changes_due.set()  # come back for them
 
