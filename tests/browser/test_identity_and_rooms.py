@@ -146,3 +146,36 @@ def test_a_person_who_left_a_room_is_not_put_back_by_a_reload(ahoy_server: Any, 
     ben.tid("composer").wait_for(state="visible")
     assert _is_member(ben.page, room_id)
     assert ben.page.evaluate("location.hash") == f"#room={room_id}"
+
+
+def test_a_room_one_is_not_in_shows_how_many_are_in_it_and_who_on_opening_its_details(
+        ahoy_server: Any, phones: Any) -> None:
+    """Who is in a room goes to its members only (docs/protocol.md): the others'
+    room list counts them, and its details ask the box who they are."""
+    import re
+
+    ana, ben, cy = (phones(ahoy_server.http_url) for _ in range(3))
+    ana_name, ben_name = unique("Ana"), unique("Ben")
+    ana.join(ana_name)
+    ben.join(ben_name)
+    cy.join(unique("Cy"))
+    room_name = unique("Galley")
+    room_id = ana.create_room(room_name).removeprefix("room:")
+    ben.open_room(room_name)
+    cy.open_tab("rooms")
+    item = cy.page.locator(f"[data-testid=room-item][data-room={room_id}]")
+    item.get_by_test_id("room-counts").get_by_text(re.compile(r"^2 online · 2/\d+ members$")).wait_for()
+    assert cy.page.evaluate("id => window.ahoy.state.rooms.get(id).members", room_id) == []
+
+    # Ana closes the room; Cy opens it without joining and looks at its details.
+    ana.tid("room-info-button").click()
+    ana.tid("room-edit-active").uncheck()
+    ana.tid("room-save").click()
+    cy.wait_js("id => window.ahoy.state.rooms.get(id).active === false", room_id)
+    item.click()
+    cy.tid("conv-screen").wait_for(state="visible")
+    cy.tid("room-info-button").click()
+    members = cy.tid("room-members")
+    members.get_by_text(ana_name).wait_for()
+    members.get_by_text(ben_name).wait_for()
+    assert members.locator("li").count() == 2
