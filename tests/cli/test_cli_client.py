@@ -304,3 +304,29 @@ def test_renaming_while_connected_keeps_the_identity(ahoy_server: AhoyServer, ws
         assert StateFile(tmp_path / "ana.json").name == new_name
 
     run(scenario())
+
+
+def test_a_room_one_is_not_in_is_known_by_its_counts_and_whole_once_joined(
+        ahoy_server: AhoyServer, ws_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Who is in a room goes to its members only (docs/protocol.md): the client
+    keeps the others' rooms by their counts, and has the members once in."""
+    ben = ws_client(unique("Ben"))
+    room_name = unique("Hold")
+    room = ben.request("room_create", "room", name=room_name)["room"]["id"]
+
+    async def scenario() -> None:
+        ana = new_client(ahoy_server.http_url, tmp_path / "ana.json", unique("Ana"))
+        seen = Recorder(ana)
+        async with running(ana):
+            known = ana.find_room(room_name)
+            assert known["count"] == 1 and not known.get("members")
+            cy = await asyncio.to_thread(ws_client, unique("Cy"))
+            await asyncio.to_thread(cy.request, "room_join", "room", room=room)
+            await seen.wait(lambda: ana.rooms[room].get("count") == 2, what="the new count")
+            assert not ana.rooms[room].get("members")
+            await ana.join_room(room)
+            await seen.wait(lambda: set(ana.rooms[room].get("members", [])) == {
+                ben.user_id, cy.user_id, ana.my_id}, what="the members, once in")
+            assert ana.rooms[room]["count"] == 3
+
+    run(scenario())
