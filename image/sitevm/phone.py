@@ -69,7 +69,8 @@ class Phone:
 
     def take_users(self, users: list[dict[str, Any]]) -> None:
         for user in users:
-            if user.get("status") in ("online", "busy"):
+            # `status` left out is `online` (docs/protocol.md, `changes`).
+            if user.get("status", "online") in ("online", "busy"):
                 self.online[user["name"]] = user["id"]
 
     async def join(self) -> dict[str, Any]:

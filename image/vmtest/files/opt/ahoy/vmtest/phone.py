@@ -152,7 +152,8 @@ class Phone:
                 return str(user["id"])
 
         def online(user: dict[str, Any]) -> bool:
-            return user.get("name") == name and user.get("status") in ("online", "busy")
+            # `status` left out is `online` (docs/protocol.md, `changes`).
+            return user.get("name") == name and user.get("status", "online") in ("online", "busy")
 
         # Arrivals come in `changes` frames (docs/protocol.md), several people each.
         event = await self.expect("changes", timeout=120,
