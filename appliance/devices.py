@@ -59,6 +59,9 @@ class Devices:
     def _start_lights(self) -> None:
         from .button import StatusButton
         from .lights import StatusLights
+        from .pins import import_lgpio
+
+        import_lgpio()  # before gpiozero picks it, or it stops gevent's loop
 
         # `status_led_pins` lists green, then red; a colour with no pin has no light.
         green, red = (*self.led_pins, None, None)[:2]

@@ -35,7 +35,7 @@ class AhoyServer:
     """One `python -m appliance serve --dev` process on free loopback ports.
 
     With `production`, the box's own server (gevent) on 127.0.0.1, without
-    mDNS and with mock GPIO; `program` replaces `-m appliance` (a wrapper that
+    mDNS and with mock GPIO (`pin_factory`); `program` replaces `-m appliance` (a wrapper that
     takes the same arguments); `file_limit` sets its (soft, hard) open-files limit.
     """
 
@@ -48,6 +48,7 @@ class AhoyServer:
     program: tuple[str, ...] = ("-m", "appliance")
     env: dict[str, str] = field(default_factory=dict)
     file_limit: tuple[int, int] | None = None
+    pin_factory: str = "mock"  # gpiozero's, in production (the image sets lgpio)
     # No room everyone joins (config `default_room`), so that each test sees only
     # the rooms it makes; tests of first use set one.
     default_room: str = ""
@@ -73,7 +74,7 @@ class AhoyServer:
         env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
         mode = ["--dev"]
         if self.production:
-            env["GPIOZERO_PIN_FACTORY"] = "mock"
+            env["GPIOZERO_PIN_FACTORY"] = self.pin_factory
             mode = ["--host", "127.0.0.1", "--no-mdns",
                     "--config", str(self.data_dir.parent / "no-ahoy.txt")]
         self.process = subprocess.Popen(
