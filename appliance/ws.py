@@ -10,16 +10,21 @@ box's memory. When its queue holds MAX_QUEUE frames or MAX_QUEUE_BYTES:
   reconnects;
 - its own requests are not read until the queue is below the limits again, so
   the answers to what it asks (history, search) wait in its socket, not here.
+
+Frames are queued as the bytes that go on the wire, built here rather than by
+simple-websocket: a broadcast (the same text to many) is encoded and framed
+once for all its recipients, and the writer writes all that waits in one call.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import queue
 import socket
+import struct
 import threading
 import time
+from collections import deque
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,6 +47,11 @@ MAX_QUEUE = 1000
 MAX_QUEUE_BYTES = 4 * 1024 * 1024
 # A phone told to catch up has this long to read what was queued and the close.
 CLOSE_GRACE_S = 30.0
+# The writer writes what waits in one call, up to about this much at a time.
+WRITE_BATCH_BYTES = 64 * 1024
+# Broadcast frames kept for their next recipients (see `FrameCache`).
+FRAME_CACHE_ENTRIES = 256
+FRAME_CACHE_BYTES = 4 * 1024 * 1024
 RECEIVE_POLL_S = 5
 HELLO_TIMEOUT_S = 10.0
 # Close codes of docs/protocol.md's table.
@@ -54,6 +64,63 @@ class _Close:
     def __init__(self, code: int, reason: str) -> None:
         self.code = code
         self.reason = reason
+
+
+def text_frame(text: str) -> bytes:
+    """`text` as one server-to-client WebSocket text frame (RFC 6455, 5.2): FIN
+    and opcode 1, unmasked, the payload's length in 7, 7+16 or 7+64 bits.
+
+    Never compressed: the box refuses permessage-deflate (see `install`).
+    A lone surrogate (which JSON can carry) cannot be UTF-8: it goes as "?"
+    rather than failing the send.
+    """
+    payload = text.encode("utf-8", "replace")
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 65536:
+        return struct.pack("!BBH", 0x81, 126, n) + payload
+    return struct.pack("!BBQ", 0x81, 127, n) + payload
+
+
+class FrameCache:
+    """The frames of recent broadcasts, by their text.
+
+    The hub hands the same encoded text to each recipient of a broadcast (and
+    of a `changes` frame, one per kind of phone), one after the other: the
+    first recipient's frame serves the rest. Bounded in entries and bytes; the
+    oldest goes first.
+    """
+
+    def __init__(self, max_entries: int = FRAME_CACHE_ENTRIES,
+                 max_bytes: int = FRAME_CACHE_BYTES) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._frames: dict[str, bytes] = {}
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def frame(self, text: str) -> bytes:
+        with self._lock:
+            frame = self._frames.get(text)
+            if frame is not None:
+                return frame
+        frame = text_frame(text)
+        size = len(text) + len(frame)
+        if size > self.max_bytes // 4:
+            return frame  # a rare big one would push out all the others
+        with self._lock:
+            while self._frames and (len(self._frames) >= self.max_entries
+                                    or self._bytes + size > self.max_bytes):
+                old = next(iter(self._frames))
+                self._bytes -= len(old) + len(self._frames.pop(old))
+            if text not in self._frames:
+                self._frames[text] = frame
+                self._bytes += size
+        return frame
+
+
+BROADCASTS = FrameCache()
 
 
 class WholeFrames:
@@ -79,7 +146,7 @@ class WholeFrames:
 
 
 class SocketPeer:
-    """A client connection: `send` queues, a writer thread writes."""
+    """A client connection: `send` queues frames, a writer thread writes them."""
 
     def __init__(self, ws: Any, max_queue: int = MAX_QUEUE,
                  max_bytes: int = MAX_QUEUE_BYTES) -> None:
@@ -88,12 +155,13 @@ class SocketPeer:
         self.ws = ws
         self.max_queue = max_queue
         self.max_bytes = max_bytes
-        # Unbounded itself: the bound is kept in `send_encoded`, so a close
-        # always fits behind what is queued.
-        self.queue: queue.Queue[str | _Close] = queue.Queue()
-        self.queued = 0  # frames and characters waiting
+        # Unbounded itself: the bound is kept in `_put`, so a close always
+        # fits behind what is queued.
+        self.pending: deque[bytes | _Close] = deque()
+        self.queued = 0  # frames and bytes waiting
         self.queued_bytes = 0
         self.count_lock = threading.Lock()
+        self.wake = threading.Event()  # set when something was queued
         self.closing = False
         self.fell_behind = False
         self.room = threading.Event()  # set while the queue is below its limits
@@ -107,35 +175,41 @@ class SocketPeer:
     def send(self, message: dict[str, Any]) -> None:
         """Queue an answer to this phone's own request (never shed: the phone's
         requests wait instead, see `wait_for_room`)."""
-        self._put(json.dumps(message, separators=(",", ":"), ensure_ascii=False), shed=False)
+        self._put(text_frame(json.dumps(message, separators=(",", ":"), ensure_ascii=False)),
+                  shed=False)
 
     def send_reply_encoded(self, text: str) -> None:
         """`send` for an answer that is already encoded (a crowd's `welcome`)."""
-        self._put(text, shed=False)
+        self._put(text_frame(text), shed=False)
 
     def send_encoded(self, text: str) -> None:
         """Queue an already encoded message from someone else (a broadcast
-        encodes once for all); a phone too far behind is told to catch up."""
-        self._put(text, shed=True)
+        encodes once for all, and is framed once for all here); a phone too
+        far behind is told to catch up."""
+        if self.closing:
+            return
+        self._put(BROADCASTS.frame(text), shed=True)
 
     def full(self) -> bool:
         return self.queued >= self.max_queue or self.queued_bytes >= self.max_bytes
 
-    def _put(self, text: str, shed: bool) -> None:
+    def _put(self, frame: bytes, shed: bool) -> None:
         if self.closing:
             return
         with self.count_lock:
             over = shed and self.queued > 0 and (
-                self.queued >= self.max_queue or self.queued_bytes + len(text) > self.max_bytes)
+                self.queued >= self.max_queue or self.queued_bytes + len(frame) > self.max_bytes)
             if not over:
                 self.queued += 1
-                self.queued_bytes += len(text)
+                self.queued_bytes += len(frame)
                 if self.full():
                     self.room.clear()
+                self.pending.append(frame)
         if over:
             self._fall_behind()
             return
-        self.queue.put_nowait(text)
+        if not self.wake.is_set():
+            self.wake.set()
 
     def wait_for_room(self, timeout: float) -> bool:
         """Wait until the queue is below its limits; False when it still is not.
@@ -173,12 +247,12 @@ class SocketPeer:
         if self.closing:
             return
         self.closing = True
-        self.queue.put_nowait(_Close(code, reason))
+        self._put_close(_Close(code, reason))
 
     def finish(self) -> None:
         """The reading side is done: stop the writer."""
         self.closing = True
-        self.queue.put_nowait(_Close(1000, ""))
+        self._put_close(_Close(1000, ""))
         self.writer.join(timeout=5)
 
     def _abort(self) -> None:
@@ -188,22 +262,46 @@ class SocketPeer:
             self.ws.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
-        self.queue.put_nowait(_Close(1011, ""))
+        self._put_close(_Close(1011, ""))
+
+    def _put_close(self, close: _Close) -> None:
+        with self.count_lock:
+            self.pending.append(close)
+        self.wake.set()
 
     def _write(self) -> None:
+        more = False
         while True:
-            item = self.queue.get()
+            if not more:
+                self.wake.wait()
+                self.wake.clear()
+            # All that waits (up to WRITE_BATCH_BYTES) goes in one write.
+            batch: list[bytes] = []
+            size = 0
+            close: _Close | None = None
+            with self.count_lock:
+                pending = self.pending
+                while pending and size < WRITE_BATCH_BYTES:
+                    item = pending.popleft()
+                    if isinstance(item, _Close):
+                        close = item
+                        break
+                    batch.append(item)
+                    size += len(item)
+                self.queued -= len(batch)
+                self.queued_bytes -= size
+                if not self.full():
+                    self.room.set()
+                more = bool(pending)
             try:
-                if isinstance(item, _Close):
+                if batch:
+                    if not self.ws.connected:
+                        raise ConnectionClosed(self.ws.close_reason, self.ws.close_message)
+                    self.ws.sock.send(batch[0] if len(batch) == 1 else b"".join(batch))
+                if close is not None:
                     if self.ws.connected:
-                        self.ws.close(reason=item.code, message=item.reason)
+                        self.ws.close(reason=close.code, message=close.reason)
                     return
-                with self.count_lock:
-                    self.queued -= 1
-                    self.queued_bytes -= len(item)
-                    if not self.full():
-                        self.room.set()
-                self.ws.send(item)
             except (ConnectionClosed, OSError):
                 self._abort()
                 return
