@@ -18,6 +18,7 @@ once for all its recipients, and the writer writes all that waits in one call.
 
 from __future__ import annotations
 
+import _socket
 import json
 import logging
 import socket
@@ -101,10 +102,9 @@ class FrameCache:
         self._lock = threading.Lock()
 
     def frame(self, text: str) -> bytes:
-        with self._lock:
-            frame = self._frames.get(text)
-            if frame is not None:
-                return frame
+        frame = self._frames.get(text)  # one step under the GIL: no lock needed
+        if frame is not None:
+            return frame
         frame = text_frame(text)
         size = len(text) + len(frame)
         if size > self.max_bytes // 4:
@@ -130,16 +130,48 @@ class WholeFrames:
     fits in the socket's buffer: to a phone that reads slowly the rest of the
     frame was lost and the stream corrupted. Here each frame is written whole,
     one writer at a time (the writer and the keep-alive pings share the socket).
+
+    `try_send` writes a frame at once when the socket takes it without waiting
+    (most frames: a phone that reads keeps its socket's buffer empty), without
+    handing it to the connection's writer. What the socket did not take of it
+    is written first by the next `send`.
     """
 
     def __init__(self, sock: Any) -> None:
         self._sock = sock
         self._lock = threading.Lock()
+        self.rest = b""  # the unwritten end of a frame `try_send` began
+        # The kernel's socket, to write to without waiting: gevent's socket
+        # wraps it; a plain socket is one. Never under TLS (it would bypass it).
+        # (A socket with a timeout would wait for room first: not that either.)
+        inner = getattr(sock, "_sock", sock)
+        plain = isinstance(inner, _socket.socket) and not hasattr(sock, "do_handshake")
+        self._raw = inner if plain and inner.gettimeout() in (None, 0.0) else None
 
     def send(self, data: bytes) -> int:
         with self._lock:
+            if self.rest:
+                self._sock.sendall(self.rest)
+                self.rest = b""
             self._sock.sendall(data)
         return len(data)
+
+    def try_send(self, data: bytes) -> bool:
+        """Begin writing `data` if the socket takes some now; False: nothing written."""
+        if self._raw is None or self.rest or not self._lock.acquire(blocking=False):
+            return False
+        try:
+            if self.rest:
+                return False
+            try:
+                n = self._raw.send(data, socket.MSG_DONTWAIT)
+            except OSError:  # full (EAGAIN), or gone: the writer finds out
+                return False
+            if n < len(data):
+                self.rest = data[n:]
+            return True
+        finally:
+            self._lock.release()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
@@ -162,6 +194,7 @@ class SocketPeer:
         self.queued_bytes = 0
         self.count_lock = threading.Lock()
         self.wake = threading.Event()  # set when something was queued
+        self.writing = False  # the writer holds frames it took and has not written
         self.closing = False
         self.fell_behind = False
         self.room = threading.Event()  # set while the queue is below its limits
@@ -200,6 +233,12 @@ class SocketPeer:
             over = shed and self.queued > 0 and (
                 self.queued >= self.max_queue or self.queued_bytes + len(frame) > self.max_bytes)
             if not over:
+                if (not self.pending and not self.writing and self.ws.connected
+                        and self.ws.sock.try_send(frame)):
+                    # Written at once, in order: nothing else waits to be.
+                    if self.ws.sock.rest:
+                        self.wake.set()  # the writer writes the rest
+                    return
                 self.queued += 1
                 self.queued_bytes += len(frame)
                 if self.full():
@@ -293,11 +332,13 @@ class SocketPeer:
                 if not self.full():
                     self.room.set()
                 more = bool(pending)
+                self.writing = bool(batch)
             try:
-                if batch:
+                if batch or self.ws.sock.rest:
                     if not self.ws.connected:
                         raise ConnectionClosed(self.ws.close_reason, self.ws.close_message)
                     self.ws.sock.send(batch[0] if len(batch) == 1 else b"".join(batch))
+                    self.writing = False
                 if close is not None:
                     if self.ws.connected:
                         self.ws.close(reason=close.code, message=close.reason)
