@@ -11,9 +11,11 @@ box's memory. When its queue holds MAX_QUEUE frames or MAX_QUEUE_BYTES:
 - its own requests are not read until the queue is below the limits again, so
   the answers to what it asks (history, search) wait in its socket, not here.
 
-Frames are queued as the bytes that go on the wire, built here rather than by
-simple-websocket: a broadcast (the same text to many) is encoded and framed
-once for all its recipients, and the writer writes all that waits in one call.
+Frames are built here as the bytes that go on the wire, not by simple-websocket:
+a broadcast (the same text to many) is encoded, compressed and framed once for
+all its recipients. A frame is written at once when the socket takes it without
+waiting and nothing waits before it; otherwise it is queued for the writer,
+which writes all that waits in one call.
 """
 
 from __future__ import annotations
@@ -25,12 +27,15 @@ import socket
 import struct
 import threading
 import time
+import zlib
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, abort, request
 from flask_sock import ConnectionClosed, Sock
+from wsproto.extensions import PerMessageDeflate
 
 from .admission import REFUSAL_ENVIRON_KEY
 from .hub import Hub
@@ -50,6 +55,13 @@ MAX_QUEUE_BYTES = 4 * 1024 * 1024
 CLOSE_GRACE_S = 30.0
 # The writer writes what waits in one call, up to about this much at a time.
 WRITE_BATCH_BYTES = 64 * 1024
+# Frames of at least this many bytes go compressed to a phone that agreed on
+# permessage-deflate; smaller ones gain little (docs/protocol.md, "Compression").
+DEFLATE_MIN_BYTES = 256
+DEFLATE_LEVEL = 6
+# The offer the box accepts in place of the phone's own (RFC 7692 lets a server
+# answer with both parameters whatever was offered).
+DEFLATE_OFFER = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
 # Broadcast frames kept for their next recipients (see `FrameCache`).
 FRAME_CACHE_ENTRIES = 256
 FRAME_CACHE_BYTES = 4 * 1024 * 1024
@@ -67,21 +79,43 @@ class _Close:
         self.reason = reason
 
 
+def _frame(first: int, payload: bytes) -> bytes:
+    n = len(payload)
+    if n < 126:
+        return bytes((first, n)) + payload
+    if n < 65536:
+        return struct.pack("!BBH", first, 126, n) + payload
+    return struct.pack("!BBQ", first, 127, n) + payload
+
+
 def text_frame(text: str) -> bytes:
     """`text` as one server-to-client WebSocket text frame (RFC 6455, 5.2): FIN
     and opcode 1, unmasked, the payload's length in 7, 7+16 or 7+64 bits.
 
-    Never compressed: the box refuses permessage-deflate (see `install`).
     A lone surrogate (which JSON can carry) cannot be UTF-8: it goes as "?"
     rather than failing the send.
     """
+    return _frame(0x81, text.encode("utf-8", "replace"))
+
+
+def deflated_text_frame(text: str) -> bytes:
+    """`text_frame` compressed as permessage-deflate without context takeover
+    (RFC 7692: RSV1 set, the deflate stream without its final 00 00 ff ff),
+    when it is at least DEFLATE_MIN_BYTES and comes out smaller."""
     payload = text.encode("utf-8", "replace")
-    n = len(payload)
-    if n < 126:
-        return bytes((0x81, n)) + payload
-    if n < 65536:
-        return struct.pack("!BBH", 0x81, 126, n) + payload
-    return struct.pack("!BBQ", 0x81, 127, n) + payload
+    if len(payload) >= DEFLATE_MIN_BYTES:
+        deflate = zlib.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, -15)
+        data = (deflate.compress(payload) + deflate.flush(zlib.Z_SYNC_FLUSH))[:-4]
+        if len(data) < len(payload):
+            return _frame(0xC1, data)
+    return _frame(0x81, payload)
+
+
+def deflate_negotiated(ws: Any) -> bool:
+    """Whether simple-websocket's connection agreed on permessage-deflate (wsproto's
+    state; if that ever moves, frames go uncompressed, which is always allowed)."""
+    proto = getattr(getattr(ws.ws, "connection", None), "_proto", None)
+    return any(isinstance(e, PerMessageDeflate) for e in getattr(proto, "extensions", ()))
 
 
 class FrameCache:
@@ -93,8 +127,9 @@ class FrameCache:
     oldest goes first.
     """
 
-    def __init__(self, max_entries: int = FRAME_CACHE_ENTRIES,
+    def __init__(self, build: Callable[[str], bytes], max_entries: int = FRAME_CACHE_ENTRIES,
                  max_bytes: int = FRAME_CACHE_BYTES) -> None:
+        self.build = build
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self._frames: dict[str, bytes] = {}
@@ -105,7 +140,7 @@ class FrameCache:
         frame = self._frames.get(text)  # one step under the GIL: no lock needed
         if frame is not None:
             return frame
-        frame = text_frame(text)
+        frame = self.build(text)
         size = len(text) + len(frame)
         if size > self.max_bytes // 4:
             return frame  # a rare big one would push out all the others
@@ -120,7 +155,8 @@ class FrameCache:
         return frame
 
 
-BROADCASTS = FrameCache()
+BROADCASTS = FrameCache(text_frame)
+DEFLATED_BROADCASTS = FrameCache(deflated_text_frame)
 
 
 class WholeFrames:
@@ -181,12 +217,14 @@ class SocketPeer:
     """A client connection: `send` queues frames, a writer thread writes them."""
 
     def __init__(self, ws: Any, max_queue: int = MAX_QUEUE,
-                 max_bytes: int = MAX_QUEUE_BYTES) -> None:
+                 max_bytes: int = MAX_QUEUE_BYTES, deflate: bool = False) -> None:
         if not isinstance(ws.sock, WholeFrames):
             ws.sock = WholeFrames(ws.sock)
         self.ws = ws
         self.max_queue = max_queue
         self.max_bytes = max_bytes
+        self.frame = deflated_text_frame if deflate else text_frame
+        self.broadcasts = DEFLATED_BROADCASTS if deflate else BROADCASTS
         # Unbounded itself: the bound is kept in `_put`, so a close always
         # fits behind what is queued.
         self.pending: deque[bytes | _Close] = deque()
@@ -208,12 +246,12 @@ class SocketPeer:
     def send(self, message: dict[str, Any]) -> None:
         """Queue an answer to this phone's own request (never shed: the phone's
         requests wait instead, see `wait_for_room`)."""
-        self._put(text_frame(json.dumps(message, separators=(",", ":"), ensure_ascii=False)),
+        self._put(self.frame(json.dumps(message, separators=(",", ":"), ensure_ascii=False)),
                   shed=False)
 
     def send_reply_encoded(self, text: str) -> None:
         """`send` for an answer that is already encoded (a crowd's `welcome`)."""
-        self._put(text_frame(text), shed=False)
+        self._put(self.frame(text), shed=False)
 
     def send_encoded(self, text: str) -> None:
         """Queue an already encoded message from someone else (a broadcast
@@ -221,7 +259,7 @@ class SocketPeer:
         far behind is told to catch up."""
         if self.closing:
             return
-        self._put(BROADCASTS.frame(text), shed=True)
+        self._put(self.broadcasts.frame(text), shed=True)
 
     def full(self) -> bool:
         return self.queued >= self.max_queue or self.queued_bytes >= self.max_bytes
@@ -375,9 +413,13 @@ def install(app: Flask, hub: Hub, extra_origins: frozenset[str],
             return
         if not origin_allowed(request.headers.get("Origin"), request.host, extra_origins):
             abort(403, "This page may not open a connection to the box.")
-        # Refuse permessage-deflate: chat frames are small, and each compressed
-        # connection keeps about 300 KiB of zlib state (measured in bench/).
-        request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
+        # permessage-deflate only without context takeover, whatever was offered:
+        # a frame is then compressed once for all its recipients, and no
+        # connection keeps zlib state (about 300 KiB each with it, bench/memory.py).
+        offer = request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", "")
+        if any(o.split(";")[0].strip().lower() == "permessage-deflate"
+               for o in str(offer).split(",")):
+            request.environ["HTTP_SEC_WEBSOCKET_EXTENSIONS"] = DEFLATE_OFFER
 
     @sock.route("/ws")
     def websocket(ws: Any) -> None:
@@ -386,7 +428,7 @@ def install(app: Flask, hub: Hub, extra_origins: frozenset[str],
             # Upgraded only to say why: a browser shows a close reason, not an HTTP body.
             ws.close(reason=CLOSE_TRY_AGAIN_LATER, message=refusal)
             return
-        peer = SocketPeer(ws)
+        peer = SocketPeer(ws, deflate=deflate_negotiated(ws))
         peer.start()
         hub.connect(peer, request.remote_addr or "")
         hello_by: float | None = time.monotonic() + hello_timeout_s

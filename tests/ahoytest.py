@@ -127,13 +127,16 @@ class AhoyServer:
 class WsClient:
     """A blocking WebSocket client that speaks the Ahoy protocol, for tests."""
 
-    def __init__(self, url: str, origin: str | None = None, source: str | None = None) -> None:
-        """`source`: the local address to connect from (127.0.0.2 … are loopback too)."""
+    def __init__(self, url: str, origin: str | None = None, source: str | None = None,
+                 compression: str | None = "deflate") -> None:
+        """`source`: the local address to connect from (127.0.0.2 … are loopback too);
+        `compression`: offer permessage-deflate (as browsers do) or not (None)."""
         headers = {"Origin": origin} if origin else None
         extra: dict[str, Any] = {"source_address": (source, 0)} if source else {}
         self.conn: ClientConnection = connect(url, additional_headers=headers,
                                               max_size=2**22, open_timeout=10,
-                                              close_timeout=1, **extra)
+                                              close_timeout=1, compression=compression,
+                                              **extra)
         self.inbox: list[dict[str, Any]] = []
         self.user_id: str | None = None
         self.token: str | None = None
