@@ -63,6 +63,11 @@ ROOM_UNSET: dict[str, Any] = {
     "requests": [], "description": "", "ephemeral": False, "call": None,
 }
 DAY_MS = 24 * 3600 * 1000
+# At most this many people in an answer to `people` (the first by name).
+PEOPLE_LIMIT = 1000
+# A room with more members than this comes in `welcome` and `changes` without
+# `members`, to its members too (with `member: true`): `room_get` says who.
+LISTED_MEMBERS = 50
 # What a room's owner may change with `room_update`.
 ROOM_SETTINGS = ("name", "description", "limit", "active", "visibility", "approval")
 
@@ -136,12 +141,15 @@ def _limited_address(address: str) -> bool:
 IceProvider = Callable[[str, str], list[dict[str, Any]]]
 
 
-def _room_delta(before: dict[str, Any] | None,
-                after: dict[str, Any]) -> dict[str, Any] | None:
+def _room_delta(before: dict[str, Any] | None, after: dict[str, Any],
+                listed: int) -> dict[str, Any] | None:
     """What changed from `before` to `after` when only who is in the room and
     how many are online did: `{id, online, count, joined, left}`; `{}` when
-    nothing did; None when more changed (send the whole room)."""
+    nothing did; None when more changed (send the whole room), also when the
+    room grew beyond `listed` members or came back to it."""
     if before is None or set(before) != set(after):
+        return None
+    if (len(before["members"]) > listed) != (len(after["members"]) > listed):
         return None
     if any(before[k] != after[k] for k in after if k not in ("members", "count", "online")):
         return None
@@ -247,14 +255,17 @@ class Hub:
         # Profiles of the people online, so a `welcome` or a `changes` frame
         # needs no query per person.
         self._profiles: dict[str, UserRecord] = {}
-        # Each online person's `welcome` entry, JSON-encoded, and all of them
-        # joined, kept up to date from who changed since the last welcome (and
-        # rebuilt when who is busy changed): a crowd's welcomes cost each a
-        # few entries' work and one join, not N entries' (N² Python work).
-        self._entries: dict[str, str] = {}
-        self._entries_busy: frozenset[str] = frozenset()
-        self._entries_stale: set[str] | None = None  # None: rebuild them all
-        self._entries_text: str | None = None
+        # Who each person has a one-to-one conversation with (loaded from the
+        # store when they come online, kept up to date as direct messages are
+        # stored): the people their `welcome` and `changes` frames list.
+        self._contacts: dict[str, set[str]] = {}
+        # Who asked for everyone's changes (`people` with `watch: true`).
+        self._watchers: set[str] = set()
+        # viewer -> people to tell them about in the next frame although these
+        # did not change (they just became the viewer's contacts).
+        self._introduce: dict[str, set[str]] = {}
+        # How many were online when phones were last told (`online`).
+        self._online_told = -1
         # Who came, went or changed, and which rooms changed, since the last
         # `changes` frame (user id -> their name, for those who went offline,
         # and the number of their latest change).
@@ -293,6 +304,7 @@ class Hub:
         # `hello` are answered before a user is known (see `_dispatch`).
         self._handlers: dict[str, Callable[[Connection, str, Request], None]] = {
             "ice": self._on_ice,
+            "people": self._on_people,
             "send": self._on_send,
             "sync": self._on_sync,
             "react": self._on_react,
@@ -354,6 +366,7 @@ class Hub:
             user_id = self.presence.detach(peer)
             if user_id is None:
                 return
+            self._watchers.discard(user_id)
             busy_before = self.calls.busy_users()
             self._deliver(self.calls.user_gone(user_id, self.clock()))
             self._user_changed(user_id)
@@ -511,6 +524,8 @@ class Hub:
         conn.user_id = user_id
         self._profiles[user_id] = record
         self._welcomed[user_id] = self._user_changes
+        self._watchers.discard(user_id)  # a new connection watches when it asks
+        self._introduce.pop(user_id, None)  # its welcome has them
         if replaced is not None:
             stale = self._conns.get(id(replaced))
             if stale is not None:
@@ -519,22 +534,18 @@ class Hub:
                 "replaced", "You opened Ahoy somewhere else on this device; this copy is closed."))
             replaced.close(4001, "replaced")
 
-        entries = self._online_entries(user_id)  # before anything else changes presence
+        contacts = self._contacts_of(user_id)
+        busy = self._busy_users()
+        users = [self._user_entry(c, busy) for c in sorted(contacts)
+                 if self.presence.is_online(c)]
         rooms = [self._room_entry(r, user_id) for r in self.rooms if r.can_see(user_id)]
         welcome = protocol.welcome(
-            self._user_wire(user_id), token, [], rooms,
+            self._user_wire(user_id), token, users, rooms,
             self.ice_servers(user_id, conn.address), now, default_room=self.default_room)
+        welcome["online"] = len(self.presence)
         if self.site.box is not None:
             welcome["box"] = self.site.box
-        welcome = self._reply(req, welcome)
-        send_reply_encoded = getattr(conn.peer, "send_reply_encoded", None)
-        if send_reply_encoded is None:
-            conn.peer.send({**welcome, "users": json.loads("[" + entries + "]")})
-        else:
-            # The entries go in already encoded ('"users":[]' cannot occur
-            # elsewhere: a quote inside a JSON string is escaped).
-            text = json.dumps(welcome, separators=(",", ":"), ensure_ascii=False)
-            send_reply_encoded(text.replace('"users":[]', '"users":[' + entries + "]", 1))
+        conn.peer.send(self._reply(req, welcome))
         since_at = None
         if self.site.box is not None and req.get("box") not in (None, self.site.box):
             # The phone's seqs are another box's: what it has seen is said by position.
@@ -610,6 +621,14 @@ class Hub:
             wire["avatar"] = f"/api/avatar/{user_id}?v={record.avatar}" if record.avatar else None
         return wire
 
+    def _name(self, user_id: str) -> str:
+        """A person's name as others see it (online or not)."""
+        session = self.presence.session(user_id)
+        if session is not None:
+            return session.name
+        record = self._profiles.get(user_id) or self.store.user(user_id)
+        return record.name if record is not None else "?"
+
     def _user_entry(self, user_id: str, busy: Set[str] | None = None) -> dict[str, Any]:
         """A person online as `welcome` and `changes` list them: id, name,
         status when busy (left out: online), and of their profile only what
@@ -632,44 +651,53 @@ class Hub:
                 entry["avatar"] = f"/api/avatar/{user_id}?v={record.avatar}"
         return entry
 
-    def _online_entries(self, but: str) -> str:
-        """Everyone online except `but`, as encoded `welcome` entries joined by commas."""
-        busy = frozenset(self._busy_users())
-        entries, stale = self._entries, self._entries_stale
-        if busy != self._entries_busy:
-            self._entries_busy, stale = busy, None
-        rebuilt = stale is None
-        if stale is None:
-            entries.clear()
-            stale = {s.user_id for s in self.presence.sessions()}
-        for user_id in stale:
-            if self.presence.is_online(user_id):
-                entries[user_id] = _encode(self._user_entry(user_id, busy))
-            else:
-                entries.pop(user_id, None)
-        if stale:
-            self._entries_text = None
-        self._entries_stale = set()
-        # Whoever is online and not kept is `but`, just arrived (told of later).
-        if not rebuilt and len(entries) + (but not in entries) != len(self.presence):
-            self._entries_stale = None  # something was missed: rebuild them all
-            return self._online_entries(but)
-        text = self._entries_text
-        if text is None:
-            text = self._entries_text = ",".join(entries.values())
-        own = entries.get(but)
-        if own is None:
-            return text
-        # Each entry is unique (it starts with its own id), so this cuts only `but`'s.
-        if text.endswith(own):
-            return text[:max(0, len(text) - len(own) - 1)]
-        return text.replace(own + ",", "", 1)
+    def _contacts_of(self, user_id: str) -> set[str]:
+        """The people `user_id` has a one-to-one conversation with."""
+        contacts = self._contacts.get(user_id)
+        if contacts is None:
+            contacts = self._contacts[user_id] = {
+                other for conv in self.store.dm_convs(user_id)
+                for other in Conv(conv).people if other != user_id}
+        return contacts
+
+    def _met(self, conv: str) -> None:
+        """A direct message of `conv` was stored: its two people are each
+        other's contacts from now on (told of each other in the next frame)."""
+        people = Conv(conv).people
+        if len(people) != 2:
+            return
+        for a, b in (people, people[::-1]):
+            contacts = self._contacts.get(a)
+            if contacts is None or b in contacts:
+                continue
+            contacts.add(b)
+            if self.presence.is_online(a) and self.presence.is_online(b):
+                self._introduce.setdefault(a, set()).add(b)
+                self.changes_due.set()
+
+    def _people_answer(self, user_id: str, watch: bool) -> dict[str, Any]:
+        """Everyone online but `user_id`, by name, at most PEOPLE_LIMIT of them."""
+        busy = self._busy_users()
+        sessions = sorted((s for s in self.presence.sessions() if s.user_id != user_id),
+                          key=lambda s: (s.name.casefold(), s.user_id))
+        users = [self._user_entry(s.user_id, busy) for s in sessions[:PEOPLE_LIMIT]]
+        return {"type": "people", "users": users, "online": len(self.presence),
+                "more": len(sessions) > PEOPLE_LIMIT, "watch": watch}
+
+    def _on_people(self, conn: Connection, user: str, req: Request) -> None:
+        watch = req.get("watch")
+        if watch is False:
+            self._watchers.discard(user)
+            conn.peer.send(self._reply(req, {"type": "people", "watch": False,
+                                             "online": len(self.presence)}))
+            return
+        if watch:
+            self._watchers.add(user)
+        conn.peer.send(self._reply(req, self._people_answer(user, user in self._watchers)))
 
     def _user_changed(self, user_id: str) -> None:
         """Someone came, went, or changed status or profile: tell everyone in
         the next `changes` frame (their state then, not each step)."""
-        if self._entries_stale is not None:
-            self._entries_stale.add(user_id)
         self.site.user_changed(user_id)
         session = self.presence.session(user_id)
         profile = self._profiles.get(user_id)
@@ -695,21 +723,31 @@ class Hub:
         with self.lock:
             self.changes_due.clear()
             now = self.clock()
-            counts_due = bool(self._counts_owed) and (
+            online_owed = len(self.presence) != self._online_told
+            owed = bool(self._counts_owed) or online_owed
+            counts_due = owed and (
                 not self.coalesce or now - self._counts_told_at >= COUNTS_EVERY_MS)
-            if not self._changed_users and not self._changed_rooms and not counts_due:
-                if self._counts_owed:
+            if not self._changed_users and not self._changed_rooms and not counts_due \
+                    and not self._introduce:
+                if owed:
                     self.changes_due.set()  # come back for them
                 return
             busy = self._busy_users()
-            users = []
+            users = []  # each one encoded
             numbers = []  # of each one's latest change
+            # viewer -> the indexes in `users` of the people they are told of:
+            # their contacts (watchers get everyone).
+            told: dict[str, list[int]] = {}
             for user_id, (name, number) in self._changed_users.items():
                 if self.presence.is_online(user_id):
-                    users.append(self._user_entry(user_id, busy))
+                    users.append(_encode(self._user_entry(user_id, busy)))
                 else:
-                    users.append({"id": user_id, "name": name, "status": "offline"})
+                    users.append(_encode({"id": user_id, "name": name, "status": "offline"}))
+                for contact in self._contacts.get(user_id, ()):
+                    told.setdefault(contact, []).append(len(numbers))
                 numbers.append(number)
+            introduce, self._introduce = self._introduce, {}
+            changed_at = {u: i for i, u in enumerate(self._changed_users)}
             for room_id in self._changed_rooms:
                 if self.rooms.get(room_id) is None:
                     self._sent_rooms.pop(room_id, None)
@@ -725,7 +763,8 @@ class Hub:
             # rooms. Each room's forms are encoded once, each frame joined
             # from them.
             wires = {r.id: self._room_entry(r) for r in rooms}
-            deltas = {r.id: _room_delta(self._sent_rooms.get(r.id), wires[r.id]) for r in rooms}
+            deltas = {r.id: _room_delta(self._sent_rooms.get(r.id), wires[r.id], LISTED_MEMBERS)
+                      for r in rooms}
             self._sent_rooms.update(wires)
             told_rooms = [r for r in rooms if deltas[r.id] != {}]
             # The phones not in a room get its new counts alone at most once
@@ -736,8 +775,13 @@ class Hub:
                 else:
                     self._counts_owed.add(r.id)
             counts: dict[str, str] = {}
-            if self._counts_owed and (
-                    not self.coalesce or now - self._counts_told_at >= COUNTS_EVERY_MS):
+            counts_now = not self.coalesce or now - self._counts_told_at >= COUNTS_EVERY_MS
+            online_owed = len(self.presence) != self._online_told
+            online_field = ""
+            if counts_now and (self._counts_owed or online_owed):
+                if online_owed:
+                    self._online_told = len(self.presence)
+                    online_field = f',"online":{self._online_told}'
                 for room_id in self._counts_owed:
                     if (r := self.rooms.get(room_id)) is not None:
                         counts[room_id] = _encode({"id": room_id, "online": self._room_online(r),
@@ -752,15 +796,24 @@ class Hub:
                                    tuple[str, str | None] | None]] = {}
             for r in told_rooms:
                 whole, delta = wires[r.id], deltas[r.id]
-                forms[r.id] = (frozenset(r.members),
-                               frozenset(delta["joined"] + delta["left"]) if delta else frozenset(),
-                               (_encode(whole), _encode(_for_others(whole))),
+                moved = frozenset(delta["joined"] + delta["left"]) if delta else frozenset()
+                others = _encode(_for_others(whole))
+                if len(r.members) > LISTED_MEMBERS:
+                    # A big room: its members get its counts as the others do.
+                    forms[r.id] = (frozenset(r.members), moved,
+                                   (_encode({**_for_others(whole), "member": True}), others),
+                                   None if delta is None else (counts.get(r.id),
+                                                               counts.get(r.id)))
+                    continue
+                forms[r.id] = (frozenset(r.members), moved, (_encode(whole), others),
                                None if delta is None else (_encode(delta), counts.get(r.id)))
             # Rooms owed counts that did not change now: their members knew.
             for room_id, text in counts.items():
                 if room_id not in forms and (r := self.rooms.get(room_id)) is not None:
                     told_rooms.append(r)
-                    forms[room_id] = (frozenset(r.members), frozenset(), ("", text), ("", text))
+                    members_told = "" if len(r.members) <= LISTED_MEMBERS else text
+                    forms[room_id] = (frozenset(r.members), frozenset(), ("", text),
+                                      (members_told, text))
             public = [r.id for r in told_rooms if r.public]
             hidden = [r for r in told_rooms if not r.public]
             # A phone's frame depends on its welcome, the hidden rooms it may
@@ -772,24 +825,33 @@ class Hub:
                     where.setdefault(m, []).append((i, True, m in moved))
                 for m in moved - members:
                     where.setdefault(m, []).append((i, False, True))
-            users_text: dict[int | None, str] = {}
-            texts: dict[tuple[Any, ...], str | None] = {}
+            rooms_texts: dict[tuple[Any, ...], str] = {}
+            everyone: dict[int | None, str] = {}  # what watchers are told, by `since`
             for session in self.presence.sessions():
                 user_id = session.user_id
                 visible = tuple(r.id for r in hidden if r.can_see(user_id))
-                # A phone welcomed since the last frame had everyone's state
-                # then: it gets only those who changed after its `welcome` (when
-                # a crowd arrives, most arrivals of a period are in its welcome).
+                # A phone welcomed since the last frame had its contacts' state
+                # then: it gets only those who changed after its `welcome`.
                 since = welcomed.get(user_id)
-                key = (since, visible, tuple(where.get(user_id, ())))
-                if key in texts:
-                    frame = texts[key]
-                else:
-                    text_users = users_text.get(since)
+                if user_id in self._watchers:
+                    text_users = everyone.get(since)
                     if text_users is None:
-                        told = users if since is None else [
-                            u for u, number in zip(users, numbers, strict=True) if number > since]
-                        text_users = users_text[since] = ",".join(_encode(u) for u in told)
+                        text_users = everyone[since] = ",".join(
+                            u for u, number in zip(users, numbers, strict=True)
+                            if since is None or number > since)
+                else:
+                    text_users = ",".join(users[i] for i in told.get(user_id, ())
+                                          if since is None or numbers[i] > since)
+                mine = told.get(user_id, ())
+                met = [m for m in introduce.get(user_id, ()) if self.presence.is_online(m)
+                       and not (m in changed_at and changed_at[m] in mine)]
+                if met:
+                    text_users = ",".join(
+                        [t for t in (text_users,) if t]
+                        + [_encode(self._user_entry(m, busy)) for m in sorted(met)])
+                key = (since, visible, tuple(where.get(user_id, ())))
+                rooms_text = rooms_texts.get(key)
+                if rooms_text is None:
                     entries = []
                     for i in public + list(visible):
                         members, moved, whole_form, delta_form = forms[i]
@@ -798,9 +860,10 @@ class Hub:
                         entry = form[0] if user_id in members else form[1]
                         if entry:  # none: a member told before, or counts not due yet
                             entries.append(entry)
-                    frame = texts[key] = None if not text_users and not entries else (
-                        '{"type":"changes","users":[' + text_users + '],"rooms":['
-                        + ",".join(entries) + "]}")
+                    rooms_text = rooms_texts[key] = ",".join(entries)
+                frame = None if not text_users and not rooms_text and not online_field else (
+                    '{"type":"changes","users":[' + text_users + '],"rooms":['
+                    + rooms_text + "]" + online_field + "}")
                 if frame is None:
                     continue
                 send_encoded = getattr(session.peer, "send_encoded", None)
@@ -808,7 +871,7 @@ class Hub:
                     session.peer.send(json.loads(frame))
                 else:
                     send_encoded(frame)
-            if self._counts_owed:
+            if self._counts_owed or len(self.presence) != self._online_told:
                 self.changes_due.set()  # come back for them
 
     def changes_loop(self, stop: threading.Event) -> None:
@@ -912,6 +975,7 @@ class Hub:
                 for peer, req in pending.waiters:
                     peer.send(self._reply(req, dict(ack)))
                 self.counters["messages"] += 1
+                self._met(message.conv)
                 self._send_to(self._recipients(message), wire)
             for hello in hellos:
                 self._finish_hello(hello)
@@ -1069,12 +1133,13 @@ class Hub:
 
     def _on_typing(self, conn: Connection, user: str, req: Request) -> None:
         conv, others = self._target_conv(user, req, posting=False)
-        self._send_to(others, protocol.typing(conv, user))
+        self._send_to(others, {**protocol.typing(conv, user), "name": self._name(user)})
 
     def _on_read(self, conn: Connection, user: str, req: Request) -> None:
         conv = Conv(req.get("conv"))
         others = [m for m in self._audience(user, conv) if m != user]
-        self._send_to(others, protocol.read(conv, user, req.get("seq")))
+        self._send_to(others, {**protocol.read(conv, user, req.get("seq")),
+                               "name": self._name(user)})
 
     # -- rooms ---------------------------------------------------------------
 
@@ -1082,7 +1147,11 @@ class Hub:
         return sum(1 for m in room.members if self.presence.is_online(m))
 
     def _room_wire(self, room: Room) -> dict[str, Any]:
-        return room.to_wire(self._room_online(room), self.calls.room_call_wire(room.id))
+        call = self.calls.room_call_wire(room.id)
+        if call is not None:
+            # Its few participants' names, for phones that do not know them.
+            call["names"] = {p: self._name(p) for p in call["participants"]}
+        return room.to_wire(self._room_online(room), call)
 
     def _room_entry(self, room: Room, viewer: str | None = None) -> dict[str, Any]:
         """A room as `welcome` and `changes` list it: without the fields that
@@ -1091,8 +1160,11 @@ class Hub:
         is (its `count` says how many)."""
         entry = {k: v for k, v in self._room_wire(room).items()
                  if k not in ROOM_UNSET or ROOM_UNSET[k] != v}
-        if viewer is not None and viewer not in room.members:
+        if viewer is not None and (viewer not in room.members
+                                   or len(room.members) > LISTED_MEMBERS):
             del entry["members"]
+            if viewer in room.members:
+                entry["member"] = True
         return entry
 
     def _broadcast(self, message: dict[str, Any]) -> None:
@@ -1211,7 +1283,17 @@ class Hub:
         """A room whole, members included, as it is now (for a phone showing
         a room it is not in: `changes` tell it only the room's counts)."""
         room = self.rooms.visible(req.get("room"), user)
-        conn.peer.send(self._reply(req, protocol.room_message("room", self._room_wire(room))))
+        busy = self._busy_users()
+        people = []
+        for member in room.members:
+            entry = {"id": member, "name": self._name(member), "status": "online"}
+            if not self.presence.is_online(member):
+                entry["status"] = "offline"
+            elif member in busy:
+                entry["status"] = "busy"
+            people.append(entry)
+        conn.peer.send(self._reply(req, protocol.room_message(
+            "room", self._room_wire(room), people=people)))
 
     def _on_room_update(self, conn: Connection, user: str, req: Request) -> None:
         changes = {key: req.get(key) for key in ROOM_SETTINGS if req.get(key) is not None}
@@ -1288,8 +1370,15 @@ class Hub:
         """Send call events; the first event for the requester carries its `ref`."""
         pending_ref = ref_for
         for user_id, message in events:
-            if message["type"] == "call_incoming":
-                message = {**message, "name": self._user_wire(message["from"])["name"]}
+            kind = message["type"]
+            if kind == "call_incoming":
+                message = {**message, "name": self._name(message["from"])}
+            elif kind in ("call_peer_joined", "call_peer_left"):
+                message = {**message, "name": self._name(message["user"])}
+            elif kind == "call_accepted" and message.get("by"):
+                message = {**message, "name": self._name(message["by"])}
+            elif kind in ("call_joined", "call_resume"):
+                message = {**message, "names": {p: self._name(p) for p in message["peers"]}}
             if pending_ref is not None and user_id == pending_ref[0]:
                 message = self._reply(pending_ref[1], dict(message))
                 pending_ref = None
@@ -1412,6 +1501,7 @@ class Hub:
                     audience = list(room.members) if room is not None else []
                 else:
                     audience = list(Conv(message.conv).people)
+                    self._met(message.conv)
                 wire = message.to_wire()
                 at = positions.get((message.conv, message.seq))
                 if at is not None:
@@ -1445,6 +1535,7 @@ class Hub:
                     conn.user_id = None
                 self._user_changed(user_id)
             self._profiles.pop(user_id, None)
+            self._watchers.discard(user_id)
             self._apply(self.rooms.forget_user(user_id))
             self.store.delete_user(user_id)
             self._after_calls_changed(busy_before, rooms_before)

@@ -11,6 +11,7 @@ def test_one_to_one_call_rings_is_accepted_relays_signaling_and_hangs_up(box: Bo
     ana, ana_id, _ = box.join("Ana")
     ben, ben_id, _ = box.join("Ben")
     cy, _, _ = box.join("Cy")
+    box.say(cy, "people", watch=True)
     ringing = box.say(ana, "call_invite", to=ben_id, media="video", ref="c1")[0]
     assert ringing["type"] == "call_ringing" and ringing["ref"] == "c1"
     call = ringing["call"]
@@ -19,7 +20,8 @@ def test_one_to_one_call_rings_is_accepted_relays_signaling_and_hangs_up(box: Bo
                         "media": "video", "room": None}
     assert statuses(cy, ana_id)[-1] == "busy" and statuses(cy, ben_id)[-1] == "busy"
     box.say(ben, "call_accept", call=call)
-    assert ana.last("call_accepted") == {"type": "call_accepted", "call": call, "by": ben_id}
+    assert ana.last("call_accepted") == {"type": "call_accepted", "call": call, "by": ben_id,
+                                         "name": "Ben"}
     offer = {"description": {"type": "offer", "sdp": "v=0..."}}
     box.say(ana, "signal", call=call, to=ben_id, data=offer)
     assert ben.last("signal") == {"type": "signal", "call": call, "from": ana_id, "data": offer}
@@ -149,7 +151,7 @@ def test_leaving_the_room_leaves_its_call(box: Box) -> None:
     box.say(ben, "call_join", room=room_id)
     box.say(ben, "room_leave", room=room_id)
     assert ana.last("call_peer_left") == {"type": "call_peer_left", "call": call["call"],
-                                          "user": ben_id}
+                                          "user": ben_id, "name": "Ben"}
 
 
 def test_incoming_call_names_the_caller(box: Box) -> None:

@@ -68,9 +68,10 @@ def test_search_finds_messages_in_a_room_you_are_in(box: Box) -> None:
     assert box.say(eve, "search", conv=conv, query="anchor")[0]["code"] == "not_member"
 
 
-def test_profile_colour_and_status_line_reach_everyone(box: Box) -> None:
+def test_profile_colour_and_status_line_reach_watchers(box: Box) -> None:
     ana, ana_id, _ = box.join("Ana")
     ben, _, _ = box.join("Ben")
+    box.say(ben, "people", watch=True)
     reply = box.say(ana, "profile", colour="#1e88e5", status_text="  On watch  till 4 ")[0]
     assert reply["user"]["colour"] == "#1e88e5" and reply["user"]["status_text"] == "On watch till 4"
     seen = ben.users(ana_id)[-1]

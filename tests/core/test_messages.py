@@ -113,9 +113,10 @@ def test_typing_and_read_markers_reach_the_others(box: Box) -> None:
     ben, ben_id, _ = box.join("Ben")
     box.say(ana, "typing", to=ben_id)
     conv = "dm:" + ":".join(sorted([ana_id, ben_id]))
-    assert ben.last("typing") == {"type": "typing", "conv": conv, "from": ana_id}
+    assert ben.last("typing") == {"type": "typing", "conv": conv, "from": ana_id, "name": "Ana"}
     box.say(ben, "read", conv=conv, seq=3)
-    assert ana.last("read") == {"type": "read", "conv": conv, "from": ben_id, "seq": 3}
+    assert ana.last("read") == {"type": "read", "conv": conv, "from": ben_id, "name": "Ben",
+                                "seq": 3}
 
 
 def test_retention_prunes_old_messages_but_never_reuses_sequence_numbers() -> None:

@@ -6,6 +6,7 @@ from hubdriver import Box
 def test_admin_removes_a_user_who_is_disconnected_and_forgotten(box: Box) -> None:
     ana, _, _ = box.join("Ana")
     troll, troll_id, token = box.join("Troll")
+    box.say(ana, "send", id="m-00000001", to=troll_id, text="Hi")  # a contact now
     room_id = box.room(ana)
     box.say(troll, "room_join", room=room_id)
     assert box.hub.remove_user(troll_id)

@@ -10,13 +10,16 @@ def basic(user: dict[str, Any]) -> dict[str, Any]:
     return {"id": user["id"], "name": user["name"], "status": user.get("status", "online")}
 
 
-def test_joining_gives_identity_and_token_and_tells_others(box: Box) -> None:
+def test_joining_gives_identity_and_token_and_tells_watchers(box: Box) -> None:
     ana, ana_id, token = box.join("Ana")
     assert ana_id.startswith("u_") and len(token) >= 32
+    box.say(ana, "people", watch=True)
     ben, ben_id, _ = box.join("Ben")
     assert basic(ana.users(ben_id)[-1]) == {"id": ben_id, "name": "Ben", "status": "online"}
-    welcome = box.say(box.connect(), "hello", name="Cy")[0]
-    assert {u["name"] for u in welcome["users"]} == {"Ana", "Ben"}
+    cy = box.connect()
+    welcome = box.say(cy, "hello", name="Cy")[0]
+    assert welcome["users"] == [] and welcome["online"] == 3  # no contacts yet
+    assert {u["name"] for u in box.say(cy, "people")[0]["users"]} == {"Ana", "Ben"}
 
 
 def test_names_are_trimmed_checked_and_unique_among_online_users(box: Box) -> None:
@@ -65,6 +68,7 @@ def test_token_with_new_name_renames(box: Box) -> None:
 def test_leaving_is_seen_by_everyone(box: Box) -> None:
     ana, ana_id, _ = box.join("Ana")
     ben, _, _ = box.join("Ben")
+    box.say(ben, "people", watch=True)
     box.hub.disconnect(ana)
     assert basic(ben.users(ana_id)[-1]) == {"id": ana_id, "name": "Ana", "status": "offline"}
     # The name is free again.
@@ -115,6 +119,7 @@ def test_flooding_client_is_rate_limited_then_disconnected(box: Box) -> None:
 def test_rename_on_the_same_connection_checks_the_name_and_tells_everyone(box: Box) -> None:
     ana, ana_id, token = box.join("Ana")
     ben, _, _ = box.join("Ben")
+    box.say(ben, "people", watch=True)
     assert box.say(ana, "rename", name="ben")[0]["code"] == "name_taken"
     assert box.say(ana, "rename", name="\x00")[0]["code"] == "bad_name"
     reply = box.say(ana, "rename", name="Anna")[0]

@@ -134,6 +134,8 @@ def everything_the_box_sends() -> list[dict[str, Any]]:
     say = box.say
     say(ana, "ping", ref="p1")
     say(ana, "ice")
+    say(ana, "people")
+    say(ana, "people", watch=True)
     say(ana, "nonsense", ref="e1")
     room = box.room(ana, "Deck")
     say(ben, "room_join", room=room)
@@ -148,6 +150,8 @@ def everything_the_box_sends() -> list[dict[str, Any]]:
     say(ana, "read", conv=f"room:{room}", seq=2)
     say(ana, "profile", colour="#1e88e5", status_text="On watch")
     say(ana, "rename", name="Anna")
+    say(ana, "people", watch=False)
+    say(cy, "room_get", room=room)
     # Private rooms: invitations, links, approvals.
     hidden = box.room(ana, "Bridge", visibility="hidden", approval=True)
     say(ana, "room_invite", room=hidden, user=ben_id)
