@@ -76,6 +76,9 @@ class BoxClient:
         self.last_error = ""
         self.me: dict[str, Any] | None = None
         self.users: dict[str, dict[str, Any]] = {}
+        # Whether the box has answered our `people` on this connection (until
+        # then `users` holds only our contacts).
+        self.people_ready = False
         self.rooms: dict[str, dict[str, Any]] = {}
         self.names: dict[str, str] = {}
         self.convs: dict[str, Conversation] = {}
@@ -170,7 +173,7 @@ class BoxClient:
     async def wait_online(self, timeout: float) -> None:
         """Return once joined; raise ChatError if the box refuses us or cannot be reached."""
         deadline = time.monotonic() + timeout
-        while self.connection != "online":
+        while self.connection != "online" or not self.people_ready:
             if self.connection in ("need_name", "removed", "replaced") and self.last_error:
                 raise ChatError(self.last_error, "refused")
             if time.monotonic() > deadline:
@@ -557,7 +560,11 @@ class BoxClient:
         self.users = {u["id"]: u for u in msg.get("users", [])}
         for user in self.users.values():
             self.names[user["id"]] = user["name"]
-        self.rooms = {r["id"]: r for r in msg.get("rooms", [])}
+        self.rooms = {r["id"]: self._room_in(r) for r in msg.get("rooms", [])}
+        # The welcome names only our contacts: the terminal lists everyone
+        # online (/who, names to write to), so it watches everyone.
+        self.people_ready = False
+        self._spawn(self._send_raw({"type": "people", "watch": True}))
         for room in self.rooms.values():
             if msg["you"]["id"] in room.get("members", []):
                 self._conv(f"room:{room['id']}")
@@ -578,6 +585,23 @@ class BoxClient:
             self.state.data["name"] = user["name"]
             self._save_soon()
             self._emit("presence", {"user": user})
+
+    def _on_people(self, msg: dict[str, Any]) -> None:
+        """Everyone online (the answer to our `people` with `watch`)."""
+        users = msg.get("users")
+        if not isinstance(users, list):
+            return
+        self.users = {u["id"]: u for u in users if isinstance(u, dict) and u.get("id") != self.my_id}
+        self.people_ready = True
+        for user in self.users.values():
+            self.names[user["id"]] = user["name"]
+        self._emit("presence", {"user": None})
+
+    def _room_in(self, room: dict[str, Any]) -> dict[str, Any]:
+        """A room of over 50 comes without members, to its members `member: true`."""
+        if "members" not in room and room.get("member") and self.my_id:
+            return {**room, "members": [self.my_id]}
+        return room
 
     def _on_changes(self, msg: dict[str, Any]) -> None:
         """Who came, went or changed, and the rooms that changed (docs/protocol.md)."""
@@ -696,6 +720,7 @@ class BoxClient:
     def _keep_room(self, room: Any) -> None:
         if not isinstance(room, dict):
             return
+        room = self._room_in(room)
         self.rooms[room["id"]] = room
         if self.my_id in room.get("members", []):
             self._conv(f"room:{room['id']}")

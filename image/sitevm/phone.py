@@ -95,6 +95,9 @@ class Phone:
         self.user_id = str(welcome["you"]["id"])
         self.box = str(welcome.get("box", ""))
         self.take_users(welcome.get("users", []))
+        # `welcome` names only contacts: ask for everyone online, and to be
+        # told of everyone who comes (docs/protocol.md, "People online").
+        await self.ws.send(json.dumps({"type": "people", "watch": True}))
         self.since = {} if moved_from and moved_from != self.box else self.since
         # What follows `welcome` at once: a `history` for each conversation to catch up.
         caught_up: list[dict[str, Any]] = []
@@ -117,7 +120,7 @@ class Phone:
                                "text": m.get("text")} for m in caught_up]}
 
     def dispatch(self, m: dict[str, Any]) -> None:
-        if m["type"] == "changes":
+        if m["type"] in ("changes", "people"):
             self.take_users(m.get("users", []))
         if m["type"] == "message":
             self.note(m)

@@ -284,6 +284,7 @@ def test_client_takes_its_device_back_after_a_script_used_it(ahoy_server: AhoySe
 def test_renaming_while_connected_keeps_the_identity(ahoy_server: AhoyServer, ws_client,
                                                      tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     ben = ws_client(unique("Ben"))
+    ben.request("people", "people", watch=True)  # told of everyone's changes
     taken = unique("Cleo")
     ws_client(taken)
 

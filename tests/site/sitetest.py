@@ -126,13 +126,17 @@ class SiteBox:
     def box(self) -> str:
         return site.box_id(self.nats.data_dir)
 
-    def client(self, name: str | None = None, **hello: Any) -> Any:
+    def client(self, name: str | None = None, watch: bool = False, **hello: Any) -> Any:
+        """A phone on this box; with `watch`, told of everyone's changes
+        (`people` with `watch: true`), not only its contacts'."""
         from ahoytest import WsClient
 
         c = WsClient(self.ahoy.ws_url)
         if name is not None or hello:
             reply = c.hello(name, **hello)
             assert reply["type"] == "welcome", reply
+            if watch:
+                assert c.request("people", "people", watch=True)["watch"] is True
         return c
 
     def status(self) -> dict[str, Any]:
@@ -210,8 +214,10 @@ def online_at(box: SiteBox, user_id: str) -> bool:
 
     probe = WsClient(box.ahoy.ws_url)
     try:
-        welcome = probe.hello(f"probe-{uuid.uuid4().hex[:6]}")
-        return any(u["id"] == user_id and u.get("status") != "offline" for u in welcome["users"])
+        probe.hello(f"probe-{uuid.uuid4().hex[:6]}")
+        # Everyone online, people on the other boxes too (docs/protocol.md, "People online").
+        people = probe.request("people", "people")
+        return any(u["id"] == user_id and u.get("status") != "offline" for u in people["users"])
     finally:
         probe.close()
 
@@ -224,8 +230,9 @@ def status_at(box: SiteBox, user_id: str) -> str:
 
     probe = WsClient(box.ahoy.ws_url)
     try:
-        welcome = probe.hello(f"probe-{uuid.uuid4().hex[:6]}")
-        return next((str(u.get("status", "online")) for u in welcome["users"]
+        probe.hello(f"probe-{uuid.uuid4().hex[:6]}")
+        people = probe.request("people", "people")
+        return next((str(u.get("status", "online")) for u in people["users"]
                      if u["id"] == user_id),
                     "offline")
     finally:

@@ -26,7 +26,7 @@ def test_a_message_and_presence_cross_to_a_phone_on_another_box(
     two_boxes: list[SiteBox]
 ) -> None:
     a, b = two_boxes
-    alice = a.client("Alice")
+    alice = a.client("Alice", watch=True)
     bob = b.client("Bob")
     assert alice.expect_user(bob.user_id, timeout=20)["status"] == "online"
     ack = alice.request("send", "ack", id=mid(), to=bob.user_id, text="ahoy from deck 2")
@@ -214,7 +214,7 @@ def test_people_in_a_call_show_busy_on_every_box_of_the_site(
 ) -> None:
     """The call is held on A; Carol, on B, sees both callers busy, then free again."""
     a, b = two_boxes
-    alice, bob, carol = a.client("Alice"), b.client("Bob"), b.client("Carol")
+    alice, bob, carol = a.client("Alice"), b.client("Bob"), b.client("Carol", watch=True)
     wait_for(lambda: online_at(a, bob.user_id), what="Bob online at A")
     wait_for(lambda: status_at(b, alice.user_id) == "online", what="Alice online at B")
     ringing = alice.request("call_invite", "call_ringing", to=bob.user_id, media="audio")

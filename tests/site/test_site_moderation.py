@@ -121,7 +121,8 @@ def test_a_profile_picture_set_on_one_box_shows_on_every_box_and_the_later_one_w
     from PIL import Image
 
     a, b = site_with_admin
-    alice, bob, cy = a.client("Alice"), b.client("Bob"), a.client("Cy")
+    alice = a.client("Alice")
+    bob, cy = b.client("Bob", watch=True), a.client("Cy", watch=True)
     wait_for(lambda: online_at(b, alice.user_id), what="Alice online at B")
 
     def picture(colour: tuple[int, int, int]) -> bytes:

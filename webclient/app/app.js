@@ -72,6 +72,10 @@ async function startCall(conv, media) {
 
 // Who came, went or changed since the last `changes` frame (docs/protocol.md).
 handle('changes', (msg) => {
+  if (msg.online !== undefined) {
+    state.online = msg.online;
+    emit('presence', {});
+  }
   for (const u of msg.users || []) {
     if (u.id === state.me?.id) continue;
     rememberUser(u);
@@ -79,6 +83,40 @@ handle('changes', (msg) => {
     else state.users.set(u.id, u.status ? u : {...u, status: 'online'});
     emit('presence', u);
   }
+});
+
+// ---------- the people online, on demand (docs/protocol.md, "People online") ----------
+
+// The box names only our contacts (people we have one-to-one chats with) in
+// `welcome` and `changes`. While the people tab is open, it names everyone:
+// we ask for the list and to be told everyone's changes, and stop on leaving.
+function watchPeople(on) {
+  if (state.conn !== 'online' || on === state.watching) return;
+  state.watching = on;
+  send({type: 'people', watch: on});
+}
+
+function isContact(id) {
+  const ids = [state.me?.id, id].sort();
+  return state.convs.has(`dm:${ids[0]}:${ids[1]}`);
+}
+
+handle('people', (msg) => {
+  if (msg.online !== undefined) state.online = msg.online;
+  for (const u of msg.users || []) rememberUser(u);
+  if (msg.users && msg.watch) {
+    // Everyone online, kept up to date by `changes` from now on.
+    state.users = new Map(msg.users.map((u) => [u.id, u.status ? u : {...u, status: 'online'}]));
+  } else if (msg.watch === false && !msg.users) {
+    for (const id of [...state.users.keys()]) if (!isContact(id)) state.users.delete(id);
+  }
+  emit('presence', {});
+});
+
+on('tab', (name) => watchPeople(name === 'people'));
+on('welcome', () => {
+  state.watching = false; // a new connection watches when it asks
+  if (state.tab === 'people') watchPeople(true);
 });
 
 handle('typing', (msg) => {

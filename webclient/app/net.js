@@ -2,7 +2,7 @@
 // `ref`, the outbox of unsent messages and per-conversation sequence tracking.
 // See docs/protocol.md.
 
-import {state, emit, setIdentity, setBox, forgetIdentity, mergeMessage, saveOutbox, conversation, persistConv, flushSaves, rememberUser, boxNow, newId, roomIn} from './store.js';
+import {state, emit, setIdentity, setBox, forgetIdentity, mergeMessage, saveOutbox, conversation, persistConv, flushSaves, rememberUser, rememberName, boxNow, newId, roomIn} from './store.js';
 
 const handlers = new Map(); // type -> [fn]
 const pending = new Map(); // ref -> {resolve, reject, timer}
@@ -285,8 +285,23 @@ function failPending() {
   }
 }
 
+/** Names that frames carry with ids (typing, read markers, calls, room
+ * details): the app shows them without knowing everyone online. */
+function noteNames(msg) {
+  if (typeof msg.name === 'string') {
+    const id = msg.type === 'call_accepted' ? msg.by : msg.type.startsWith('call_peer_') ? msg.user : msg.from;
+    if (id && msg.type !== 'room_request') rememberName(id, msg.name);
+    else if (msg.type === 'room_request') rememberName(msg.user, msg.name);
+  }
+  for (const [id, name] of Object.entries(msg.names || {})) rememberName(id, name);
+  for (const p of msg.people || []) rememberName(p.id, p.name);
+  const rooms = msg.rooms || (msg.room && typeof msg.room === 'object' ? [msg.room] : []);
+  for (const r of rooms) for (const [id, name] of Object.entries(r?.call?.names || {})) rememberName(id, name);
+}
+
 function onMessage(msg) {
   if (msg.type === 'pong') return;
+  noteNames(msg);
   if (msg.type === 'error' && msg.ref && msg.ref === helloRef) {
     helloRef = null;
     onHelloError(msg);
@@ -336,6 +351,7 @@ function onWelcome(msg) {
   setIdentity({id: msg.you.id, name: msg.you.name}, msg.token || state.token);
   setBox(msg.box);
   state.users = new Map();
+  state.online = msg.online ?? 0;
   rememberUser(msg.you);
   for (const u of msg.users || []) {
     state.users.set(u.id, u.status ? u : {...u, status: 'online'});

@@ -91,17 +91,28 @@ export async function roomInfoDialog(id) {
   let r = state.rooms.get(id);
   if (!r) return;
   const me = state.me.id;
-  // A room we are not in comes without who is in it: ask for it whole.
-  if (!r.members.includes(me)) {
-    try {
-      r = roomIn((await request({type: 'room_get', room: id})).room);
-    } catch (err) {
-      toast(err.message);
-      return;
-    }
+  // Who is in it, with names and who is online (a room we are not in, or one
+  // of over 50, comes without its members): ask for it whole.
+  let people;
+  try {
+    const reply = await request({type: 'room_get', room: id});
+    r = roomIn(reply.room);
+    people = new Map((reply.people || []).map((p) => [p.id, p]));
+  } catch (err) {
+    toast(err.message);
+    return;
   }
   const owner = r.owner === me;
   const mod = owner || (r.moderators || []).includes(me);
+  // Whom to invite: everyone online (the box names them on request).
+  let online = [];
+  if (mod) {
+    try {
+      online = (await request({type: 'people'})).users || [];
+    } catch {
+      online = [...state.users.values()];
+    }
+  }
   const info = await boxInfo();
   const parts = [];
   if (r.description) parts.push(el('p', {text: r.description}));
@@ -147,7 +158,7 @@ export async function roomInfoDialog(id) {
   }
 
   const person = (uid, ...extra) => el('li', {'data-user': uid},
-    el('span', {class: state.users.has(uid) || uid === me ? 'dot on' : 'dot', 'aria-hidden': 'true'}),
+    el('span', {class: (people.get(uid) ? people.get(uid).status !== 'offline' : state.users.has(uid)) || uid === me ? 'dot on' : 'dot', 'aria-hidden': 'true'}),
     el('span', {class: 'grow', text: (nameOf(uid) || t('someone')) + (uid === me ? ' (' + t('you') + ')' : '')}), ...extra);
 
   if (mod && r.requests?.length) {
@@ -157,7 +168,7 @@ export async function roomInfoDialog(id) {
       small(t('room_deny'), 'room-deny', () => act(r.id, {type: 'room_deny', user: uid}))))));
   }
   if (mod) {
-    const candidates = [...state.users.values()].filter((u) => !r.members.includes(u.id) && !(r.invited || []).includes(u.id));
+    const candidates = online.filter((u) => !r.members.includes(u.id) && !(r.invited || []).includes(u.id));
     parts.push(el('h3', {text: t('room_invite_people')}));
     parts.push(candidates.length
       ? el('ul', {class: 'members', 'data-testid': 'room-invite-list'}, candidates.map((u) => person(u.id,

@@ -26,7 +26,9 @@ export const state = {
   token: load('token', null),
   me: load('me', null), // {id, name}
   conn: 'offline', // offline | connecting | online | replaced
-  users: new Map(), // online users except me: id -> {id, name, status}
+  users: new Map(), // people online we are told of (contacts; everyone while watching): id -> {id, name, status}
+  online: 0, // how many are online on the box, me included
+  watching: false, // asked the box for everyone's changes (`people` with watch)
   names: new Map(Object.entries(load('names', {}))), // every id we have seen -> name
   profiles: new Map(Object.entries(load('profiles', {}))), // id -> {colour, avatar, status_text}
   rooms: new Map(), // id -> room object from the box
@@ -119,7 +121,9 @@ export function rememberUser(u) {
 /** A room as the box sent it, with `members` always a list: a room we are
  * not in comes without who is in it (its `count` says how many). */
 export function roomIn(r) {
-  return r.members ? r : {...r, members: []};
+  if (r.members) return r;
+  // A room of over 50 comes without members even to us: `member` says we are in.
+  return {...r, members: r.member && state.me ? [state.me.id] : []};
 }
 
 /** How many are in a room. */

@@ -2,7 +2,7 @@
 // dialogs, toasts, avatars. Elements are built with dom.js.
 // User text only ever goes through textContent or attributes, never innerHTML.
 
-import {state, on, nameOf, dmConv, dmPeer, roomOfConv, orderedMessages, totalUnread, memberCount} from './store.js';
+import {state, on, emit, nameOf, dmConv, dmPeer, roomOfConv, orderedMessages, totalUnread, memberCount} from './store.js';
 import {t} from './strings.js';
 import {$, el} from './dom.js';
 
@@ -125,6 +125,7 @@ export function initHome({openConv, openRoom, sendFile}) {
 
 export function selectTab(name) {
   state.tab = name;
+  emit('tab', name);
   for (const tab of document.querySelectorAll('[role=tab]')) {
     const sel = tab.dataset.tab === name;
     tab.setAttribute('aria-selected', String(sel));
@@ -158,7 +159,9 @@ function renderHeader() {
   badge.hidden = !n;
   badge.textContent = n;
   badge.setAttribute('aria-label', t('unread_label', {n}));
-  $('#tab-people-count').textContent = state.users.size ? String(state.users.size) : '';
+  // How many others are online (the box says how many; it names them on the people tab).
+  const others = Math.max(state.online - 1, state.users.size);
+  $('#tab-people-count').textContent = others ? String(others) : '';
   $('#tab-rooms-count').textContent = state.rooms.size ? String(state.rooms.size) : '';
 }
 

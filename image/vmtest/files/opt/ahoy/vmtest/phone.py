@@ -147,15 +147,18 @@ class Phone:
         return await asyncio.wait_for(wait(), timeout)
 
     async def user_named(self, name: str) -> str:
-        for user in self.welcome.get("users", []):
-            if user["name"] == name:
-                return str(user["id"])
-
         def online(user: dict[str, Any]) -> bool:
             # `status` left out is `online` (docs/protocol.md, `changes`).
             return user.get("name") == name and user.get("status", "online") in ("online", "busy")
 
-        # Arrivals come in `changes` frames (docs/protocol.md), several people each.
+        # `welcome` names only contacts; everyone online is asked for, and
+        # watching them brings each arrival in `changes` frames
+        # (docs/protocol.md, "People online").
+        await self.send("people", watch=True, ref="people")
+        answer = await self.expect("people", match=lambda m: m.get("ref") == "people")
+        for user in answer.get("users", []):
+            if online(user):
+                return str(user["id"])
         event = await self.expect("changes", timeout=120,
                                   match=lambda m: any(online(u) for u in m.get("users", [])))
         return str(next(u["id"] for u in event["users"] if online(u)))
