@@ -733,8 +733,8 @@ class Hub:
                     self.changes_due.set()  # come back for them
                 return
             busy = self._busy_users()
-            users = []  # each one encoded
-            numbers = []  # of each one's latest change
+            users: list[str] = []  # each one encoded
+            numbers: list[int] = []  # of each one's latest change
             # viewer -> the indexes in `users` of the people they are told of:
             # their contacts (watchers get everyone).
             told: dict[str, list[int]] = {}
@@ -743,7 +743,7 @@ class Hub:
                     users.append(_encode(self._user_entry(user_id, busy)))
                 else:
                     users.append(_encode({"id": user_id, "name": name, "status": "offline"}))
-                for contact in self._contacts.get(user_id, ()):
+                for contact in self._contacts_of(user_id):  # loaded for people of other boxes
                     told.setdefault(contact, []).append(len(numbers))
                 numbers.append(number)
             introduce, self._introduce = self._introduce, {}
@@ -793,7 +793,7 @@ class Hub:
             # joined or left gets the room whole: its members now that they
             # are in, none once out.
             forms: dict[str, tuple[frozenset[str], frozenset[str], tuple[str, str],
-                                   tuple[str, str | None] | None]] = {}
+                                   tuple[str | None, str | None] | None]] = {}
             for r in told_rooms:
                 whole, delta = wires[r.id], deltas[r.id]
                 moved = frozenset(delta["joined"] + delta["left"]) if delta else frozenset()

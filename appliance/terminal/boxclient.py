@@ -591,7 +591,8 @@ class BoxClient:
         users = msg.get("users")
         if not isinstance(users, list):
             return
-        self.users = {u["id"]: u for u in users if isinstance(u, dict) and u.get("id") != self.my_id}
+        self.users = {u["id"]: u for u in users
+                      if isinstance(u, dict) and u.get("id") != self.my_id}
         self.people_ready = True
         for user in self.users.values():
             self.names[user["id"]] = user["name"]

@@ -77,7 +77,7 @@ def test_fifty_arrivals_cost_each_phone_a_few_frames_and_presence_stays_right(bo
     # The watcher sees everyone; the others, who have no contacts, nobody,
     # and how many are online.
     assert view(early[0][0]) == {u: "online" for u in everyone - {early[0][1]}}
-    for peer, uid in [(p, u) for p, u, _ in early[1:]] + crowd:
+    for peer in [p for p, _, _ in early[1:]] + [p for p, _ in crowd]:
         assert view(peer) == {}
         assert peer.users() == []
         assert [m["online"] for m in peer.of("welcome") + peer.of("changes")
@@ -543,3 +543,20 @@ def test_phones_not_in_a_room_get_its_counts_at_most_once_a_second(box: Box) -> 
     box.clock.advance(1000)
     box.hub.flush_changes()
     assert len(eve.sent) == after and not box.hub.changes_due.is_set()
+
+
+def test_a_contact_on_another_box_of_the_site_is_told_and_listed_as_one_here(box: Box) -> None:
+    """People on other boxes (docs/protocol.md, "Several boxes") are in the
+    answer to `people`, and a contact among them in `changes`."""
+    ana, ana_id, _ = box.join("Ana")
+    cy, _, _ = box.join("Cy")
+    box.store.create_user("u_bob", "x" * 64, "Bob", box.clock())
+    conv = "dm:" + ":".join(sorted([ana_id, "u_bob"]))
+    stored, _ = box.store.append(conv, "m-fromb0b", "u_bob", "Bob", "Ahoy from B", now=box.clock())
+    box.hub.site_applied([stored], {}, [], [], [])  # a message replicated from Bob's box
+    assert ana.last("message")["text"] == "Ahoy from B"
+    box.hub.attach_remote(RecordingPeer(), "u_bob", "Bob")
+    assert ana.users("u_bob")[-1] == {"id": "u_bob", "name": "Bob"}
+    assert cy.users("u_bob") == []
+    assert "u_bob" in {u["id"] for u in box.say(cy, "people")[0]["users"]}
+    assert box.say(cy, "people")[0]["online"] == 3
