@@ -743,8 +743,13 @@ class Hub:
                     users.append(_encode(self._user_entry(user_id, busy)))
                 else:
                     users.append(_encode({"id": user_id, "name": name, "status": "offline"}))
-                for contact in self._contacts_of(user_id):  # loaded for people of other boxes
-                    told.setdefault(contact, []).append(len(numbers))
+                audience = self._contacts_of(user_id)  # loaded for people of other boxes
+                call = self.calls.call_of(user_id)
+                if call is not None:  # and who is in a call with them, while it lasts
+                    in_call = {*call.participants, call.callee} - {user_id, None}
+                    audience = audience | {p for p in in_call if p is not None}
+                for viewer in audience:
+                    told.setdefault(viewer, []).append(len(numbers))
                 numbers.append(number)
             introduce, self._introduce = self._introduce, {}
             changed_at = {u: i for i, u in enumerate(self._changed_users)}

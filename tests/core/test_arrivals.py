@@ -560,3 +560,21 @@ def test_a_contact_on_another_box_of_the_site_is_told_and_listed_as_one_here(box
     assert cy.users("u_bob") == []
     assert "u_bob" in {u["id"] for u in box.say(cy, "people")[0]["users"]}
     assert box.say(cy, "people")[0]["online"] == 3
+
+
+def test_people_in_a_call_are_told_of_each_other_while_it_lasts(box: Box) -> None:
+    ana, ana_id, _ = box.join("Ana")
+    ben, ben_id, _ = box.join("Ben")
+    call = box.say(ana, "call_invite", to=ben_id)[0]["call"]
+    # Ringing: each is told the other is busy (they are not contacts).
+    assert ana.users(ben_id)[-1]["status"] == "busy"
+    assert ben.users(ana_id)[-1]["status"] == "busy"
+    box.say(ben, "call_accept", call=call)
+    box.hub.disconnect(ben)  # Ben's network drops: Ana sees him away
+    assert ana.users(ben_id)[-1]["status"] == "offline"
+    box.say(ana, "call_hangup", call=call)
+    told = len(ana.users(ben_id))
+    # The call is over: Ben coming back is not Ana's business any more.
+    (back, *_) = box.say(box.connect(), "hello", token=ben.of("welcome")[0]["token"])
+    assert back["type"] == "welcome"
+    assert len(ana.users(ben_id)) == told

@@ -59,6 +59,7 @@ def test_cut_client_gets_exactly_what_it_missed_on_reconnect(ws_client, ahoy_ser
 def test_a_reloaded_page_replaces_the_old_socket_without_dropping_the_user(ws_client) -> None:  # type: ignore[no-untyped-def]
     ana = ws_client(unique("Ana"))
     watcher = ws_client(unique("Watch"))
+    watcher.request("people", "people", watch=True)  # told of everyone's changes
     reload_ = ws_client()
     assert reload_.hello(token=ana.token)["you"]["id"] == ana.user_id
     assert ana.expect("error")["code"] == "replaced"

@@ -42,6 +42,7 @@ def photo_with_gps() -> bytes:
 def test_avatar_is_reencoded_without_metadata_and_announced(ws_client, ahoy_server: AhoyServer) -> None:  # type: ignore[no-untyped-def]
     ana = ws_client(unique("Ana"))
     ben = ws_client(unique("Ben"))
+    ben.request("people", "people", watch=True)  # told of everyone's changes
     status, reply = post_avatar(ahoy_server, ana.token, photo_with_gps())
     assert status == 200
     url = reply["user"]["avatar"]
