@@ -96,9 +96,11 @@ function watchPeople(on) {
   send({type: 'people', watch: on});
 }
 
+/** Someone we have a one-to-one chat with (a message between us): the box
+ * keeps telling us of them when we do not watch everyone. */
 function isContact(id) {
   const ids = [state.me?.id, id].sort();
-  return state.convs.has(`dm:${ids[0]}:${ids[1]}`);
+  return (state.convs.get(`dm:${ids[0]}:${ids[1]}`)?.messages.size || 0) > 0;
 }
 
 handle('people', (msg) => {
