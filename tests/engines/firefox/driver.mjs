@@ -54,7 +54,8 @@ async function run(cmd) {
       await page.page.locator(cmd.sel).setTimeout(cmd.timeout || 15000).fill(cmd.text);
       return null;
     case 'upload': {
-      const input = await page.page.$(cmd.sel);
+      // As click and fill do: wait for it (a dialog that opens late under load).
+      const input = await page.page.waitForSelector(cmd.sel, {timeout: cmd.timeout || 15000});
       if (!input) throw new Error('no ' + cmd.sel);
       await input.uploadFile(...cmd.files);
       return null;
