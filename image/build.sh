@@ -3,18 +3,19 @@
 #
 #   image/build.sh [arm64|amd64] [release|vmtest]
 #
-#   arm64 release  the Raspberry Pi image: out/ahoy-<version>-arm64.img.xz, .sha256, .bmap
+#   arm64 release  the Raspberry Pi image: out/ahoy-<version>-arm64.img.xz, .sha256, .bmap,
+#                  and the update image (boot and root only): out/ahoy-<version>-arm64-update.img.xz
 #   amd64 vmtest   the same system for a PC VM plus the test agent: out/vm/ahoy-vmtest-amd64.img,
 #                  out/vm/vmlinuz, out/vm/initrd.img (booted by image/vmtest/run.py)
 #
 # Stages:
-#   1 base root   mmdebstrap of Debian bookworm with every package below; initramfs made once at
+#   1 base root   mmdebstrap of Debian $SUITE (trixie) with every package below; initramfs made once at
 #                 the end. Cached in cache/base-*.tar, keyed by the package list and files/base.
 #   2 system      the Ahoy code, its Python venv (wheels from PyPI), files/root (units, config),
 #                 users and enabled services.
 #   3 partitions  boot (FAT), root (ext4, read-only at run time), data (ext4, AHOYDATA) built from
 #                 folders with mkfs.vfat/mtools and mke2fs -d: no loop devices, no mounts.
-#   4 output      xz, sha256, bmap.
+#   4 output      xz, sha256, bmap; the update image (boot and root, no data partition).
 #
 # Needs root (ownership in the root file system) and, for arm64, qemu-user via binfmt_misc.
 # AHOY_CHECK_TOOLS_ONLY=1 only checks that every tool the build runs is installed.
@@ -31,13 +32,15 @@ CACHE=${AHOY_IMAGE_CACHE:-$HERE/cache}
 OUT=${AHOY_IMAGE_OUT:-$HERE/out}
 MIRROR=${AHOY_MIRROR:-http://deb.debian.org/debian}
 SECURITY_MIRROR=${AHOY_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+# Debian 13 "trixie", the current stable (see README.md for its security support).
+SUITE=trixie
 # xz -6 takes over 15 minutes on two busy cores; -3 a fraction of that for a slightly bigger file.
 XZ_LEVEL=${AHOY_XZ_LEVEL:-3}
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$REPO/pyproject.toml")
 START=$(date +%s)
 
 # ---------------------------------------------------------------- the packages on the card
-# Everything the box runs, from Debian bookworm main and non-free-firmware only.
+# Everything the box runs, from Debian trixie main and non-free-firmware only.
 PACKAGES=(
   systemd-sysv udev dbus kmod procps netbase  # init and basics
   initramfs-tools zstd                        # the initramfs (read-only root with a RAM overlay)
@@ -52,11 +55,11 @@ PACKAGES=(
 )
 case "$ARCH" in
   arm64) PACKAGES+=(linux-image-arm64 raspi-firmware firmware-brcm80211)
-         PIP_PLATFORMS=(manylinux_2_36_aarch64 manylinux_2_34_aarch64 manylinux_2_28_aarch64
+         PIP_PLATFORMS=(manylinux_2_41_aarch64 manylinux_2_39_aarch64 manylinux_2_36_aarch64 manylinux_2_34_aarch64 manylinux_2_28_aarch64
                         manylinux_2_17_aarch64 manylinux2014_aarch64)
          PIP_EXTRA=(lgpio) ;;  # requirements.txt's aarch64 marker is evaluated on the host
   amd64) PACKAGES+=(linux-image-amd64)
-         PIP_PLATFORMS=(manylinux_2_36_x86_64 manylinux_2_34_x86_64 manylinux_2_28_x86_64
+         PIP_PLATFORMS=(manylinux_2_41_x86_64 manylinux_2_39_x86_64 manylinux_2_36_x86_64 manylinux_2_34_x86_64 manylinux_2_28_x86_64
                         manylinux_2_17_x86_64 manylinux2014_x86_64)
          PIP_EXTRA=() ;;
   *) echo "error: architecture must be arm64 or amd64, not $ARCH" >&2; exit 2 ;;
@@ -136,7 +139,7 @@ ROOT="$WORK/root"
 
 # ---------------------------------------------------------------- 1 base root
 # The key covers what goes into the base: packages, mirrors and files/base (initramfs setup).
-KEY=$( { echo "$ARCH ${PACKAGES[*]} $MIRROR $SECURITY_MIRROR"; sed -n '/^base_hooks()/,/^}/p' "$0";
+KEY=$( { echo "$SUITE $ARCH ${PACKAGES[*]} $MIRROR $SECURITY_MIRROR"; sed -n '/^base_hooks()/,/^}/p' "$0";
          (cd "$HERE/files/base" && find . -type f | LC_ALL=C sort | xargs sha256sum); } |
        sha256sum | cut -c1-16)
 BASE="$CACHE/base-$ARCH-$VARIANT-$KEY.tar"
@@ -165,7 +168,7 @@ base_hooks() {
 if [ -f "$BASE" ]; then
   stage "1 base root: cached $(basename "$BASE")"
 else
-  stage "1 base root: mmdebstrap bookworm $ARCH (${#PACKAGES[@]} packages; initramfs under qemu takes minutes)"
+  stage "1 base root: mmdebstrap $SUITE $ARCH (${#PACKAGES[@]} packages; initramfs under qemu takes minutes)"
   base_hooks
   mkdir -p "$ROOT"
   mmdebstrap --mode=root --arch="$ARCH" --variant=minbase \
@@ -178,10 +181,10 @@ else
     --setup-hook='mkdir -p "$1"/var/cache/apt/archives' \
     --setup-hook="sync-in '$CACHE/debs' /var/cache/apt/archives" \
     "${ESSENTIAL_HOOKS[@]}" "${CUSTOMIZE_HOOKS[@]}" \
-    bookworm "$ROOT" \
-    "deb $MIRROR bookworm main non-free-firmware" \
-    "deb $MIRROR bookworm-updates main non-free-firmware" \
-    "deb $SECURITY_MIRROR bookworm-security main non-free-firmware"
+    "$SUITE" "$ROOT" \
+    "deb $MIRROR $SUITE main non-free-firmware" \
+    "deb $MIRROR $SUITE-updates main non-free-firmware" \
+    "deb $SECURITY_MIRROR $SUITE-security main non-free-firmware"
   stage "1 base root: saving $(basename "$BASE")"
   rm -f "$CACHE"/base-"$ARCH"-"$VARIANT"-*.tar
   tar -C "$ROOT" --xattrs --xattrs-include='*' --numeric-owner -cf "$BASE.part" . && mv "$BASE.part" "$BASE"
@@ -199,9 +202,13 @@ mkdir -p "$APP"
    appliance provisioning webclient pyproject.toml requirements.txt) | tar -C "$APP" -x
 (cd "$REPO" && git describe --always --dirty 2>/dev/null || echo unknown) > "$APP/COMMIT"
 
-stage "2 system: Python venv with wheels for $ARCH/cp311 (cache: cache/pip)"
+# The root's own Python (trixie: 3.13) decides which wheels fit.
+PYVER=$(cd "$ROOT/usr/lib" && ls -d python3.[0-9]* | sed -n 's/^python\(3\.[0-9]*\)$/\1/p' | sort -V | tail -1)
+[ -n "$PYVER" ] || die "no python3.X in the base root"
+CPTAG=cp${PYVER/./}
+stage "2 system: Python venv with wheels for $ARCH/$CPTAG (cache: cache/pip)"
 chroot "$ROOT" python3 -m venv --without-pip /opt/ahoy/venv
-SITE="$ROOT/opt/ahoy/venv/lib/python3.11/site-packages"
+SITE="$ROOT/opt/ahoy/venv/lib/python$PYVER/site-packages"
 PLATFORM_ARGS=(); for p in "${PIP_PLATFORMS[@]}"; do PLATFORM_ARGS+=(--platform "$p"); done
 # A requirement published only as a source archive (nats-py 2.9.0 is pure Python) has no wheel
 # for --platform to find: build wheels here once; the install below takes the py3-none-any ones
@@ -213,8 +220,8 @@ python3 -m pip wheel --quiet --disable-pip-version-check --no-deps --cache-dir "
   { grep -v "is ignored: it is neither a file nor a directory" || true; }
 PLATFORM_ARGS+=(--find-links "$WHEELS")
 python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
-  --root-user-action=ignore --cache-dir "$CACHE/pip" --only-binary=:all: --python-version 3.11 \
-  --implementation cp --abi cp311 "${PLATFORM_ARGS[@]}" --target "$SITE" \
+  --root-user-action=ignore --cache-dir "$CACHE/pip" --only-binary=:all: --python-version "$PYVER" \
+  --implementation cp --abi "$CPTAG" "${PLATFORM_ARGS[@]}" --target "$SITE" \
   -r "$REPO/requirements.txt" "${PIP_EXTRA[@]}" 2>&1 |
   { grep -v "is ignored: it is neither a file nor a directory" || true; }  # local find-links
 # The root is read-only at run time: compile now so Python never tries to write .pyc files.
@@ -275,10 +282,14 @@ else
   cp "$REPO/provisioning/ahoy.txt.example" "$BOOTDIR/ahoy.txt"
 fi
 
+# The layout is fixed, the same in every version: an update image (boot and root only) is
+# flashed over a card and must end exactly where the data partition starts.
 SECTOR=512
 BOOT_MB=256
+ROOT_MB=1536
 DATA_MB=64   # grown to fill the card at first boot
-ROOT_MB=$(( ( $(du -sm --apparent-size "$ROOT" | cut -f1) * 125 / 100 + 100 + 3 ) / 4 * 4 ))
+USED_MB=$(du -sm --apparent-size "$ROOT" | cut -f1)
+[ $(( USED_MB * 110 / 100 + 64 )) -le $ROOT_MB ] || die "the root ($USED_MB MiB) no longer fits its fixed $ROOT_MB MiB partition with room to spare; changing ROOT_MB breaks updates of boxes in the field"
 IMG="$WORK/ahoy.img"
 BOOT_START=$(( 4 * 1024 * 1024 / SECTOR ))
 BOOT_SECTORS=$(( BOOT_MB * 2048 ))
@@ -310,23 +321,48 @@ dd if="$WORK/boot.fs" of="$IMG" bs=1M seek=$(( BOOT_START * SECTOR )) oflag=seek
 dd if="$WORK/root.fs" of="$IMG" bs=1M seek=$(( ROOT_START * SECTOR )) oflag=seek_bytes conv=notrunc,sparse status=none
 dd if="$WORK/data.fs" of="$IMG" bs=1M seek=$(( DATA_START * SECTOR )) oflag=seek_bytes conv=notrunc,sparse status=none
 
+# The update image: the same partition table, boot and root, and nothing of the data
+# partition, so flashing it over a card keeps /data. Its boot partition has no ahoy.txt
+# (the box puts the owner's back from its copy on /data), and its table lets the data
+# partition run to the largest size an MBR can say: Linux limits it to the end of the
+# card, and ahoy-data-partition writes the card's real end into the table at boot.
+UPDATE="$WORK/ahoy-update.img"
+cp "$WORK/boot.fs" "$WORK/boot-update.fs"
+mdel -i "$WORK/boot-update.fs" ::ahoy.txt
+dd if="$IMG" of="$UPDATE" bs=1M count=$(( DATA_START * SECTOR )) iflag=count_bytes conv=sparse status=none
+dd if="$WORK/boot-update.fs" of="$UPDATE" bs=1M seek=$(( BOOT_START * SECTOR )) oflag=seek_bytes conv=notrunc,sparse status=none
+python3 - "$UPDATE" "$DATA_START" <<'PY'
+import struct, sys
+path, start = sys.argv[1], int(sys.argv[2])
+with open(path, "r+b") as image:
+    image.seek(446 + 2 * 16 + 8)  # the third entry's first sector and sector count
+    first, = struct.unpack("<I", image.read(4))
+    assert first == start, (first, start)
+    image.write(struct.pack("<I", 0xFFFFFFFF - start))
+PY
+
 # ---------------------------------------------------------------- 4 output
 if [ "$VARIANT" = vmtest ]; then
   stage "4 output: out/vm"
   mkdir -p "$OUT/vm"
   mv "$IMG" "$OUT/vm/ahoy-vmtest-$ARCH.img"
+  mv "$UPDATE" "$OUT/vm/ahoy-vmtest-$ARCH-update.img"
   cp "$BOOTDIR/vmlinuz" "$BOOTDIR/initrd.img" "$OUT/vm/"
   ls -lh "$OUT/vm"
 else
   NAME="ahoy-$VERSION-$ARCH.img"
-  stage "4 output: bmap, xz -$XZ_LEVEL, sha256 -> out/$NAME.xz"
-  rm -f "$OUT/$NAME" "$OUT/$NAME.xz" "$OUT/$NAME.bmap" "$OUT/$NAME.xz.sha256"
+  UPNAME="ahoy-$VERSION-$ARCH-update.img"
+  stage "4 output: bmap, xz -$XZ_LEVEL, sha256 -> out/$NAME.xz and out/$UPNAME.xz"
+  for n in "$NAME" "$UPNAME"; do rm -f "$OUT/$n" "$OUT/$n.xz" "$OUT/$n.bmap" "$OUT/$n.xz.sha256"; done
   bmaptool -q create -o "$OUT/$NAME.bmap" "$IMG"
+  bmaptool -q create -o "$OUT/$UPNAME.bmap" "$UPDATE"
   xz -T2 -"$XZ_LEVEL" -c "$IMG" > "$OUT/$NAME.xz.part" && mv "$OUT/$NAME.xz.part" "$OUT/$NAME.xz"
-  (cd "$OUT" && sha256sum "$NAME.xz" > "$NAME.xz.sha256")
-  # check_image.py reads the uncompressed image.
+  xz -T2 -"$XZ_LEVEL" -c "$UPDATE" > "$OUT/$UPNAME.xz.part" && mv "$OUT/$UPNAME.xz.part" "$OUT/$UPNAME.xz"
+  (cd "$OUT" && sha256sum "$NAME.xz" > "$NAME.xz.sha256" && sha256sum "$UPNAME.xz" > "$UPNAME.xz.sha256")
+  # check_image.py reads the uncompressed images.
   mv "$IMG" "$OUT/$NAME"
-  ls -lh "$OUT/$NAME"*
+  mv "$UPDATE" "$OUT/$UPNAME"
+  ls -lh "$OUT"/ahoy-"$VERSION"-"$ARCH"*
 fi
 stage "done in $(( $(date +%s) - START )) s"
 exit 0

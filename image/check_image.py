@@ -4,6 +4,7 @@
 - the partition table: MBR, FAT boot (bootable), root and data (ext4, labels as fstab says)
 - the boot partition: kernel, initrd, config.txt/cmdline.txt, the Pi firmware, device trees
   for every supported board, and ahoy.txt with every setting commented out
+- the update image: the same boot and root partitions, no ahoy.txt, nothing of /data
 - the arm64 root runs `python -m appliance --help` and `python -m provisioning --help`
   under qemu-user (chroot into the read-only root, mounted from the image), and its venv
   imports every runtime dependency
@@ -117,11 +118,47 @@ def run_in_root(image: Path, start: int, size: int) -> None:
             subprocess.run(["umount", mnt], check=False)
 
 
+def check_update_image(image: Path, parts: list[dict[str, Any]]) -> None:
+    """The update image next to the image: the same boot and root partitions at the same
+    places, no ahoy.txt, and it ends where the data partition starts (so flashing it over a
+    card keeps /data); its table lets the data partition run as far as an MBR can say."""
+    update = image.with_name(image.name.replace(".img", "-update.img"))
+    check("update image next to the image", update.exists(), str(update))
+    if not update.exists():
+        return
+    table = json.loads(subprocess.check_output(["sfdisk", "--json", str(update)]))
+    up = table["partitiontable"]["partitions"]
+    boot, root, data = parts
+    check("update image: the same boot and root partitions",
+          [(p["start"], p["size"], p["type"]) for p in up[:2]]
+          == [(p["start"], p["size"], p["type"]) for p in (boot, root)], str(up))
+    check("update image ends where the data partition starts",
+          update.stat().st_size == int(data["start"]) * 512,
+          f"{update.stat().st_size} != {int(data['start']) * 512}")
+    check("update image: data partition from the same start to the largest MBR size",
+          len(up) == 3 and up[2]["start"] == data["start"]
+          and int(up[2]["start"]) + int(up[2]["size"]) == 0xFFFFFFFF, str(up[2:]))
+    with open(image, "rb") as full, open(update, "rb") as new:
+        full.seek(int(root["start"]) * 512)
+        new.seek(int(root["start"]) * 512)
+        same = True
+        for _ in range(int(root["size"]) * 512 // 2**20):
+            if full.read(2**20) != new.read(2**20):
+                same = False
+                break
+    check("update image: the same root file system", same)
+    files = boot_files(update, int(boot["start"]) * 512)
+    check("update image: no ahoy.txt (the box keeps the owner's)", "ahoy.txt" not in files)
+    check("update image: kernel and initrd on its boot partition",
+          any(n.startswith("vmlinuz-") for n in files)
+          and any(n.startswith("initrd.img-") for n in files))
+
+
 def main() -> int:
     if len(sys.argv) > 1:
         image = Path(sys.argv[1])
     else:
-        found = sorted((HERE / "out").glob("ahoy-*-arm64.img"))
+        found = sorted((HERE / "out").glob("ahoy-*[0-9]-arm64.img"))
         if not found:
             print("no image: run `make image` first (out/ahoy-<version>-arm64.img)")
             return 2
@@ -161,6 +198,7 @@ def main() -> int:
     check("ahoy.txt is the commented template (every setting off)",
           ahoy.replace("\r\n", "\n") == TEMPLATE.read_text() and not settings,
           str(settings[:3]))
+    check_update_image(image, parts)
     run_in_root(image, int(root["start"]), int(root["size"]))
     print("image checks passed" if not failures else f"{len(failures)} image check(s) failed")
     return 1 if failures else 0

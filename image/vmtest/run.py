@@ -6,6 +6,10 @@ chat, STUN and a call, then starts a burst of messages; once enough acks have ar
 qemu is killed (the pulled plug). ahoy.txt on the boot partition is then switched to WPA2.
 Boot 2: the hotspot must come back with the new config and every acked message must be in
 the conversation's history.
+Boot 3: the update image (boot and root partitions, out/vm/ahoy-vmtest-amd64-update.img) is
+written over the disk, as an admin flashes it over the card: the box must come back with
+the same ahoy.txt (put back from its copy on /data), every acked message, its data partition
+ending at the disk's end, and the data file system clean (e2fsck -fn).
 
 Reads the agent's JSON lines from the VM's second serial port; the first serial port (the
 console) is kept in out/vm/run/console-N.log. Prints a timeline and exits non-zero on failure.
@@ -32,14 +36,15 @@ WPA2_PASSPHRASE = "vm-test-passphrase"
 class Boot:
     """One run of the VM; `events` are the agent's lines with the host time they arrived."""
 
-    def __init__(self, n: int, disk: Path, run_dir: Path, memory: str) -> None:
+    def __init__(self, n: int, disk: Path, run_dir: Path, memory: str,
+                 phase: int | None = None) -> None:
         self.n = n
         self.console = run_dir / f"console-{n}.log"
         self.results = run_dir / f"results-{n}.log"
         for path in (self.console, self.results):
             path.unlink(missing_ok=True)
         cmdline = (f"root=LABEL=AHOYROOT ro console=ttyS0,115200 net.ifnames=0 "
-                   f"ahoy.vmtest={n} panic=10")
+                   f"ahoy.vmtest={phase or n} panic=10")
         self.argv = [
             "qemu-system-x86_64", "-accel", "tcg", "-machine", "pc", "-cpu", "max",
             "-smp", "2", "-m", memory, "-display", "none", "-monitor", "none",
@@ -125,6 +130,81 @@ def wait_for(boot: Boot, done: Any, timeout: float) -> bool:
     return False
 
 
+def partition_table(disk: Path) -> list[dict[str, Any]]:
+    table = json.loads(subprocess.check_output(["sfdisk", "--json", str(disk)]))
+    return list(table["partitiontable"]["partitions"])
+
+
+def read_box_config(disk: Path, scratch: Path) -> str | None:
+    image = f"{disk}@@{boot_partition_offset(disk)}"
+    done = subprocess.run(["mtype", "-i", image, "::ahoy.txt"], capture_output=True, check=False)
+    return done.stdout.decode() if done.returncode == 0 else None
+
+
+def fsck_data(disk: Path) -> tuple[bool, str]:
+    """e2fsck -fn of the data partition (read-only loop device): clean or not."""
+    data = partition_table(disk)[2]
+    loop = subprocess.run(["losetup", "--find", "--show", "--read-only",
+                           "--offset", str(int(data["start"]) * 512),
+                           "--sizelimit", str(int(data["size"]) * 512), str(disk)],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        done = subprocess.run(["e2fsck", "-fn", loop], capture_output=True, text=True,
+                              check=False)
+    finally:
+        subprocess.run(["losetup", "-d", loop], check=False)
+    return done.returncode == 0, (done.stdout + done.stderr).strip()[-400:]
+
+
+def update_and_boot(disk: Path, run_dir: Path, args: argparse.Namespace, acked: list[str],
+                    failures: list[str]) -> Boot | None:
+    """Boot 3: the update image written over the disk (as an admin flashes it over the
+    card); the data partition, its messages and ahoy.txt must survive."""
+    update = VM / "ahoy-vmtest-amd64-update.img"
+    if not update.exists():
+        failures.append(f"boot 3: {update} is missing (make -C image vm-image)")
+        return None
+    before = read_box_config(disk, run_dir / "ahoy.txt")
+    subprocess.run(["dd", f"if={update}", f"of={disk}", "bs=4M", "conv=notrunc,sparse",
+                    "status=none"], check=True)
+    print("boot 3: the update image was written over the disk (boot and root partitions); "
+          "data partition, messages and ahoy.txt must survive", flush=True)
+    third = Boot(3, disk, run_dir, args.memory, phase=2)
+    wait_for(third, lambda e: e["event"] == "done", args.timeout)
+    if not third.pull_the_plug() and not third.first("done"):
+        failures.append(f"boot 3: the VM stopped on its own (see {third.console})")
+    history = third.first("history")
+    if history is None:
+        failures.append("boot 3: no history from the box")
+    else:
+        missing = sorted(set(acked) - set(history["ids"]))
+        print(f"  boot 3: {len(history['ids'])} messages in the conversation, "
+              f"{len(missing)} of the {len(acked)} acknowledged missing", flush=True)
+        if missing:
+            failures.append(f"boot 3: acknowledged messages lost in the update: {missing[:5]}")
+    for event in third.events:
+        if event["event"] == "check" and not event["ok"]:
+            failures.append(f"boot 3: {event['name']}")
+        if event["event"] == "fail":
+            failures.append(f"boot 3: {event['error']}")
+    after = read_box_config(disk, run_dir / "ahoy.txt")
+    same = after is not None and after == before
+    print(f"  boot 3: ahoy.txt put back byte for byte: {same}", flush=True)
+    if not same:
+        failures.append("boot 3: ahoy.txt was not put back as it was before the update")
+    data = partition_table(disk)[2]
+    end = (int(data["start"]) + int(data["size"])) * 512
+    print(f"  boot 3: data partition ends at {end} of {disk.stat().st_size} bytes", flush=True)
+    if end != disk.stat().st_size:
+        failures.append("boot 3: the data partition does not end at the end of the disk")
+    clean, report = fsck_data(disk)
+    print(f"  boot 3: e2fsck -fn of the data partition: {'clean' if clean else report}",
+          flush=True)
+    if not clean:
+        failures.append("boot 3: the data partition is not clean after the update")
+    return third
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--acks", type=int, default=40,
@@ -132,6 +212,8 @@ def main() -> int:
     parser.add_argument("--memory", default="1536M")
     parser.add_argument("--timeout", type=float, default=1500,
                         help="seconds allowed for each boot")
+    parser.add_argument("--no-update", action="store_true",
+                        help="skip boot 3 (the update image flashed over the disk)")
     args = parser.parse_args()
     image = VM / "ahoy-vmtest-amd64.img"
     if not image.exists():
@@ -196,8 +278,14 @@ def main() -> int:
         if event["event"] == "fail":
             failures.append(f"boot 2: {event['error']}")
 
+    boots = [first, second]
+    if not args.no_update:
+        third = update_and_boot(disk, run_dir, args, acked, failures)
+        if third is not None:
+            boots.append(third)
+
     print("\ntimeline (seconds; VM = since the kernel started, host = since qemu started)")
-    for boot in (first, second):
+    for boot in boots:
         up = boot.first("hotspot_up")
         phone = next((e for e in boot.events if e["event"] == "phone_ready"), None)
         app = next((e for e in boot.events if e["event"] == "check"

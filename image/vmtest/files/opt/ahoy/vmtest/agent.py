@@ -10,6 +10,7 @@ The kernel command line says which boot this is:
   ahoy.vmtest=1  first boot (open network): leases, portal, HTTPS, chat, STUN, a call,
                  then a burst of messages until the host pulls the plug
   ahoy.vmtest=2  after the pulled plug (WPA2 now): hotspot back, every acked message there
+                 (also boot 3, after the update image was written over the disk)
 """
 
 from __future__ import annotations
@@ -332,6 +333,10 @@ def second_boot(config: dict[str, str]) -> bool:
                ip=phone["ip"])
     ok &= check("clock saved on the data partition", Path("/data/fake-hwclock.data").exists())
     ok &= check("WPA2: no Enhanced Open, no bridge", not Path("/sys/class/net/br-ahoy").exists())
+    size = subprocess.run(["findmnt", "-n", "-b", "-o", "SIZE", "/data"], capture_output=True,
+                          text=True).stdout.strip()
+    ok &= check("data partition still fills the disk", int(size or 0) // 2**20 > 200,
+                size_mb=int(size or 0) // 2**20)
     result = phone_py("phone1", "history", BOX, timeout=420)
     report("history", conv=result["conv"], ids=result["ids"])
     return ok
