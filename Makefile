@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test site-test test-fast lint bench faults screenshots image vm-test mesh-test site-vm-test clean help
+.PHONY: run test site-test test-fast lint bench faults screenshots image vm-test arm64-boot-test plug-test mesh-test site-vm-test clean help
 
 help:
 	@echo "make run         start the box in development mode on this machine"
@@ -18,6 +18,8 @@ help:
 	@echo "make screenshots phone-size screenshots into docs/screenshots/"
 	@echo "make image       build the SD-card image (root, slow)"
 	@echo "make vm-test     boot the image in a VM with simulated Wi-Fi (root, slow)"
+	@echo "make arm64-boot-test  boot the arm64 image under qemu -M raspi3b to /healthz (root, slow)"
+	@echo "make plug-test   pull the VM's plug at random moments, again and again (root, slow)"
 	@echo "make mesh-test   the Wi-Fi mesh backbone (batman-adv) on simulated radios in a VM (root)"
 	@echo "make site-vm-test two boxes, two phones, chat, a call and a roam on simulated radios in a VM (root)"
 
@@ -64,6 +66,12 @@ image:
 
 vm-test:
 	$(MAKE) -C image vm-test
+
+arm64-boot-test:
+	$(MAKE) -C image arm64-boot-test
+
+plug-test:
+	$(MAKE) -C image plug-test
 
 mesh-test:
 	$(MAKE) -C image mesh-test

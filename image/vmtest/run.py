@@ -37,14 +37,14 @@ class Boot:
     """One run of the VM; `events` are the agent's lines with the host time they arrived."""
 
     def __init__(self, n: int, disk: Path, run_dir: Path, memory: str,
-                 phase: int | None = None) -> None:
+                 phase: int | str | None = None, extra: str = "") -> None:
         self.n = n
         self.console = run_dir / f"console-{n}.log"
         self.results = run_dir / f"results-{n}.log"
         for path in (self.console, self.results):
             path.unlink(missing_ok=True)
         cmdline = (f"root=LABEL=AHOYROOT ro console=ttyS0,115200 net.ifnames=0 "
-                   f"ahoy.vmtest={phase or n} panic=10")
+                   f"ahoy.vmtest={phase or n} panic=10{extra}")
         self.argv = [
             "qemu-system-x86_64", "-accel", "tcg", "-machine", "pc", "-cpu", "max",
             "-smp", "2", "-m", memory, "-display", "none", "-monitor", "none",

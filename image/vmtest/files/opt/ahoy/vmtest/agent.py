@@ -11,6 +11,8 @@ The kernel command line says which boot this is:
                  then a burst of messages until the host pulls the plug
   ahoy.vmtest=2  after the pulled plug (WPA2 now): hotspot back, every acked message there
                  (also boot 3, after the update image was written over the disk)
+  ahoy.vmtest=plug ahoy.plug=ACTION  `make plug-test`: as 2, then busy with ACTION (burst,
+                 settings, clock or none) until the host pulls the plug again
 """
 
 from __future__ import annotations
@@ -317,13 +319,7 @@ def first_boot(config: dict[str, str]) -> bool:
     report("first_boot_checks", ok=ok)
     # The burst: the host pulls the plug while it runs, so this normally never returns.
     report("burst_start")
-    proc = subprocess.Popen(["ip", "netns", "exec", "phone1", PYTHON, str(HERE / "phone.py"),
-                             "burst", BOX, "600"], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("{"):
-            fields = json.loads(line)
-            report(fields.pop("event", "phone"), **fields)
+    burst()
     return ok
 
 
@@ -342,17 +338,59 @@ def second_boot(config: dict[str, str]) -> bool:
     return ok
 
 
+def burst(seconds: int = 600) -> None:
+    """phone1 sends messages until the host pulls the plug; every ack is reported."""
+    proc = subprocess.Popen(["ip", "netns", "exec", "phone1", PYTHON, str(HERE / "phone.py"),
+                             "burst", BOX, str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("{"):
+            fields = json.loads(line)
+            report(fields.pop("event", "phone"), **fields)
+
+
+def plug_boot(config: dict[str, str], action: str) -> bool:
+    """`make plug-test`: back after a pulled plug, then busy with `action` until the next."""
+    ok = second_boot(config)
+    report("busy", action=action)
+    if action == "burst":
+        burst()
+    elif action == "settings":
+        # As the admin page does: the changes, then a request the root path unit carries out.
+        for n in range(1, 1000):
+            run("runuser", "-u", "ahoy", "--", "sh", "-c",
+                f"printf '{{\"box_name\": \"plug-{n}\"}}' > /data/ahoy/config/.rc.tmp && "
+                "mv /data/ahoy/config/.rc.tmp /data/ahoy/config/requested-changes.json && "
+                "printf '{\"action\": \"apply\"}' > /data/ahoy/requests/.a.tmp && "
+                f"mv /data/ahoy/requests/.a.tmp /data/ahoy/requests/{n}-apply.json")
+            end = time.monotonic() + 120
+            while any(Path("/data/ahoy/requests").iterdir()) and time.monotonic() < end:
+                time.sleep(0.2)
+            report("settings_applied", n=n, box_name=box_config().get("box_name"))
+    elif action == "clock":
+        for n in range(1, 100000):
+            run("systemctl", "start", "ahoy-clock-save.service")
+            report("clock_saved", n=n)
+    return ok
+
+
 def main() -> int:
     phase = "1"
+    action = "none"
     for arg in Path("/proc/cmdline").read_text().split():
         if arg.startswith("ahoy.vmtest="):
             phase = arg.split("=", 1)[1]
+        if arg.startswith("ahoy.plug="):
+            action = arg.split("=", 1)[1]
     report("agent_start", phase=phase)
     try:
         up = wait_for_hotspot()
         report("hotspot_up", t=round(up, 2), seen=round(uptime(), 2))
         config = box_config()
-        ok = first_boot(config) if phase == "1" else second_boot(config)
+        if phase == "plug":
+            ok = plug_boot(config, action)
+        else:
+            ok = first_boot(config) if phase == "1" else second_boot(config)
     except Exception as exc:
         report("fail", error=f"{type(exc).__name__}: {exc}")
         ok = False
