@@ -57,7 +57,9 @@ case "$ARCH" in
   arm64) PACKAGES+=(linux-image-arm64 raspi-firmware firmware-brcm80211)
          PIP_PLATFORMS=(manylinux_2_41_aarch64 manylinux_2_39_aarch64 manylinux_2_36_aarch64 manylinux_2_34_aarch64 manylinux_2_28_aarch64
                         manylinux_2_17_aarch64 manylinux2014_aarch64)
-         PIP_EXTRA=(lgpio) ;;  # requirements.txt's aarch64 marker is evaluated on the host
+         # requirements.txt's aarch64 marker (lgpio) is evaluated on the host, so pip skips
+         # lgpio; PyPI has no lgpio wheel for cp313, so it is compiled below (lgpio_module).
+         PIP_EXTRA=() ;;
   amd64) PACKAGES+=(linux-image-amd64)
          PIP_PLATFORMS=(manylinux_2_41_x86_64 manylinux_2_39_x86_64 manylinux_2_36_x86_64 manylinux_2_34_x86_64 manylinux_2_28_x86_64
                         manylinux_2_17_x86_64 manylinux2014_x86_64)
@@ -110,6 +112,12 @@ need python3 python3
 need git git
 python3 -m pip --version >/dev/null 2>&1 || MISSING+=(python3-pip)
 if [ "$VARIANT" = release ]; then need bmaptool bmap-tools; fi
+# lgpio (gpiozero's pin factory on the Pi) has no wheel for trixie's Python: built from its
+# source with SWIG and a compiler for arm64.
+if [ "$ARCH" = arm64 ]; then
+  need swig swig
+  if [ "$(uname -m)" = aarch64 ]; then need gcc gcc; else need aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu; fi
+fi
 # mmdebstrap stops at once without arch-test when the target is a foreign architecture.
 if [ "$ARCH" = arm64 ] && [ "$(uname -m)" != aarch64 ]; then
   need arch-test arch-test
@@ -224,6 +232,48 @@ python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-loca
   --implementation cp --abi "$CPTAG" "${PLATFORM_ARGS[@]}" --target "$SITE" \
   -r "$REPO/requirements.txt" "${PIP_EXTRA[@]}" 2>&1 |
   { grep -v "is ignored: it is neither a file nor a directory" || true; }  # local find-links
+lgpio_module() {
+  # lgpio's C library and its SWIG wrapper, linked statically into one extension module
+  # (as its PyPI wheels are), for the root's Python; cached in cache/lgpio/.
+  local version=0.2.2.0
+  local out="$CACHE/lgpio/$version-$CPTAG-aarch64" scratch="$WORK/lgpio"
+  if [ ! -f "$out/lgpio.py" ]; then
+    mkdir -p "$scratch"
+    python3 -m pip download --quiet --disable-pip-version-check --no-deps --no-binary=:all: \
+      --cache-dir "$CACHE/pip" -d "$scratch" "lgpio==$version" 2>&1 |
+      { grep -v "is ignored: it is neither a file nor a directory" || true; }
+    tar -C "$scratch" -xzf "$scratch/lgpio-$version.tar.gz"
+    # Python's headers for arm64 (pyconfig.h differs per architecture), from the archive.
+    python3 - "$MIRROR" "$SUITE" "libpython$PYVER-dev" "$scratch/pydev.deb" <<'PY'
+import lzma, re, sys, urllib.request
+mirror, suite, package, target = sys.argv[1:]
+index = urllib.request.urlopen(f"{mirror}/dists/{suite}/main/binary-arm64/Packages.xz").read()
+for stanza in lzma.decompress(index).decode().split("\n\n"):
+    if stanza.startswith(f"Package: {package}\n"):
+        name = re.search(r"^Filename: (.*)$", stanza, re.M).group(1)
+        with open(target, "wb") as out:
+            out.write(urllib.request.urlopen(f"{mirror}/{name}").read())
+        break
+else:
+    sys.exit(f"{package} is not in {suite}")
+PY
+    dpkg-deb -x "$scratch/pydev.deb" "$scratch/sysroot"
+    local inc="$scratch/sysroot/usr/include" cc=aarch64-linux-gnu-gcc
+    [ "$(uname -m)" != aarch64 ] || cc=gcc
+    (cd "$scratch/lgpio-$version" &&
+     swig -python -o lgpio_wrap.c lgpio.i &&
+     "$cc" -shared -fPIC -O2 -pthread -Isrc -I"$inc" -I"$inc/python$PYVER" \
+       -o "_lgpio.cpython-${CPTAG#cp}-aarch64-linux-gnu.so" lgpio_wrap.c src/lg*.c src/rgpiod.c -lrt -ldl)
+    mkdir -p "$out.part"
+    cp "$scratch/lgpio-$version/lgpio.py" "$scratch/lgpio-$version"/_lgpio.*.so "$out.part/"
+    rm -rf "$out" && mv "$out.part" "$out"
+  fi
+  cp "$out"/* "$SITE/"
+}
+if [ "$ARCH" = arm64 ]; then
+  stage "2 system: lgpio $CPTAG aarch64 (compiled once; cache: cache/lgpio)"
+  lgpio_module
+fi
 # The root is read-only at run time: compile now so Python never tries to write .pyc files.
 python3 -m compileall -q -j 2 "$SITE" "$APP" >/dev/null || true
 
