@@ -420,7 +420,7 @@ def apply_config(
     if not radio_present:
         # Without its interface hostapd cannot start and coturn cannot take the box's
         # address: started anyway, systemd would restart them in a loop. They start with
-        # the next apply (a reboot, or settings saved on the admin page) once it is there.
+        # the next apply: on the image, udev applies again when a Wi-Fi interface appears.
         # A warning as well as the problem above: warnings are shown on the admin page.
         report.warnings.append(
             f"the hotspot, DHCP and STUN/TURN were not started: there is no {config.interface}")

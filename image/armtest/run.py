@@ -159,7 +159,7 @@ def judge(s: dict[str, Any]) -> list[tuple[str, bool, str]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("image", nargs="?", type=Path)
-    parser.add_argument("--timeout", type=float, default=1800,
+    parser.add_argument("--timeout", type=float, default=1200,
                         help="seconds allowed from qemu's start to /healthz")
     args = parser.parse_args()
     image = args.image or next(iter(sorted(OUT.glob("ahoy-*[0-9]-arm64.img"))), None)
