@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parents[1]))
 
-from run import VM, Boot, partition_table, read_box_config, wait_for  # noqa: E402
+from run import VM, Boot, partition_table, read_box_config, start_boot, wait_for  # noqa: E402
 
 from provisioning.config import ConfigError, parse_config  # noqa: E402
 
@@ -105,8 +105,8 @@ def main() -> int:
         else:
             plug = rng.choice(ACTIONS)
             moment, phase = plug, "plug"
-        boot = Boot(n, disk, run_dir, args.memory, phase=phase,
-                    extra=f" ahoy.plug={plug}" if plug else "")
+        boot = start_boot(n, disk, run_dir, args.memory, phase=phase,
+                          extra=f" ahoy.plug={plug}" if plug else "")
         row: dict[str, Any] = {"n": n, "moment": moment, "problems": []}
 
         came_up = True
