@@ -41,11 +41,13 @@ import json, os, subprocess, urllib.request
 def sh(*a):
     return subprocess.run(a, capture_output=True, text=True).stdout.strip()
 def unit(name):
-    props = sh("systemctl", "show", name, "-P", "ActiveState", "-P", "SubState",
-               "-P", "ActiveEnterTimestampMonotonic", "-P", "NRestarts",
-               "-P", "ExecMainStatus").splitlines() + ["", "", "", "", ""]
-    return {"state": props[0], "sub": props[1], "at": int(props[2] or 0) / 1e6,
-            "restarts": int(props[3] or 0), "status": props[4]}
+    # key=value lines: systemctl prints the properties in its own order, not the asked one
+    out = sh("systemctl", "show", name, "-p", "ActiveState,SubState,NRestarts,"
+             "ActiveEnterTimestampMonotonic,ExecMainStatus")
+    p = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    return {"state": p.get("ActiveState", ""), "sub": p.get("SubState", ""),
+            "at": int(p.get("ActiveEnterTimestampMonotonic") or 0) / 1e6,
+            "restarts": int(p.get("NRestarts") or 0), "status": p.get("ExecMainStatus", "")}
 s = {"uptime": float(open("/proc/uptime").read().split()[0])}
 units = ["ahoy-data-partition.service", "ahoy-provision.service", "ahoy.service",
          "multi-user.target", "hostapd@wlan0.service", "dnsmasq.service", "coturn.service"]
