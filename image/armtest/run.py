@@ -13,8 +13,18 @@ a root shell on the serial console that this script types its checks into.
 Checked: first boot grows the data partition and makes the secrets, the root is read-only
 with a RAM overlay, ahoy-provision applied ahoy.txt (and said the radio is missing: the
 raspi3b machine has none), ahoy.service answers /healthz, and hostapd, dnsmasq and coturn
-are not restarted in a loop without the radio. Prints a timeline (seconds since the kernel
-started). The console is kept in out/arm64boot/console.log.
+are not restarted in a loop without the radio.
+
+Then the radio part (radiophone.py, copied to the card's boot partition and run by the
+image's own Python): `mac80211_hwsim` from the image's arm64 kernel gives the machine two
+radios; the box's hotspot comes up on wlan0 (its udev rule has provisioning apply again),
+and a phone on wlan1, in a network namespace, joins it with wpa_supplicant, gets a DHCP
+lease from the box's dnsmasq, meets the captive portal (its probe redirected, then answered
+after Continue) and chats (a message acked and read back by a second phone).
+`--radio-timeout 0` leaves the radio part out.
+
+Prints a timeline (seconds since the kernel started, and since qemu started). The console
+is kept in out/arm64boot/console.log.
 """
 
 from __future__ import annotations
@@ -34,6 +44,8 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "out"
 CARD_BYTES = 2 * 1024**3
 MARK = "AHOY" + "-S "  # split so the shell's echo of the script never matches
+RADIO_MARK = "AHOY-R "  # radiophone.py's lines (the command typed does not contain it)
+PHONE_PYTHON = "/opt/ahoy/venv/bin/python"  # the image's own, with simple-websocket
 
 # Typed into the VM's shell once (a heredoc), then run again and again. One JSON line.
 PROBE = r'''
@@ -119,9 +131,13 @@ class Console:
             time.sleep(0.05)  # the mini UART's small receive buffer
 
 
-def card_files(image: Path, workdir: Path) -> tuple[Path, Path, Path, str]:
+def boot_offset(image: Path) -> int:
     table = json.loads(subprocess.check_output(["sfdisk", "--json", str(image)]))
-    offset = int(table["partitiontable"]["partitions"][0]["start"]) * 512
+    return int(table["partitiontable"]["partitions"][0]["start"]) * 512
+
+
+def card_files(image: Path, workdir: Path) -> tuple[Path, Path, Path, str]:
+    offset = boot_offset(image)
     target = f"{image}@@{offset}"
     names = subprocess.check_output(["mdir", "-b", "-i", target, "::/"], text=True).split()
     names = [n.removeprefix("::/") for n in names]
@@ -158,11 +174,59 @@ def judge(s: dict[str, Any]) -> list[tuple[str, bool, str]]:
     ]
 
 
+def radio_part(console: Console, qemu: subprocess.Popen[bytes], timeout: float,
+               started: float, timeline: list[tuple[str, float]]) -> dict[str, Any]:
+    """mac80211_hwsim's two radios: the box's hotspot on one, a phone on the other
+    (radiophone.py, run by the image's own Python). The steps as the VM reported them."""
+    console.take()
+    console.type(f"{PHONE_PYTHON} /boot/firmware/radiophone.py\n")
+    steps: dict[str, Any] = {}
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and qemu.poll() is None:
+        for line in console.take():
+            if RADIO_MARK not in line:
+                continue
+            try:
+                step = json.loads(line.split(RADIO_MARK, 1)[1])
+            except json.JSONDecodeError:
+                continue
+            name = step.get("step") or "result"
+            steps[name] = step
+            timeline.append((f"radio: {name}", time.monotonic() - started))
+            print(f"  [{time.monotonic() - started:6.1f}s host] radio {name} "
+                  f"{json.dumps(step)[:300]}", flush=True)
+            if "result" in step:
+                return steps
+        time.sleep(0.5)
+    steps["result"] = {"result": "failed", "error": f"no result within {timeout:.0f} s"}
+    return steps
+
+
+def judge_radio(radio: dict[str, Any] | None) -> list[tuple[str, bool, str]]:
+    """The radio part's checks; all fail, each saying why, when it did not run."""
+    radio = radio or {"result": {"result": "failed", "error": "not run (no /healthz)"}}
+    result = radio.get("result", {})
+    why = str(result.get("error", ""))
+    portal = radio.get("portal", {})
+    chat = radio.get("chat", {})
+    return [
+        ("with mac80211_hwsim's radios, the hotspot comes up", "hotspot_up" in radio, why),
+        ("a phone joins it and gets a DHCP lease from the box", "lease" in radio, why),
+        ("the phone's probe is sent to the portal, then answered after Continue",
+         portal.get("probe_before") in (301, 302, 303, 307) and portal.get("probe_after") == 204,
+         str(portal) or why),
+        ("the phone chats: its message is acked and read back by another phone",
+         bool(chat.get("read_back")), str(chat) or why),
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("image", nargs="?", type=Path)
     parser.add_argument("--timeout", type=float, default=1200,
                         help="seconds allowed from qemu's start to /healthz")
+    parser.add_argument("--radio-timeout", type=float, default=1500,
+                        help="seconds allowed for the radio part (0: leave it out)")
     args = parser.parse_args()
     image = args.image or next(iter(sorted(OUT.glob("ahoy-*[0-9]-arm64.img"))), None)
     if image is None or not image.exists():
@@ -177,6 +241,10 @@ def main() -> int:
         return 2
     os.truncate(disk, CARD_BYTES)
     kernel, initrd, dtb, cmdline = card_files(image, workdir)
+    # The radio part's script, beside ahoy.txt on the copy's boot partition (the image
+    # itself is not changed).
+    subprocess.run(["mcopy", "-o", "-i", f"{disk}@@{boot_offset(image)}",
+                    str(HERE / "radiophone.py"), "::radiophone.py"], check=True)
     cmdline += " modprobe.blacklist=bcm2835_wdt systemd.debug_shell=ttyS1"
     sock = workdir / "console.sock"
     sock.unlink(missing_ok=True)
@@ -199,6 +267,7 @@ def main() -> int:
     timeline: list[tuple[str, float]] = []
     verdict = "timed out"
     settle_until = 0.0
+    radio: dict[str, Any] | None = None
     try:
         while time.monotonic() - started < args.timeout:
             if qemu.poll() is not None:
@@ -244,6 +313,8 @@ def main() -> int:
                         verdict = "done"
                         break
             time.sleep(0.5)
+        if verdict == "done" and args.radio_timeout > 0:
+            radio = radio_part(console, qemu, args.radio_timeout, started, timeline)
     finally:
         if qemu.poll() is None:
             qemu.kill()
@@ -259,6 +330,11 @@ def main() -> int:
                 failures.append(name)
         if verdict != "done":
             failures.append(verdict)
+        if args.radio_timeout > 0:
+            for name, ok, detail in judge_radio(radio):
+                print(f"  {'ok  ' if ok else 'FAIL'} {name}" + ("" if ok else f": {detail}"))
+                if not ok:
+                    failures.append(name)
         print("\ntimeline (seconds since the kernel started, from systemd's clocks)")
         for name in ("ahoy-data-partition.service", "ahoy-provision.service", "ahoy.service",
                      "multi-user.target"):

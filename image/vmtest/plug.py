@@ -29,27 +29,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parents[1]))
 
-from run import VM, Boot, partition_table, read_box_config, start_boot, wait_for  # noqa: E402
+from run import VM, Boot, data_clean_after_replay, read_box_config, start_boot, wait_for  # noqa: E402
 
 from provisioning.config import ConfigError, parse_config  # noqa: E402
 
 ACTIONS = ("boot", "burst", "settings", "clock")
-
-
-def data_clean_after_replay(disk: Path, scratch: Path) -> tuple[bool, str]:
-    """Replay the data partition's journal on a copy (as the next mount would), then
-    e2fsck -fn it: 0 means clean."""
-    data = partition_table(disk)[2]
-    copy = scratch / "data.fs"
-    subprocess.run(["dd", f"if={disk}", f"of={copy}", "bs=4M", "conv=sparse", "status=none",
-                    "iflag=skip_bytes,count_bytes", f"skip={int(data['start']) * 512}",
-                    f"count={int(data['size']) * 512}"], check=True)
-    subprocess.run(["e2fsck", "-E", "journal_only", "-y", str(copy)], capture_output=True,
-                   check=False)
-    done = subprocess.run(["e2fsck", "-fn", str(copy)], capture_output=True, text=True,
-                          check=False)
-    copy.unlink()
-    return done.returncode == 0, (done.stdout + done.stderr).strip()[-300:]
 
 
 def count_until(boot: Boot, name: str, want: int, ids: set[str] | None = None) -> int:

@@ -163,18 +163,22 @@ def read_box_config(disk: Path, scratch: Path) -> str | None:
     return done.stdout.decode() if done.returncode == 0 else None
 
 
-def fsck_data(disk: Path) -> tuple[bool, str]:
-    """e2fsck -fn of the data partition (read-only loop device): clean or not."""
+def data_clean_after_replay(disk: Path, scratch: Path) -> tuple[bool, str]:
+    """Replay the data partition's journal on a copy (as the next mount would), then
+    e2fsck -fn it: 0 means clean. (The VM's plug was pulled: without the replay, e2fsck -n
+    reports the blocks the journal still holds as bitmap differences.)"""
     data = partition_table(disk)[2]
-    loop = subprocess.run(["losetup", "--find", "--show", "--read-only",
-                           "--offset", str(int(data["start"]) * 512),
-                           "--sizelimit", str(int(data["size"]) * 512), str(disk)],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    copy = scratch / "data.fs"
+    subprocess.run(["dd", f"if={disk}", f"of={copy}", "bs=4M", "conv=sparse", "status=none",
+                    "iflag=skip_bytes,count_bytes", f"skip={int(data['start']) * 512}",
+                    f"count={int(data['size']) * 512}"], check=True)
     try:
-        done = subprocess.run(["e2fsck", "-fn", loop], capture_output=True, text=True,
+        subprocess.run(["e2fsck", "-E", "journal_only", "-y", str(copy)],
+                       capture_output=True, check=False)
+        done = subprocess.run(["e2fsck", "-fn", str(copy)], capture_output=True, text=True,
                               check=False)
     finally:
-        subprocess.run(["losetup", "-d", loop], check=False)
+        copy.unlink()
     return done.returncode == 0, (done.stdout + done.stderr).strip()[-400:]
 
 
@@ -219,8 +223,9 @@ def update_and_boot(disk: Path, run_dir: Path, args: argparse.Namespace, acked: 
     print(f"  boot 3: data partition ends at {end} of {disk.stat().st_size} bytes", flush=True)
     if end != disk.stat().st_size:
         failures.append("boot 3: the data partition does not end at the end of the disk")
-    clean, report = fsck_data(disk)
-    print(f"  boot 3: e2fsck -fn of the data partition: {'clean' if clean else report}",
+    clean, report = data_clean_after_replay(disk, run_dir)
+    print(f"  boot 3: e2fsck -fn of the data partition, its journal replayed: "
+          f"{'clean' if clean else report}",
           flush=True)
     if not clean:
         failures.append("boot 3: the data partition is not clean after the update")
