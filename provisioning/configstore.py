@@ -241,9 +241,16 @@ def _restore_boot_file(
     boot_file: Path, data_dir: Path, notices: list[str], errors: list[str]
 ) -> None:
     """Put the owner's file back from the data partition when the boot partition has
-    none (after an update image); without a copy the last good config is used."""
+    none (after an update image) or an empty one (a power cut while FAT was written);
+    without a copy the last good config is used."""
     copy = DataDir(data_dir).boot_file_copy
-    if boot_file.exists() or not copy.exists():
+    try:
+        size: int | None = boot_file.stat().st_size
+    except FileNotFoundError:
+        size = None
+    except OSError:
+        return
+    if size or not copy.exists():
         return
     try:
         write_file(boot_file, copy.read_bytes())
@@ -251,15 +258,20 @@ def _restore_boot_file(
         errors.append(f"could not put {boot_file.name} back from the data partition: "
                       f"{exc.strerror}")
         return
-    notices.append(f"{boot_file.name} was missing on the boot partition (an update image?); "
-                   "it was put back from the copy on the data partition")
+    why = ("was missing on the boot partition (an update image?)" if size is None
+           else "was empty (a power cut while it was being written?)")
+    notices.append(f"{boot_file.name} {why}; it was put back from the copy on the data "
+                   "partition")
 
 
 def _keep_boot_file_copy(boot_file: Path, data_dir: Path, errors: list[str]) -> None:
-    """The boot file as it is now (admin password and site secret already blanked)."""
+    """The boot file as it is now (admin password and site secret already blanked);
+    an empty one is not kept (the copy is what puts it back)."""
     try:
         data = boot_file.read_bytes()
     except OSError:
+        return
+    if not data:
         return
     try:
         write_file(DataDir(data_dir).boot_file_copy, data, mode=0o600)

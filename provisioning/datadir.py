@@ -101,6 +101,12 @@ def write_file(path: Path, data: bytes, mode: int = 0o644) -> bool:
     leaves the old file as it was. `mode` (0600 for secrets) is set on the new
     file; when root replaces a file it keeps the old one's owner, so the service
     can still read its secrets. Returns True if the file was written.
+
+    On FAT (the boot partition, where ahoy.txt lives) neither holds by itself:
+    syncing its folder does not write the renamed entry, and the plug test found
+    ahoy.txt empty after a power cut seconds after a settings change. There the
+    whole system is synced after the rename (FAT's tables and folder included);
+    configstore puts an emptied ahoy.txt back from its copy on the data partition.
     """
     try:
         if path.read_bytes() == data:
@@ -130,7 +136,35 @@ def write_file(path: Path, data: bytes, mode: int = 0o644) -> bool:
         tmp.unlink(missing_ok=True)
         raise
     sync_folder(path.parent)
+    if file_system_type(path.parent) in FOLDERS_NOT_SYNCED:
+        os.sync()
     return True
+
+
+# File systems whose folder fsync does not make a rename durable.
+FOLDERS_NOT_SYNCED = frozenset({"vfat", "msdos", "fat", "exfat"})
+
+
+def file_system_type(folder: Path, mountinfo: str | None = None) -> str:
+    """The type of the file system `folder` is on, from /proc/self/mountinfo
+    ("" when it cannot be told)."""
+    try:
+        text = mountinfo if mountinfo is not None else Path(
+            "/proc/self/mountinfo").read_text()
+        where = str(folder.resolve())
+    except OSError:
+        return ""
+    best, kind = "", ""
+    for line in text.splitlines():
+        fields = line.split()
+        if " - " not in line or len(fields) < 5:
+            continue
+        point = fields[4].replace("\\040", " ")
+        after = line.split(" - ", 1)[1].split()
+        inside = where == point or where.startswith(point.rstrip("/") + "/")
+        if after and inside and len(point) >= len(best):
+            best, kind = point, after[0]
+    return kind
 
 
 def _owner_to_keep(path: Path) -> tuple[int, int] | None:

@@ -295,3 +295,49 @@ def test_without_a_copy_a_missing_file_keeps_the_last_good_config(
     loaded = configstore.load_config(boot, data, sys_class_net=sys_net)
     assert not boot.exists()
     assert (loaded.source, loaded.config.wifi_name) == ("last-good", "Good Boat")
+
+
+def test_an_ahoy_txt_emptied_by_a_power_cut_is_put_back_from_the_copy(
+    boot: Path, data: Path, sys_net: Path
+) -> None:
+    """FAT lost the new file's entry after a power cut (seen in `make plug-test`): the
+    card then holds an empty ahoy.txt. The owner's file comes back, byte for byte."""
+    text = "# my boat\nbox_name = plug-3\nwifi_name = Good Boat\n"
+    boot.write_text(text)
+    configstore.load_config(boot, data, sys_class_net=sys_net)
+    boot.write_bytes(b"")
+    loaded = configstore.load_config(boot, data, sys_class_net=sys_net)
+    assert boot.read_text() == text
+    assert DataDir(data).boot_file_copy.read_text() == text
+    assert (loaded.source, loaded.config.wifi_name) == ("file", "Good Boat")
+    assert any("was empty" in notice and "put back" in notice for notice in loaded.notices)
+
+
+def test_an_empty_ahoy_txt_is_never_kept_as_the_copy(
+    boot: Path, data: Path, sys_net: Path
+) -> None:
+    boot.write_bytes(b"")
+    configstore.load_config(boot, data, sys_class_net=sys_net)
+    assert not DataDir(data).boot_file_copy.exists()
+
+
+def test_the_boot_partition_is_told_apart_as_fat(tmp_path: Path) -> None:
+    """write_file syncs the whole system after writing on FAT (its folder sync does not
+    make the rename durable); the file system is read from mountinfo."""
+    from provisioning.datadir import FOLDERS_NOT_SYNCED, file_system_type
+
+    mountinfo = (
+        "22 1 179:2 / / ro,relatime shared:1 - ext4 /dev/mmcblk0p2 ro\n"
+        "25 22 0:21 / / rw,relatime shared:2 - overlay overlay rw,lowerdir=/media/root-ro\n"
+        "30 25 179:1 / /boot/firmware rw,noatime shared:3 - vfat /dev/mmcblk0p1 rw,flush\n"
+        "31 25 179:3 / /data rw,noatime shared:4 - ext4 /dev/mmcblk0p3 rw\n"
+        "32 25 8:1 / /media/usb\\040stick rw shared:5 - exfat /dev/sda1 rw\n"
+    )
+    def kind(path: str) -> str:
+        return file_system_type(Path(path), mountinfo)
+
+    assert kind("/boot/firmware") == "vfat" and "vfat" in FOLDERS_NOT_SYNCED
+    assert kind("/data/ahoy/config") == "ext4"
+    assert kind("/etc") == "overlay"
+    assert kind("/media/usb stick/x") == "exfat"
+    assert file_system_type(tmp_path) not in FOLDERS_NOT_SYNCED  # the tests' own disk
