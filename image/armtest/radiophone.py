@@ -11,6 +11,7 @@ Prints one line per step, `AHOY-R {json}`; the last has "result".
 
 from __future__ import annotations
 
+import faulthandler
 import http.client
 import json
 import os
@@ -27,6 +28,7 @@ from typing import Any
 
 MARK = "AHOY-R "
 NETNS = "phone"
+PHONE_SECONDS = 600  # the phone's own bound, all steps together
 PYTHON = "/opt/ahoy/venv/bin/python"
 
 
@@ -91,12 +93,26 @@ def box_side() -> dict[str, Any]:
 
     wait("the phone joining the hotspot", joined, 300)
     emit(step="phone_joined")
-    done = subprocess.run(["ip", "netns", "exec", NETNS, PYTHON, __file__, "phone"],
-                          capture_output=True, text=True, timeout=900)
-    sys.stdout.write(done.stdout)
-    if done.returncode != 0:
-        raise RuntimeError(f"the phone failed: {done.stderr[-800:]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1][len(MARK):])
+    # The phone's lines go to a file, shown whatever happens (a stuck phone dumps its
+    # threads' stacks there before its own bound, PHONE_SECONDS).
+    out = Path("/run/phone.out")
+    with out.open("w") as sink:
+        try:
+            done = subprocess.run(["ip", "netns", "exec", NETNS, PYTHON, __file__, "phone"],
+                                  stdout=sink, stderr=subprocess.STDOUT, text=True,
+                                  timeout=PHONE_SECONDS + 60)
+            code: int | str = done.returncode
+        except subprocess.TimeoutExpired:
+            code = "timed out"
+    lines = out.read_text(errors="replace").splitlines()
+    sys.stdout.write("".join(line + "\n" for line in lines))
+    sys.stdout.flush()
+    marked = [line for line in lines if line.startswith(MARK)]
+    if code != 0 or not marked:
+        raise RuntimeError(f"the phone failed ({code}): {' | '.join(lines[-6:])[-800:]}")
+    result = json.loads(marked[-1][len(MARK):])
+    if result.get("result") != "ok":
+        raise RuntimeError(f"the phone failed: {result.get('error')}")
     return {"ssid": ssid, **{k: v for k, v in result.items() if k not in ("t", "result")}}
 
 
@@ -213,20 +229,25 @@ def phone() -> dict[str, Any]:
                 raise RuntimeError(f"the box said: {message}")
         raise RuntimeError(f"no {kind} within {timeout:.0f} s")
 
-    ws.send(json.dumps({"type": "hello", "name": "Arm Phone"}))
-    welcome = expect("welcome")
-    room = welcome.get("default_room")
-    text = f"Hello from the arm64 box's hotspot {uuid.uuid4().hex[:8]}"
-    ws.send(json.dumps({"type": "send", "id": "m-arm-1", "room": room, "text": text}))
-    ack = expect("ack")
-    ws.close()
+    try:
+        ws.send(json.dumps({"type": "hello", "name": "Arm Phone"}))
+        welcome = expect("welcome")
+        room = welcome.get("default_room")
+        text = f"Hello from the arm64 box's hotspot {uuid.uuid4().hex[:8]}"
+        ws.send(json.dumps({"type": "send", "id": f"m-{uuid.uuid4().hex[:12]}", "room": room,
+                            "text": text}))
+        ack = expect("ack")
+    finally:
+        ws.close()
     # Someone else on the hotspot reads it back from the box's store.
     ws = simple_websocket.Client.connect(f"ws://{box}/ws", headers={"Origin": f"http://{box}"})
-    ws.send(json.dumps({"type": "hello", "name": "Arm Reader"}))
-    expect("welcome")
-    ws.send(json.dumps({"type": "sync", "conv": f"room:{room}", "after": 0}))
-    history = expect("history")
-    ws.close()
+    try:
+        ws.send(json.dumps({"type": "hello", "name": "Arm Reader"}))
+        expect("welcome")
+        ws.send(json.dumps({"type": "sync", "conv": f"room:{room}", "after": 0}))
+        history = expect("history")
+    finally:
+        ws.close()
     texts = [m.get("text") for m in history.get("messages", [])]
     chat = {"room": room, "acked_seq": ack.get("seq"), "read_back": text in texts}
     emit(step="chat", **chat)
@@ -236,6 +257,7 @@ def phone() -> dict[str, Any]:
 def main() -> int:
     try:
         if sys.argv[1:2] == ["phone"]:
+            faulthandler.dump_traceback_later(PHONE_SECONDS, exit=True)
             result = phone()
         else:
             result = box_side()
@@ -247,4 +269,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    os._exit(code)  # not held by a WebSocket client's thread
