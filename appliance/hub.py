@@ -261,6 +261,9 @@ class Hub:
         self._contacts: dict[str, set[str]] = {}
         # Who asked for everyone's changes (`people` with `watch: true`).
         self._watchers: set[str] = set()
+        # Who asked for the counts of rooms they are not in (`rooms` with
+        # `watch: true`); the others get such a room only when more changed.
+        self._room_watchers: set[str] = set()
         # viewer -> people to tell them about in the next frame although these
         # did not change (they just became the viewer's contacts).
         self._introduce: dict[str, set[str]] = {}
@@ -305,6 +308,7 @@ class Hub:
         self._handlers: dict[str, Callable[[Connection, str, Request], None]] = {
             "ice": self._on_ice,
             "people": self._on_people,
+            "rooms": self._on_rooms,
             "send": self._on_send,
             "sync": self._on_sync,
             "react": self._on_react,
@@ -367,6 +371,7 @@ class Hub:
             if user_id is None:
                 return
             self._watchers.discard(user_id)
+            self._room_watchers.discard(user_id)
             busy_before = self.calls.busy_users()
             self._deliver(self.calls.user_gone(user_id, self.clock()))
             self._user_changed(user_id)
@@ -525,6 +530,7 @@ class Hub:
         self._profiles[user_id] = record
         self._welcomed[user_id] = self._user_changes
         self._watchers.discard(user_id)  # a new connection watches when it asks
+        self._room_watchers.discard(user_id)
         self._introduce.pop(user_id, None)  # its welcome has them
         if replaced is not None:
             stale = self._conns.get(id(replaced))
@@ -538,7 +544,7 @@ class Hub:
         busy = self._busy_users()
         users = [self._user_entry(c, busy) for c in sorted(contacts)
                  if self.presence.is_online(c)]
-        rooms = [self._room_entry(r, user_id) for r in self.rooms if r.can_see(user_id)]
+        rooms = self._visible_rooms(user_id)
         welcome = protocol.welcome(
             self._user_wire(user_id), token, users, rooms,
             self.ice_servers(user_id, conn.address), now, default_room=self.default_room)
@@ -694,6 +700,25 @@ class Hub:
         if watch:
             self._watchers.add(user)
         conn.peer.send(self._reply(req, self._people_answer(user, user in self._watchers)))
+
+    def _visible_rooms(self, user_id: str) -> list[dict[str, Any]]:
+        """The rooms `user_id` may see as `welcome` lists them (at most
+        MAX_ROOMS: the box holds no more)."""
+        return [self._room_entry(r, user_id) for r in self.rooms if r.can_see(user_id)]
+
+    def _on_rooms(self, conn: Connection, user: str, req: Request) -> None:
+        """The rooms with their counts now; with `watch`, also the counts of
+        the rooms one is not in from now on (docs/protocol.md, "Rooms and
+        their counts: `rooms`")."""
+        watch = req.get("watch")
+        if watch is False:
+            self._room_watchers.discard(user)
+            conn.peer.send(self._reply(req, {"type": "rooms", "watch": False}))
+            return
+        if watch:
+            self._room_watchers.add(user)
+        conn.peer.send(self._reply(req, {"type": "rooms", "rooms": self._visible_rooms(user),
+                                         "watch": user in self._room_watchers}))
 
     def _user_changed(self, user_id: str) -> None:
         """Someone came, went, or changed status or profile: tell everyone in
@@ -854,7 +879,11 @@ class Hub:
                     text_users = ",".join(
                         [t for t in (text_users,) if t]
                         + [_encode(self._user_entry(m, busy)) for m in sorted(met)])
-                key = (since, visible, tuple(where.get(user_id, ())))
+                # The rooms one is not in come with their counts alone only
+                # to who watches them; to the others only whole (when more
+                # than who is in it changed, or one just left it).
+                watching = user_id in self._room_watchers
+                key = (since, visible, tuple(where.get(user_id, ())), watching)
                 rooms_text = rooms_texts.get(key)
                 if rooms_text is None:
                     entries = []
@@ -862,7 +891,12 @@ class Hub:
                         members, moved, whole_form, delta_form = forms[i]
                         whole_now = since is not None or delta_form is None or user_id in moved
                         form = whole_form if whole_now or delta_form is None else delta_form
-                        entry = form[0] if user_id in members else form[1]
+                        if user_id in members:
+                            entry = form[0]
+                        elif watching or delta_form is None or user_id in moved:
+                            entry = form[1]
+                        else:
+                            entry = ""
                         if entry:  # none: a member told before, or counts not due yet
                             entries.append(entry)
                     rooms_text = rooms_texts[key] = ",".join(entries)
@@ -1541,6 +1575,7 @@ class Hub:
                 self._user_changed(user_id)
             self._profiles.pop(user_id, None)
             self._watchers.discard(user_id)
+            self._room_watchers.discard(user_id)
             self._apply(self.rooms.forget_user(user_id))
             self.store.delete_user(user_id)
             self._after_calls_changed(busy_before, rooms_before)

@@ -175,6 +175,7 @@ SCHEMA: dict[str, dict[str, tuple[Check, bool]]] = {
     "ping": {},
     "ice": {},
     "people": {"watch": (boolean, False)},
+    "rooms": {"watch": (boolean, False)},
     "send": {
         "id": (msg_id, True),
         "room": (entity_id, False),

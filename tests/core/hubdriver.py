@@ -44,8 +44,8 @@ class RecordingPeer:
         known: dict[str, dict[str, Any]] = {}
         out = []
         for m in self.sent:
-            if m["type"] == "welcome":
-                known.update({r["id"]: r for r in m["rooms"]})
+            if m["type"] in ("welcome", "rooms"):  # `rooms`: the answer
+                known.update({r["id"]: r for r in m.get("rooms", [])})
             elif m["type"] in ("room", "room_pending", "room_invited"):
                 known[m["room"]["id"]] = m["room"]
             elif m["type"] == "changes":

@@ -4,7 +4,10 @@ per arrival.
 The box gathers presence and room changes (`hub.coalesce`, as the server
 runs it) and sends each phone one `changes` frame per gathering period. A
 phone is told of its contacts (the people it has one-to-one conversations
-with) and how many are online; everyone only when it asks (`people`).
+with) and how many are online; everyone only when it asks (`people`). It is
+told of the rooms it is in as they change, of each other room when it is
+made or its settings or call change, and of the counts of the rooms it is not
+in only when it asks (`rooms` with `watch`).
 """
 
 from __future__ import annotations
@@ -40,8 +43,10 @@ def view(peer: RecordingPeer) -> dict[str, str]:
 
 
 def rooms_view(peer: RecordingPeer) -> dict[str, dict[str, Any]]:
-    """The rooms as a phone sees them: `welcome`, replies, then `changes`."""
-    rooms = {r["id"]: r for m in peer.of("welcome") for r in m["rooms"]}
+    """The rooms as a phone sees them: `welcome`, replies, answers to
+    `rooms`, then `changes`."""
+    rooms = {r["id"]: r for m in peer.sent if m["type"] in ("welcome", "rooms")
+             for r in m.get("rooms", [])}
     rooms.update({r["id"]: r for m in peer.of("room") for r in [m["room"]]})
     rooms.update({r["id"]: r for r in peer.rooms()})
     return rooms
@@ -427,23 +432,28 @@ def test_who_is_in_a_room_goes_to_its_members_and_the_others_get_its_counts(box:
     """A crowd joining rooms: the member ids reach only the rooms' members
     (the ids of who joined, to everyone online, were a fifth of the bytes of
     1000 phones arriving); the others get each room once, compactly, and then
-    its counts."""
+    its counts if they watch the rooms."""
     box.hub.coalesce = True
     ana, ana_id, _ = box.join("Ana")
-    eve, eve_id, _ = box.join("Eve")  # in no room: a bystander
+    eve, eve_id, _ = box.join("Eve")  # in no room: a bystander, watching the rooms
+    bo, _, _ = box.join("Bo")  # another, not watching
+    box.say(eve, "rooms", watch=True)
     room_id = box.room(ana, "Deck", limit=50)
     box.hub.flush_changes()
     (made,) = eve.rooms(room_id)
     assert made == {"id": room_id, "name": "Deck", "limit": 50, "active": True,
                     "owner": ana_id, "count": 1, "online": 1}
+    assert bo.rooms(room_id) == [made]  # a new room goes whole to everyone
     crowd = [arrive(box, f"Crowd{i}") for i in range(20)]
     for peer, welcome in crowd:
         # A room one is not in comes without its members in `welcome` too.
         assert "members" not in {r["id"]: r for r in welcome["rooms"]}[room_id]
         box.say(peer, "room_join", room=room_id)
-    eve_before, ana_before = len(eve.sent), len(ana.sent)
+    eve_before, ana_before, bo_before = len(eve.sent), len(ana.sent), len(bo.sent)
     box.hub.flush_changes()
     crowd_ids = [w["you"]["id"] for _, w in crowd]
+    # Bo does not watch the rooms: no counts of a room he is not in.
+    assert [r for m in bo.sent[bo_before:] for r in m.get("rooms", [])] == []
     (to_eve,) = [r for m in eve.sent[eve_before:] for r in m.get("rooms", [])]
     assert to_eve == {"id": room_id, "online": 21, "count": 21}
     (to_ana,) = [r for m in ana.sent[ana_before:] for r in m.get("rooms", [])]
@@ -508,10 +518,12 @@ def test_people_lists_exactly_who_is_online_through_arrivals_departures_and_chan
 def test_phones_not_in_a_room_get_its_counts_at_most_once_a_second(box: Box) -> None:
     """While a crowd joins a room, its members are told who joined in every
     gathering period; the others only its counts, at most once a second (the
-    room list's numbers), and the latest ones in the end."""
+    room list's numbers, to who watches the rooms), and the latest ones in the
+    end."""
     box.hub.coalesce = True
     ana, _, _ = box.join("Ana")
     eve, _, _ = box.join("Eve")
+    box.say(eve, "rooms", watch=True)
     room_id = box.room(ana, "Deck", limit=50)
     box.hub.flush_changes()
     ana_before, eve_before = len(ana.sent), len(eve.sent)
@@ -578,3 +590,103 @@ def test_people_in_a_call_are_told_of_each_other_while_it_lasts(box: Box) -> Non
     (back, *_) = box.say(box.connect(), "hello", token=ben.of("welcome")[0]["token"])
     assert back["type"] == "welcome"
     assert len(ana.users(ben_id)) == told
+
+
+def test_rooms_answers_the_rooms_and_watching_tells_the_counts_of_the_others(
+        box: Box) -> None:
+    """`rooms` lists the rooms one may see with their counts now; with
+    `watch: true` the counts of the rooms one is not in follow in `changes`
+    until `watch: false` or the connection ends. Who does not watch gets a
+    room one is not in only whole: when it is made, or more than who is in it
+    changed (its settings, its call), or one left it."""
+    box.hub.coalesce = True
+    ana, ana_id, _ = box.join("Ana")
+    eve, _, token = box.join("Eve")
+    (eve_welcome,) = eve.of("welcome")
+    room_id = box.room(ana, "Deck", limit=50)
+    box.room(ana, "Secret", visibility="hidden")  # not Eve's to see
+    box.hub.flush_changes()
+    (snapshot,) = box.say(eve, "rooms", ref="r1")
+    assert set(snapshot) == {"type", "rooms", "watch", "ref"} and snapshot["watch"] is False
+    # The shape of `welcome.rooms`: the rooms one may see, as they are now.
+    assert [r["id"] for r in snapshot["rooms"]] == [
+        *[r["id"] for r in eve_welcome["rooms"]], room_id]
+    assert {r["id"]: r for r in snapshot["rooms"]}[room_id] == {
+        "id": room_id, "name": "Deck", "limit": 50, "active": True, "owner": ana_id,
+        "count": 1, "online": 1}
+
+    def joins(n: int, prefix: str) -> None:
+        for i in range(n):
+            peer, _ = arrive(box, f"{prefix}{i}")
+            box.say(peer, "room_join", room=room_id)
+        box.clock.advance(1000)
+        box.hub.flush_changes()
+
+    def told(since: int) -> list[dict[str, Any]]:
+        return [r for m in eve.sent[since:] if m["type"] == "changes"
+                for r in m["rooms"] if r["id"] == room_id]
+
+    before = len(eve.sent)
+    joins(3, "A")
+    assert told(before) == []  # not watching: no counts
+    (answer,) = box.say(eve, "rooms", watch=True)
+    assert answer["watch"] is True and {r["id"]: r for r in answer["rooms"]}[room_id]["count"] == 4
+    before = len(eve.sent)
+    joins(3, "B")
+    assert told(before) == [{"id": room_id, "online": 7, "count": 7}]
+    assert rooms_view(eve)[room_id]["count"] == 7
+    assert box.say(eve, "rooms", watch=False, ref="r2") == [
+        {"type": "rooms", "watch": False, "ref": "r2"}]
+    before = len(eve.sent)
+    joins(2, "C")
+    assert told(before) == []
+    # More than who is in it changed: the room whole (its counts then) to everyone.
+    box.say(ana, "room_update", room=room_id, description="Crew")
+    box.hub.flush_changes()
+    (whole,) = told(before)
+    assert whole["name"] == "Deck" and whole["description"] == "Crew" and whole["count"] == 9
+    # A new connection does not watch until it asks.
+    box.say(eve, "rooms", watch=True)
+    again = RecordingPeer()
+    box.hub.connect(again)
+    box.say(again, "hello", token=token)
+    before = len(again.sent)
+    joins(1, "D")
+    assert [r for m in again.sent[before:] if m["type"] == "changes" for r in m["rooms"]] == []
+    assert box.hub._room_watchers == set()
+
+
+def test_a_crowd_joining_rooms_costs_who_does_not_watch_only_each_new_room(box: Box) -> None:
+    """Who gets which bytes while a crowd arrives and joins rooms, as the
+    bench's phones do: a phone that watches nothing is sent each new room
+    once, whole, and no counts of rooms it is not in; one that watches the
+    rooms gets their counts at most once a second."""
+    box.hub.coalesce = True
+    idle, _, _ = box.join("Idle")
+    watcher, _, _ = box.join("Watcher")
+    box.say(watcher, "rooms", watch=True)
+    idle_before, watcher_before = len(idle.sent), len(watcher.sent)
+    made: list[str] = []
+    for i in range(40):
+        peer, _ = arrive(box, f"Crowd{i}")
+        if i % 10 == 0:
+            made.append(box.room(peer, f"Room{i}", limit=50))
+        else:
+            box.say(peer, "room_join", room=made[-1])
+        box.clock.advance(200)
+        box.hub.flush_changes()
+    box.clock.advance(1000)
+    box.hub.flush_changes()
+    to_idle = [r for m in idle.sent[idle_before:] if m["type"] == "changes"
+               for r in m["rooms"]]
+    assert sorted(r["id"] for r in to_idle) == sorted(made)
+    assert all(r["count"] == 1 and "name" in r for r in to_idle)
+    to_watcher = [r for m in watcher.sent[watcher_before:] if m["type"] == "changes"
+                  for r in m["rooms"]]
+    counts = [r for r in to_watcher if "name" not in r]
+    assert counts and all(set(r) == {"id", "online", "count"} for r in counts)
+    assert len(counts) <= 2 * len(made) * 2  # at most once a second each (8 s)
+    assert {r["id"]: r["count"] for r in rooms_view(watcher).values() if r["id"] in made} \
+        == dict.fromkeys(made, 10)
+    assert {r["id"]: r["count"] for r in rooms_view(idle).values() if r["id"] in made} \
+        == dict.fromkeys(made, 1)

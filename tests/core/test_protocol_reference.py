@@ -138,6 +138,8 @@ def everything_the_box_sends() -> list[dict[str, Any]]:
     say(ana, "people", watch=True)
     say(ana, "nonsense", ref="e1")
     room = box.room(ana, "Deck")
+    say(cy, "rooms")
+    say(cy, "rooms", watch=True)
     say(ben, "room_join", room=room)
     say(ana, "send", id="m-00000001", room=room, text="Dinner at 7")
     say(ben, "send", id="m-00000002", room=room, text="Yes", reply_to=1)
@@ -151,6 +153,7 @@ def everything_the_box_sends() -> list[dict[str, Any]]:
     say(ana, "profile", colour="#1e88e5", status_text="On watch")
     say(ana, "rename", name="Anna")
     say(ana, "people", watch=False)
+    say(cy, "rooms", watch=False)
     say(cy, "room_get", room=room)
     # Private rooms: invitations, links, approvals.
     hidden = box.room(ana, "Bridge", visibility="hidden", approval=True)
