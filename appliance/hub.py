@@ -264,6 +264,11 @@ class Hub:
         # Who asked for the counts of rooms they are not in (`rooms` with
         # `watch: true`); the others get such a room only when more changed.
         self._room_watchers: set[str] = set()
+        # Who was answered `rooms` since the last `changes` frame: like a
+        # phone welcomed since, it knows the rooms as they were then, so it
+        # gets whole every room that changed since the last frame, also those
+        # back as the last frame told them (a leave and a join meanwhile).
+        self._rooms_asked: set[str] = set()
         # viewer -> people to tell them about in the next frame although these
         # did not change (they just became the viewer's contacts).
         self._introduce: dict[str, set[str]] = {}
@@ -717,6 +722,7 @@ class Hub:
             return
         if watch:
             self._room_watchers.add(user)
+        self._rooms_asked.add(user)
         conn.peer.send(self._reply(req, {"type": "rooms", "rooms": self._visible_rooms(user),
                                          "watch": user in self._room_watchers}))
 
@@ -784,6 +790,7 @@ class Hub:
             rooms = [r for room_id in self._changed_rooms
                      if (r := self.rooms.get(room_id)) is not None]
             welcomed, self._welcomed = self._welcomed, {}
+            asked, self._rooms_asked = self._rooms_asked, set()
             self._changed_users.clear()
             self._changed_rooms.clear()
             # Whole rooms, and for those whose members and online count alone
@@ -797,6 +804,17 @@ class Hub:
                       for r in rooms}
             self._sent_rooms.update(wires)
             told_rooms = [r for r in rooms if deltas[r.id] != {}]
+            # Rooms that changed and came back as the last frame told them:
+            # only phones welcomed or answered `rooms` meanwhile need them
+            # (whole: what they were told may be in between).
+            quiet: dict[str, tuple[Room, str, str]] = {}
+            if welcomed or asked:
+                for r in rooms:
+                    if deltas[r.id] == {}:
+                        theirs = _for_others(wires[r.id])
+                        ours = ({**theirs, "member": True} if len(r.members) > LISTED_MEMBERS
+                                else wires[r.id])
+                        quiet[r.id] = (r, _encode(ours), _encode(theirs))
             # The phones not in a room get its new counts alone at most once
             # every COUNTS_EVERY_MS: then those of every room owed them.
             for r in told_rooms:
@@ -883,13 +901,20 @@ class Hub:
                 # to who watches them; to the others only whole (when more
                 # than who is in it changed, or one just left it).
                 watching = user_id in self._room_watchers
-                key = (since, visible, tuple(where.get(user_id, ())), watching)
-                rooms_text = rooms_texts.get(key)
+                fresh = since is not None or user_id in asked
+                key = (since, visible, tuple(where.get(user_id, ())), watching, fresh)
+                rooms_text = rooms_texts.get(key) if not (fresh and quiet) else None
                 if rooms_text is None:
-                    entries = []
+                    entries: list[str] = []
+                    if fresh:
+                        for back, inside, outside in quiet.values():
+                            if user_id in back.members:
+                                entries.append(inside)
+                            elif watching and back.can_see(user_id):
+                                entries.append(outside)
                     for i in public + list(visible):
                         members, moved, whole_form, delta_form = forms[i]
-                        whole_now = since is not None or delta_form is None or user_id in moved
+                        whole_now = fresh or delta_form is None or user_id in moved
                         form = whole_form if whole_now or delta_form is None else delta_form
                         if user_id in members:
                             entry = form[0]

@@ -261,6 +261,14 @@ class BoxClient:
         room: dict[str, Any] = reply["room"]
         return room
 
+    async def refresh_rooms(self) -> None:
+        """The rooms as they are now: `changes` keep the counts of the rooms
+        we are in, those of the others only for who watches them, so /rooms
+        asks (docs/protocol.md, "Rooms and their counts")."""
+        reply = await self.request({"type": "rooms"})
+        for room in reply.get("rooms") or []:
+            self._keep_room(room)
+
     async def create_room(self, name: str, description: str = "") -> dict[str, Any]:
         reply = await self.request({"type": "room_create", "name": name,
                                     "description": description})

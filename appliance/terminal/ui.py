@@ -316,6 +316,9 @@ class ChatUI:
                 for u in people) or "nobody else"
             self.notice(f"Online ({len(people)} besides you): {listed}")
         elif name == "rooms":
+            if b.connection == "online":
+                with contextlib.suppress(ChatError):  # offline meanwhile: what we know
+                    await b.refresh_rooms()
             if not b.rooms:
                 self.notice("No rooms yet. /create NAME makes one.")
             for room in sorted(b.rooms.values(), key=lambda r: r["name"].lower()):

@@ -161,11 +161,26 @@ def test_a_room_one_is_not_in_shows_how_many_are_in_it_and_who_on_opening_its_de
     cy.join(unique("Cy"))
     room_name = unique("Galley")
     room_id = ana.create_room(room_name).removeprefix("room:")
-    ben.open_room(room_name)
+    # The rooms tab watches the other rooms' counts (`rooms` with `watch`):
+    # Ben joining shows there at once.
     cy.open_tab("rooms")
+    cy.wait_js("window.ahoy.state.watchingRooms === true")
     item = cy.page.locator(f"[data-testid=room-item][data-room={room_id}]")
-    item.get_by_test_id("room-counts").get_by_text(re.compile(r"^2 online · 2/\d+ members$")).wait_for()
+    counts = item.get_by_test_id("room-counts")
+    counts.get_by_text(re.compile(r"^1 online · 1/\d+ members$")).wait_for()
+    ben.open_room(room_name)
+    counts.get_by_text(re.compile(r"^2 online · 2/\d+ members$")).wait_for()
     assert cy.page.evaluate("id => window.ahoy.state.rooms.get(id).members", room_id) == []
+    # Off the tab it stops; back on it, the answer brings the counts as they
+    # are (Ben left meanwhile), and they follow again (he is back).
+    cy.open_tab("chats")
+    cy.wait_js("window.ahoy.state.watchingRooms === false")
+    ben.page.evaluate("id => window.ahoy.request({type: 'room_leave', room: id})", room_id)
+    cy.open_tab("rooms")
+    cy.wait_js("window.ahoy.state.watchingRooms === true")
+    counts.get_by_text(re.compile(r"^1 online · 1/\d+ members$")).wait_for()
+    ben.page.evaluate("id => window.ahoy.request({type: 'room_join', room: id})", room_id)
+    counts.get_by_text(re.compile(r"^2 online · 2/\d+ members$")).wait_for()
 
     # Ana closes the room; Cy opens it without joining and looks at its details.
     ana.tid("room-info-button").click()

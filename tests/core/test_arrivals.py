@@ -633,8 +633,12 @@ def test_rooms_answers_the_rooms_and_watching_tells_the_counts_of_the_others(
     assert answer["watch"] is True and {r["id"]: r for r in answer["rooms"]}[room_id]["count"] == 4
     before = len(eve.sent)
     joins(3, "B")
-    assert told(before) == [{"id": room_id, "online": 7, "count": 7}]
-    assert rooms_view(eve)[room_id]["count"] == 7
+    # The first frame after an answer has the rooms that changed whole.
+    assert [(r["online"], r["count"]) for r in told(before)] == [(7, 7)]
+    before = len(eve.sent)
+    joins(1, "B2")
+    assert told(before) == [{"id": room_id, "online": 8, "count": 8}]
+    assert rooms_view(eve)[room_id]["count"] == 8
     assert box.say(eve, "rooms", watch=False, ref="r2") == [
         {"type": "rooms", "watch": False, "ref": "r2"}]
     before = len(eve.sent)
@@ -644,7 +648,7 @@ def test_rooms_answers_the_rooms_and_watching_tells_the_counts_of_the_others(
     box.say(ana, "room_update", room=room_id, description="Crew")
     box.hub.flush_changes()
     (whole,) = told(before)
-    assert whole["name"] == "Deck" and whole["description"] == "Crew" and whole["count"] == 9
+    assert whole["name"] == "Deck" and whole["description"] == "Crew" and whole["count"] == 10
     # A new connection does not watch until it asks.
     box.say(eve, "rooms", watch=True)
     again = RecordingPeer()
@@ -690,3 +694,28 @@ def test_a_crowd_joining_rooms_costs_who_does_not_watch_only_each_new_room(box: 
         == dict.fromkeys(made, 10)
     assert {r["id"]: r["count"] for r in rooms_view(idle).values() if r["id"] in made} \
         == dict.fromkeys(made, 1)
+
+
+def test_who_was_answered_rooms_learns_of_a_leave_and_a_join_in_one_period(box: Box) -> None:
+    """The answer to `rooms` is newer than the last `changes` frame: a room
+    that changes after it back to how that frame told it (one leaves before
+    the answer, comes back after) still reaches who asked, whole."""
+    box.hub.coalesce = True
+    ana, ana_id, _ = box.join("Ana")
+    ben, ben_id, _ = box.join("Ben")
+    cy, _, _ = box.join("Cy")
+    room_id = box.room(ana, "Deck")
+    box.say(ben, "room_join", room=room_id)
+    box.clock.advance(1000)
+    box.hub.flush_changes()
+    box.say(ben, "room_leave", room=room_id)
+    (answer,) = box.say(cy, "rooms", watch=True)
+    assert {r["id"]: r for r in answer["rooms"]}[room_id]["count"] == 1
+    box.say(ben, "room_join", room=room_id)
+    before, ana_before = len(cy.sent), len(ana.sent)
+    box.hub.flush_changes()
+    ((entry,),) = [m["rooms"] for m in cy.sent[before:] if m["type"] == "changes"]
+    assert entry["name"] == "Deck" and entry["count"] == 2 and "members" not in entry
+    # Ana's last frame told the room as it is: nothing of it for her.
+    assert [r for m in ana.sent[ana_before:] for r in m.get("rooms", [])] == []
+    assert rooms_view(cy)[room_id]["count"] == 2

@@ -1,7 +1,7 @@
 // Start-up: wires the modules together, the join screen, settings, and the
 // routing of box messages. Calls and file sharing load on first use.
 
-import {state, on, emit, loadKeptConversations, setUnread, nameOf, flushSaves, rememberUser, setIdentity, forgetIdentity} from './store.js';
+import {state, on, emit, loadKeptConversations, setUnread, nameOf, flushSaves, rememberUser, setIdentity, forgetIdentity, roomIn} from './store.js';
 import {connect, nudge, handle, send, request, drop} from './net.js';
 import {$, el} from './dom.js';
 import {showScreen, initHome, renderHome, setBanner, toast, announce} from './ui.js';
@@ -115,10 +115,39 @@ handle('people', (msg) => {
   emit('presence', {});
 });
 
-on('tab', (name) => watchPeople(name === 'people'));
+// ---------- the other rooms' counts, on demand (docs/protocol.md, "Rooms and their counts") ----------
+
+// `changes` keep the counts of the rooms we are in; those of the other rooms
+// only while we watch them: while the rooms tab (the list that shows them) is
+// open, or a room we are not in (its header shows its counts).
+function showsOtherRooms() {
+  const room = state.current?.startsWith('room:') && state.rooms.get(state.current.slice(5));
+  return state.tab === 'rooms' || Boolean(room && !room.members.includes(state.me?.id));
+}
+
+function watchRooms(on) {
+  if (state.conn !== 'online' || on === state.watchingRooms) return;
+  state.watchingRooms = on;
+  send({type: 'rooms', watch: on});
+}
+
+handle('rooms', (msg) => {
+  if (!msg.rooms) return;
+  for (const room of msg.rooms) state.rooms.set(room.id, roomIn(room));
+  emit('rooms');
+});
+
+on('tab', (name) => {
+  watchPeople(name === 'people');
+  watchRooms(showsOtherRooms());
+});
+on('open', () => watchRooms(showsOtherRooms()));
+on('rooms', () => watchRooms(showsOtherRooms())); // joined or left the open room
 on('welcome', () => {
   state.watching = false; // a new connection watches when it asks
+  state.watchingRooms = false;
   if (state.tab === 'people') watchPeople(true);
+  watchRooms(showsOtherRooms());
 });
 
 handle('typing', (msg) => {

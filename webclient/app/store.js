@@ -29,6 +29,7 @@ export const state = {
   users: new Map(), // people online we are told of (contacts; everyone while watching): id -> {id, name, status}
   online: 0, // how many are online on the box, me included
   watching: false, // asked the box for everyone's changes (`people` with watch)
+  watchingRooms: false, // asked the box for the other rooms' counts (`rooms` with watch)
   names: new Map(Object.entries(load('names', {}))), // every id we have seen -> name
   profiles: new Map(Object.entries(load('profiles', {}))), // id -> {colour, avatar, status_text}
   rooms: new Map(), // id -> room object from the box
