@@ -61,6 +61,15 @@ def test_terminal_user_chats_with_a_web_user_in_a_room_and_one_to_one(
         term.line("/who")
         term.wait_for(f"Online (1 besides you): {ben_name}")
 
+        # The counts of a room one is not in are asked of the box by /rooms
+        # (the terminal does not watch them): Cy's join is there.
+        hold = unique("Hold")
+        other = ben.request("room_create", "room", name=hold)["room"]["id"]
+        cy = ws_client(unique("Cy"))
+        cy.request("room_join", "room", room=other)
+        term.line("/rooms")
+        term.wait_for(f"#{hold} (2 members, 2 online) id {other}")
+
         # A small window still shows the conversation, the status and the input line.
         term.resize(40, 8)
         screen = term.wait_for(lambda s: len(s.rstrip("\n").splitlines()) <= 8
