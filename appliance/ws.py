@@ -460,7 +460,10 @@ def install(app: Flask, hub: Hub, extra_origins: frozenset[str],
             # Werkzeug keeps its own reference to the socket, so closing it is
             # not enough for the client to see the end of the connection. (The
             # production server ends the connection itself: see wsgiserver.py.)
+            # Only the sending side: shutting the receiving side too, while a
+            # flooder's frames wait unread, makes the close reset the connection,
+            # and a reset throws away the error and close frame still on their way.
             try:
-                ws.sock.shutdown(socket.SHUT_RDWR)
+                ws.sock.shutdown(socket.SHUT_WR)
             except OSError:
                 pass
