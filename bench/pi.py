@@ -18,9 +18,12 @@ Pi 3B+ 687.45 events/s, Pi 4 1477.83 events/s, one thread) and by clock (the
 Pi 3B and the Zero 2 W have the same Cortex-A53 cores as the 3B+, at 1.2 and
 1.0 GHz instead of 1.4). Their rows are estimates of estimates.
 
-The quota is (seconds per step here) / (seconds per step on the board), of one
-CPU, in 10 ms periods; the bench then runs the n-body program under that quota
-and prints how close it came. The Python on the board may be older than here
+The quota starts as (seconds per step here) / (seconds per step on the board)
+of one CPU, in 10 ms periods (longer below 10 %: the kernel's smallest quota is
+1 ms); the bench then runs the n-body program under it and adjusts it until
+n-body runs within 5 % of the board's time (at most five rounds), and prints
+how close it came. A size of phones that misses p99 <= 100 ms is tried once
+more before it counts as over. The Python on the board may be older than here
 (the figure's page does not say); a newer Python on the Pi would be faster than
 this calibration assumes.
 """
@@ -36,7 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .fanout import Workers, run_step
-from .servers import KINDS, REPO, Server
+from .servers import KINDS, REPO, Server, set_cpu_quota
 
 PI4_NBODY_S_PER_STEP = 158.3 / 5_000_000
 SYSBENCH_PI3BPLUS, SYSBENCH_PI4 = 687.45, 1477.83
@@ -63,6 +66,7 @@ BOARDS = [
 SIZES = [50, 100, 150, 200, 300, 400, 500, 700, 1000]  # whole rooms of 50
 RATE = 20.0  # messages a second in all, in rooms of 50
 ROOM = 50
+CALIBRATION_ROUNDS = 5
 MAX_CONNECT_S = 60.0  # a size whose phones take longer to connect counts as over
 
 
@@ -135,6 +139,36 @@ def time_nbody(steps: int, cpu: int, cgroup: Any = None, wall: bool = False) -> 
     return float(done.stdout.strip())
 
 
+def calibrate(cgroup: Any, share: float, board: Board, cpu: int, steps: int,
+              log: Any) -> tuple[float, float]:
+    """Adjust the quota until n-body under it runs within 5 % of the board's
+    time (a quota is not a slower core: throttling costs a little, and
+    small quotas lose more to it); returns the share and the last check."""
+    check = 0.0
+    for _ in range(CALIBRATION_ROUNDS):
+        set_cpu_quota(cgroup, share)
+        check = time_nbody(steps, cpu, cgroup, wall=True) / steps / board.nbody_s_per_step
+        if abs(check - 1) <= 0.05:
+            break
+        log(f"    quota {share * 100:.1f} %: n-body at {check:.2f}x the board's time; adjusting")
+        share = min(1.0, share * check)
+    return share, check
+
+
+def settle(server: Server, share: float, limit_s: float = 60.0) -> None:
+    """Wait until the server has done what the arrivals left it (their rooms'
+    and people's changes go out for a while after the last hello on a slow
+    board): until it uses under a quarter of its quota for a second (CPU time
+    is counted in 10 ms ticks)."""
+    deadline = time.monotonic() + limit_s
+    time.sleep(0.5)
+    while time.monotonic() < deadline:
+        before = server.cpu_seconds()
+        time.sleep(1.0)
+        if server.cpu_seconds() - before < 0.25 * share:
+            return
+
+
 @dataclass
 class BoardResult:
     board: str
@@ -157,9 +191,8 @@ def run_pi(cpu: int = 1, quick: bool = False, log: Any = print) -> tuple[float, 
         share = here / board.nbody_s_per_step
         server = Server(KINDS["ahoy-gevent"], cpu=cpu, cpu_quota=share)
         assert server.cgroup is not None
-        check_steps = max(5000, steps // 10)
-        check = (time_nbody(check_steps, cpu, server.cgroup, wall=True) / check_steps
-                 / board.nbody_s_per_step)
+        share, check = calibrate(server.cgroup, share, board, cpu, max(5000, steps // 10), log)
+        server.cpu_quota = share
         log(f"  {board.name}: quota {share * 100:.1f} % of one CPU; n-body under it runs at "
             f"{check:.2f}x the board's time")
         result = BoardResult(board.name, board.source, share, check, 0.0, 0, "not reached", [])
@@ -172,11 +205,18 @@ def run_pi(cpu: int = 1, quick: bool = False, log: Any = print) -> tuple[float, 
                     grown = pool.call("grow", n, timeout=900)
                     connected = sum(g["connected"] for g in grown)
                     setup = max(g["seconds"] for g in grown)
-                    time.sleep(1.0)
+                    settle(server, share)
                     step = run_step(pool, f"pi{n}", ROOM, RATE, 3.0 if quick else 6.0, 5.0)
+                    tries = 1
+                    if connected == n and not step.ok:
+                        # One slow moment must not decide a board's figure: a
+                        # size is over only when a second try fails too.
+                        log(f"    {n} phones: p99 {step.p99:.1f} ms lost {step.lost}; again")
+                        step = run_step(pool, f"pi{n}b", ROOM, RATE, 3.0 if quick else 6.0, 5.0)
+                        tries = 2
                     row = {"phones": n, "connected": connected, "setup_s": setup,
                            "p50": step.p50, "p99": step.p99, "lost": step.lost,
-                           "dup": step.duplicates}
+                           "dup": step.duplicates, "tries": tries}
                     result.steps.append(row)
                     log(f"    {n} phones ({connected} connected in {setup:.1f} s): p50 "
                         f"{step.p50:.1f} p99 {step.p99:.1f} ms lost {step.lost}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import signal
@@ -53,25 +54,33 @@ def raise_fd_limit(want: int = 8192) -> None:
 
 CGROUP_CPU = Path("/sys/fs/cgroup/cpu")  # cgroup v1; v2 has cpu.max instead
 QUOTA_PERIOD_US = 10_000
+MIN_QUOTA_US = 1000
 
 
 def cpu_quota_group(share: float) -> Path:
     """A new CPU cgroup whose processes get `share` of one CPU (10 ms periods,
     so the server is throttled finely, as a slower core would be)."""
     name = f"ahoy-bench-{os.getpid()}-{time.monotonic_ns()}"
-    quota = max(1000, int(share * QUOTA_PERIOD_US))
     v2 = Path("/sys/fs/cgroup/unified") if (Path("/sys/fs/cgroup/unified") / "cgroup.procs"
                                             ).exists() else Path("/sys/fs/cgroup")
-    if CGROUP_CPU.is_dir():
-        group = CGROUP_CPU / name
-        group.mkdir()
-        (group / "cpu.cfs_period_us").write_text(str(QUOTA_PERIOD_US))
-        (group / "cpu.cfs_quota_us").write_text(str(quota))
-        return group
-    group = v2 / name
+    group = (CGROUP_CPU if CGROUP_CPU.is_dir() else v2) / name
     group.mkdir()
-    (group / "cpu.max").write_text(f"{quota} {QUOTA_PERIOD_US}")
+    set_cpu_quota(group, share)
     return group
+
+
+def set_cpu_quota(group: Path, share: float) -> None:
+    """Give `group` `share` of one CPU. The kernel's smallest quota is 1 ms, so
+    below 10 % the period grows instead of the quota being rounded up (a 7.5 %
+    share in 10 ms periods would otherwise get 10 %)."""
+    period = max(QUOTA_PERIOD_US, math.ceil(MIN_QUOTA_US / share))
+    quota = max(MIN_QUOTA_US, round(share * period))
+    if (group / "cpu.cfs_quota_us").exists():
+        (group / "cpu.cfs_quota_us").write_text("-1")  # the period may shrink below it
+        (group / "cpu.cfs_period_us").write_text(str(period))
+        (group / "cpu.cfs_quota_us").write_text(str(quota))
+    else:
+        (group / "cpu.max").write_text(f"{quota} {period}")
 
 
 @dataclass

@@ -186,9 +186,9 @@ function devicesCard(data) {
 }
 
 const CAPACITY = [
-  'Raspberry Pi 4 B: under 50 phones, ready 7.1 s after start',
-  'Raspberry Pi 3 B: under 50 phones, ready 13.6 s after start',
-  'Raspberry Pi Zero 2 W: under 50 phones, ready 14.5 s after start'
+  'Raspberry Pi 4 B: 1000 or more phones, ready 5.0 s after start',
+  'Raspberry Pi 3 B: about 500 phones, ready 14.2 s after start',
+  'Raspberry Pi Zero 2 W: about 50 phones, ready 16.4 s after start'
 ];
 
 function peopleCard(users) {
@@ -202,7 +202,7 @@ function peopleCard(users) {
     el('p', {}, el('a', {href: '/admin/#people'}, 'Manage people and rooms')),
     // Measured by `python -m bench --only pi` (docs/benchmarks.md, "Capacity per board").
     el('p', {class: 'hint', testid: 'capacity-hint'},
-      'Phones one box serves chatting (20 messages a second in all, replies within 0.1 s), estimated with bench/pi.py; the last run was on a busy test machine, so these are pessimistic: ',
+      'Phones the Ahoy service on one box serves chatting (20 messages a second in all, replies within 0.1 s), estimated with bench/pi.py; the built-in Wi-Fi reaches its own limit (8 to 19 devices) long before: ',
       CAPACITY.join('; '), '.'));
 }
 
