@@ -13,6 +13,7 @@ import ipaddress
 import json
 import logging
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Set
@@ -802,6 +803,11 @@ class Hub:
             wires = {r.id: self._room_entry(r) for r in rooms}
             deltas = {r.id: _room_delta(self._sent_rooms.get(r.id), wires[r.id], LISTED_MEMBERS)
                       for r in rooms}
+            # Rooms where only who is in it changed, across LISTED_MEMBERS: their
+            # members get them whole (with or without members now), the others
+            # as any change of who is in them (counts, to who watches).
+            crossed = {r.id: d for r in rooms if deltas[r.id] is None and (
+                d := _room_delta(self._sent_rooms.get(r.id), wires[r.id], sys.maxsize))}
             self._sent_rooms.update(wires)
             told_rooms = [r for r in rooms if deltas[r.id] != {}]
             # Rooms that changed and came back as the last frame told them:
@@ -818,7 +824,7 @@ class Hub:
             # The phones not in a room get its new counts alone at most once
             # every COUNTS_EVERY_MS: then those of every room owed them.
             for r in told_rooms:
-                if deltas[r.id] is None:
+                if deltas[r.id] is None and r.id not in crossed:
                     self._counts_owed.discard(r.id)  # told whole below
                 else:
                     self._counts_owed.add(r.id)
@@ -846,6 +852,13 @@ class Hub:
                 whole, delta = wires[r.id], deltas[r.id]
                 moved = frozenset(delta["joined"] + delta["left"]) if delta else frozenset()
                 others = _encode(_for_others(whole))
+                if r.id in crossed:
+                    moved = frozenset(crossed[r.id]["joined"] + crossed[r.id]["left"])
+                    to_members = (_encode({**_for_others(whole), "member": True})
+                                  if len(r.members) > LISTED_MEMBERS else _encode(whole))
+                    forms[r.id] = (frozenset(r.members), moved, (to_members, others),
+                                   (to_members, counts.get(r.id)))
+                    continue
                 if len(r.members) > LISTED_MEMBERS:
                     # A big room: its members get its counts as the others do.
                     forms[r.id] = (frozenset(r.members), moved,

@@ -719,3 +719,60 @@ def test_who_was_answered_rooms_learns_of_a_leave_and_a_join_in_one_period(box: 
     # Ana's last frame told the room as it is: nothing of it for her.
     assert [r for m in ana.sent[ana_before:] for r in m.get("rooms", [])] == []
     assert rooms_view(cy)[room_id]["count"] == 2
+
+
+def test_who_does_not_watch_gets_a_room_whole_when_it_becomes_visible_or_its_call_changes(
+        box: Box) -> None:
+    """A phone not in a room and not watching the rooms is told of it whole
+    when it becomes its to see and when its call starts or ends, and of
+    nothing when only who is in it changes, also past 50 members; a phone
+    that watches gets only its counts then, never its members."""
+    box.hub.coalesce = True
+    ana, _, _ = box.join("Ana")
+    eve, _, _ = box.join("Eve")
+    watcher, _, _ = box.join("Watcher")
+    box.say(watcher, "rooms", watch=True)
+    room_id = box.room(ana, "Secret", visibility="hidden", limit=200)
+    box.clock.advance(1000)
+    box.hub.flush_changes()
+
+    def told(peer: RecordingPeer, since: int) -> list[dict[str, Any]]:
+        return [r for m in peer.sent[since:] if m["type"] == "changes"
+                for r in m["rooms"] if r["id"] == room_id]
+
+    assert room_id not in rooms_view(eve)
+    # It becomes Eve's to see: whole, with its counts then, without its members.
+    before = len(eve.sent)
+    box.say(ana, "room_update", room=room_id, visibility="public")
+    box.hub.flush_changes()
+    (whole,) = told(eve, before)
+    assert whole["name"] == "Secret" and whole["count"] == 1 and "members" not in whole
+    # A call starts in it, then ends: whole each time, with the call then.
+    before = len(eve.sent)
+    box.say(ana, "call_join", room=room_id)
+    box.clock.advance(1000)
+    box.hub.flush_changes()
+    (started,) = told(eve, before)
+    assert started["name"] == "Secret" and started["call"]["participants"]
+    assert "members" not in started
+    before = len(eve.sent)
+    box.say(ana, "call_hangup", call=started["call"]["id"])
+    box.clock.advance(1000)
+    box.hub.flush_changes()
+    (ended,) = told(eve, before)
+    # Whole, as a new room is: a room without a call leaves `call` out.
+    assert ended["name"] == "Secret" and ended.get("call") is None
+    # A crowd joins, past 50 members: nothing to Eve; counts only to the watcher.
+    before, watcher_before = len(eve.sent), len(watcher.sent)
+    for i in range(55):
+        peer, _ = arrive(box, f"Crowd{i}")
+        box.say(peer, "room_join", room=room_id)
+        box.clock.advance(100)
+        box.hub.flush_changes()
+    box.clock.advance(1000)
+    box.hub.flush_changes()
+    assert told(eve, before) == []
+    counts = told(watcher, watcher_before)
+    assert counts and all(set(r) == {"id", "online", "count"} for r in counts)
+    assert counts[-1]["count"] == 56
+    assert rooms_view(watcher)[room_id]["count"] == 56
