@@ -248,9 +248,15 @@ def probe_rooms(box: SiteBox) -> list[dict[str, Any]]:
 
     probe = WsClient(box.ahoy.ws_url)
     try:
-        rooms = probe.hello(f"probe-{uuid.uuid4().hex[:6]}")["rooms"]
-        return [r if "members" in r else probe.request("room_get", "room", room=r["id"])["room"]
-                for r in rooms]
+        whole = []
+        for r in probe.hello(f"probe-{uuid.uuid4().hex[:6]}")["rooms"]:
+            if "members" not in r:
+                reply = probe.request("room_get", "room", room=r["id"])
+                if reply.get("code") == "unknown_room":
+                    continue  # deleted since the welcome (a merge going on): not there now
+                r = reply["room"]
+            whole.append(r)
+        return whole
     finally:
         probe.close()
 
