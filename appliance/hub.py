@@ -13,7 +13,6 @@ import ipaddress
 import json
 import logging
 import secrets
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Set
@@ -142,15 +141,11 @@ def _limited_address(address: str) -> bool:
 IceProvider = Callable[[str, str], list[dict[str, Any]]]
 
 
-def _room_delta(before: dict[str, Any] | None, after: dict[str, Any],
-                listed: int) -> dict[str, Any] | None:
+def _room_delta(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, Any] | None:
     """What changed from `before` to `after` when only who is in the room and
     how many are online did: `{id, online, count, joined, left}`; `{}` when
-    nothing did; None when more changed (send the whole room), also when the
-    room grew beyond `listed` members or came back to it."""
+    nothing did; None when more changed (send the whole room)."""
     if before is None or set(before) != set(after):
-        return None
-    if (len(before["members"]) > listed) != (len(after["members"]) > listed):
         return None
     if any(before[k] != after[k] for k in after if k not in ("members", "count", "online")):
         return None
@@ -801,13 +796,12 @@ class Hub:
             # rooms. Each room's forms are encoded once, each frame joined
             # from them.
             wires = {r.id: self._room_entry(r) for r in rooms}
-            deltas = {r.id: _room_delta(self._sent_rooms.get(r.id), wires[r.id], LISTED_MEMBERS)
-                      for r in rooms}
-            # Rooms where only who is in it changed, across LISTED_MEMBERS: their
-            # members get them whole (with or without members now), the others
-            # as any change of who is in them (counts, to who watches).
-            crossed = {r.id: d for r in rooms if deltas[r.id] is None and (
-                d := _room_delta(self._sent_rooms.get(r.id), wires[r.id], sys.maxsize))}
+            deltas = {r.id: _room_delta(self._sent_rooms.get(r.id), wires[r.id]) for r in rooms}
+            # Rooms that grew past LISTED_MEMBERS or came back to it: their
+            # members get them whole (without or with members now).
+            crossed = {r.id for r in rooms if deltas[r.id]
+                       and (len(self._sent_rooms[r.id]["members"]) > LISTED_MEMBERS)
+                       != (len(r.members) > LISTED_MEMBERS)}
             self._sent_rooms.update(wires)
             told_rooms = [r for r in rooms if deltas[r.id] != {}]
             # Rooms that changed and came back as the last frame told them:
@@ -824,7 +818,7 @@ class Hub:
             # The phones not in a room get its new counts alone at most once
             # every COUNTS_EVERY_MS: then those of every room owed them.
             for r in told_rooms:
-                if deltas[r.id] is None and r.id not in crossed:
+                if deltas[r.id] is None:
                     self._counts_owed.discard(r.id)  # told whole below
                 else:
                     self._counts_owed.add(r.id)
@@ -851,23 +845,17 @@ class Hub:
             for r in told_rooms:
                 whole, delta = wires[r.id], deltas[r.id]
                 moved = frozenset(delta["joined"] + delta["left"]) if delta else frozenset()
-                others = _encode(_for_others(whole))
-                if r.id in crossed:
-                    moved = frozenset(crossed[r.id]["joined"] + crossed[r.id]["left"])
-                    to_members = (_encode({**_for_others(whole), "member": True})
-                                  if len(r.members) > LISTED_MEMBERS else _encode(whole))
-                    forms[r.id] = (frozenset(r.members), moved, (to_members, others),
-                                   (to_members, counts.get(r.id)))
-                    continue
-                if len(r.members) > LISTED_MEMBERS:
-                    # A big room: its members get its counts as the others do.
-                    forms[r.id] = (frozenset(r.members), moved,
-                                   (_encode({**_for_others(whole), "member": True}), others),
-                                   None if delta is None else (counts.get(r.id),
-                                                               counts.get(r.id)))
-                    continue
-                forms[r.id] = (frozenset(r.members), moved, (_encode(whole), others),
-                               None if delta is None else (_encode(delta), counts.get(r.id)))
+                big = len(r.members) > LISTED_MEMBERS
+                to_members = (_encode({**_for_others(whole), "member": True}) if big
+                              else _encode(whole))
+                # When only who is in it changed, the others get its counts;
+                # its members the change, or its counts too in a big room, or
+                # the room whole when it just crossed the size that lists members.
+                change = (None if delta is None else to_members if r.id in crossed
+                          else counts.get(r.id) if big else _encode(delta))
+                forms[r.id] = (frozenset(r.members), moved,
+                               (to_members, _encode(_for_others(whole))),
+                               None if delta is None else (change, counts.get(r.id)))
             # Rooms owed counts that did not change now: their members knew.
             for room_id, text in counts.items():
                 if room_id not in forms and (r := self.rooms.get(room_id)) is not None:
