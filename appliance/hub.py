@@ -16,6 +16,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Set
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -298,6 +299,9 @@ class Hub:
         # True: `commit_loop` commits everything that arrived meanwhile at once.
         self.commits_due = threading.Event()
         self._group_commit = False
+        # Where sends are gathered per connection for one write each (the
+        # WebSocket layer's `appliance.ws.gathered`); by default sent one by one.
+        self.gathered: Callable[[], AbstractContextManager[None]] = nullcontext
         # When each address last made new identities (ms), for the hourly limit.
         self._new_people: dict[str, list[int]] = {}
         self.started = clock()
@@ -1031,19 +1035,20 @@ class Hub:
                 return
             if batch:
                 self.counters["commits"] = self.counters.get("commits", 0) + 1
-            for pending, message in zip(batch, stored, strict=True):
-                at = self.site.message_stored(message)
-                ack = protocol.ack(message.id, message.conv, message.seq, message.ts)
-                wire = message.to_wire()
-                if at is not None:
-                    ack["at"] = wire["at"] = at
-                for peer, req in pending.waiters:
-                    peer.send(self._reply(req, dict(ack)))
-                self.counters["messages"] += 1
-                self._met(message.conv)
-                self._send_to(self._recipients(message), wire)
-            for hello in hellos:
-                self._finish_hello(hello)
+            with self.gathered():  # each phone gets what this commit brings it in one write
+                for pending, message in zip(batch, stored, strict=True):
+                    at = self.site.message_stored(message)
+                    ack = protocol.ack(message.id, message.conv, message.seq, message.ts)
+                    wire = message.to_wire()
+                    if at is not None:
+                        ack["at"] = wire["at"] = at
+                    for peer, req in pending.waiters:
+                        peer.send(self._reply(req, dict(ack)))
+                    self.counters["messages"] += 1
+                    self._met(message.conv)
+                    self._send_to(self._recipients(message), wire)
+                for hello in hellos:
+                    self._finish_hello(hello)
             if hellos:
                 self._changes_done()
         if hellos:

@@ -220,7 +220,7 @@ def serve_production(app: Flask, settings: Settings) -> None:
     """gevent WSGI servers; the caller has monkey-patched the standard library."""
     import gevent
 
-    from .wsgiserver import AhoyWSGIServer
+    from .wsgiserver import AhoyWSGIServer, GreenThread
 
     cert, key = ensure_tls(settings)
     # Blocking or CPU-heavy work (a message's fsync, password hashing, decoding
@@ -228,6 +228,7 @@ def serve_production(app: Flask, settings: Settings) -> None:
     box = box_of(app)
     box.run_blocking = in_thread_pool(gevent.get_hub().threadpool)
     box.hub.store.run_blocking = box.run_blocking
+    app.config["SOCK_SERVER_OPTIONS"]["thread_class"] = GreenThread
     admission = admission_for(settings, raise_file_limit())
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)

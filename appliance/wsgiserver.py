@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import gevent
@@ -46,6 +47,34 @@ MIN_BODY_RATE = 16 * 1024
 # How long a chunked body (no Content-Length) may take at most: as long as the
 # largest body the application accepts would.
 CHUNKED_BODY_BYTES = 8 * 1024 * 1024
+
+
+class GreenThread:
+    """A thread as simple-websocket and a connection's writer use one (start,
+    is_alive, join, a name), as one greenlet.
+
+    Under gevent a `threading.Thread` is a greenlet already, but starting one
+    costs its bookkeeping too (a started Event waited on, the registry of
+    threads): 88 us against 12 here, twice for each WebSocket connection.
+    """
+
+    def __init__(self, target: Callable[[], Any], name: str = "green", daemon: bool = True) -> None:
+        self._target = target
+        self.name = name
+        self.daemon = daemon
+        self._greenlet: gevent.Greenlet | None = None
+
+    def start(self) -> None:
+        if self._greenlet is not None:
+            raise RuntimeError("threads can only be started once")
+        self._greenlet = gevent.spawn(self._target)
+
+    def is_alive(self) -> bool:
+        return self._greenlet is not None and not self._greenlet.dead
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._greenlet is not None:
+            self._greenlet.join(timeout)
 
 
 class HeadersTooSlow(Exception):

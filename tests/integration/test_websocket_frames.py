@@ -16,6 +16,7 @@ import base64
 import json
 import os
 import socket
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -76,6 +77,23 @@ def test_a_compressed_frame_of_each_size_inflates_to_the_same_text(size: int) ->
     compressed = size >= DEFLATE_MIN_BYTES
     assert data[0] == (0xC1 if compressed else 0x81)  # FIN, RSV1 when compressed, text
     assert (len(data) < size / 4) if compressed else (len(data) in (size + 2, size + 4))
+
+
+@pytest.mark.parametrize("rooms", [3, 10, 60, 800])
+def test_a_compressed_reply_is_as_small_as_with_zlibs_largest_window(rooms: int) -> None:
+    # The box fits the compressor's window to the payload: the phone must get
+    # the same bytes on the air as from a 32 KiB window (varied text, from a
+    # room's reply of 300 bytes to a welcome listing hundreds of rooms).
+    listing = [{"id": f"{i * 7919:012x}", "name": f"Deck {i} {MIXED}", "members": i % 50,
+                "online": i % 7, "limit": 50, "call": None} for i in range(rooms)]
+    text = json.dumps({"type": "welcome", "rooms": listing}, ensure_ascii=False)
+    full = zlib.compressobj(6, zlib.DEFLATED, -15)
+    reference = len(full.compress(text.encode()) + full.flush(zlib.Z_SYNC_FLUSH)) - 4
+    data = deflated_text_frame(text)
+    assert data[0] == 0xC1
+    assert parse(data, deflate=True).data.decode() == text
+    header = 2 if reference < 126 else 4 if reference < 65536 else 10
+    assert len(data) - header <= reference * 1.01 + 2
 
 
 def test_a_lone_surrogate_goes_as_a_question_mark_not_an_error() -> None:
