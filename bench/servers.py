@@ -39,6 +39,7 @@ KINDS = {
         Kind("ahoy-gunicorn", "Ahoy, gunicorn gthread", "ahoy"),
         Kind("socketio", "Flask-SocketIO, gevent", "socketio"),
         Kind("ws-relay", "bare websockets relay", "relay"),
+        Kind("flask-sock-relay", "the same relay on Flask, flask-sock and gevent", "relay"),
     ]
 }
 
@@ -133,6 +134,8 @@ class Server:
                 return [py, "-m", "bench.baselines.socketio_server", "--port", str(self.port)]
             case "ws-relay":
                 return [py, "-m", "bench.baselines.ws_relay", "--port", str(self.port)]
+            case "flask-sock-relay":
+                return [py, "-m", "bench.baselines.flask_sock_relay", "--port", str(self.port)]
         raise ValueError(self.kind.name)
 
     def __post_init__(self) -> None:
