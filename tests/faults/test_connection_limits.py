@@ -268,7 +268,9 @@ def test_idle_websockets_from_one_address_leave_another_phone_able_to_chat(
         assert b"Too many connections from this device" in told[0]
         frame = told[0][told[0].index(b"\x88"):]
         assert int.from_bytes(frame[2:4], "big") == 1013
-        assert b"Too many connections from this device" in refused[0]
+        # A 429 only while 16 others are still being told (read by nobody: the
+        # device is far over), so how many depends on how fast the box tells them.
+        assert all(b"Too many connections from this device" in a for a in refused)
         # The same device with a real WebSocket client gets the code and the reason.
         with pytest.raises(ConnectionClosed) as closed:
             with connect(server.ws_url, source_address=(FLOODER, 0), open_timeout=5) as ws:

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "provisioning"))
 
 from phone_client import _dhcp_offer, dns
 
-DHCPDISCOVER, DHCPOFFER, DHCPREQUEST, DHCPACK = 1, 2, 3, 5
+DHCPDISCOVER, DHCPOFFER, DHCPREQUEST, DHCPACK, DHCPNAK = 1, 2, 3, 5, 6
 MAGIC_COOKIE = 0x63825363
 # Subnet mask, router, DNS, lease time, server id, captive-portal API (RFC 8910).
 WANTED = bytes([1, 3, 6, 51, 54, 114])
@@ -50,14 +50,23 @@ def _kind(data: bytes) -> int | None:
     return None
 
 
+class Declined(Exception):
+    """The server answered the REQUEST with a NAK (the offered address went to
+    another phone meanwhile): a client starts again from DISCOVER (RFC 2131, 3.1)."""
+
+
 def _exchange(sock: socket.socket, packet: bytes, xid: bytes, want: int) -> bytes:
     for _ in range(10):
         sock.sendto(packet, ("255.255.255.255", 67))
         try:
             while True:
                 data, _ = sock.recvfrom(2048)
-                if data[4:8] == xid and data[0] == 2 and _kind(data) == want:
+                if data[4:8] != xid or data[0] != 2:
+                    continue
+                if _kind(data) == want:
                     return data
+                if _kind(data) == DHCPNAK and want == DHCPACK:
+                    raise Declined()
         except TimeoutError:
             continue
     raise TimeoutError(f"no DHCP message {want}")
@@ -66,18 +75,25 @@ def _exchange(sock: socket.socket, packet: bytes, xid: bytes, want: int) -> byte
 def lease(iface: str) -> dict[str, Any]:
     mac = bytes.fromhex(Path(f"/sys/class/net/{iface}/address").read_text().strip()
                         .replace(":", ""))
-    xid = os.urandom(4)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, iface.encode())
         sock.bind(("0.0.0.0", 68))
         sock.settimeout(1.0)
-        offer = _dhcp_offer(_exchange(sock, _message(DHCPDISCOVER, xid, mac), xid, DHCPOFFER))
-        requested = socket.inet_aton(offer["yiaddr"])
-        server = socket.inet_aton(offer["options"]["54"])
-        extra = bytes([50, 4]) + requested + bytes([54, 4]) + server
-        ack = _exchange(sock, _message(DHCPREQUEST, xid, mac, extra), xid, DHCPACK)
+        for attempt in range(3):
+            xid = os.urandom(4)
+            offer = _dhcp_offer(_exchange(sock, _message(DHCPDISCOVER, xid, mac), xid,
+                                          DHCPOFFER))
+            requested = socket.inet_aton(offer["yiaddr"])
+            server = socket.inet_aton(offer["options"]["54"])
+            extra = bytes([50, 4]) + requested + bytes([54, 4]) + server
+            try:
+                ack = _exchange(sock, _message(DHCPREQUEST, xid, mac, extra), xid, DHCPACK)
+                break
+            except Declined:
+                if attempt == 2:
+                    raise TimeoutError("every REQUEST was declined (NAK)") from None
     answer = _dhcp_offer(ack)
     answer["mac"] = mac.hex(":")
     return answer
