@@ -67,7 +67,7 @@ async function act(id, msg, after) {
       emit('rooms');
     }
     if (after) after(reply);
-    else roomInfoDialog(id);
+    else roomInfoDialog(id, {refresh: true});
   } catch (err) {
     toast(err.message);
   }
@@ -87,7 +87,10 @@ async function inviteLinkSection(r, reset) {
   return box;
 }
 
-export async function roomInfoDialog(id) {
+/** The room's settings and members. With `refresh`, the open dialog shown
+ * again after a change made in it, unless it was closed meanwhile (its
+ * requests take a moment: the dialog must not pop back after Escape). */
+export async function roomInfoDialog(id, {refresh = false} = {}) {
   let r = state.rooms.get(id);
   if (!r) return;
   const me = state.me.id;
@@ -203,5 +206,7 @@ export async function roomInfoDialog(id) {
     }}));
   }
   parts.push(actions);
+  const dlg = document.getElementById('dialog');
+  if (refresh && !(dlg.open && dlg.dataset.testid === 'room-info-dialog')) return;
   openDialog(r.name, parts, {testid: 'room-info-dialog'});
 }
