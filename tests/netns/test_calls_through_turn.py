@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from provisioning_programs import need, run, stop_all
+from provisioning_programs import need, run, sh, stop_all
 
 from appliance.ice import ice_servers
 from provisioning import credentials, render
@@ -83,11 +83,6 @@ class Hotspot:
         return (self.folder / "turnserver.out").read_text(errors="replace")[-3000:]
 
 
-def _sh(*argv: str) -> None:
-    result = run(list(argv))
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)}: {result.stderr.strip()}")
-
 
 def _isolate_phones(spot: Hotspot, isolated: bool) -> None:
     """Make the bridge drop (or pass) everything between its phone ports."""
@@ -105,7 +100,7 @@ def _isolate_phones(spot: Hotspot, isolated: bool) -> None:
     )
     path = spot.folder / "isolation.nft"
     path.write_text(ruleset)
-    _sh("ip", "netns", "exec", spot.box, need("nft"), "-f", str(path))
+    sh("ip", "netns", "exec", spot.box, need("nft"), "-f", str(path))
 
 
 def _wait_for_stun(spot: Hotspot) -> None:
@@ -140,21 +135,21 @@ def hotspot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hotspot]:
                    {name: f"ahoy-calls-{name}-{tag}" for name in PHONES})
     try:
         prefix = config.network.prefixlen
-        _sh("ip", "-n", box, "link", "add", config.interface, "type", "bridge")
+        sh("ip", "-n", box, "link", "add", config.interface, "type", "bridge")
         for name, address in PHONES.items():
             ns = spot.phones[name]
-            _sh("ip", "netns", "add", ns)
+            sh("ip", "netns", "add", ns)
             namespaces.append(ns)
-            _sh("ip", "-n", box, "link", "add", PORTS[name], "type", "veth", "peer", "name",
-                "ph0", "netns", ns)
-            _sh("ip", "-n", box, "link", "set", PORTS[name], "master", config.interface, "up")
-            _sh("ip", "-n", ns, "link", "set", "lo", "up")
-            _sh("ip", "-n", ns, "link", "set", "ph0", "up")
-            _sh("ip", "-n", ns, "addr", "add", f"{address}/{prefix}", "dev", "ph0")
-        _sh("ip", "-n", box, "link", "set", "lo", "up")
-        _sh("ip", "-n", box, "link", "set", config.interface, "up")
-        _sh("ip", "-n", box, "addr", "add", f"{config.box_address}/{prefix}", "dev",
-            config.interface)
+            sh("ip", "-n", box, "link", "add", PORTS[name], "type", "veth", "peer", "name",
+               "ph0", "netns", ns)
+            sh("ip", "-n", box, "link", "set", PORTS[name], "master", config.interface, "up")
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+            sh("ip", "-n", ns, "link", "set", "ph0", "up")
+            sh("ip", "-n", ns, "addr", "add", f"{address}/{prefix}", "dev", "ph0")
+        sh("ip", "-n", box, "link", "set", "lo", "up")
+        sh("ip", "-n", box, "link", "set", config.interface, "up")
+        sh("ip", "-n", box, "addr", "add", f"{config.box_address}/{prefix}", "dev",
+           config.interface)
         # A Wi-Fi AP passes station-to-station frames without netfilter; with
         # br_netfilter loaded, bridged IPv4 would meet the box's forward chain.
         for sysctl in ("bridge-nf-call-iptables", "bridge-nf-call-ip6tables",
@@ -164,7 +159,7 @@ def hotspot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hotspot]:
         files = render.render_all(config, secret, lease_file=folder / "leases")
         for name in (render.NFTABLES, render.TURNSERVER):
             (folder / name).write_text(files[name])
-        _sh("ip", "netns", "exec", box, nft, "-f", str(folder / render.NFTABLES))
+        sh("ip", "netns", "exec", box, nft, "-f", str(folder / render.NFTABLES))
         _isolate_phones(spot, isolated=False)
         with open(folder / "turnserver.out", "wb") as out:
             spot.processes.append(subprocess.Popen(

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from provisioning_programs import stop_all
+from provisioning_programs import sh, stop_all
 
 from provisioning import render
 from provisioning.config import BoxConfig, parse_config
@@ -72,11 +72,6 @@ PROBES = [
 def _run(argv: list[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
 
-
-def _sh(*argv: str) -> None:
-    result = _run(list(argv))
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)}: {result.stderr.strip()}")
 
 
 def _program(name: str, package: str) -> str:
@@ -152,9 +147,9 @@ def _take_leases(phones: list[Phone]) -> None:
         assert "error" not in phone.lease, phone.lease
         options = phone.lease["options"]
         prefix = ipaddress.IPv4Network(f"0.0.0.0/{options['1']}").prefixlen
-        _sh("ip", "-n", phone.namespace, "addr", "add", f"{phone.lease['yiaddr']}/{prefix}",
-            "dev", "ph0")
-        _sh("ip", "-n", phone.namespace, "route", "add", "default", "via", options["3"])
+        sh("ip", "-n", phone.namespace, "addr", "add", f"{phone.lease['yiaddr']}/{prefix}",
+           "dev", "ph0")
+        sh("ip", "-n", phone.namespace, "route", "add", "default", "via", options["3"])
 
 
 @pytest.fixture(scope="module")
@@ -176,19 +171,19 @@ def hotspot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hotspot]:
     config = parse_config(CONFIG)
     spot = Hotspot(config, folder, Phone(phones[0]), Phone(phones[1]))
     try:
-        _sh("ip", "-n", box, "link", "add", "hot0", "type", "bridge")
+        sh("ip", "-n", box, "link", "add", "hot0", "type", "bridge")
         for n, phone in enumerate(phones, 1):
-            _sh("ip", "netns", "add", phone)
+            sh("ip", "netns", "add", phone)
             namespaces.append(phone)
-            _sh("ip", "-n", box, "link", "add", f"port{n}", "type", "veth", "peer", "name",
-                "ph0", "netns", phone)
-            _sh("ip", "-n", box, "link", "set", f"port{n}", "master", "hot0", "up")
-            _sh("ip", "-n", phone, "link", "set", "lo", "up")
-            _sh("ip", "-n", phone, "link", "set", "ph0", "up")
-        _sh("ip", "-n", box, "link", "set", "lo", "up")
-        _sh("ip", "-n", box, "link", "set", "hot0", "up")
-        _sh("ip", "-n", box, "addr", "add",
-            f"{config.box_address}/{config.network.prefixlen}", "dev", config.interface)
+            sh("ip", "-n", box, "link", "add", f"port{n}", "type", "veth", "peer", "name",
+               "ph0", "netns", phone)
+            sh("ip", "-n", box, "link", "set", f"port{n}", "master", "hot0", "up")
+            sh("ip", "-n", phone, "link", "set", "lo", "up")
+            sh("ip", "-n", phone, "link", "set", "ph0", "up")
+        sh("ip", "-n", box, "link", "set", "lo", "up")
+        sh("ip", "-n", box, "link", "set", "hot0", "up")
+        sh("ip", "-n", box, "addr", "add",
+           f"{config.box_address}/{config.network.prefixlen}", "dev", config.interface)
 
         conf = folder / render.DNSMASQ
         conf.write_text(render.render_dnsmasq(config, lease_file=folder / "dnsmasq.leases"))

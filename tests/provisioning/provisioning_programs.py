@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import pytest
 
@@ -28,6 +31,33 @@ def need(program: str) -> str:
 
 def run(argv: list[str], timeout: float = 20) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def sh(*argv: str) -> None:
+    """Run a setup step (`ip`, `nft`, ...); a failure raises with the program's own words."""
+    result = run(list(argv))
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)}: {result.stderr.strip()}")
+
+
+class Logged(Protocol):
+    """A test's rig of namespaces and programs, whose logs explain a timeout."""
+
+    def logs(self) -> str: ...
+
+
+T = TypeVar("T")
+
+
+def wait_for(what: str, check: Callable[[], T | None], rig: Logged, timeout: float = 60) -> T:
+    """`check()`'s first true value, polled; after `timeout` s, fail with the rig's logs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}\n{rig.logs()}")
 
 
 def write(folder: Path, name: str, text: str) -> Path:

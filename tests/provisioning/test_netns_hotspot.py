@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from provisioning_programs import need, run, stop_all
+from provisioning_programs import need, run, sh, stop_all
 
 from provisioning import credentials, render
 from provisioning.apply import HostSystem
@@ -58,11 +58,6 @@ class Hotspot:
         )
 
 
-def _sh(*argv: str) -> None:
-    result = run(list(argv))
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)}: {result.stderr.strip()}")
-
 
 @pytest.fixture(scope="module")
 def hotspot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hotspot]:
@@ -80,23 +75,23 @@ def hotspot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hotspot]:
     )
     spot = Hotspot(box, phone, config, folder)
     try:
-        _sh("ip", "netns", "add", phone)
-        _sh("ip", "-n", box, "link", "add", "hot0", "type", "veth", "peer", "name", "ph0",
-            "netns", phone)
+        sh("ip", "netns", "add", phone)
+        sh("ip", "-n", box, "link", "add", "hot0", "type", "veth", "peer", "name", "ph0",
+           "netns", phone)
         for ns, iface in ((box, "lo"), (phone, "lo"), (phone, "ph0")):
-            _sh("ip", "-n", ns, "link", "set", iface, "up")
-        _sh("ip", "-n", phone, "addr", "add", f"{PHONE_IP}/24", "dev", "ph0")
+            sh("ip", "-n", ns, "link", "set", iface, "up")
+        sh("ip", "-n", phone, "addr", "add", f"{PHONE_IP}/24", "dev", "ph0")
         system = HostSystem(netns=box)
         for _ in range(2):
             spot.address_changes.append(system.ensure_address("hot0", "10.42.0.1", 24))
-        _sh("ip", "-n", phone, "route", "add", "default", "via", "10.42.0.1")
+        sh("ip", "-n", phone, "route", "add", "default", "via", "10.42.0.1")
 
         secret = credentials.turn_secret(folder / "data")
         files = render.render_all(config, secret, lease_file=folder / "leases")
         for name, text in files.items():
             (folder / name).write_text(text)
         for _ in range(2):  # loading the ruleset again must work and replace it
-            _sh("ip", "netns", "exec", box, nft, "-f", str(folder / render.NFTABLES))
+            sh("ip", "netns", "exec", box, nft, "-f", str(folder / render.NFTABLES))
         spot.start_in_box("dnsmasq", dnsmasq, "--keep-in-foreground", "--user=root",
                           f"--conf-file={folder / render.DNSMASQ}",
                           f"--pid-file={folder / 'dnsmasq.pid'}")

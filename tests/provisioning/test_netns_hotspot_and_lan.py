@@ -18,14 +18,14 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from provisioning_programs import need, run, stop_all
+from provisioning_programs import need, run, sh, stop_all, wait_for
 
 from provisioning import credentials, render
 from provisioning.config import parse_config
@@ -43,8 +43,6 @@ BOX_IP = "10.42.0.1"
 PHONE_IP = "10.42.0.50"
 BOX_NAME = "deckbox"
 ECHO_PORT = "7000"
-T = TypeVar("T")
-
 RESOLVE = """
 import json, sys
 from zeroconf import AddressResolverIPv4, IPVersion, Zeroconf
@@ -113,27 +111,11 @@ class Ship:
                          for p in sorted(self.folder.glob("*.log")))
 
 
-def wait_for(what: str, check: Callable[[], T | None], ship: Ship, timeout: float = 60) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}\n{ship.logs()}")
-
-
-def _sh(*argv: str) -> None:
-    result = run(list(argv))
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)}: {result.stderr.strip()}")
-
-
 def _veth(ns: str, iface: str, peer_ns: str, peer: str) -> None:
-    _sh("ip", "-n", ns, "link", "add", iface, "type", "veth", "peer", "name", peer,
-        "netns", peer_ns)
-    _sh("ip", "-n", ns, "link", "set", iface, "up")
-    _sh("ip", "-n", peer_ns, "link", "set", peer, "up")
+    sh("ip", "-n", ns, "link", "add", iface, "type", "veth", "peer", "name", peer,
+       "netns", peer_ns)
+    sh("ip", "-n", ns, "link", "set", iface, "up")
+    sh("ip", "-n", peer_ns, "link", "set", peer, "up")
 
 
 @pytest.fixture(scope="module")
@@ -156,23 +138,23 @@ def ship(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ship]:
     namespaces = [router]
     try:
         for ns in (box, laptop, phone):
-            _sh("ip", "netns", "add", ns)
+            sh("ip", "netns", "add", ns)
             namespaces.append(ns)
         for ns in namespaces:
-            _sh("ip", "-n", ns, "link", "set", "lo", "up")
-        _sh("ip", "-n", router, "link", "add", "br0", "type", "bridge")
-        _sh("ip", "-n", router, "addr", "add", f"{ROUTER_IP}/24", "dev", "br0")
-        _sh("ip", "-n", router, "link", "set", "br0", "up")
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+        sh("ip", "-n", router, "link", "add", "br0", "type", "bridge")
+        sh("ip", "-n", router, "addr", "add", f"{ROUTER_IP}/24", "dev", "br0")
+        sh("ip", "-n", router, "link", "set", "br0", "up")
         # The hotspot's interface first, as wlan0 comes before a USB radio (wlan1) on a
         # Pi: coturn left to itself would relay from its address.
         _veth(box, "hs0", phone, "eth0")
         for ns, iface, port in ((box, "up0", "pbox"), (laptop, "eth0", "plap")):
             _veth(ns, iface, router, port)
-            _sh("ip", "-n", router, "link", "set", port, "master", "br0")
-        _sh("ip", "-n", box, "addr", "add", f"{BOX_IP}/24", "dev", "hs0")
-        _sh("ip", "-n", laptop, "addr", "add", f"{LAPTOP_IP}/24", "dev", "eth0")
+            sh("ip", "-n", router, "link", "set", port, "master", "br0")
+        sh("ip", "-n", box, "addr", "add", f"{BOX_IP}/24", "dev", "hs0")
+        sh("ip", "-n", laptop, "addr", "add", f"{LAPTOP_IP}/24", "dev", "eth0")
         # Routing on in the box: only the firewall keeps the two sides apart.
-        _sh("ip", "netns", "exec", box, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+        sh("ip", "netns", "exec", box, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
         # The ship's router: its own DHCP and DNS, nothing of Ahoy's.
         router_conf = folder / "router-dnsmasq.conf"
         router_conf.write_text(
@@ -185,7 +167,7 @@ def ship(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ship]:
         files = render.render_all(CONFIG, secret, lease_file=folder / "box.leases")
         for name, text in files.items():
             (folder / name).write_text(text)
-        _sh("ip", "netns", "exec", box, nft, "-f", str(folder / render.NFTABLES))
+        sh("ip", "netns", "exec", box, nft, "-f", str(folder / render.NFTABLES))
         spot.start(box, "box-dnsmasq", dnsmasq, "--keep-in-foreground", "--user=root",
                    f"--conf-file={folder / render.DNSMASQ}",
                    f"--pid-file={folder / 'box-dnsmasq.pid'}")
@@ -202,8 +184,8 @@ def ship(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ship]:
             spot.start(box, f"http-{port}", sys.executable, "-m", "http.server", port,
                        "--directory", str(folder / "www"))
         # The phone has joined the hotspot (its lease is checked below).
-        _sh("ip", "-n", phone, "addr", "add", f"{PHONE_IP}/24", "dev", "eth0")
-        _sh("ip", "-n", phone, "route", "add", "default", "via", BOX_IP)
+        sh("ip", "-n", phone, "addr", "add", f"{PHONE_IP}/24", "dev", "eth0")
+        sh("ip", "-n", phone, "route", "add", "default", "via", BOX_IP)
         for ns in (laptop, phone):
             spot.start(ns, f"echo-{ns}", sys.executable, str(CLIENT), "echo", ECHO_PORT)
         # The service's companions: watchers of both interfaces and the mDNS announcer.
@@ -337,11 +319,11 @@ def route_to_the_hotspot(ship: Ship) -> Iterator[str]:
     """The laptop knows a way to the hotspot's phones through the box, as a helpful ship's
     technician might set up: the box must still route nothing."""
     address = wait_for("an uplink address", ship.uplink_address, ship)
-    _sh("ip", "-n", ship.laptop, "route", "add", str(CONFIG.network), "via", address)
+    sh("ip", "-n", ship.laptop, "route", "add", str(CONFIG.network), "via", address)
     try:
         yield address
     finally:
-        _sh("ip", "-n", ship.laptop, "route", "del", str(CONFIG.network))
+        sh("ip", "-n", ship.laptop, "route", "del", str(CONFIG.network))
 
 
 def test_nothing_is_routed_between_the_hotspot_and_the_ships_network(
@@ -364,7 +346,7 @@ def test_nothing_is_routed_between_the_hotspot_and_the_ships_network(
     assert not any(crossing().values())
     # Without Ahoy's table the same packets would cross (routing is on): the firewall is
     # what keeps the sides apart.
-    _sh("ip", "netns", "exec", ship.box, "nft", "delete", "table", "inet", "ahoy")
+    sh("ip", "netns", "exec", ship.box, "nft", "delete", "table", "inet", "ahoy")
     try:
         def all_cross() -> dict[str, bool] | None:
             tried = crossing()
@@ -372,7 +354,7 @@ def test_nothing_is_routed_between_the_hotspot_and_the_ships_network(
 
         assert all(wait_for("packets crossing without the firewall", all_cross, ship).values())
     finally:
-        _sh("ip", "netns", "exec", ship.box, "nft", "-f", str(ship.folder / render.NFTABLES))
+        sh("ip", "netns", "exec", ship.box, "nft", "-f", str(ship.folder / render.NFTABLES))
     assert not any(crossing().values())
 
 

@@ -15,15 +15,14 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from provisioning_programs import need, run, stop_all
+from provisioning_programs import need, run, sh, stop_all, wait_for
 
 from provisioning import render
 from provisioning.config import parse_config
@@ -36,8 +35,6 @@ CLIENT = HERE / "phone_client.py"
 SHIP_LAN = IPv4Network("192.168.77.0/24")
 LAPTOP_IP = "192.168.77.50"
 BOX_NAME = "lanbox"
-T = TypeVar("T")
-
 RESOLVE = """
 import json, sys
 from zeroconf import IPVersion, Zeroconf
@@ -86,22 +83,6 @@ class Lan:
                          for p in sorted(self.folder.glob("*.log")))
 
 
-def wait_for(what: str, check: Callable[[], T | None], lan: Lan, timeout: float = 60) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}\n{lan.logs()}")
-
-
-def _sh(*argv: str) -> None:
-    result = run(list(argv))
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)}: {result.stderr.strip()}")
-
-
 CONFIG = parse_config(f"hotspot = off\nuplink_interface = up0\nbox_name = {BOX_NAME}\n")
 
 
@@ -123,19 +104,19 @@ def lan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lan]:
     spot = Lan(router, box, laptop, folder)
     namespaces = [router]
     try:
-        _sh("ip", "-n", router, "link", "add", "br0", "type", "bridge")
-        _sh("ip", "-n", router, "addr", "add", "192.168.77.1/24", "dev", "br0")
+        sh("ip", "-n", router, "link", "add", "br0", "type", "bridge")
+        sh("ip", "-n", router, "addr", "add", "192.168.77.1/24", "dev", "br0")
         for ns, iface, port in ((box, "up0", "pbox"), (laptop, "eth0", "plap")):
-            _sh("ip", "netns", "add", ns)
+            sh("ip", "netns", "add", ns)
             namespaces.append(ns)
-            _sh("ip", "-n", ns, "link", "add", iface, "type", "veth", "peer", "name", port,
-                "netns", router)
-            _sh("ip", "-n", router, "link", "set", port, "master", "br0", "up")
-            _sh("ip", "-n", ns, "link", "set", iface, "up")
-            _sh("ip", "-n", ns, "link", "set", "lo", "up")
-        _sh("ip", "-n", router, "link", "set", "br0", "up")
-        _sh("ip", "-n", router, "link", "set", "lo", "up")
-        _sh("ip", "-n", laptop, "addr", "add", f"{LAPTOP_IP}/24", "dev", "eth0")
+            sh("ip", "-n", ns, "link", "add", iface, "type", "veth", "peer", "name", port,
+               "netns", router)
+            sh("ip", "-n", router, "link", "set", port, "master", "br0", "up")
+            sh("ip", "-n", ns, "link", "set", iface, "up")
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+        sh("ip", "-n", router, "link", "set", "br0", "up")
+        sh("ip", "-n", router, "link", "set", "lo", "up")
+        sh("ip", "-n", laptop, "addr", "add", f"{LAPTOP_IP}/24", "dev", "eth0")
         # The ship's router: its own DHCP and DNS, nothing of Ahoy's.
         router_conf = folder / "router-dnsmasq.conf"
         router_conf.write_text(
@@ -148,7 +129,7 @@ def lan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lan]:
         rules = folder / "lan.nft"
         files = render.render_all(CONFIG, "secret")
         rules.write_text(files[render.NFTABLES])
-        _sh("ip", "netns", "exec", box, nft, "-f", str(rules))
+        sh("ip", "netns", "exec", box, nft, "-f", str(rules))
         (folder / "dhcp").mkdir()
         spot.start(box, "dhcp-client", dhcp_client, "up0", cwd=folder / "dhcp")
         wait_for("the box's DHCP lease", spot.box_address, spot)

@@ -16,15 +16,14 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from provisioning_programs import need, run, stop_all
+from provisioning_programs import need, run, sh, stop_all, wait_for
 
 from provisioning import render, sitenet
 from provisioning.apply import HostSystem
@@ -42,8 +41,6 @@ MAC_A = "02:00:00:00:0a:01"
 MAC_B = "02:00:00:00:0b:01"
 STRANGER_IP = "192.168.77.2"
 ECHO_PORT = "5000"
-T = TypeVar("T")
-
 
 # The boxes' ids (made once on each data partition; written here so that box C's
 # is higher than box A's and box C, not box A, moves off the slot they share).
@@ -98,22 +95,6 @@ class Site:
                          for p in sorted(self.folder.glob("*.log")))
 
 
-def _sh(*argv: str) -> None:
-    result = run(list(argv))
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)}: {result.stderr.strip()}")
-
-
-def wait_for(what: str, check: Callable[[], T | None], site: Site, timeout: float = 60) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}\n{site.logs()}")
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     if os.geteuid() != 0:
@@ -134,21 +115,21 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     phones = {letter: f"ahoy-site-ph{letter}-{tag}" for letter in ("a", "b")}
     spot = Site(boxes, phones, stranger, folder)
     try:
-        _sh("ip", "-n", switch, "link", "add", "sw0", "type", "bridge")
-        _sh("ip", "-n", switch, "link", "set", "sw0", "up")
+        sh("ip", "-n", switch, "link", "add", "sw0", "type", "bridge")
+        sh("ip", "-n", switch, "link", "set", "sw0", "up")
         for n, (letter, mac) in enumerate(macs.items()):
             ns = f"ahoy-site-box{letter}-{tag}"
-            _sh("ip", "netns", "add", ns)
+            sh("ip", "netns", "add", ns)
             namespaces.append(ns)
-            _sh("ip", "-n", ns, "link", "add", "bb0", "type", "veth", "peer", "name",
-                f"p{n}", "netns", switch)
-            _sh("ip", "-n", switch, "link", "set", f"p{n}", "master", "sw0", "up")
+            sh("ip", "-n", ns, "link", "add", "bb0", "type", "veth", "peer", "name",
+               f"p{n}", "netns", switch)
+            sh("ip", "-n", switch, "link", "set", f"p{n}", "master", "sw0", "up")
             # The hotspot side: a veth standing in for the radio, with the adapter's MAC.
-            _sh("ip", "-n", ns, "link", "add", "hot0", "address", mac, "type", "veth", "peer",
-                "name", "ph0")
+            sh("ip", "-n", ns, "link", "add", "hot0", "address", mac, "type", "veth", "peer",
+               "name", "ph0")
             for iface in ("lo", "bb0"):
-                _sh("ip", "-n", ns, "link", "set", iface, "up")
-            _sh("ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+                sh("ip", "-n", ns, "link", "set", iface, "up")
+            sh("ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
             text = (f"site_name = ship\nbox_name = box-{letter}\ninterface = hot0\n"
                     "backbone_interface = bb0\n")
             if letter == "c":  # set up by hand with another password: phones cannot roam
@@ -162,38 +143,38 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                                                 config.hotspot_subnet.prefixlen)
             rules = folder / f"{letter}.nft"
             rules.write_text(render.render_nftables(config))
-            _sh("ip", "netns", "exec", ns, nft, "-f", str(rules))
+            sh("ip", "netns", "exec", ns, nft, "-f", str(rules))
             dns = folder / f"{letter}-dnsmasq.conf"
             dns.write_text(render.render_dnsmasq(config, folder / f"{letter}.leases"))
             spot.start(ns, f"dnsmasq-{letter}", dnsmasq, "--keep-in-foreground", "--user=root",
                        f"--conf-file={dns}", f"--pid-file={folder / f'{letter}-dnsmasq.pid'}")
         for letter, phone in phones.items():
             box = boxes[letter]
-            _sh("ip", "netns", "add", phone)
+            sh("ip", "netns", "add", phone)
             namespaces.append(phone)
-            _sh("ip", "-n", box.ns, "link", "set", "ph0", "netns", phone)
-            _sh("ip", "-n", phone, "link", "set", "ph0", "up")
-            _sh("ip", "-n", phone, "link", "set", "lo", "up")
+            sh("ip", "-n", box.ns, "link", "set", "ph0", "netns", phone)
+            sh("ip", "-n", phone, "link", "set", "ph0", "up")
+            sh("ip", "-n", phone, "link", "set", "lo", "up")
             address = box.config.hotspot_subnet[50]
-            _sh("ip", "-n", phone, "addr", "add",
-                f"{address}/{box.config.hotspot_subnet.prefixlen}", "dev", "ph0")
-            _sh("ip", "-n", phone, "route", "add", "default", "via", str(box.config.box_address))
+            sh("ip", "-n", phone, "addr", "add",
+               f"{address}/{box.config.hotspot_subnet.prefixlen}", "dev", "ph0")
+            sh("ip", "-n", phone, "route", "add", "default", "via", str(box.config.box_address))
             spot.start(phone, f"echo-{letter}", sys.executable, str(CLIENT), "echo", ECHO_PORT)
         # The stranger: on the same cable, already holding box A's first link-local choice,
         # and on a LAN of its own that box A also has an address in (the ship's network).
-        _sh("ip", "netns", "add", stranger)
+        sh("ip", "netns", "add", stranger)
         namespaces.append(stranger)
-        _sh("ip", "-n", stranger, "link", "add", "st0", "type", "veth", "peer", "name", "pst",
-            "netns", switch)
-        _sh("ip", "-n", switch, "link", "set", "pst", "master", "sw0", "up")
+        sh("ip", "-n", stranger, "link", "add", "st0", "type", "veth", "peer", "name", "pst",
+           "netns", switch)
+        sh("ip", "-n", switch, "link", "set", "pst", "master", "sw0", "up")
         first = next(sitenet.backbone_candidates(sitenet.box_number(BOX_IDS["a"])))
         for address in (f"{first}/16", f"{STRANGER_IP}/24"):
-            _sh("ip", "-n", stranger, "addr", "add", address, "dev", "st0")
+            sh("ip", "-n", stranger, "addr", "add", address, "dev", "st0")
         for iface in ("lo", "st0"):
-            _sh("ip", "-n", stranger, "link", "set", iface, "up")
-        _sh("ip", "-n", stranger, "route", "add", "10.42.0.0/16", "via", "192.168.77.1")
+            sh("ip", "-n", stranger, "link", "set", iface, "up")
+        sh("ip", "-n", stranger, "route", "add", "10.42.0.0/16", "via", "192.168.77.1")
         spot.start(stranger, "echo-stranger", sys.executable, str(CLIENT), "echo", ECHO_PORT)
-        _sh("ip", "-n", boxes["a"].ns, "addr", "add", "192.168.77.1/24", "dev", "bb0")
+        sh("ip", "-n", boxes["a"].ns, "addr", "add", "192.168.77.1/24", "dev", "bb0")
         for letter, box in boxes.items():
             spot.start(box.ns, f"backbone-{letter}", sys.executable, str(HERE / "site_box.py"),
                        str(folder / f"{letter}.txt"), str(box.data), SECRET)
