@@ -36,30 +36,41 @@ class Watched:
         self.page = context.new_page()
         self.errors: list[str] = []
         self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
-        self.status: dict[str, int] = {}
-        self.encoding: dict[str, str] = {}
         self._paths: dict[str, str] = {}
+        # Chrome may tell a response's raw headers before it tells the request
+        # they answer (the DevTools protocol leaves their order open), so both
+        # are kept by request id and matched when asked.
+        self._raw: dict[str, tuple[int, str]] = {}
         self.versions: set[str] = set()
         cdp = context.new_cdp_session(self.page)
         cdp.send("Network.enable")
-        cdp.on("Network.requestWillBeSent", self._sent)
-        cdp.on("Network.responseReceivedExtraInfo", self._raw)
+        cdp.on("Network.requestWillBeSent", self._on_sent)
+        cdp.on("Network.responseReceivedExtraInfo", self._on_raw)
         self.page.goto(url)
 
-    def _sent(self, ev: dict[str, Any]) -> None:
+    def _on_sent(self, ev: dict[str, Any]) -> None:
         # Files under the app's version (/v/<version>/app.js) by their own name.
         path = urllib.parse.urlparse(ev["request"]["url"]).path
         self._paths[ev["requestId"]] = re.sub(r"^/v/[0-9a-f]+/", "/", path)
         if path.startswith("/v/"):
             self.versions.add(path.split("/")[2])
 
-    def _raw(self, ev: dict[str, Any]) -> None:
-        path = self._paths.get(ev["requestId"])
-        if path is None:
-            return
-        self.status[path] = int(ev["statusCode"])
+    def _on_raw(self, ev: dict[str, Any]) -> None:
         headers = {k.lower(): v for k, v in ev.get("headers", {}).items()}
-        self.encoding[path] = headers.get("content-encoding", "")
+        self._raw[ev["requestId"]] = (int(ev["statusCode"]),
+                                      headers.get("content-encoding", ""))
+
+    def _by_path(self, field: int) -> dict[str, Any]:
+        return {self._paths[rid]: raw[field] for rid, raw in list(self._raw.items())
+                if rid in self._paths}
+
+    @property
+    def status(self) -> dict[str, int]:
+        return self._by_path(0)
+
+    @property
+    def encoding(self) -> dict[str, str]:
+        return self._by_path(1)
 
     def join(self, name: str) -> None:
         self.page.get_by_test_id("name-input").fill(name)
