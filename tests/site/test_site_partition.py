@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from ahoytest import REPO, WsClient
+from provisioning_programs import sh
 from sitetest import SECRET, mid, wait_for, whole_conversation
 
 from provisioning import credentials, site
@@ -26,12 +27,6 @@ from provisioning.config import BoxConfig
 pytestmark = [pytest.mark.netns]
 TAG = os.getpid() % 10000
 SUBNET = f"10.{77 + TAG % 50}.{TAG % 250}"  # a /24 per test run, beside other runs
-
-
-def _sh(*argv: str) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)}: {done.stderr.strip()}")
 
 
 @dataclass
@@ -106,7 +101,7 @@ class NsBox:
                        text=True, check=True, timeout=30)
 
     def heal(self) -> None:
-        _sh("ip", "netns", "exec", self.namespace, "nft", "delete", "table", "inet", "split")
+        sh("ip", "netns", "exec", self.namespace, "nft", "delete", "table", "inet", "split")
 
     def stop(self) -> None:
         for process in self.processes:
@@ -127,19 +122,19 @@ def backbone(tmp_path: Path) -> Iterator[list[NsBox]]:
     bridge = f"ahsb{TAG}"
     boxes = [NsBox(i, tmp_path / f"box{i}") for i in range(2)]
     try:
-        _sh("ip", "link", "add", bridge, "type", "bridge")
-        _sh("ip", "addr", "add", f"{SUBNET}.254/24", "dev", bridge)
-        _sh("ip", "link", "set", bridge, "up")
+        sh("ip", "link", "add", bridge, "type", "bridge")
+        sh("ip", "addr", "add", f"{SUBNET}.254/24", "dev", bridge)
+        sh("ip", "link", "set", bridge, "up")
         for box in boxes:
             box.folder.mkdir()
             outside, inside = f"ahsv{TAG}{box.index}", f"ahsp{TAG}{box.index}"
-            _sh("ip", "netns", "add", box.namespace)
-            _sh("ip", "link", "add", outside, "type", "veth", "peer", "name", inside)
-            _sh("ip", "link", "set", outside, "master", bridge, "up")
-            _sh("ip", "link", "set", inside, "netns", box.namespace)
-            _sh("ip", "-n", box.namespace, "addr", "add", f"{box.address}/24", "dev", inside)
-            _sh("ip", "-n", box.namespace, "link", "set", inside, "up")
-            _sh("ip", "-n", box.namespace, "link", "set", "lo", "up")
+            sh("ip", "netns", "add", box.namespace)
+            sh("ip", "link", "add", outside, "type", "veth", "peer", "name", inside)
+            sh("ip", "link", "set", outside, "master", bridge, "up")
+            sh("ip", "link", "set", inside, "netns", box.namespace)
+            sh("ip", "-n", box.namespace, "addr", "add", f"{box.address}/24", "dev", inside)
+            sh("ip", "-n", box.namespace, "link", "set", inside, "up")
+            sh("ip", "-n", box.namespace, "link", "set", "lo", "up")
         for box in boxes:
             box.start([b for b in boxes if b is not box])
         wait_for(lambda: all(b.site().get("linked") == 1 for b in boxes), timeout=60,
@@ -218,17 +213,17 @@ def test_nats_server_listens_on_the_backbone_address_alone_out_of_a_phones_reach
     box_address, phone_address = config.box_address, config.hotspot_subnet.network_address + 20
     prefix = config.hotspot_subnet.prefixlen
     try:
-        _sh("ip", "netns", "add", phone)
-        _sh("ip", "-n", a.namespace, "link", "add", hotspot, "type", "veth", "peer", "name",
+        sh("ip", "netns", "add", phone)
+        sh("ip", "-n", a.namespace, "link", "add", hotspot, "type", "veth", "peer", "name",
             "ph0", "netns", phone)
-        _sh("ip", "-n", a.namespace, "addr", "add", f"{box_address}/{prefix}", "dev", hotspot)
-        _sh("ip", "-n", phone, "addr", "add", f"{phone_address}/{prefix}", "dev", "ph0")
+        sh("ip", "-n", a.namespace, "addr", "add", f"{box_address}/{prefix}", "dev", hotspot)
+        sh("ip", "-n", phone, "addr", "add", f"{phone_address}/{prefix}", "dev", "ph0")
         for ns, iface in ((a.namespace, hotspot), (phone, "ph0"), (phone, "lo")):
-            _sh("ip", "-n", ns, "link", "set", iface, "up")
-        _sh("ip", "-n", phone, "route", "add", "default", "via", str(box_address))
+            sh("ip", "-n", ns, "link", "set", iface, "up")
+        sh("ip", "-n", phone, "route", "add", "default", "via", str(box_address))
         rules = a.folder / "a.nft"
         rules.write_text(render.render_nftables(config))
-        _sh("ip", "netns", "exec", a.namespace, "nft", "-f", str(rules))
+        sh("ip", "netns", "exec", a.namespace, "nft", "-f", str(rules))
         # The phone reaches box A's backbone address (at a port the firewall lets
         # phones reach, HTTPS's, with a listener there) ...
         listener = subprocess.Popen(
