@@ -83,7 +83,10 @@ def create_app(settings: Settings) -> Flask:
     def security_headers(response: Any) -> Any:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
-        response.headers.setdefault("X-Frame-Options", "DENY")
+        if response.mimetype == "text/html":
+            # Only a document can be framed (CSP's frame-ancestors says it again
+            # for browsers that know it); on a script it is bytes over the air.
+            response.headers.setdefault("X-Frame-Options", "DENY")
         if response.mimetype not in POLICY_IGNORED or request.path in WORKERS:
             policy = POLICY
             secure = api.base_urls()[1] if request.path == "/" and request.scheme == "http" else ""

@@ -247,5 +247,7 @@ class StaticFolder:
             response.vary.add("Accept-Encoding")
         # The strong ETag is the validator (no Last-Modified: 46 bytes a file for nothing).
         response.set_etag(found.etag + (GZIP_SUFFIX if use_gzip else ""))
-        response.make_conditional(request, accept_ranges=True, complete_length=len(body))
+        # No byte ranges: the files are small, and a range of a gzip copy is of no
+        # use to anyone (so no Accept-Ranges header on every file either).
+        response.make_conditional(request)
         return response

@@ -255,3 +255,19 @@ def test_the_policy_goes_on_pages_and_the_worker_not_on_scripts_they_load(tmp_pa
         response = client.get(path, headers=GZIP)
         assert response.status_code == 200 and "Content-Security-Policy" not in response.headers
         assert response.headers["X-Content-Type-Options"] == "nosniff", path
+
+
+def test_only_pages_say_they_may_not_be_framed_and_no_file_offers_byte_ranges(
+        tmp_path: Path) -> None:
+    client = make_app(tmp_path / "data").test_client()
+    for path in ("/", "/admin/"):
+        assert client.get(path, headers=GZIP).headers["X-Frame-Options"] == "DENY", path
+    for path in ("/app.js", "/style.css", "/icons/icon.svg", "/sw.js", "/api/info"):
+        response = client.get(path, headers=GZIP)
+        assert response.status_code == 200 and "X-Frame-Options" not in response.headers, path
+    # A range of a gzip copy is of no use: a Range request gets the whole file.
+    for path in ("/", "/app.js", "/icons/icon.svg"):
+        whole = client.get(path, headers=GZIP)
+        asked = client.get(path, headers={**GZIP, "Range": "bytes=0-9"})
+        assert "Accept-Ranges" not in whole.headers, path
+        assert asked.status_code == 200 and asked.data == whole.data, path

@@ -7,10 +7,14 @@ import {$, el} from './dom.js';
 import {showScreen, initHome, renderHome, setBanner, toast, announce} from './ui.js';
 import {initChat, openConv, closeConv, noteTyping, clearTyping, renderHeader, jumpTo} from './chat.js';
 import {initRooms, createRoomDialog, openRoom, roomInfoDialog} from './rooms.js';
-import {inviteDialog, callBlocker, httpsHelpDialog, boxInfo, secureReachable, openSecureAddress} from './boxinfo.js';
+import {callBlocker, boxInfo, secureReachable, openSecureAddress} from './boxinfo.js';
 import {initNotify, beep, systemNotify, updateTitle} from './notify.js';
 import {addBoxHosts} from './format.js';
 import {t, applyStrings} from './strings.js';
+
+// The dialogs about the box, loaded when one is first opened (boxdialogs.js).
+const inviteDialog = () => import('./boxdialogs.js').then((m) => m.inviteDialog());
+const httpsHelpDialog = () => import('./boxdialogs.js').then((m) => m.httpsHelpDialog());
 
 // ---------- calls, loaded lazily ----------
 

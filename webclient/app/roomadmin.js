@@ -6,7 +6,8 @@ import {state, emit, nameOf, roomIn} from './store.js';
 import {request} from './net.js';
 import {el} from './dom.js';
 import {openDialog, closeDialog, toast} from './ui.js';
-import {qrImage, boxInfo} from './boxinfo.js';
+import {boxInfo} from './boxinfo.js';
+import {qrImage} from './boxdialogs.js';
 import {t} from './strings.js';
 
 function field(label, input) {

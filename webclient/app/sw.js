@@ -10,7 +10,7 @@ const VERSION = 'dev';
 const CACHE = 'ahoy-shell-' + VERSION;
 const FILES = [
   'style.css', 'app.js', 'strings.js', 'store.js', 'net.js', 'dom.js', 'ui.js',
-  'chat.js', 'rooms.js', 'boxinfo.js', 'notify.js', 'calls.js', 'callmedia.js', 'peer.js', 'share.js',
+  'chat.js', 'rooms.js', 'boxinfo.js', 'boxdialogs.js', 'notify.js', 'calls.js', 'callmedia.js', 'peer.js', 'share.js',
   'format.js', 'roomadmin.js', 'msgmenu.js', 'search.js', 'profile.js', 'transfer.js', 'direct.js', 'qr.js',
 ];
 const KEPT = FILES.map((f) => `/v/${VERSION}/${f}`);
