@@ -187,7 +187,7 @@ function devicesCard(data) {
 
 const CAPACITY = [
   'Raspberry Pi 4 B: 1000 or more phones, ready 5.0 s after start',
-  'Raspberry Pi 3 B: about 500 phones, ready 14.2 s after start',
+  'Raspberry Pi 3 B: about 200 phones, ready 12.3 s after start',
   'Raspberry Pi Zero 2 W: about 50 phones, ready 16.4 s after start'
 ];
 
