@@ -348,24 +348,36 @@ class SocketPeer:
         without waiting (as `_put` does with one frame); else the writer does."""
         with self.count_lock:
             if self.pending and not self.writing and self.ws.connected:
-                batch: list[bytes] = []
-                size = 0
-                for item in self.pending:
-                    if isinstance(item, _Close) or size >= WRITE_BATCH_BYTES:
-                        break
-                    batch.append(item)
-                    size += len(item)
+                batch, size = self._next_batch()
                 if batch and self.ws.sock.try_send(
                         batch[0] if len(batch) == 1 else b"".join(batch)):
-                    for _ in batch:
-                        self.pending.popleft()
-                    self.queued -= len(batch)
-                    self.queued_bytes -= size
-                    if not self.full():
-                        self.room.set()
+                    self._dequeue(len(batch), size)
                     if not self.pending and not self.ws.sock.rest:
                         return
         self.wake.set()  # the rest, or all of it: the writer
+
+    def _next_batch(self) -> tuple[list[bytes], int]:
+        """The frames at the head of the queue that go in one write (up to
+        WRITE_BATCH_BYTES, none past a close), and their size; left queued.
+        Under `count_lock`."""
+        batch: list[bytes] = []
+        size = 0
+        for item in self.pending:
+            if isinstance(item, _Close) or size >= WRITE_BATCH_BYTES:
+                break
+            batch.append(item)
+            size += len(item)
+        return batch, size
+
+    def _dequeue(self, count: int, size: int) -> None:
+        """Take `count` frames of `size` bytes off the head of the queue (what
+        `_next_batch` gave). Under `count_lock`."""
+        for _ in range(count):
+            self.pending.popleft()
+        self.queued -= count
+        self.queued_bytes -= size
+        if not self.full():
+            self.room.set()
 
     def wait_for_room(self, timeout: float) -> bool:
         """Wait until the queue is below its limits; False when it still is not.
@@ -432,22 +444,15 @@ class SocketPeer:
                 self.wake.wait()
                 self.wake.clear()
             # All that waits (up to WRITE_BATCH_BYTES) goes in one write.
-            batch: list[bytes] = []
-            size = 0
             close: _Close | None = None
             with self.count_lock:
+                batch, size = self._next_batch()
+                self._dequeue(len(batch), size)
                 pending = self.pending
-                while pending and size < WRITE_BATCH_BYTES:
-                    item = pending.popleft()
-                    if isinstance(item, _Close):
-                        close = item
-                        break
-                    batch.append(item)
-                    size += len(item)
-                self.queued -= len(batch)
-                self.queued_bytes -= size
-                if not self.full():
-                    self.room.set()
+                head = pending[0] if pending and size < WRITE_BATCH_BYTES else None
+                if isinstance(head, _Close):
+                    close = head
+                    pending.popleft()
                 more = bool(pending)
                 self.writing = bool(batch)
             try:

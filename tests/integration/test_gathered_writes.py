@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -54,16 +55,25 @@ def packets(far: socket.socket, timeout: float = 5.0) -> Iterator[bytes]:
         yield far.recv(1 << 20)
 
 
-@pytest.fixture
-def pair() -> Iterator[tuple[SocketPeer, socket.socket]]:
+@contextmanager
+def connection() -> Iterator[tuple[SocketPeer, socket.socket]]:
+    """A SocketPeer writing to one end of a socket pair, and the other end."""
     near, far = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     peer = SocketPeer(Stand(near))
     peer.start()
-    yield peer, far
-    peer.closing = True
-    peer.wake.set()
-    near.close()
-    far.close()
+    try:
+        yield peer, far
+    finally:
+        peer.closing = True
+        peer.wake.set()
+        near.close()
+        far.close()
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[SocketPeer, socket.socket]]:
+    with connection() as made:
+        yield made
 
 
 def test_frames_sent_while_gathering_arrive_in_one_write_in_order(
@@ -92,10 +102,7 @@ def test_frames_sent_while_gathering_arrive_in_one_write_in_order(
 def test_another_thread_is_not_held_by_a_gathering(
         pair: tuple[SocketPeer, socket.socket]) -> None:
     peer, far = pair
-    near2, far2 = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    other = SocketPeer(Stand(near2))
-    other.start()
-    try:
+    with connection() as (other, far2):
         with gathered():
             peer.send_encoded('{"held":true}')
             sender = threading.Thread(target=other.send_encoded, args=('{"held":false}',))
@@ -104,11 +111,6 @@ def test_another_thread_is_not_held_by_a_gathering(
             far2.settimeout(5)
             assert texts(far2.recv(1 << 20)) == ['{"held":false}']  # before the gathering ends
         assert texts(far.recv(1 << 20)) == ['{"held":true}']
-    finally:
-        other.closing = True
-        other.wake.set()
-        near2.close()
-        far2.close()
 
 
 def test_what_the_socket_cannot_take_at_once_the_writer_writes_later(
