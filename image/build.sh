@@ -116,7 +116,15 @@ if [ "$VARIANT" = release ]; then need bmaptool bmap-tools; fi
 # source with SWIG and a compiler for arm64.
 if [ "$ARCH" = arm64 ]; then
   need swig swig
-  if [ "$(uname -m)" = aarch64 ]; then need gcc gcc; else need aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu; fi
+  # The compiler alone is not enough: without arm64's C headers (only recommended, so
+  # absent after --no-install-recommends) it stops at <bits/libc-header-start.h>.
+  compiles() { printf '#include <stdio.h>\n#include <sys/types.h>\n' | "$1" -fsyntax-only -x c - >/dev/null 2>&1; }
+  if [ "$(uname -m)" = aarch64 ]; then  # a native build: not what README's (amd64) line is for
+    need gcc gcc; compiles gcc || MISSING+=("libc6-dev")
+  else
+    need aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu
+    compiles aarch64-linux-gnu-gcc || MISSING+=(libc6-dev-arm64-cross)
+  fi
 fi
 # mmdebstrap stops at once without arch-test when the target is a foreign architecture.
 if [ "$ARCH" = arm64 ] && [ "$(uname -m)" != aarch64 ]; then
