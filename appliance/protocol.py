@@ -35,6 +35,31 @@ _BOX = re.compile(r"[0-9a-f]{8}")
 _CONV = re.compile(r"(room:[A-Za-z0-9_-]{1,64}|dm:[A-Za-z0-9_-]{1,64}:[A-Za-z0-9_-]{1,64})")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+HALF_CHARACTER = ("Some text holds half of a character (a lone UTF-16 surrogate, as when "
+                  "an emoji is cut in two). Send whole characters.")
+
+
+def has_lone_surrogate(value: Any) -> bool:
+    """Whether any text in a decoded JSON value (keys too) is half of a UTF-16 pair.
+
+    JSON's `\\ud83d` escapes can carry one, and such text cannot be UTF-8: stored,
+    it would fail the commit of every message waiting with it.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 class ProtocolError(Exception):
     """A request the box refuses; `code` is stable, `message` is for people."""
 
@@ -268,6 +293,10 @@ def parse_frame(frame: str | bytes) -> Request:
     ref = data.get("ref")
     if ref is not None and not (isinstance(ref, str) and len(ref) <= 64):
         raise ProtocolError("bad_request", "'ref' must be text of at most 64 characters.")
+    # Only a \u escape makes one (a text frame is valid UTF-8): most frames skip the walk.
+    if "\\u" in frame and has_lone_surrogate(data):
+        usable = ref if ref is None or not _SURROGATE.search(ref) else None
+        raise ProtocolError("bad_json", HALF_CHARACTER, ref=usable)
     try:
         kind = data.get("type")
         if not isinstance(kind, str) or kind not in SCHEMA:

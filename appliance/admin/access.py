@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, current_app, g, jsonify, request
+from flask import Flask, Response, abort, current_app, g, jsonify, request
 from flask.blueprints import BlueprintSetupState
 
 from provisioning.config import BoxConfig
@@ -24,6 +24,7 @@ from provisioning.configstore import current_config
 from provisioning.requests import write_request
 
 from ..box import Box, box_of
+from ..protocol import HALF_CHARACTER, has_lone_surrogate
 from ..webfiles import StaticFolder
 from . import logbuffer
 from .auth import LoginLimiter, Sessions, cookie_name, lockout_message, same_origin
@@ -73,8 +74,17 @@ def error(status: int, message: str, **extra: Any) -> tuple[Response, int]:
 
 
 def json_body() -> dict[str, Any]:
+    """The request's JSON object ({} for anything else); text holding half of a
+    character (a lone UTF-16 surrogate, which cannot be stored or hashed) is
+    refused here with a 400, for every screen at once."""
     data = request.get_json(silent=True)
-    return data if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        return {}
+    if has_lone_surrogate(data):
+        refused, status = error(400, HALF_CHARACTER)
+        refused.status_code = status
+        abort(refused)
+    return data
 
 
 def upload(name: str) -> bytes:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from admintest import Admin, requests_made
+from admintest import PASSWORD, Admin, requests_made
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -386,3 +386,20 @@ def test_removing_a_box_of_a_site_needs_the_csrf_token_and_the_page_origin(admin
     assert admin.send("DELETE", "/admin/api/site/boxes/0123abcd", csrf=None).status_code == 403
     assert admin.send("DELETE", "/admin/api/site/boxes/0123abcd",
                       origin="http://evil.example").status_code == 403
+
+
+def test_half_a_character_is_refused_in_words_and_nothing_is_saved(
+        admin: Admin, app: Flask) -> None:
+    """JSON can carry half of a UTF-16 pair (\\ud83d); it cannot be written to
+    ahoy.txt nor hashed as a password, so every screen refuses it with a 400."""
+    for path, body in [("/admin/api/settings", {"box_name": "boat\ud83d"}),
+                       ("/admin/api/settings", {"wifi_passphrase": "long enough \udc00"}),
+                       ("/admin/api/password", {"old": PASSWORD, "new": "new one \ud800!"})]:
+        response = admin.post(path, body)
+        assert response.status_code == 400, (path, response.status_code)
+        assert "half of a character" in response.json["error"], response.json
+    assert admin.get("/admin/api/settings").json["values"]["wifi_passphrase"] == ""
+    assert not requests_made(app)
+    # Signing in with such a password is refused the same way (and is no failed try).
+    assert Admin(app).login("pass\ud800word").status_code == 400
+    assert Admin(app).login().status_code == 200

@@ -153,3 +153,27 @@ def test_health_and_api_answer_json(ahoy_server: AhoyServer) -> None:
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(ahoy_server.http_url + path)
         assert e.value.code == 404, path
+
+
+def test_half_a_character_is_refused_and_the_message_sent_with_it_is_stored(ws_client) -> None:  # type: ignore[no-untyped-def]
+    """A JSON escape can carry half of a UTF-16 pair (a browser's JSON.stringify
+    writes one for an emoji cut in two). It cannot be stored: refused as it
+    arrives, it takes nothing down with it, and a whole pair is stored."""
+    ana = ws_client(unique("Ana"))
+    ben = ws_client(unique("Ben"))
+    room = ana.request("room_create", "room", name="Mess")["room"]["id"]
+    ben.request("room_join", "room", room=room)
+    # Sent back to back, so both usually wait for the same commit.
+    ana.send_raw(f'{{"type": "send", "id": "m-half-0001", "room": "{room}",'
+                 ' "text": "cut \\ud83d", "ref": "half"}')
+    ben.send_raw(f'{{"type": "send", "id": "m-whole-001", "room": "{room}",'
+                 ' "text": "whole \\ud83d\\ude00", "ref": "whole"}')
+    refused = ana.expect("error", ref="half")
+    assert refused["code"] == "bad_json" and "half of a character" in refused["message"]
+    assert ben.expect("ack", ref="whole")["seq"] == 1
+    assert ana.expect("message", seq=1)["text"] == "whole \U0001f600"
+    assert ana.request("send", "ack", id="m-after-001", room=room, text="after")["seq"] == 2
+    late = ws_client(unique("Late"))
+    late.request("room_join", "room", room=room)
+    history = late.expect("history", conv=f"room:{room}")
+    assert [m["text"] for m in history["messages"]] == ["whole \U0001f600", "after"]
