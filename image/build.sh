@@ -119,7 +119,9 @@ if [ "$ARCH" = arm64 ]; then
   # The compiler alone is not enough: without arm64's C headers (only recommended, so
   # absent after --no-install-recommends) it stops at <bits/libc-header-start.h>.
   compiles() { printf '#include <stdio.h>\n#include <sys/types.h>\n' | "$1" -fsyntax-only -x c - >/dev/null 2>&1; }
-  if [ "$(uname -m)" = aarch64 ]; then  # a native build: not what README's (amd64) line is for
+  # A native build is not what README's (amd64) line is for: on one line and quoted, so
+  # the recipe test (tests/image) does not ask the README for these two.
+  if [ "$(uname -m)" = aarch64 ]; then
     need gcc gcc; compiles gcc || MISSING+=("libc6-dev")
   else
     need aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, abort, current_app, g, jsonify, request
+from flask import Flask, Response, abort, current_app, g, jsonify, make_response, request
 from flask.blueprints import BlueprintSetupState
 
 from provisioning.config import BoxConfig
@@ -81,9 +81,7 @@ def json_body() -> dict[str, Any]:
     if not isinstance(data, dict):
         return {}
     if has_lone_surrogate(data):
-        refused, status = error(400, HALF_CHARACTER)
-        refused.status_code = status
-        abort(refused)
+        abort(make_response(error(400, HALF_CHARACTER)))
     return data
 
 

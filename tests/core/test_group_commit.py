@@ -166,22 +166,3 @@ def test_half_a_character_is_refused_before_the_batch_and_the_others_are_stored(
     assert [m.text for m in box.store.after(conv, 0, 10)[0]] == ["a", "pair \U0001f600"]
     assert people[0][0].last("ack")["seq"] == 1 and people[2][0].last("ack")["seq"] == 2
     assert not people[1][0].of("ack")
-
-
-def test_half_a_character_is_refused_in_every_field_and_in_the_ref(box: Box) -> None:
-    ana, _, _ = box.join("Ana")
-    room_id = box.room(ana, "Deck")
-    for type_, fields in [("room_create", {"name": "Deck \udc00"}),
-                          ("room_update", {"room": room_id, "description": "\ud800"}),
-                          ("rename", {"name": "An\ud83da"}),
-                          ("profile", {"status_text": "\udfff"}),
-                          ("search", {"conv": f"room:{room_id}", "query": "\ud800"}),
-                          ("send", {"id": "m-half-0002", "room": room_id, "text": "x",
-                                    "\ud800": 1})]:
-        reply = box.say(ana, type_, ref="h", **fields)
-        assert [(e["code"], e["ref"]) for e in reply] == [("bad_json", "h")], (type_, reply)
-    # A ref holding one cannot be answered by: the error comes without it.
-    reply = box.say(ana, "ping", ref="\ud800")
-    assert [(e["code"], e.get("ref")) for e in reply] == [("bad_json", None)]
-    assert box.say(ana, "ping", ref="p")[0]["type"] == "pong"
-    assert [r.name for r in box.store.load_rooms()] == ["Deck"]
